@@ -1,0 +1,46 @@
+//! corecast's forwarding engine: a pure library with no sockets, threads or clock reads.
+//!
+//! # The packet path
+//!
+//! 1. The I/O layer receives a datagram on a source's port and calls
+//!    [`SourceIngress::accept`]`(bytes, now)`: the RTP header is parsed and bounds-checked once
+//!    ([`rtp::RtpHeader::parse`]), the codec's payload is inspected once ([`codec::inspect`]:
+//!    frame start, keyframe, picture ID), and the packet is placed in its source's stream
+//!    (64-bit sequence number and timestamp, duplicates and stragglers dropped, restarts seen as a
+//!    new epoch). The result is an [`RxPacket`]: small `Copy` metadata stored next to the bytes.
+//! 2. Each shard that hosts tracks of that source calls [`Shard::fan_out`]`(pkt, bytes, now)` and
+//!    drives the returned [`FanOut`]: it walks only the tracks on that source (one contiguous
+//!    slice), and each track's [`Splicer`] decides (keyframe gate, stale, mapping) and writes an
+//!    output [`Transmit`] (destination and rewritten header bytes; the payload is referenced, not
+//!    copied) into the caller's [`TransmitBatch`].
+//! 3. The I/O layer sends each batch (one `sendmmsg`), and reports failures back with
+//!    [`Shard::record_send_failure`].
+//!
+//! Every packet is forwarded or dropped with a [`DropReason`], counted per source and per track.
+//!
+//! # Rules
+//! - `now` is always an argument ([`Nanos`]); tests drive the engine with virtual time.
+//! - Nothing derived from network bytes can panic; per-packet problems are counted drop reasons,
+//!   control operations return typed errors ([`ControlError`]).
+//! - The per-packet path does not allocate (`tests/no_alloc.rs` proves it).
+
+pub mod codec;
+pub mod drop;
+pub mod rtcp;
+pub mod rtp;
+pub mod shard;
+pub mod source;
+pub mod splicer;
+pub mod synth;
+pub mod transmit;
+pub mod types;
+
+pub use drop::{DropCounts, DropReason};
+pub use shard::{
+    ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome,
+    TrackConfig, TrackCounters, TrackInfo,
+};
+pub use source::{IngressCounters, RxPacket, SourceIngress};
+pub use splicer::Splicer;
+pub use transmit::{Transmit, TransmitBatch};
+pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

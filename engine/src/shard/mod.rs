@@ -1,0 +1,471 @@
+//! A shard: the tx tracks one worker thread owns, and the fan-out of one rx packet to them.
+//!
+//! The run loop (in the node) takes one packet at a time and drives
+//! [`Shard::fan_out`] until it is done:
+//!
+//! ```
+//! # use corecast_engine::{Shard, TransmitBatch, Nanos, RxPacket};
+//! # fn run(shard: &mut Shard, pkt: &RxPacket, buf: &[u8], now: Nanos, batch: &mut TransmitBatch) {
+//! let mut fan_out = shard.fan_out(pkt, buf, now);
+//! while fan_out.fill(batch) > 0 {
+//!     // send batch.as_slice() with one sendmmsg, then:
+//!     batch.clear();
+//! }
+//! # }
+//! ```
+//!
+//! Control operations (add/remove tracks and sources, switch) run between packets, never during a
+//! fan-out, which the borrow checker enforces.
+
+mod table;
+
+use std::net::SocketAddr;
+
+use crate::drop::{DropCounts, DropReason};
+use crate::source::RxPacket;
+use crate::splicer::Splicer;
+use crate::transmit::{Transmit, TransmitBatch};
+use crate::types::{Codec, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};
+use table::{Track, TrackTable, DETACHED};
+
+pub use table::{SourceCounters, TrackCounters};
+
+/// How a packet finds the tracks of its source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Walk only the packet's source's group: the contiguous slice of its tracks.
+    #[default]
+    Grouped,
+    /// Walk every track of the shard and skip those on other sources. Kept to measure what
+    /// grouping saves; see BENCHMARKS.md.
+    Scan,
+}
+
+/// What the control plane gives a shard to create a tx track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackConfig {
+    pub id: TrackId,
+    pub dest: SocketAddr,
+    pub ssrc: Ssrc,
+    pub payload_type: u8,
+    /// Random initial sequence number and timestamp (RFC 3550 §5.1).
+    pub first_seq: SeqNo,
+    pub first_ts: RtpTime,
+}
+
+/// A control operation the shard refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlError {
+    UnknownSource(SourceId),
+    UnknownTrack(TrackId),
+    DuplicateSource(SourceId),
+    DuplicateTrack(TrackId),
+    /// A track's decoder was set up for one codec; it cannot be switched to another.
+    CodecMismatch { track: Codec, source: Codec },
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::UnknownSource(s) => write!(f, "unknown source {s}"),
+            ControlError::UnknownTrack(t) => write!(f, "unknown track {t}"),
+            ControlError::DuplicateSource(s) => write!(f, "source {s} already exists"),
+            ControlError::DuplicateTrack(t) => write!(f, "track {t} already exists"),
+            ControlError::CodecMismatch { track, source } => {
+                write!(f, "track is {track} but source is {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+/// What a switch request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchOutcome {
+    /// The track keeps its current source until the new one's next switch point.
+    Pending,
+    /// The track had nothing live to keep, so it moved now and waits for the new source's
+    /// switch point.
+    Moved,
+    /// The track is already on that source; any pending switch was cancelled.
+    Unchanged,
+}
+
+/// A snapshot of one track, for the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackInfo {
+    pub id: TrackId,
+    pub dest: SocketAddr,
+    pub ssrc: Ssrc,
+    pub codec: Codec,
+    pub source: Option<SourceId>,
+    pub pending: Option<SourceId>,
+    /// Sending the current source's packets (not waiting for a keyframe).
+    pub live: bool,
+    pub counters: TrackCounters,
+}
+
+/// Counters of the shard as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShardCounters {
+    pub packets: u64,
+    /// Packets for sources the shard does not host.
+    pub drops: DropCounts,
+    pub switches: u64,
+}
+
+/// The tracks one worker owns. See the module docs for the run loop.
+#[derive(Clone, Debug)]
+pub struct Shard {
+    table: TrackTable,
+    layout: Layout,
+    counters: ShardCounters,
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard::new(Layout::Grouped)
+    }
+}
+
+impl Shard {
+    pub fn new(layout: Layout) -> Shard {
+        Shard {
+            table: TrackTable::new(),
+            layout,
+            counters: ShardCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.table.tracks.len()
+    }
+
+    /// Make room for `additional` more tracks, so adding them later does not reallocate.
+    pub fn reserve(&mut self, additional: usize) {
+        self.table.tracks.reserve(additional);
+    }
+
+    pub fn add_source(&mut self, source: SourceId, codec: Codec) -> Result<(), ControlError> {
+        if self.table.group_of(source).is_some() {
+            return Err(ControlError::DuplicateSource(source));
+        }
+        self.table.add_group(source, codec);
+        Ok(())
+    }
+
+    /// Remove a source. Its tracks stay, detached (or move to their pending source), until
+    /// switched or removed; switches pending to it are cancelled.
+    pub fn remove_source(&mut self, source: SourceId) -> Result<SourceCounters, ControlError> {
+        let g = self
+            .table
+            .group_of(source)
+            .ok_or(ControlError::UnknownSource(source))?;
+        for id in std::mem::take(&mut self.table.groups[g].pending) {
+            let slot = self.slot(id)?;
+            self.table.tracks[slot].pending = None;
+        }
+        while self.table.groups[g].len() > 0 {
+            let slot = self.table.groups[g].start as usize;
+            self.table.tracks[slot].splicer.detach();
+            match self.table.tracks[slot].pending {
+                Some(target) => {
+                    self.take_pending(self.table.tracks[slot].id, target);
+                    let to = self.group(target)?;
+                    let slot = self.table.move_to_group(slot, g, to);
+                    self.table.tracks[slot].pending = None;
+                }
+                None => {
+                    self.table.move_to_group(slot, g, DETACHED);
+                }
+            }
+        }
+        Ok(self.table.remove_group(g).counters)
+    }
+
+    pub fn source_counters(&self, source: SourceId) -> Option<&SourceCounters> {
+        self.table
+            .group_of(source)
+            .map(|g| &self.table.groups[g].counters)
+    }
+
+    /// Number of tracks attached to `source` (sending it or waiting for its keyframe).
+    pub fn tracks_on(&self, source: SourceId) -> usize {
+        self.table
+            .group_of(source)
+            .map_or(0, |g| self.table.groups[g].len() as usize)
+    }
+
+    /// Add a track on `source`. It sends nothing until the source's next switch point.
+    pub fn add_track(&mut self, config: TrackConfig, source: SourceId) -> Result<(), ControlError> {
+        if self.table.slot_of(config.id).is_some() {
+            return Err(ControlError::DuplicateTrack(config.id));
+        }
+        let g = self.group(source)?;
+        let codec = self.table.groups[g].codec.expect("source groups have a codec");
+        let track = Track {
+            splicer: Splicer::new(
+                config.ssrc,
+                config.payload_type,
+                config.first_seq,
+                config.first_ts,
+            ),
+            dest: config.dest,
+            id: config.id,
+            source: Some(source),
+            pending: None,
+            codec,
+            counters: TrackCounters::default(),
+        };
+        self.table.insert(track, g);
+        Ok(())
+    }
+
+    pub fn remove_track(&mut self, id: TrackId) -> Result<TrackCounters, ControlError> {
+        let slot = self.slot(id)?;
+        if let Some(target) = self.table.tracks[slot].pending {
+            self.take_pending(id, target);
+        }
+        let slot = self.slot(id)?;
+        let g = self.table.group_at(slot);
+        Ok(self.table.remove(slot, g).counters)
+    }
+
+    pub fn track(&self, id: TrackId) -> Option<TrackInfo> {
+        let slot = self.table.slot_of(id)?;
+        let t = &self.table.tracks[slot];
+        Some(TrackInfo {
+            id: t.id,
+            dest: t.dest,
+            ssrc: t.splicer.ssrc(),
+            codec: t.codec,
+            source: t.source,
+            pending: t.pending,
+            live: self.is_live(slot),
+            counters: t.counters,
+        })
+    }
+
+    /// Ask `track` to move to source `to` at `to`'s next switch point.
+    pub fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchOutcome, ControlError> {
+        let slot = self.slot(id)?;
+        let target = self.group(to)?;
+        let target_codec = self.table.groups[target].codec.expect("source groups have a codec");
+        let track = &self.table.tracks[slot];
+        if track.codec != target_codec {
+            return Err(ControlError::CodecMismatch {
+                track: track.codec,
+                source: target_codec,
+            });
+        }
+        if let Some(old) = track.pending {
+            self.take_pending(id, old);
+        }
+        if self.table.tracks[slot].source == Some(to) {
+            return Ok(SwitchOutcome::Unchanged);
+        }
+        if self.is_live(slot) {
+            self.table.tracks[slot].pending = Some(to);
+            self.table.groups[target].pending.push(id);
+            return Ok(SwitchOutcome::Pending);
+        }
+        let from = self.table.group_at(slot);
+        let slot = self.table.move_to_group(slot, from, target);
+        self.table.tracks[slot].splicer.detach();
+        Ok(SwitchOutcome::Moved)
+    }
+
+    /// Cancel a pending switch; true if there was one.
+    pub fn cancel_switch(&mut self, id: TrackId) -> Result<bool, ControlError> {
+        let slot = self.slot(id)?;
+        match self.table.tracks[slot].pending {
+            Some(target) => {
+                self.take_pending(id, target);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The I/O layer could not send `transmit`: move it from forwarded to dropped. Call before
+    /// the next control operation.
+    pub fn record_send_failure(&mut self, transmit: &Transmit, bytes: usize, reason: DropReason) {
+        let Some(slot) = self.table.slot_of(transmit.track) else {
+            return;
+        };
+        let g = self.table.group_at(slot);
+        let t = &mut self.table.tracks[slot];
+        t.counters.packets = t.counters.packets.saturating_sub(1);
+        t.counters.bytes = t.counters.bytes.saturating_sub(bytes as u64);
+        t.counters.drops.add(reason, 1);
+        let c = &mut self.table.groups[g].counters;
+        c.forwarded = c.forwarded.saturating_sub(1);
+        c.forwarded_bytes = c.forwarded_bytes.saturating_sub(bytes as u64);
+        c.drops.add(reason, 1);
+    }
+
+    /// Start fanning `pkt` (whose bytes are `buf`) out to this shard's tracks on its source.
+    /// Drive the returned [`FanOut`] until `fill` returns 0.
+    pub fn fan_out<'s>(&'s mut self, pkt: &'s RxPacket, buf: &'s [u8], now: Nanos) -> FanOut<'s> {
+        self.counters.packets += 1;
+        let Some(g) = self.table.group_of(pkt.source) else {
+            self.counters.drops.add(DropReason::UnknownSource, 1);
+            return FanOut::done(self, pkt, buf, now);
+        };
+        if pkt.is_switch_point() && !self.table.groups[g].pending.is_empty() {
+            self.apply_pending(g);
+        }
+        let group = &mut self.table.groups[g];
+        group.epoch = Some(pkt.epoch);
+        group.counters.packets += 1;
+        group.counters.track_packets += group.len() as u64;
+        let (pos, end) = match self.layout {
+            Layout::Grouped => (group.start, group.end),
+            Layout::Scan => (0, self.table.tracks.len() as u32),
+        };
+        FanOut {
+            shard: self,
+            pkt,
+            buf,
+            now,
+            group: g,
+            pos,
+            end,
+        }
+    }
+
+    /// Move every track pending on group `g` into it; called at `g`'s switch point.
+    #[cold]
+    fn apply_pending(&mut self, g: usize) {
+        let mut pending = std::mem::take(&mut self.table.groups[g].pending);
+        for &id in &pending {
+            let slot = self.table.slot_of(id).expect("pending tracks exist");
+            let from = self.table.group_at(slot);
+            let slot = self.table.move_to_group(slot, from, g);
+            self.table.tracks[slot].pending = None;
+            self.counters.switches += 1;
+        }
+        // Hand the emptied list back so its capacity is reused: no allocation at switch time.
+        pending.clear();
+        self.table.groups[g].pending = pending;
+    }
+
+    fn take_pending(&mut self, id: TrackId, target: SourceId) {
+        if let Some(g) = self.table.group_of(target) {
+            let list = &mut self.table.groups[g].pending;
+            if let Some(i) = list.iter().position(|&p| p == id) {
+                list.swap_remove(i);
+            }
+        }
+        if let Some(slot) = self.table.slot_of(id) {
+            self.table.tracks[slot].pending = None;
+        }
+    }
+
+    /// The track at `slot` sends its current source's current epoch.
+    fn is_live(&self, slot: usize) -> bool {
+        let t = &self.table.tracks[slot];
+        let Some(source) = t.source else { return false };
+        let g = &self.table.groups[self.table.group_of(source).expect("attached source exists")];
+        match (t.splicer.anchored_to(), g.epoch) {
+            (Some((s, e)), Some(epoch)) => s == source && e == epoch,
+            _ => false,
+        }
+    }
+
+    fn slot(&self, id: TrackId) -> Result<usize, ControlError> {
+        self.table.slot_of(id).ok_or(ControlError::UnknownTrack(id))
+    }
+
+    fn group(&self, source: SourceId) -> Result<usize, ControlError> {
+        self.table
+            .group_of(source)
+            .ok_or(ControlError::UnknownSource(source))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn check_layout(&self) {
+        self.table.check();
+    }
+}
+
+/// One packet's fan-out in progress. Each `fill` appends transmits to the caller's batch until
+/// the batch is full or every track has been visited.
+pub struct FanOut<'s> {
+    shard: &'s mut Shard,
+    pkt: &'s RxPacket,
+    buf: &'s [u8],
+    now: Nanos,
+    group: usize,
+    pos: u32,
+    end: u32,
+}
+
+impl<'s> FanOut<'s> {
+    fn done(shard: &'s mut Shard, pkt: &'s RxPacket, buf: &'s [u8], now: Nanos) -> FanOut<'s> {
+        FanOut {
+            shard,
+            pkt,
+            buf,
+            now,
+            group: DETACHED,
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// Append this packet's transmits to `batch` until it is full or the fan-out is complete.
+    /// Returns how many were appended: 0 only when the fan-out is complete.
+    pub fn fill(&mut self, batch: &mut TransmitBatch) -> usize {
+        let before = batch.len();
+        let (pkt, buf, now) = (self.pkt, self.buf, self.now);
+        let source = Some(pkt.source);
+        let bytes = pkt.header.len as u64;
+        let mut forwarded = 0u64;
+        let mut drops = DropCounts::default();
+        let tracks = &mut self.shard.table.tracks;
+        while self.pos < self.end && !batch.is_full() {
+            let track = &mut tracks[self.pos as usize];
+            self.pos += 1;
+            if track.source != source {
+                debug_assert_eq!(self.shard.layout, Layout::Scan);
+                continue;
+            }
+            let mut head = [0u8; std::mem::size_of::<crate::splicer::OutHead>()];
+            match track.splicer.splice(pkt, buf, now, &mut head) {
+                Ok(()) => {
+                    track.counters.packets += 1;
+                    track.counters.bytes += bytes;
+                    forwarded += 1;
+                    batch.push(Transmit {
+                        dest: track.dest,
+                        track: track.id,
+                        head,
+                    });
+                }
+                Err(reason) => {
+                    track.counters.drops.add(reason, 1);
+                    drops.add(reason, 1);
+                }
+            }
+        }
+        let counters = &mut self.shard.table.groups[self.group].counters;
+        counters.forwarded += forwarded;
+        counters.forwarded_bytes += forwarded * bytes;
+        counters.drops.merge(&drops);
+        batch.len() - before
+    }
+
+    /// Every track has been visited.
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.end
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Storage of a shard's tx tracks: one contiguous `Vec<Track>`, ordered by group, where a group is
+//! the tracks attached to one source (group 0 holds detached tracks, those with no source).
+//!
+//! A packet of source S touches exactly the slice of S's group: no other source's tracks are
+//! scanned. Moving a track between groups keeps the slice contiguous by swapping it across each
+//! group boundary in between (one swap per boundary), so a move costs O(groups) and never
+//! allocates: switches applied on the packet path stay allocation-free.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::drop::DropCounts;
+use crate::splicer::Splicer;
+use crate::types::{Codec, SourceId, TrackId};
+
+/// Per-track counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackCounters {
+    /// Packets and bytes handed to the I/O layer to send (less those it reported as failed).
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: DropCounts,
+}
+
+/// Per-source counters kept by a shard, over the tracks it hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceCounters {
+    /// Packets of the source this shard processed.
+    pub packets: u64,
+    /// Sum over those packets of the tracks attached to the source at the time: every one of
+    /// these is either forwarded or dropped, so `track_packets == forwarded + drops.total()`.
+    pub track_packets: u64,
+    pub forwarded: u64,
+    pub forwarded_bytes: u64,
+    pub drops: DropCounts,
+}
+
+/// One tx track: hot fields first.
+#[derive(Clone, Debug)]
+pub(crate) struct Track {
+    pub splicer: Splicer,
+    pub dest: SocketAddr,
+    pub id: TrackId,
+    /// The source whose group holds the track (`None`: detached). Mirrors the group, so a scan
+    /// over all tracks can filter without knowing group bounds.
+    pub source: Option<SourceId>,
+    pub pending: Option<SourceId>,
+    pub codec: Codec,
+    pub counters: TrackCounters,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    /// `None` for the detached group.
+    pub source: Option<SourceId>,
+    pub codec: Option<Codec>,
+    pub start: u32,
+    pub end: u32,
+    /// Tracks on other sources waiting to switch to this one at its next switch point.
+    pub pending: Vec<TrackId>,
+    /// Epoch of the newest packet seen, to tell a track that is live on the source.
+    pub epoch: Option<u32>,
+    pub counters: SourceCounters,
+}
+
+impl Group {
+    pub fn len(&self) -> u32 {
+        self.end - self.start
+    }
+}
+
+pub(crate) const DETACHED: usize = 0;
+
+#[derive(Clone, Debug)]
+pub(crate) struct TrackTable {
+    pub tracks: Vec<Track>,
+    pub groups: Vec<Group>,
+    group_of: HashMap<SourceId, usize>,
+    slot_of: HashMap<TrackId, u32>,
+}
+
+impl TrackTable {
+    pub fn new() -> TrackTable {
+        TrackTable {
+            tracks: Vec::new(),
+            groups: vec![Group {
+                source: None,
+                codec: None,
+                start: 0,
+                end: 0,
+                pending: Vec::new(),
+                epoch: None,
+                counters: SourceCounters::default(),
+            }],
+            group_of: HashMap::new(),
+            slot_of: HashMap::new(),
+        }
+    }
+
+    #[inline]
+    pub fn group_of(&self, source: SourceId) -> Option<usize> {
+        self.group_of.get(&source).copied()
+    }
+
+    pub fn slot_of(&self, track: TrackId) -> Option<usize> {
+        self.slot_of.get(&track).map(|&s| s as usize)
+    }
+
+    /// Index of the group whose range holds `slot`.
+    pub fn group_at(&self, slot: usize) -> usize {
+        let slot = slot as u32;
+        self.groups
+            .iter()
+            .position(|g| g.start <= slot && slot < g.end)
+            .expect("every slot lies in exactly one group")
+    }
+
+    pub fn add_group(&mut self, source: SourceId, codec: Codec) {
+        let end = self.tracks.len() as u32;
+        self.group_of.insert(source, self.groups.len());
+        self.groups.push(Group {
+            source: Some(source),
+            codec: Some(codec),
+            start: end,
+            end,
+            pending: Vec::new(),
+            epoch: None,
+            counters: SourceCounters::default(),
+        });
+    }
+
+    /// Remove an empty group.
+    pub fn remove_group(&mut self, g: usize) -> Group {
+        assert!(g != DETACHED, "the detached group is never removed");
+        assert_eq!(self.groups[g].len(), 0, "only an empty group is removed");
+        let group = self.groups.remove(g);
+        if let Some(source) = group.source {
+            self.group_of.remove(&source);
+        }
+        for (i, later) in self.groups.iter().enumerate().skip(g) {
+            let source = later.source.expect("only group 0 is detached");
+            self.group_of.insert(source, i);
+        }
+        group
+    }
+
+    /// Append a track to group `g`; returns its slot.
+    pub fn insert(&mut self, track: Track, g: usize) -> usize {
+        let slot = self.tracks.len();
+        self.slot_of.insert(track.id, slot as u32);
+        self.tracks.push(track);
+        let last = self.groups.len() - 1;
+        self.groups[last].end += 1;
+        self.move_to_group(slot, last, g)
+    }
+
+    /// Remove the track at `slot` (in group `g`).
+    pub fn remove(&mut self, slot: usize, g: usize) -> Track {
+        let last = self.groups.len() - 1;
+        let slot = self.move_to_group(slot, g, last);
+        let track = self.tracks.swap_remove(slot);
+        self.groups[last].end -= 1;
+        self.slot_of.remove(&track.id);
+        if let Some(moved) = self.tracks.get(slot) {
+            self.slot_of.insert(moved.id, slot as u32);
+        }
+        track
+    }
+
+    /// Move the track at `slot` from group `from` to group `to`; returns its new slot.
+    pub fn move_to_group(&mut self, slot: usize, from: usize, to: usize) -> usize {
+        let mut pos = slot;
+        if from < to {
+            for g in from..to {
+                let last = self.groups[g].end as usize - 1;
+                self.swap(pos, last);
+                pos = last;
+                self.groups[g].end -= 1;
+                self.groups[g + 1].start -= 1;
+            }
+        } else {
+            for g in (to + 1..=from).rev() {
+                let first = self.groups[g].start as usize;
+                self.swap(pos, first);
+                pos = first;
+                self.groups[g].start += 1;
+                self.groups[g - 1].end += 1;
+            }
+        }
+        self.tracks[pos].source = self.groups[to].source;
+        pos
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.tracks.swap(a, b);
+        self.slot_of.insert(self.tracks[a].id, a as u32);
+        self.slot_of.insert(self.tracks[b].id, b as u32);
+    }
+
+    /// Check the layout invariants; used by tests after every operation.
+    #[cfg(test)]
+    pub fn check(&self) {
+        assert_eq!(self.groups[0].start, 0);
+        assert!(self.groups[DETACHED].source.is_none());
+        for w in self.groups.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "groups are contiguous");
+        }
+        assert_eq!(self.groups.last().unwrap().end as usize, self.tracks.len());
+        assert_eq!(self.slot_of.len(), self.tracks.len());
+        for (g, group) in self.groups.iter().enumerate() {
+            if let Some(s) = group.source {
+                assert_eq!(self.group_of[&s], g);
+            }
+            for slot in group.start..group.end {
+                let t = &self.tracks[slot as usize];
+                assert_eq!(t.source, group.source, "{} is in the wrong group", t.id);
+                assert_eq!(self.slot_of[&t.id], slot);
+            }
+            for p in &group.pending {
+                let t = &self.tracks[self.slot_of[p] as usize];
+                assert_eq!(t.pending, group.source, "{p} is pending elsewhere");
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The splicer: one per tx track. It maps the packets of whichever source the track is on into one
+//! continuous outgoing stream with a fixed SSRC.
+//!
+//! Inside, sequence numbers and timestamps are 64-bit extended; a mapping is an offset added to
+//! the source's extended values, fixed at an *anchor* packet. The splicer anchors when the track
+//! first starts, when it switches source and when its source restarts (new epoch), and only at a
+//! switch point. At an anchor:
+//! - the output sequence number continues one past the highest ever sent, and packets of the
+//!   source from before the anchor are dropped as stale, so no output number is used twice;
+//! - the output timestamp steps by the wall-clock time since the last packet sent, so a player
+//!   neither stalls nor jumps;
+//! - VP8/VP9 picture ID and TL0PICIDX continue one past the last sent.
+//!
+//! Between anchors a packet's output values are its input plus the offsets, so reordered packets
+//! keep their relative order and fill their own holes.
+
+use crate::codec::MAX_REWRITE_LEN;
+use crate::drop::DropReason;
+use crate::rtp::{self, FIXED_HEADER_LEN};
+use crate::source::RxPacket;
+use crate::types::{ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc};
+
+/// Rewritten bytes of one outgoing packet: the 12-byte fixed header, then the payload's first
+/// `rewrite_len` bytes with codec fields patched.
+pub type OutHead = [u8; FIXED_HEADER_LEN + MAX_REWRITE_LEN];
+
+const PICTURE_ID_MODULUS: u32 = 1 << 15;
+
+/// Where the current mapping is anchored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Anchor {
+    source: SourceId,
+    epoch: u32,
+    /// First input sequence number of the mapping; anything older is stale.
+    first_seq: u64,
+    seq_offset: u64,
+    ts_offset: u64,
+    picture_id_offset: u32,
+    tl0_offset: u8,
+}
+
+/// Per-track splicing state: small, flat and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Splicer {
+    ssrc: Ssrc,
+    payload_type: u8,
+    anchor: Option<Anchor>,
+    /// One past the highest output extended sequence number sent.
+    next_seq: u64,
+    /// Output extended timestamp of the newest packet sent (or the first to use, before any).
+    last_ts: u64,
+    /// When the newest packet was sent; `None` before the first.
+    last_sent: Option<Nanos>,
+    last_picture_id: Option<u32>,
+    last_tl0: Option<u8>,
+}
+
+impl Splicer {
+    /// A splicer whose first packet will carry `first_seq` and `first_ts` (chosen at random by
+    /// the control plane, as RFC 3550 asks) and every packet `ssrc` and `payload_type`.
+    pub fn new(ssrc: Ssrc, payload_type: u8, first_seq: SeqNo, first_ts: RtpTime) -> Splicer {
+        Splicer {
+            ssrc,
+            payload_type: payload_type & 0x7f,
+            anchor: None,
+            // Extended values start above one wrap so nothing below ever underflows.
+            next_seq: (1 << 16) + first_seq.0 as u64,
+            last_ts: (1 << 32) + first_ts.0 as u64,
+            last_sent: None,
+            last_picture_id: None,
+            last_tl0: None,
+        }
+    }
+
+    pub fn ssrc(&self) -> Ssrc {
+        self.ssrc
+    }
+
+    /// The source and epoch this splicer is mapping, if it has anchored.
+    pub fn anchored_to(&self) -> Option<(SourceId, u32)> {
+        self.anchor.map(|a| (a.source, a.epoch))
+    }
+
+    /// Highest output sequence number sent so far, extended.
+    pub fn last_seq(&self) -> Option<ExtSeq> {
+        self.last_sent.map(|_| ExtSeq(self.next_seq - 1))
+    }
+
+    pub fn last_timestamp(&self) -> Option<ExtTime> {
+        self.last_sent.map(|_| ExtTime(self.last_ts))
+    }
+
+    /// Forget the mapping: the next packet sent will need a switch point. Output numbering
+    /// continues from where it was.
+    pub fn detach(&mut self) {
+        self.anchor = None;
+    }
+
+    /// Map `pkt` (whose bytes are `buf`) to its outgoing header and rewritten payload prefix.
+    /// Writes `FIXED_HEADER_LEN + pkt.rewrite_len()` bytes of `out`. `Err` means this track does
+    /// not send the packet, for that reason.
+    #[inline]
+    pub fn splice(
+        &mut self,
+        pkt: &RxPacket,
+        buf: &[u8],
+        now: Nanos,
+        out: &mut OutHead,
+    ) -> Result<(), DropReason> {
+        let anchor = match self.anchor {
+            Some(a) if a.source == pkt.source && a.epoch == pkt.epoch => a,
+            _ if pkt.is_switch_point() => self.anchor_at(pkt, now),
+            _ => return Err(DropReason::WaitingKeyframe),
+        };
+        if pkt.seq.0 < anchor.first_seq {
+            return Err(DropReason::StaleAfterSwitch);
+        }
+        let seq = pkt.seq.0.wrapping_add(anchor.seq_offset);
+        let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
+        let newest = seq >= self.next_seq;
+        if newest {
+            self.next_seq = seq + 1;
+            self.last_ts = ts;
+            self.last_sent = Some(now);
+        }
+
+        let head: &mut [u8; FIXED_HEADER_LEN] = (&mut out[..FIXED_HEADER_LEN])
+            .try_into()
+            .expect("OutHead is longer than the fixed header");
+        rtp::write_fixed_header(
+            head,
+            buf[0],
+            pkt.header.marker,
+            self.payload_type,
+            ExtSeq(seq).wire(),
+            ExtTime(ts).wire(),
+            self.ssrc,
+        );
+        let rewrite_len = pkt.rewrite_len();
+        if rewrite_len > 0 {
+            self.rewrite_codec_fields(pkt, buf, &anchor, newest, out);
+        }
+        Ok(())
+    }
+
+    /// Fix the mapping so that `pkt` continues the output stream.
+    #[cold]
+    fn anchor_at(&mut self, pkt: &RxPacket, now: Nanos) -> Anchor {
+        let first_ts = match self.last_sent {
+            Some(sent) => {
+                let elapsed = now.saturating_since(sent).0 as u128;
+                let step = (elapsed * pkt.clock_rate as u128 / 1_000_000_000) as u64;
+                // A step of zero would give a new frame the previous frame's timestamp.
+                self.last_ts + step.max(1)
+            }
+            None => self.last_ts,
+        };
+        let picture_id_offset = match (pkt.payload.picture_id, self.last_picture_id) {
+            (Some(p), Some(last)) => {
+                (last + 1 + PICTURE_ID_MODULUS - p.value as u32 % PICTURE_ID_MODULUS)
+                    % PICTURE_ID_MODULUS
+            }
+            _ => 0,
+        };
+        let tl0_offset = match (pkt.payload.tl0picidx, self.last_tl0) {
+            (Some(t), Some(last)) => last.wrapping_add(1).wrapping_sub(t.value),
+            _ => 0,
+        };
+        let anchor = Anchor {
+            source: pkt.source,
+            epoch: pkt.epoch,
+            first_seq: pkt.seq.0,
+            seq_offset: self.next_seq.wrapping_sub(pkt.seq.0),
+            ts_offset: first_ts.wrapping_sub(pkt.timestamp.0),
+            picture_id_offset,
+            tl0_offset,
+        };
+        self.anchor = Some(anchor);
+        anchor
+    }
+
+    fn rewrite_codec_fields(
+        &mut self,
+        pkt: &RxPacket,
+        buf: &[u8],
+        anchor: &Anchor,
+        newest: bool,
+        out: &mut OutHead,
+    ) {
+        let start = pkt.header.payload_start as usize;
+        let len = pkt.rewrite_len();
+        let prefix = &mut out[FIXED_HEADER_LEN..FIXED_HEADER_LEN + len];
+        prefix.copy_from_slice(&buf[start..start + len]);
+        if let Some(p) = pkt.payload.picture_id {
+            let value = (p.value as u32 + anchor.picture_id_offset) % p.modulus();
+            let at = p.offset as usize;
+            if p.wide {
+                // Keep the M bit, write 15 bits.
+                prefix[at] = 0x80 | (value >> 8) as u8;
+                prefix[at + 1] = value as u8;
+            } else {
+                prefix[at] = value as u8 & 0x7f;
+            }
+            if newest {
+                self.last_picture_id = Some(value);
+            }
+        }
+        if let Some(t) = pkt.payload.tl0picidx {
+            let value = t.value.wrapping_add(anchor.tl0_offset);
+            prefix[t.offset as usize] = value;
+            if newest {
+                self.last_tl0 = Some(value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
