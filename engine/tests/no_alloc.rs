@@ -1,0 +1,127 @@
+//! The per-packet path (ingress, fan-out, splicing, switches applied at a keyframe, a source
+//! restart) does not allocate. A counting global allocator counts allocations made on this
+//! thread while the packet path runs.
+
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use corecast_engine::synth::{VideoShape, Vp8Stream};
+use corecast_engine::{
+    Codec, Nanos, RtpTime, SeqNo, Shard, SourceId, SourceIngress, Ssrc, TrackConfig, TrackId,
+    TransmitBatch,
+};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCATIONS.load(Ordering::Relaxed) - before)
+}
+
+#[test]
+fn packet_path_does_not_allocate() {
+    let (a, b) = (SourceId(1), SourceId(2));
+    let mut shard = Shard::default();
+    shard.add_source(a, Codec::Vp8).unwrap();
+    shard.add_source(b, Codec::Vp8).unwrap();
+    for t in 0..1000u32 {
+        let config = TrackConfig {
+            id: TrackId(t),
+            dest: format!("127.0.0.1:{}", 20_000 + t).parse().unwrap(),
+            ssrc: Ssrc(t),
+            payload_type: 96,
+            first_seq: SeqNo(t as u16),
+            first_ts: RtpTime(t),
+        };
+        shard.add_track(config, if t % 2 == 0 { a } else { b }).unwrap();
+    }
+    let shape = VideoShape { gop: 10, ..VideoShape::default() };
+    let mut sources = [
+        (SourceIngress::new(a, Codec::Vp8, 90_000), Vp8Stream::new(Ssrc(10), 100, 0, shape)),
+        (SourceIngress::new(b, Codec::Vp8, 90_000), Vp8Stream::new(Ssrc(20), 60_000, 0, shape)),
+    ];
+    let mut batch = TransmitBatch::with_capacity(64);
+    // Packets are prepared outside the measured region, as the I/O layer's pool would hold them.
+    let mut packets: Vec<(usize, Vec<u8>)> = Vec::new();
+    for i in 0..400 {
+        let s = i % 2;
+        let mut buf = Vec::with_capacity(1500);
+        sources[s].1.next_packet(&mut buf);
+        packets.push((s, buf));
+    }
+    // Source b restarts with a new SSRC halfway.
+    let mut restarted = Vp8Stream::new(Ssrc(99), 7, 0, shape);
+    for p in packets.iter_mut().skip(201).step_by(2) {
+        p.1.clear();
+        restarted.next_packet(&mut p.1);
+    }
+
+    let mut now = 0u64;
+    let mut run = |shard: &mut Shard, range: std::ops::Range<usize>| {
+        let mut sent = 0usize;
+        let (_, allocations) = counted(|| {
+            for (s, buf) in &packets[range] {
+                now += 1_000_000;
+                let Ok(pkt) = sources[*s].0.accept(buf, Nanos(now)) else { continue };
+                let mut fan = shard.fan_out(&pkt, buf, Nanos(now));
+                loop {
+                    let n = fan.fill(&mut batch);
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n;
+                    batch.clear();
+                }
+            }
+        });
+        (sent, allocations)
+    };
+
+    let (sent, allocations) = run(&mut shard, 0..100);
+    assert!(sent > 10_000, "traffic flowed: {sent}");
+    assert_eq!(allocations, 0, "steady-state fan-out allocated");
+
+    // Switch every track to the other source: the requests (control path) may allocate, the
+    // switches applied at the keyframes on the packet path must not.
+    for t in 0..1000u32 {
+        shard.switch(TrackId(t), if t % 2 == 0 { b } else { a }).unwrap();
+    }
+    let (sent, allocations) = run(&mut shard, 100..400);
+    assert!(sent > 10_000);
+    assert_eq!(shard.counters().switches, 1000, "every switch applied");
+    assert_eq!(sources[1].0.counters().restarts, 1);
+    assert_eq!(allocations, 0, "switches and a restart on the packet path allocated");
+}
