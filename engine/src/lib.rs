@@ -37,10 +37,10 @@ pub mod types;
 
 pub use drop::{DropCounts, DropReason};
 pub use shard::{
-    ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome,
-    TrackConfig, TrackCounters, TrackInfo,
+    ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome, TrackConfig,
+    TrackCounters, TrackInfo,
 };
 pub use source::{IngressCounters, RxPacket, SourceIngress};
-pub use splicer::Splicer;
+pub use splicer::{SharedRewrite, Splicer};
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

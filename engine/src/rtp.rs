@@ -245,7 +245,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn packet(b0: u8, tail: &[u8]) -> Vec<u8> {
-        let mut p = vec![b0, 0x80 | 96, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef];
+        let mut p = vec![
+            b0,
+            0x80 | 96,
+            0x12,
+            0x34,
+            0,
+            0,
+            0x10,
+            0,
+            0xde,
+            0xad,
+            0xbe,
+            0xef,
+        ];
         p.extend_from_slice(tail);
         p
     }
@@ -278,8 +291,14 @@ mod tests {
         assert_eq!(
             elems,
             vec![
-                Extension { id: 1, data: &[0xaa, 0xbb] },
-                Extension { id: 2, data: &[0xcc] }
+                Extension {
+                    id: 1,
+                    data: &[0xaa, 0xbb]
+                },
+                Extension {
+                    id: 2,
+                    data: &[0xcc]
+                }
             ]
         );
         assert_eq!(h.payload(&p), &[9, 9]);
@@ -293,21 +312,39 @@ mod tests {
         let h = RtpHeader::parse(&p).unwrap();
         assert!(h.extension.unwrap().is_two_byte());
         let elems: Vec<_> = h.extensions(&p).collect();
-        assert_eq!(elems, vec![Extension { id: 5, data: &[1, 2, 3] }]);
+        assert_eq!(
+            elems,
+            vec![Extension {
+                id: 5,
+                data: &[1, 2, 3]
+            }]
+        );
         assert_eq!(h.payload(&p), &[0xff]);
     }
 
     #[test]
     fn rejects_invalid_packets() {
         assert_eq!(RtpHeader::parse(&[0x80; 11]), Err(RtpError::TooShort));
-        assert_eq!(RtpHeader::parse(&packet(0x40, &[])), Err(RtpError::BadVersion));
-        assert_eq!(RtpHeader::parse(&packet(0x82, &[0; 7])), Err(RtpError::CsrcOverrun));
+        assert_eq!(
+            RtpHeader::parse(&packet(0x40, &[])),
+            Err(RtpError::BadVersion)
+        );
+        assert_eq!(
+            RtpHeader::parse(&packet(0x82, &[0; 7])),
+            Err(RtpError::CsrcOverrun)
+        );
         assert_eq!(
             RtpHeader::parse(&packet(0x90, &[0xBE, 0xDE, 0, 1])),
             Err(RtpError::ExtensionOverrun)
         );
-        assert_eq!(RtpHeader::parse(&packet(0xa0, &[1, 0])), Err(RtpError::BadPadding));
-        assert_eq!(RtpHeader::parse(&packet(0xa0, &[1, 4])), Err(RtpError::BadPadding));
+        assert_eq!(
+            RtpHeader::parse(&packet(0xa0, &[1, 0])),
+            Err(RtpError::BadPadding)
+        );
+        assert_eq!(
+            RtpHeader::parse(&packet(0xa0, &[1, 4])),
+            Err(RtpError::BadPadding)
+        );
         assert_eq!(
             RtpHeader::parse(&vec![0x80; 70_000]),
             Err(RtpError::TooLong)
@@ -324,7 +361,15 @@ mod tests {
     #[test]
     fn writes_fixed_header_that_parses_back() {
         let mut out = [0u8; FIXED_HEADER_LEN];
-        write_fixed_header(&mut out, 0x80, true, 111, SeqNo(65535), RtpTime(u32::MAX), Ssrc(42));
+        write_fixed_header(
+            &mut out,
+            0x80,
+            true,
+            111,
+            SeqNo(65535),
+            RtpTime(u32::MAX),
+            Ssrc(42),
+        );
         let h = RtpHeader::parse(&out).unwrap();
         assert!(h.marker);
         assert_eq!(

@@ -96,7 +96,7 @@ impl Vp8Stream {
     }
 
     fn is_keyframe(&self) -> bool {
-        self.frame % self.shape.gop.max(1) as u64 == 0
+        self.frame.is_multiple_of(self.shape.gop.max(1) as u64)
     }
 
     /// Sequence number the next packet will carry.
@@ -119,9 +119,7 @@ impl Vp8Stream {
     fn finish_frame(&mut self) {
         self.packet_in_frame = 0;
         self.frame += 1;
-        self.ts = self
-            .ts
-            .wrapping_add(90_000 / self.shape.fps.max(1));
+        self.ts = self.ts.wrapping_add(90_000 / self.shape.fps.max(1));
         self.picture_id = (self.picture_id + 1) & 0x7fff;
         self.tl0 = self.tl0.wrapping_add(1);
     }
@@ -213,7 +211,15 @@ impl OpusStream {
             keyframe: true,
             frame: self.frame,
         };
-        write_rtp(out, self.ssrc, self.payload_type, packet.seq, packet.timestamp, false, &payload[..len]);
+        write_rtp(
+            out,
+            self.ssrc,
+            self.payload_type,
+            packet.seq,
+            packet.timestamp,
+            false,
+            &payload[..len],
+        );
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(960);
         self.frame += 1;
@@ -243,14 +249,20 @@ mod tests {
 
     #[test]
     fn vp8_stream_has_frames_and_keyframes_where_declared() {
-        let shape = VideoShape { gop: 4, ..VideoShape::default() };
+        let shape = VideoShape {
+            gop: 4,
+            ..VideoShape::default()
+        };
         let mut s = Vp8Stream::new(Ssrc(1), 65530, u32::MAX - 5000, shape);
         let mut keyframe_starts = 0;
         for _ in 0..200 {
             let mut buf = Vec::new();
             let p = s.next_packet(&mut buf);
             let h = RtpHeader::parse(&buf).unwrap();
-            assert_eq!((h.seq, h.timestamp, h.marker), (p.seq, p.timestamp, p.marker));
+            assert_eq!(
+                (h.seq, h.timestamp, h.marker),
+                (p.seq, p.timestamp, p.marker)
+            );
             let info: PayloadInfo = codec::inspect(Codec::Vp8, h.payload(&buf)).unwrap();
             assert_eq!(info.frame_start, p.frame_start);
             if info.frame_start {
@@ -263,7 +275,15 @@ mod tests {
 
     #[test]
     fn force_keyframe_starts_one_at_the_next_frame() {
-        let mut s = Vp8Stream::new(Ssrc(1), 0, 0, VideoShape { gop: 100, ..VideoShape::default() });
+        let mut s = Vp8Stream::new(
+            Ssrc(1),
+            0,
+            0,
+            VideoShape {
+                gop: 100,
+                ..VideoShape::default()
+            },
+        );
         let mut buf = Vec::new();
         for _ in 0..20 {
             s.next_packet(&mut buf);

@@ -44,52 +44,65 @@ impl Transmit {
     }
 }
 
-/// A caller-owned batch of transmits with a fixed capacity (one `sendmmsg` worth). Filling it
-/// never allocates.
+/// A caller-owned batch of transmits with a fixed capacity (one `sendmmsg` worth). Its slots are
+/// allocated once; filling it writes each transmit in place, never allocating.
 #[derive(Clone, Debug)]
 pub struct TransmitBatch {
-    items: Vec<Transmit>,
-    capacity: usize,
+    slots: Box<[Transmit]>,
+    len: usize,
 }
 
 impl TransmitBatch {
     /// # Panics
     /// If `capacity` is zero: a batch that can hold nothing would never let a fan-out finish.
     pub fn with_capacity(capacity: usize) -> TransmitBatch {
-        assert!(capacity > 0, "a transmit batch needs room for at least one transmit");
+        assert!(
+            capacity > 0,
+            "a transmit batch needs room for at least one transmit"
+        );
+        let empty = Transmit {
+            dest: SocketAddr::from(([0, 0, 0, 0], 0)),
+            track: TrackId(0),
+            head: [0; FIXED_HEADER_LEN + crate::codec::MAX_REWRITE_LEN],
+        };
         TransmitBatch {
-            items: Vec::with_capacity(capacity),
-            capacity,
+            slots: vec![empty; capacity].into_boxed_slice(),
+            len: 0,
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.slots.len()
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     pub fn is_full(&self) -> bool {
-        self.items.len() >= self.capacity
+        self.len >= self.slots.len()
     }
 
     pub fn clear(&mut self) {
-        self.items.clear();
+        self.len = 0;
     }
 
     pub fn as_slice(&self) -> &[Transmit] {
-        &self.items
+        &self.slots[..self.len]
+    }
+
+    /// The next free slot, to be written in place and then kept with `commit`.
+    #[inline]
+    pub(crate) fn next_slot(&mut self) -> &mut Transmit {
+        &mut self.slots[self.len]
     }
 
     #[inline]
-    pub(crate) fn push(&mut self, t: Transmit) {
-        debug_assert!(!self.is_full(), "callers check is_full before pushing");
-        self.items.push(t);
+    pub(crate) fn commit(&mut self) {
+        self.len += 1;
     }
 }

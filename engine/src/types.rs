@@ -130,7 +130,9 @@ impl Codec {
     }
 
     pub fn from_name(name: &str) -> Option<Codec> {
-        Codec::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
+        Codec::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
     }
 }
 

@@ -65,11 +65,17 @@ pub struct PictureIdField {
 }
 
 impl PictureIdField {
+    /// Number of distinct values: the field wraps here.
     pub fn modulus(&self) -> u32 {
+        self.mask() + 1
+    }
+
+    /// The field's values wrap at a power of two; this masks a value into range.
+    pub fn mask(&self) -> u32 {
         if self.wide {
-            1 << 15
+            (1 << 15) - 1
         } else {
-            1 << 7
+            (1 << 7) - 1
         }
     }
 }

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 
 use crate::drop::{DropCounts, DropReason};
 use crate::source::RxPacket;
-use crate::splicer::Splicer;
+use crate::splicer::{SharedRewrite, Splicer};
 use crate::transmit::{Transmit, TransmitBatch};
 use crate::types::{Codec, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};
 use table::{Track, TrackTable, DETACHED};
@@ -61,7 +61,10 @@ pub enum ControlError {
     DuplicateSource(SourceId),
     DuplicateTrack(TrackId),
     /// A track's decoder was set up for one codec; it cannot be switched to another.
-    CodecMismatch { track: Codec, source: Codec },
+    CodecMismatch {
+        track: Codec,
+        source: Codec,
+    },
 }
 
 impl std::fmt::Display for ControlError {
@@ -207,7 +210,9 @@ impl Shard {
             return Err(ControlError::DuplicateTrack(config.id));
         }
         let g = self.group(source)?;
-        let codec = self.table.groups[g].codec.expect("source groups have a codec");
+        let codec = self.table.groups[g]
+            .codec
+            .expect("source groups have a codec");
         let track = Track {
             splicer: Splicer::new(
                 config.ssrc,
@@ -255,7 +260,9 @@ impl Shard {
     pub fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchOutcome, ControlError> {
         let slot = self.slot(id)?;
         let target = self.group(to)?;
-        let target_codec = self.table.groups[target].codec.expect("source groups have a codec");
+        let target_codec = self.table.groups[target]
+            .codec
+            .expect("source groups have a codec");
         let track = &self.table.tracks[slot];
         if track.codec != target_codec {
             return Err(ControlError::CodecMismatch {
@@ -331,7 +338,7 @@ impl Shard {
         FanOut {
             shard: self,
             pkt,
-            buf,
+            shared: SharedRewrite::new(pkt, buf),
             now,
             group: g,
             pos,
@@ -399,7 +406,7 @@ impl Shard {
 pub struct FanOut<'s> {
     shard: &'s mut Shard,
     pkt: &'s RxPacket,
-    buf: &'s [u8],
+    shared: SharedRewrite,
     now: Nanos,
     group: usize,
     pos: u32,
@@ -411,7 +418,7 @@ impl<'s> FanOut<'s> {
         FanOut {
             shard,
             pkt,
-            buf,
+            shared: SharedRewrite::new(pkt, buf),
             now,
             group: DETACHED,
             pos: 0,
@@ -423,30 +430,31 @@ impl<'s> FanOut<'s> {
     /// Returns how many were appended: 0 only when the fan-out is complete.
     pub fn fill(&mut self, batch: &mut TransmitBatch) -> usize {
         let before = batch.len();
-        let (pkt, buf, now) = (self.pkt, self.buf, self.now);
+        let (pkt, shared, now) = (self.pkt, self.shared, self.now);
         let source = Some(pkt.source);
         let bytes = pkt.header.len as u64;
         let mut forwarded = 0u64;
         let mut drops = DropCounts::default();
-        let tracks = &mut self.shard.table.tracks;
-        while self.pos < self.end && !batch.is_full() {
-            let track = &mut tracks[self.pos as usize];
-            self.pos += 1;
+        let tracks = &mut self.shard.table.tracks[..self.end as usize];
+        let mut pos = self.pos as usize;
+        while pos < tracks.len() && !batch.is_full() {
+            let track = &mut tracks[pos];
+            pos += 1;
             if track.source != source {
-                debug_assert_eq!(self.shard.layout, Layout::Scan);
                 continue;
             }
-            let mut head = [0u8; std::mem::size_of::<crate::splicer::OutHead>()];
-            match track.splicer.splice(pkt, buf, now, &mut head) {
+            let slot = batch.next_slot();
+            match track
+                .splicer
+                .splice_shared(pkt, &shared, now, &mut slot.head)
+            {
                 Ok(()) => {
+                    slot.dest = track.dest;
+                    slot.track = track.id;
+                    batch.commit();
                     track.counters.packets += 1;
                     track.counters.bytes += bytes;
                     forwarded += 1;
-                    batch.push(Transmit {
-                        dest: track.dest,
-                        track: track.id,
-                        head,
-                    });
                 }
                 Err(reason) => {
                     track.counters.drops.add(reason, 1);
@@ -454,6 +462,7 @@ impl<'s> FanOut<'s> {
                 }
             }
         }
+        self.pos = pos as u32;
         let counters = &mut self.shard.table.groups[self.group].counters;
         counters.forwarded += forwarded;
         counters.forwarded_bytes += forwarded * bytes;

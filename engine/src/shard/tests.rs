@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::source::SourceIngress;
-use crate::synth::{Vp8Stream, VideoShape};
+use crate::synth::{VideoShape, Vp8Stream};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -74,7 +74,12 @@ impl Rig {
                 let r = self.shard.add_source(sid(s), Codec::Vp8);
                 if let std::collections::hash_map::Entry::Vacant(e) = self.streams.entry(s) {
                     assert_eq!(r, Ok(()));
-                    let shape = VideoShape { gop: 5, packets_per_frame: 2, packets_per_keyframe: 3, ..VideoShape::default() };
+                    let shape = VideoShape {
+                        gop: 5,
+                        packets_per_frame: 2,
+                        packets_per_keyframe: 3,
+                        ..VideoShape::default()
+                    };
                     e.insert((
                         SourceIngress::new(sid(s), Codec::Vp8, 90_000),
                         Vp8Stream::new(Ssrc(s as u32), 100 * s as u16, 0, shape),
@@ -108,7 +113,13 @@ impl Rig {
                     assert_eq!(r, Err(ControlError::UnknownSource(sid(s))));
                 } else {
                     assert_eq!(r, Ok(()));
-                    self.model.insert(t, ModelTrack { source: Some(sid(s)), pending: None });
+                    self.model.insert(
+                        t,
+                        ModelTrack {
+                            source: Some(sid(s)),
+                            pending: None,
+                        },
+                    );
                 }
             }
             Op::RemoveTrack(t) => {
@@ -151,7 +162,9 @@ impl Rig {
     }
 
     fn packet(&mut self, s: u8, force_key: bool) {
-        let Some((ingress, stream)) = self.streams.get_mut(&s) else { return };
+        let Some((ingress, stream)) = self.streams.get_mut(&s) else {
+            return;
+        };
         if force_key {
             stream.force_keyframe();
         }
@@ -159,7 +172,9 @@ impl Rig {
         stream.next_packet(&mut buf);
         self.now += 10_000_000;
         let now = Nanos(self.now);
-        let pkt = ingress.accept(&buf, now).expect("synthetic packets are valid");
+        let pkt = ingress
+            .accept(&buf, now)
+            .expect("synthetic packets are valid");
         if pkt.is_switch_point() {
             for m in self.model.values_mut() {
                 if m.pending == Some(pkt.source) {
@@ -190,11 +205,19 @@ impl Rig {
         assert_eq!(self.shard.track_count(), self.model.len());
         for (&t, m) in &self.model {
             let info = self.shard.track(TrackId(t as u32)).unwrap();
-            assert_eq!((info.source, info.pending), (m.source, m.pending), "track {t}");
+            assert_eq!(
+                (info.source, info.pending),
+                (m.source, m.pending),
+                "track {t}"
+            );
         }
         for &s in self.streams.keys() {
             let c = self.shard.source_counters(SourceId(s as u32)).unwrap();
-            assert_eq!(c.track_packets, c.forwarded + c.drops.total(), "source {s} conserves");
+            assert_eq!(
+                c.track_packets,
+                c.forwarded + c.drops.total(),
+                "source {s} conserves"
+            );
         }
     }
 }
@@ -222,7 +245,10 @@ fn codec_mismatch_is_refused() {
     shard.add_track(config(1), SourceId(1)).unwrap();
     assert_eq!(
         shard.switch(TrackId(1), SourceId(2)),
-        Err(ControlError::CodecMismatch { track: Codec::Vp8, source: Codec::H264 })
+        Err(ControlError::CodecMismatch {
+            track: Codec::Vp8,
+            source: Codec::H264
+        })
     );
     assert_eq!(shard.track(TrackId(1)).unwrap().source, Some(SourceId(1)));
 }

@@ -7,7 +7,10 @@ use crate::types::{RtpTime, SeqNo};
 #[derive(Debug, PartialEq, Eq)]
 enum Out {
     /// Accepted with this epoch and extended seq relative to the first packet.
-    Ok { epoch: u32, seq: i64 },
+    Ok {
+        epoch: u32,
+        seq: i64,
+    },
     Drop(DropReason),
 }
 
@@ -15,9 +18,23 @@ fn ingress() -> SourceIngress {
     SourceIngress::new(SourceId(9), Codec::Opus, 48_000)
 }
 
-fn offer(ing: &mut SourceIngress, ssrc: u32, seq: u16, ts: u32, marker: bool) -> Result<RxPacket, DropReason> {
+fn offer(
+    ing: &mut SourceIngress,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    marker: bool,
+) -> Result<RxPacket, DropReason> {
     let mut buf = Vec::new();
-    write_rtp(&mut buf, Ssrc(ssrc), 111, SeqNo(seq), RtpTime(ts), marker, &[0x78, 1, 2]);
+    write_rtp(
+        &mut buf,
+        Ssrc(ssrc),
+        111,
+        SeqNo(seq),
+        RtpTime(ts),
+        marker,
+        &[0x78, 1, 2],
+    );
     ing.accept(&buf, Nanos::ZERO)
 }
 
@@ -28,7 +45,10 @@ fn run(rows: &[((u32, u16), Out)]) -> SourceIngress {
         let got = match offer(&mut ing, ssrc, seq, 0, false) {
             Ok(p) => {
                 let b = *base.get_or_insert(p.seq.0);
-                Out::Ok { epoch: p.epoch, seq: p.seq.0 as i64 - b as i64 }
+                Out::Ok {
+                    epoch: p.epoch,
+                    seq: p.seq.0 as i64 - b as i64,
+                }
             }
             Err(r) => Out::Drop(r),
         };
@@ -61,7 +81,10 @@ fn duplicates_are_dropped_in_and_behind_the_head() {
         ((1, 100), D(DropReason::Duplicate)),
     ]);
     let c = ing.counters();
-    assert_eq!((c.packets, c.accepted, c.drops.get(DropReason::Duplicate)), (6, 3, 3));
+    assert_eq!(
+        (c.packets, c.accepted, c.drops.get(DropReason::Duplicate)),
+        (6, 3, 3)
+    );
 }
 
 #[test]
@@ -83,8 +106,20 @@ fn far_behind_is_too_old_unless_confirmed_as_a_restart() {
         ((1, 5000 - 2000), D(DropReason::TooOld)), // behind the window, within misorder
         ((1, 5000 - 2000), D(DropReason::TooOld)),
         ((1, 10), D(DropReason::TooOld)), // 4990 behind: on probation
-        ((1, 11), Out::Ok { epoch: 1, seq: -4989 }), // confirmed: a restart
-        ((1, 12), Out::Ok { epoch: 1, seq: -4988 }),
+        (
+            (1, 11),
+            Out::Ok {
+                epoch: 1,
+                seq: -4989,
+            },
+        ), // confirmed: a restart
+        (
+            (1, 12),
+            Out::Ok {
+                epoch: 1,
+                seq: -4988,
+            },
+        ),
     ]);
 }
 
@@ -92,7 +127,13 @@ fn far_behind_is_too_old_unless_confirmed_as_a_restart() {
 fn big_forward_jump_and_new_ssrc_are_restarts() {
     let ing = run(&[
         ((1, 10), Out::Ok { epoch: 0, seq: 0 }),
-        ((1, 20_000), Out::Ok { epoch: 1, seq: 19_990 }),
+        (
+            (1, 20_000),
+            Out::Ok {
+                epoch: 1,
+                seq: 19_990,
+            },
+        ),
         ((2, 5), Out::Ok { epoch: 2, seq: -5 }),
         ((1, 20_001), D(DropReason::StaleAfterRestart)), // straggler of the old SSRC
         ((2, 6), Out::Ok { epoch: 2, seq: -4 }),
@@ -104,10 +145,24 @@ fn big_forward_jump_and_new_ssrc_are_restarts() {
 #[test]
 fn malformed_packets_are_counted_not_fatal() {
     let mut ing = ingress();
-    assert_eq!(ing.accept(&[0x80, 0, 0], Nanos::ZERO), Err(DropReason::Malformed));
+    assert_eq!(
+        ing.accept(&[0x80, 0, 0], Nanos::ZERO),
+        Err(DropReason::Malformed)
+    );
     let mut empty_opus = Vec::new();
-    write_rtp(&mut empty_opus, Ssrc(1), 111, SeqNo(1), RtpTime(0), false, &[]);
-    assert_eq!(ing.accept(&empty_opus, Nanos::ZERO), Err(DropReason::MalformedPayload));
+    write_rtp(
+        &mut empty_opus,
+        Ssrc(1),
+        111,
+        SeqNo(1),
+        RtpTime(0),
+        false,
+        &[],
+    );
+    assert_eq!(
+        ing.accept(&empty_opus, Nanos::ZERO),
+        Err(DropReason::MalformedPayload)
+    );
     let c = ing.counters();
     assert_eq!((c.packets, c.accepted, c.drops.total()), (2, 0, 2));
     // A malformed packet does not disturb sequencing.

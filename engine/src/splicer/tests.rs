@@ -168,7 +168,10 @@ fn switch_continues_numbering_and_steps_timestamp_by_wall_clock() {
             (inp(B, 9000, 777_000, true, 73), Ok((102, 16_600))),
             (inp(B, 9001, 777_000, false, 74), Ok((103, 16_600))),
             // A packet of B from before the switch point: stale, never sent.
-            (inp(B, 8999, 774_000, false, 75), Err(DropReason::StaleAfterSwitch)),
+            (
+                inp(B, 8999, 774_000, false, 75),
+                Err(DropReason::StaleAfterSwitch),
+            ),
             (inp(B, 9002, 780_000, false, 106), Ok((104, 19_600))),
         ],
     );
@@ -199,7 +202,10 @@ fn restart_is_a_new_epoch_that_waits_for_a_keyframe() {
         &[
             (inp(A, 10, 0, true, 0), Ok((0, 0))),
             (inp(A, 11, 0, false, 1), Ok((1, 0))),
-            (restarted(40_000, 5, false, 100), Err(DropReason::WaitingKeyframe)),
+            (
+                restarted(40_000, 5, false, 100),
+                Err(DropReason::WaitingKeyframe),
+            ),
             (restarted(40_001, 3005, true, 133), Ok((2, 132 * 90))),
             (restarted(40_002, 3005, false, 134), Ok((3, 132 * 90))),
         ],
@@ -258,7 +264,10 @@ fn splice_vp8(s: &mut Splicer, i: In, info: PayloadInfo) -> (u16, u8) {
     let tl0_at = info.tl0picidx.unwrap().offset as usize;
     if wide {
         assert_eq!(prefix[2] & 0x80, 0x80, "M bit kept");
-        (u16::from_be_bytes([prefix[2] & 0x7f, prefix[3]]), prefix[tl0_at])
+        (
+            u16::from_be_bytes([prefix[2] & 0x7f, prefix[3]]),
+            prefix[tl0_at],
+        )
     } else {
         (prefix[2] as u16, prefix[tl0_at])
     }
@@ -267,17 +276,58 @@ fn splice_vp8(s: &mut Splicer, i: In, info: PayloadInfo) -> (u16, u8) {
 #[test]
 fn vp8_picture_id_and_tl0picidx_continue_across_a_switch() {
     let mut s = splicer(0, 0);
-    assert_eq!(splice_vp8(&mut s, inp(A, 1, 0, true, 0), vp8_info(true, 32766, true, 254)), (32766, 254));
-    assert_eq!(splice_vp8(&mut s, inp(A, 2, 3000, false, 33), vp8_info(false, 32767, true, 255)), (32767, 255));
+    assert_eq!(
+        splice_vp8(
+            &mut s,
+            inp(A, 1, 0, true, 0),
+            vp8_info(true, 32766, true, 254)
+        ),
+        (32766, 254)
+    );
+    assert_eq!(
+        splice_vp8(
+            &mut s,
+            inp(A, 2, 3000, false, 33),
+            vp8_info(false, 32767, true, 255)
+        ),
+        (32767, 255)
+    );
     // Switch to B, whose picture IDs are elsewhere: output continues at 0 (15-bit wrap) and 0.
-    assert_eq!(splice_vp8(&mut s, inp(B, 7, 90, true, 66), vp8_info(true, 1200, true, 17)), (0, 0));
-    assert_eq!(splice_vp8(&mut s, inp(B, 8, 3090, false, 99), vp8_info(false, 1201, true, 18)), (1, 1));
+    assert_eq!(
+        splice_vp8(
+            &mut s,
+            inp(B, 7, 90, true, 66),
+            vp8_info(true, 1200, true, 17)
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        splice_vp8(
+            &mut s,
+            inp(B, 8, 3090, false, 99),
+            vp8_info(false, 1201, true, 18)
+        ),
+        (1, 1)
+    );
 }
 
 #[test]
 fn seven_bit_picture_ids_wrap_at_128() {
     let mut s = splicer(0, 0);
-    assert_eq!(splice_vp8(&mut s, inp(A, 1, 0, true, 0), vp8_info(true, 126, false, 3)), (126, 3));
-    assert_eq!(splice_vp8(&mut s, inp(B, 5, 0, true, 33), vp8_info(true, 40, false, 9)), (127, 4));
-    assert_eq!(splice_vp8(&mut s, inp(B, 6, 3000, false, 66), vp8_info(false, 41, false, 10)), (0, 5));
+    assert_eq!(
+        splice_vp8(&mut s, inp(A, 1, 0, true, 0), vp8_info(true, 126, false, 3)),
+        (126, 3)
+    );
+    assert_eq!(
+        splice_vp8(&mut s, inp(B, 5, 0, true, 33), vp8_info(true, 40, false, 9)),
+        (127, 4)
+    );
+    assert_eq!(
+        splice_vp8(
+            &mut s,
+            inp(B, 6, 3000, false, 66),
+            vp8_info(false, 41, false, 10)
+        ),
+        (0, 5)
+    );
 }
