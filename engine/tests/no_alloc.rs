@@ -66,12 +66,23 @@ fn packet_path_does_not_allocate() {
             first_seq: SeqNo(t as u16),
             first_ts: RtpTime(t),
         };
-        shard.add_track(config, if t % 2 == 0 { a } else { b }).unwrap();
+        shard
+            .add_track(config, if t % 2 == 0 { a } else { b })
+            .unwrap();
     }
-    let shape = VideoShape { gop: 10, ..VideoShape::default() };
+    let shape = VideoShape {
+        gop: 10,
+        ..VideoShape::default()
+    };
     let mut sources = [
-        (SourceIngress::new(a, Codec::Vp8, 90_000), Vp8Stream::new(Ssrc(10), 100, 0, shape)),
-        (SourceIngress::new(b, Codec::Vp8, 90_000), Vp8Stream::new(Ssrc(20), 60_000, 0, shape)),
+        (
+            SourceIngress::new(a, Codec::Vp8, 90_000),
+            Vp8Stream::new(Ssrc(10), 100, 0, shape),
+        ),
+        (
+            SourceIngress::new(b, Codec::Vp8, 90_000),
+            Vp8Stream::new(Ssrc(20), 60_000, 0, shape),
+        ),
     ];
     let mut batch = TransmitBatch::with_capacity(64);
     // Packets are prepared outside the measured region, as the I/O layer's pool would hold them.
@@ -95,7 +106,9 @@ fn packet_path_does_not_allocate() {
         let (_, allocations) = counted(|| {
             for (s, buf) in &packets[range] {
                 now += 1_000_000;
-                let Ok(pkt) = sources[*s].0.accept(buf, Nanos(now)) else { continue };
+                let Ok(pkt) = sources[*s].0.accept(buf, Nanos(now)) else {
+                    continue;
+                };
                 let mut fan = shard.fan_out(&pkt, buf, Nanos(now));
                 loop {
                     let n = fan.fill(&mut batch);
@@ -117,11 +130,16 @@ fn packet_path_does_not_allocate() {
     // Switch every track to the other source: the requests (control path) may allocate, the
     // switches applied at the keyframes on the packet path must not.
     for t in 0..1000u32 {
-        shard.switch(TrackId(t), if t % 2 == 0 { b } else { a }).unwrap();
+        shard
+            .switch(TrackId(t), if t % 2 == 0 { b } else { a })
+            .unwrap();
     }
     let (sent, allocations) = run(&mut shard, 100..400);
     assert!(sent > 10_000);
     assert_eq!(shard.counters().switches, 1000, "every switch applied");
     assert_eq!(sources[1].0.counters().restarts, 1);
-    assert_eq!(allocations, 0, "switches and a restart on the packet path allocated");
+    assert_eq!(
+        allocations, 0,
+        "switches and a restart on the packet path allocated"
+    );
 }

@@ -24,7 +24,11 @@ fn clean_switching_delivers_every_packet_after_each_keyframe() {
         }
         for &t in &tracks {
             let outcome = w.switch(t, (round + 1) % 2);
-            assert_eq!(outcome, SwitchOutcome::Pending, "a live track waits for the keyframe");
+            assert_eq!(
+                outcome,
+                SwitchOutcome::Pending,
+                "a live track waits for the keyframe"
+            );
         }
     }
     for _ in 0..40 {
@@ -36,7 +40,10 @@ fn clean_switching_delivers_every_packet_after_each_keyframe() {
     // switch point and sends a packet from either source at every arrival while on it.
     for &t in &tracks {
         let sent = &w.sent[&t];
-        let switches = sent.windows(2).filter(|p| p[0].source != p[1].source).count();
+        let switches = sent
+            .windows(2)
+            .filter(|p| p[0].source != p[1].source)
+            .count();
         assert_eq!(switches, 6, "{t}");
         assert!(sent.len() > 250, "{t} sent {}", sent.len());
     }
@@ -49,7 +56,12 @@ fn clean_switching_delivers_every_packet_after_each_keyframe() {
 #[test]
 fn impaired_network_with_switches_and_restart() {
     for seed in 0..8 {
-        let net = Impairment { loss: 0.05, duplicate: 0.05, reorder: 0.1, max_delay: 4 };
+        let net = Impairment {
+            loss: 0.05,
+            duplicate: 0.05,
+            reorder: 0.1,
+            max_delay: 4,
+        };
         let mut w = World::new(seed, 3, net, Layout::Grouped);
         let tracks: Vec<TrackId> = (0..30).map(|t| w.add_track(t, t as usize % 3)).collect();
         for step in 0..1500 {
@@ -116,7 +128,10 @@ fn switch_timestamp_step_follows_wall_clock() {
     }
     w.verify();
     let sent = &w.sent[&t];
-    let at = sent.windows(2).position(|p| p[0].source != p[1].source).unwrap();
+    let at = sent
+        .windows(2)
+        .position(|p| p[0].source != p[1].source)
+        .unwrap();
     let ts = |i: usize| RtpHeader::parse(&sent[i].bytes).unwrap().timestamp.0;
     // Sources send alternately, one packet per FRAME_MS/3 each: the new source's keyframe comes
     // some packets after the last one of the old source; the step must match the gap exactly.
@@ -129,7 +144,12 @@ fn switch_timestamp_step_follows_wall_clock() {
 /// same bytes.
 #[test]
 fn grouped_and_scan_layouts_send_identical_streams() {
-    let net = Impairment { loss: 0.02, duplicate: 0.02, reorder: 0.05, max_delay: 3 };
+    let net = Impairment {
+        loss: 0.02,
+        duplicate: 0.02,
+        reorder: 0.05,
+        max_delay: 3,
+    };
     let run = |layout| {
         let mut w = World::new(9, 4, net, layout);
         for t in 0..40 {
@@ -144,7 +164,11 @@ fn grouped_and_scan_layouts_send_identical_streams() {
             }
         }
         w.verify();
-        let mut v: Vec<_> = w.sent.into_iter().map(|(t, s)| (t, s.into_iter().map(|p| p.bytes).collect::<Vec<_>>())).collect();
+        let mut v: Vec<_> = w
+            .sent
+            .into_iter()
+            .map(|(t, s)| (t, s.into_iter().map(|p| p.bytes).collect::<Vec<_>>()))
+            .collect();
         v.sort_by_key(|(t, _)| *t);
         v
     };

@@ -28,9 +28,14 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn impairment() -> impl Strategy<Value = Impairment> {
-    (0.0..0.15f64, 0.0..0.1f64, 0.0..0.2f64, 1..6usize).prop_map(|(loss, duplicate, reorder, max_delay)| {
-        Impairment { loss, duplicate, reorder, max_delay }
-    })
+    (0.0..0.15f64, 0.0..0.1f64, 0.0..0.2f64, 1..6usize).prop_map(
+        |(loss, duplicate, reorder, max_delay)| Impairment {
+            loss,
+            duplicate,
+            reorder,
+            max_delay,
+        },
+    )
 }
 
 fn run(seed: u64, net: Impairment, steps: &[Step], layout: Layout) {

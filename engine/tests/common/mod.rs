@@ -82,7 +82,9 @@ impl World {
                 payload_len: 200,
                 fps: 30,
             };
-            let first = (seed as u16).wrapping_mul(7919).wrapping_add(i as u16 * 20_000);
+            let first = (seed as u16)
+                .wrapping_mul(7919)
+                .wrapping_add(i as u16 * 20_000);
             list.push(SimSource {
                 id,
                 ingress: SourceIngress::new(id, Codec::Vp8, 90_000),
@@ -226,10 +228,24 @@ impl World {
         }
         for s in &self.sources {
             let c = s.ingress.counters();
-            assert_eq!(c.packets, c.accepted + c.drops.total(), "{} ingress conserves", s.id);
+            assert_eq!(
+                c.packets,
+                c.accepted + c.drops.total(),
+                "{} ingress conserves",
+                s.id
+            );
             let sc = self.shard.source_counters(s.id).unwrap();
-            assert_eq!(sc.packets, c.accepted, "{}: the shard saw every accepted packet", s.id);
-            assert_eq!(sc.track_packets, sc.forwarded + sc.drops.total(), "{} conserves", s.id);
+            assert_eq!(
+                sc.packets, c.accepted,
+                "{}: the shard saw every accepted packet",
+                s.id
+            );
+            assert_eq!(
+                sc.track_packets,
+                sc.forwarded + sc.drops.total(),
+                "{} conserves",
+                s.id
+            );
         }
     }
 
@@ -273,7 +289,10 @@ fn verify_track(
     // No output sequence number twice.
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     for &(v, ts) in &out_seq {
-        assert!(seen.insert(v, ts).is_none(), "{track}: output seq {v} sent twice");
+        assert!(
+            seen.insert(v, ts).is_none(),
+            "{track}: output seq {v} sent twice"
+        );
     }
     // Timestamps never go backwards in sequence order.
     let mut last_ts: Option<u64> = None;
@@ -290,7 +309,11 @@ fn verify_track(
     let mut live: Option<(SourceId, u32, u64, u64)> = None; // source, epoch, first seq, offset
     let mut next_out: u64 = (1 << 20) + first_seq as u64;
     for (i, a) in arrivals.iter().enumerate() {
-        let on = attached.iter().take_while(|&&(at, _)| at <= i).last().and_then(|&(_, s)| s);
+        let on = attached
+            .iter()
+            .take_while(|&&(at, _)| at <= i)
+            .last()
+            .and_then(|&(_, s)| s);
         if live.is_some_and(|(src, ..)| Some(src) != on) {
             live = None;
         }
@@ -319,7 +342,10 @@ fn verify_track(
         .zip(&out_seq)
         .map(|(s, &(v, _))| (s.arrival, v as u16))
         .collect();
-    assert_eq!(got, expected, "{track}: sent packets differ from the oracle");
+    assert_eq!(
+        got, expected,
+        "{track}: sent packets differ from the oracle"
+    );
     for (s, e) in sent.iter().zip(&expected) {
         assert_eq!(arrivals[s.arrival].seq, s.in_seq);
         debug_assert_eq!(s.arrival, e.0);
