@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test and check of the workspace, as CI runs it: formatting, lints, the test suites,
+# the docs, and a build of the benchmarks and examples so they cannot rot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+echo "== benchmarks and examples build"
+cargo bench --workspace --no-run --locked
+cargo build --release -p corecast-engine --examples --locked
+
+echo "== engine demo, briefly (it asserts its own accounting)"
+cargo run --release -q -p corecast-engine --example demo --locked -- 300 4 >/dev/null
+
+echo "== cargo test"
+cargo test --workspace --locked
