@@ -264,3 +264,82 @@ fn unknown_source_packets_are_counted() {
     assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 0);
     assert_eq!(shard.counters().drops.get(DropReason::UnknownSource), 1);
 }
+
+/// One Opus packet from `ingress`'s source through `shard`; returns the tracks that sent it.
+fn opus_packet(
+    shard: &mut Shard,
+    ingress: &mut SourceIngress,
+    stream: &mut crate::synth::OpusStream,
+    now: Nanos,
+) -> Vec<TrackId> {
+    let mut buf = Vec::new();
+    stream.next_packet(&mut buf);
+    let pkt = ingress.accept(&buf, now).unwrap();
+    let mut batch = TransmitBatch::with_capacity(8);
+    let mut fan = shard.fan_out(&pkt, &buf, now);
+    let mut sent = Vec::new();
+    while fan.fill(&mut batch) > 0 {
+        sent.extend(batch.as_slice().iter().map(|t| t.track));
+        batch.clear();
+    }
+    sent
+}
+
+#[test]
+fn audio_tracks_start_and_switch_at_the_next_packet() {
+    use crate::synth::OpusStream;
+    let (a, b) = (SourceId(1), SourceId(2));
+    let mut shard = Shard::default();
+    shard.add_source(a, Codec::Opus).unwrap();
+    shard.add_source(b, Codec::Opus).unwrap();
+    let mut ia = SourceIngress::new(a, Codec::Opus, 48_000);
+    let mut ib = SourceIngress::new(b, Codec::Opus, 48_000);
+    let (mut sa, mut sb) = (
+        OpusStream::new(Ssrc(1), 10, 0),
+        OpusStream::new(Ssrc(2), 500, 0),
+    );
+    // Mid-stream: the source has been sending for a while before the track arrives.
+    for i in 0..5 {
+        opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(i * 20));
+    }
+    shard.add_track(config(1), a).unwrap();
+    let sent = opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(100));
+    assert_eq!(sent, vec![TrackId(1)], "no keyframe wait for audio");
+    assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
+    assert_eq!(
+        opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(120)),
+        vec![TrackId(1)]
+    );
+    assert_eq!(
+        opus_packet(&mut shard, &mut ib, &mut sb, Nanos::from_millis(121)),
+        vec![TrackId(1)]
+    );
+    assert!(opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(140)).is_empty());
+    assert_eq!(shard.track(TrackId(1)).unwrap().source, Some(b));
+}
+
+#[test]
+fn send_failures_move_a_copy_from_forwarded_to_dropped() {
+    let a = SourceId(1);
+    let mut shard = Shard::default();
+    shard.add_source(a, Codec::Vp8).unwrap();
+    shard.add_track(config(1), a).unwrap();
+    shard.add_track(config(2), a).unwrap();
+    let mut ingress = SourceIngress::new(a, Codec::Vp8, 90_000);
+    let mut buf = Vec::new();
+    Vp8Stream::new(Ssrc(1), 0, 0, VideoShape::default()).next_packet(&mut buf);
+    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap();
+    let mut batch = TransmitBatch::with_capacity(8);
+    let mut fan = shard.fan_out(&pkt, &buf, Nanos::ZERO);
+    assert_eq!(fan.fill(&mut batch), 2);
+    assert_eq!(fan.fill(&mut TransmitBatch::with_capacity(1)), 0);
+    let failed = batch.as_slice()[1];
+    shard.record_send_failure(&failed, buf.len(), DropReason::SendBufferFull);
+    let t = shard.track(failed.track).unwrap().counters;
+    assert_eq!(
+        (t.packets, t.bytes, t.drops.get(DropReason::SendBufferFull)),
+        (0, 0, 1)
+    );
+    let s = shard.source_counters(a).unwrap();
+    assert_eq!((s.forwarded, s.drops.total(), s.track_packets), (1, 1, 2));
+}
