@@ -44,36 +44,16 @@ pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     }
 }
 
-/// Aggregated NAL units, each behind a 16-bit size, must tile the rest of the packet exactly.
-fn stap_a(mut rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
-    if rest.is_empty() {
-        return Err(PayloadError::Truncated);
-    }
-    let mut info = PayloadInfo::default();
-    let mut first = true;
-    while !rest.is_empty() {
-        let [hi, lo, tail @ ..] = rest else {
-            return Err(PayloadError::Truncated);
-        };
-        let size = usize::from(u16::from_be_bytes([*hi, *lo]));
-        if size > tail.len() {
-            return Err(PayloadError::Truncated);
-        }
-        let (nal, after) = tail.split_at(size);
+/// Aggregated NAL units, each behind a 16-bit size; an aggregate inside one is invalid.
+fn stap_a(rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
+    super::aggregated_units(rest, |nal| {
         let (&header, body) = nal.split_first().ok_or(PayloadError::Invalid)?;
         let t = nal_type(header)?;
         if t >= STAP_A {
             return Err(PayloadError::Invalid);
         }
-        let starts = starts_access_unit(t, body)?;
-        if first {
-            info.frame_start = starts;
-            first = false;
-        }
-        info.keyframe |= is_key(t);
-        rest = after;
-    }
-    Ok(info)
+        Ok((starts_access_unit(t, body)?, is_key(t)))
+    })
 }
 
 /// The FU header's type is the fragmented NAL's; its own header is not repeated, so the fragment

@@ -47,22 +47,9 @@ pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     }
 }
 
-/// Aggregated NAL units, each behind a 16-bit size, must tile the rest of the packet exactly.
-fn aggregation(mut rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
-    if rest.is_empty() {
-        return Err(PayloadError::Truncated);
-    }
-    let mut info = PayloadInfo::default();
-    let mut first = true;
-    while !rest.is_empty() {
-        let [hi, lo, tail @ ..] = rest else {
-            return Err(PayloadError::Truncated);
-        };
-        let size = usize::from(u16::from_be_bytes([*hi, *lo]));
-        if size > tail.len() {
-            return Err(PayloadError::Truncated);
-        }
-        let (nal, after) = tail.split_at(size);
+/// Aggregated NAL units, each behind a 16-bit size; an aggregate inside one is invalid.
+fn aggregation(rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
+    super::aggregated_units(rest, |nal| {
         if nal.len() < HEADER_LEN {
             // The size itself says there is no room for a NAL header.
             return Err(PayloadError::Invalid);
@@ -71,15 +58,8 @@ fn aggregation(mut rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
         if t >= AP {
             return Err(PayloadError::Invalid);
         }
-        let starts = starts_access_unit(t, body)?;
-        if first {
-            info.frame_start = starts;
-            first = false;
-        }
-        info.keyframe |= is_key(t);
-        rest = after;
-    }
-    Ok(info)
+        Ok((starts_access_unit(t, body)?, is_key(t)))
+    })
 }
 
 /// The FU header's type is the fragmented NAL's; its 2-byte header is not repeated, so the

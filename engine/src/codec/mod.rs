@@ -102,6 +102,38 @@ pub enum PayloadError {
 /// Largest `PayloadInfo::rewrite_len` any codec can return; sizes the per-transmit header buffer.
 pub const MAX_REWRITE_LEN: usize = 8;
 
+/// Walk NAL units aggregated behind 16-bit sizes (H.264 STAP-A, H.265 AP), which must tile `rest`
+/// exactly. `unit` says of one NAL unit whether it can start an access unit and whether it is
+/// key; the packet starts a frame if its first unit does, and is key if any unit is.
+pub(crate) fn aggregated_units(
+    mut rest: &[u8],
+    mut unit: impl FnMut(&[u8]) -> Result<(bool, bool), PayloadError>,
+) -> Result<PayloadInfo, PayloadError> {
+    if rest.is_empty() {
+        return Err(PayloadError::Truncated);
+    }
+    let mut info = PayloadInfo::default();
+    let mut first = true;
+    while !rest.is_empty() {
+        let [hi, lo, tail @ ..] = rest else {
+            return Err(PayloadError::Truncated);
+        };
+        let size = usize::from(u16::from_be_bytes([*hi, *lo]));
+        if size > tail.len() {
+            return Err(PayloadError::Truncated);
+        }
+        let (nal, after) = tail.split_at(size);
+        let (starts, key) = unit(nal)?;
+        if first {
+            info.frame_start = starts;
+            first = false;
+        }
+        info.keyframe |= key;
+        rest = after;
+    }
+    Ok(info)
+}
+
 /// Inspect one RTP payload of the given codec.
 pub fn inspect(codec: Codec, payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     let info = match codec {
