@@ -9,10 +9,19 @@ use webrtc_util::marshal::{Marshal, Unmarshal};
 
 fn header_strategy() -> impl Strategy<Value = rtp::header::Header> {
     (
-        (any::<bool>(), 0u8..128, any::<u16>(), any::<u32>(), any::<u32>()),
+        (
+            any::<bool>(),
+            0u8..128,
+            any::<u16>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),
         proptest::collection::vec(any::<u32>(), 0..4),
         prop_oneof![Just(None), Just(Some(0xBEDEu16)), Just(Some(0x1000u16))],
-        proptest::collection::vec((1u8..15, proptest::collection::vec(any::<u8>(), 1..16)), 0..4),
+        proptest::collection::vec(
+            (1u8..15, proptest::collection::vec(any::<u8>(), 1..16)),
+            0..4,
+        ),
     )
         .prop_map(|((marker, pt, seq, ts, ssrc), csrc, profile, exts)| {
             let mut h = rtp::header::Header {
