@@ -1,5 +1,6 @@
-//! The corecast control plane: the HTTP control API and the topology that drives the engine's
-//! shards. It is filled by the node issue; today it only names the engine types it will use so the
-//! workspace shape is fixed.
+//! The corecast control plane's HTTP side: the API vocabulary ([`api`]) and the [`Control`] trait
+//! the node implements.
 
-pub use corecast_engine::{Codec, SourceId, TrackId};
+pub mod api;
+
+pub use api::{ApiError, Control};

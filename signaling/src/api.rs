@@ -1,0 +1,215 @@
+//! The control API's vocabulary: request and response bodies (JSON), typed errors, and the
+//! [`Control`] trait that the node implements and the HTTP server calls.
+//!
+//! The HTTP layer validates syntax (JSON shape, field types, body size, token); the node validates
+//! meaning (unknown ids, port conflicts, codec mismatches, limits) and answers with an
+//! [`ApiError`] whose status and code the HTTP layer sends as is.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/sources` body.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    pub name: String,
+    /// `vp8`, `vp9`, `h264`, `h265`, `av1` or `opus`.
+    pub codec: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_rate: Option<u32>,
+    /// Ingest port; chosen from the node's range when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Latch to the first sender address (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latch: Option<bool>,
+}
+
+/// `POST /v1/subscribers` body (and each element of the batch body).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscriber {
+    pub source: u32,
+    /// `ip:port` the subscriber receives media on.
+    pub dest: String,
+}
+
+/// `POST /v1/subscribers/{id}/switch` body.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    pub source: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IngestAddr {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Live counters of a source, summed over ingress and every shard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SourceCounters {
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    pub packets_accepted: u64,
+    pub packets_forwarded: u64,
+    pub bytes_forwarded: u64,
+    pub keyframes: u64,
+    pub restarts: u64,
+    pub keyframe_requests: u64,
+    /// Drops by reason name (`DropReason::name`), non-zero entries only.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SourceView {
+    pub id: u32,
+    pub name: String,
+    pub codec: String,
+    pub clock_rate: u32,
+    pub ingest: IngestAddr,
+    pub latch: bool,
+    /// The sender address latched to, once a packet arrived.
+    pub sender: Option<SocketAddr>,
+    pub subscribers: u64,
+    pub counters: SourceCounters,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SubscriberCounters {
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub switches: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SubscriberView {
+    pub id: u32,
+    pub ssrc: u32,
+    pub shard: u32,
+    /// `None` once its source was deleted.
+    pub source: Option<u32>,
+    pub pending_source: Option<u32>,
+    pub dest: SocketAddr,
+    /// The address media is sent from; subscribers send RTCP (PLI, FIR, RR, NACK) here.
+    pub media_from: SocketAddr,
+    pub counters: SubscriberCounters,
+}
+
+/// `202` body of a switch request.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SwitchView {
+    pub pending_source: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ShardStats {
+    pub shard: u32,
+    /// Core the shard's thread is pinned to, if pinned.
+    pub core: Option<u32>,
+    pub subscribers: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub send_batches: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct NodeStats {
+    pub uptime_s: f64,
+    pub sources: u64,
+    pub subscribers: u64,
+    pub packets_received: u64,
+    pub packets_forwarded: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET /v1/stats` body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StatsView {
+    pub node: NodeStats,
+    pub shards: Vec<ShardStats>,
+    pub sources: Vec<SourceView>,
+}
+
+/// An error the API reports: HTTP status, a stable machine-readable code and a message saying what
+/// was wrong. Sent as `{"error": code, "message": message}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 400,
+            code: "bad_request",
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 404,
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 409,
+            code: "conflict",
+            message: message.into(),
+        }
+    }
+
+    pub fn too_many(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 429,
+            code: "limit_reached",
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 503,
+            code: "unavailable",
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What the node offers the control API. Calls may block briefly (a round trip to the node's
+/// control thread); the HTTP server calls them off its async workers.
+pub trait Control: Send + Sync + 'static {
+    fn create_source(&self, req: CreateSource) -> Result<SourceView, ApiError>;
+    fn sources(&self) -> Vec<SourceView>;
+    fn source(&self, id: u32) -> Result<SourceView, ApiError>;
+    /// Its subscribers stay, idle, until switched or deleted.
+    fn delete_source(&self, id: u32) -> Result<(), ApiError>;
+    /// All or nothing: if one entry is refused, none is added and the error names the entry.
+    fn create_subscribers(
+        &self,
+        reqs: Vec<CreateSubscriber>,
+    ) -> Result<Vec<SubscriberView>, ApiError>;
+    fn subscribers(&self) -> Vec<SubscriberView>;
+    fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError>;
+    fn delete_subscriber(&self, id: u32) -> Result<(), ApiError>;
+    fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError>;
+    fn stats(&self) -> StatsView;
+}
