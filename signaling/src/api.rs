@@ -117,7 +117,7 @@ pub struct ShardStats {
     pub drops: std::collections::BTreeMap<String, u64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct NodeStats {
     pub uptime_s: f64,
     pub sources: u64,
@@ -128,7 +128,7 @@ pub struct NodeStats {
 }
 
 /// `GET /v1/stats` body.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct StatsView {
     pub node: NodeStats,
     pub shards: Vec<ShardStats>,
