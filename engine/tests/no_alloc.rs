@@ -137,6 +137,11 @@ fn packet_path_does_not_allocate() {
     let (sent, allocations) = run(&mut shard, 100..400);
     assert!(sent > 10_000);
     assert_eq!(shard.counters().switches, 1000, "every switch applied");
+    assert_eq!(
+        shard.switched().len(),
+        1000,
+        "every applied switch recorded"
+    );
     assert_eq!(sources[1].0.counters().restarts, 1);
     assert_eq!(
         allocations, 0,

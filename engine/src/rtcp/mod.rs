@@ -411,6 +411,19 @@ impl Iterator for NackLost<'_> {
 
 impl FusedIterator for NackLost<'_> {}
 
+/// Length of a Picture Loss Indication (RFC 4585 §6.3.1): header, sender SSRC, media SSRC.
+pub const PLI_LEN: usize = 12;
+
+/// Write a PLI asking the sender of `media_ssrc` for a keyframe, on behalf of `sender_ssrc`.
+pub fn write_pli(out: &mut [u8; PLI_LEN], sender_ssrc: Ssrc, media_ssrc: Ssrc) {
+    out[0] = 0x80 | FMT_PLI;
+    out[1] = PT_PSFB;
+    // Length in 32-bit words minus one.
+    out[2..4].copy_from_slice(&2u16.to_be_bytes());
+    out[4..8].copy_from_slice(&sender_ssrc.0.to_be_bytes());
+    out[8..12].copy_from_slice(&media_ssrc.0.to_be_bytes());
+}
+
 /// Iterates the packets of a compound RTCP datagram.
 ///
 /// Yields each packet in order; on the first malformed one it yields a single error and then

@@ -583,3 +583,21 @@ proptest! {
         drain(&buf);
     }
 }
+
+#[test]
+fn written_pli_parses_back() {
+    let mut out = [0u8; PLI_LEN];
+    write_pli(&mut out, Ssrc(7), Ssrc(0xdead_beef));
+    assert!(is_rtcp(&out));
+    let parsed: Vec<_> = packets(&out).collect();
+    assert_eq!(parsed.len(), 1);
+    match parsed[0] {
+        Ok(RtcpPacket::Pli {
+            sender_ssrc,
+            media_ssrc,
+        }) => {
+            assert_eq!((sender_ssrc, media_ssrc), (Ssrc(7), Ssrc(0xdead_beef)));
+        }
+        ref other => panic!("not a PLI: {other:?}"),
+    }
+}

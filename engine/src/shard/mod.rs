@@ -124,6 +124,9 @@ pub struct Shard {
     table: TrackTable,
     layout: Layout,
     counters: ShardCounters,
+    /// Tracks whose pending switch was applied since the last `clear_switched`; capacity is
+    /// reserved when a switch is requested, so applying one never allocates.
+    switched: Vec<TrackId>,
 }
 
 impl Default for Shard {
@@ -138,6 +141,7 @@ impl Shard {
             table: TrackTable::new(),
             layout,
             counters: ShardCounters::default(),
+            switched: Vec::new(),
         }
     }
 
@@ -279,12 +283,24 @@ impl Shard {
         if self.is_live(slot) {
             self.table.tracks[slot].pending = Some(to);
             self.table.groups[target].pending.push(id);
+            let pending: usize = self.table.groups.iter().map(|g| g.pending.len()).sum();
+            self.switched.reserve(pending);
             return Ok(SwitchOutcome::Pending);
         }
         let from = self.table.group_at(slot);
         let slot = self.table.move_to_group(slot, from, target);
         self.table.tracks[slot].splicer.detach();
         Ok(SwitchOutcome::Moved)
+    }
+
+    /// Tracks whose pending switch was applied at a switch point since the last
+    /// [`Shard::clear_switched`], in the order applied.
+    pub fn switched(&self) -> &[TrackId] {
+        &self.switched
+    }
+
+    pub fn clear_switched(&mut self) {
+        self.switched.clear();
     }
 
     /// Cancel a pending switch; true if there was one.
@@ -356,6 +372,8 @@ impl Shard {
             let slot = self.table.move_to_group(slot, from, g);
             self.table.tracks[slot].pending = None;
             self.counters.switches += 1;
+            debug_assert!(self.switched.len() < self.switched.capacity());
+            self.switched.push(id);
         }
         // Hand the emptied list back so its capacity is reused: no allocation at switch time.
         pending.clear();
