@@ -135,6 +135,13 @@ pub struct StatsView {
     pub sources: Vec<SourceView>,
 }
 
+/// Body of every error response: `{"error": code, "message": message}`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
 /// An error the API reports: HTTP status, a stable machine-readable code and a message saying what
 /// was wrong. Sent as `{"error": code, "message": message}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +189,46 @@ impl ApiError {
             status: 503,
             code: "unavailable",
             message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 401,
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 405,
+            code: "method_not_allowed",
+            message: message.into(),
+        }
+    }
+
+    pub fn payload_too_large(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 413,
+            code: "payload_too_large",
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 500,
+            code: "internal",
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body this error is sent as.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code.to_string(),
+            message: self.message.clone(),
         }
     }
 }

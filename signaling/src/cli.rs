@@ -1,0 +1,470 @@
+//! The client side of the `corecast` command line: subcommands that talk to a running node's
+//! control API. The node crate embeds [`ClientArgs`] and [`ClientCommand`] in its own CLI and
+//! calls [`run`].
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+
+use crate::api::{CreateSource, CreateSubscriber, SourceView, StatsView, SubscriberView};
+use crate::client::{Client, ClientError};
+
+/// Where the node's control API is.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct ClientArgs {
+    /// Control API address: HOST:PORT or http://HOST:PORT.
+    #[arg(long, env = "CORECAST_SERVER", default_value = "127.0.0.1:8080")]
+    pub server: String,
+    /// Bearer token, when the node requires one.
+    #[arg(long, env = "CORECAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// Add, list or remove sources.
+    #[command(subcommand)]
+    Source(SourceCmd),
+    /// Add, list or remove subscribers.
+    #[command(subcommand)]
+    Sub(SubCmd),
+    /// Move a subscriber to another source (applied at that source's next keyframe).
+    Switch {
+        /// Subscriber id.
+        sub: u32,
+        /// Source id to switch to.
+        source: u32,
+    },
+    /// Show node, shard and source counters.
+    Stats,
+}
+
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum SourceCmd {
+    /// Create a source and print it as JSON.
+    Add {
+        /// Unique name.
+        name: String,
+        /// vp8, vp9, h264, h265, av1 or opus.
+        #[arg(long)]
+        codec: String,
+        /// RTP clock rate; the codec's usual one when absent.
+        #[arg(long)]
+        clock_rate: Option<u32>,
+        /// Ingest UDP port; chosen from the node's range when absent.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Accept packets from any sender instead of latching to the first.
+        #[arg(long)]
+        no_latch: bool,
+    },
+    /// List sources.
+    #[command(alias = "ls")]
+    List,
+    /// Delete a source (its subscribers stay, idle).
+    #[command(alias = "delete")]
+    Rm { id: u32 },
+}
+
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum SubCmd {
+    /// Create a subscriber and print it as JSON.
+    Add {
+        /// Source id to attach to.
+        #[arg(long)]
+        source: u32,
+        /// IP:PORT the subscriber receives media on.
+        #[arg(long)]
+        dest: SocketAddr,
+    },
+    /// List subscribers.
+    #[command(alias = "ls")]
+    List,
+    /// Delete a subscriber.
+    #[command(alias = "delete")]
+    Rm { id: u32 },
+}
+
+/// Runs one client command against the node, writing its result to `out`. On `Err` the caller
+/// prints `error: {err}` (which reads `error: <code>: <message>`) and exits non-zero.
+pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result<(), ClientError> {
+    let client = Client::new(&args.server, args.token.clone());
+    match cmd {
+        ClientCommand::Source(SourceCmd::Add {
+            name,
+            codec,
+            clock_rate,
+            port,
+            no_latch,
+        }) => {
+            let view = client.create_source(&CreateSource {
+                name,
+                codec,
+                clock_rate,
+                port,
+                latch: no_latch.then_some(false),
+            })?;
+            print_json(out, &view)
+        }
+        ClientCommand::Source(SourceCmd::List) => print_sources(out, &client.sources()?),
+        ClientCommand::Source(SourceCmd::Rm { id }) => {
+            client.delete_source(id)?;
+            writeln!(out, "deleted source {id}").map_err(ClientError::Output)
+        }
+        ClientCommand::Sub(SubCmd::Add { source, dest }) => {
+            let view = client.create_subscriber(&CreateSubscriber {
+                source,
+                dest: dest.to_string(),
+            })?;
+            print_json(out, &view)
+        }
+        ClientCommand::Sub(SubCmd::List) => print_subscribers(out, &client.subscribers()?),
+        ClientCommand::Sub(SubCmd::Rm { id }) => {
+            client.delete_subscriber(id)?;
+            writeln!(out, "deleted subscriber {id}").map_err(ClientError::Output)
+        }
+        ClientCommand::Switch { sub, source } => {
+            let view = client.switch(sub, source)?;
+            writeln!(
+                out,
+                "subscriber {sub}: switching to source {} at its next switch point",
+                view.pending_source
+            )
+            .map_err(ClientError::Output)
+        }
+        ClientCommand::Stats => print_stats(out, &client.stats()?),
+    }
+}
+
+fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), ClientError> {
+    let text = serde_json::to_string_pretty(value).expect("API views serialise infallibly");
+    writeln!(out, "{text}").map_err(ClientError::Output)
+}
+
+fn print_sources(out: &mut dyn Write, sources: &[SourceView]) -> Result<(), ClientError> {
+    let rows = sources
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.name.clone(),
+                s.codec.clone(),
+                s.clock_rate.to_string(),
+                format!("{}:{}", s.ingest.ip, s.ingest.port),
+                if s.latch { "yes" } else { "no" }.to_string(),
+                s.sender.map_or_else(|| "-".to_string(), |a| a.to_string()),
+                s.subscribers.to_string(),
+                s.counters.packets_received.to_string(),
+                s.counters.packets_forwarded.to_string(),
+                s.counters.keyframes.to_string(),
+                drops(&s.counters.drops),
+            ]
+        })
+        .collect();
+    let headers = [
+        "ID",
+        "NAME",
+        "CODEC",
+        "CLOCK",
+        "INGEST",
+        "LATCH",
+        "SENDER",
+        "SUBSCRIBERS",
+        "RECEIVED",
+        "FORWARDED",
+        "KEYFRAMES",
+        "DROPS",
+    ];
+    write_table(out, &headers, rows).map_err(ClientError::Output)
+}
+
+fn print_subscribers(out: &mut dyn Write, subs: &[SubscriberView]) -> Result<(), ClientError> {
+    let opt = |v: Option<u32>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let rows = subs
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                opt(s.source),
+                opt(s.pending_source),
+                s.dest.to_string(),
+                format!("{:08x}", s.ssrc),
+                s.shard.to_string(),
+                s.counters.packets_sent.to_string(),
+                s.counters.bytes_sent.to_string(),
+                s.counters.switches.to_string(),
+                drops(&s.counters.drops),
+            ]
+        })
+        .collect();
+    let headers = [
+        "ID", "SOURCE", "PENDING", "DEST", "SSRC", "SHARD", "SENT", "BYTES", "SWITCHES", "DROPS",
+    ];
+    write_table(out, &headers, rows).map_err(ClientError::Output)
+}
+
+fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError> {
+    let n = &stats.node;
+    let result = (|| {
+        writeln!(
+            out,
+            "uptime {:.1} s, {} sources, {} subscribers, {} packets received, {} forwarded, drops: {}",
+            n.uptime_s,
+            n.sources,
+            n.subscribers,
+            n.packets_received,
+            n.packets_forwarded,
+            drops(&n.drops)
+        )?;
+        writeln!(out)?;
+        let rows = stats
+            .shards
+            .iter()
+            .map(|s| {
+                vec![
+                    s.shard.to_string(),
+                    s.core.map_or_else(|| "-".to_string(), |c| c.to_string()),
+                    s.subscribers.to_string(),
+                    s.packets_in.to_string(),
+                    s.packets_out.to_string(),
+                    s.send_batches.to_string(),
+                    drops(&s.drops),
+                ]
+            })
+            .collect();
+        let headers = [
+            "SHARD",
+            "CORE",
+            "SUBSCRIBERS",
+            "PACKETS IN",
+            "PACKETS OUT",
+            "BATCHES",
+            "DROPS",
+        ];
+        write_table(out, &headers, rows)?;
+        writeln!(out)
+    })();
+    result.map_err(ClientError::Output)?;
+    print_sources(out, &stats.sources)
+}
+
+/// `total` or `total (reason=n, ...)`, so the cause of drops shows without a second command.
+fn drops(by_reason: &std::collections::BTreeMap<String, u64>) -> String {
+    let total: u64 = by_reason.values().sum();
+    if total == 0 {
+        return "0".to_string();
+    }
+    let reasons: Vec<String> = by_reason
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    format!("{total} ({})", reasons.join(", "))
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+fn write_table(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header_row).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The shape the node's CLI is expected to take: connection flags plus these subcommands.
+    #[derive(Parser, Debug)]
+    #[command(name = "corecast")]
+    struct Cli {
+        #[command(flatten)]
+        args: ClientArgs,
+        #[command(subcommand)]
+        cmd: ClientCommand,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("corecast").chain(argv.iter().copied()))
+    }
+
+    #[test]
+    fn source_add_with_every_flag() {
+        let cli = parse(&[
+            "source",
+            "add",
+            "cam1",
+            "--codec",
+            "vp8",
+            "--clock-rate",
+            "90000",
+            "--port",
+            "5004",
+            "--no-latch",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.cmd,
+            ClientCommand::Source(SourceCmd::Add {
+                name: "cam1".into(),
+                codec: "vp8".into(),
+                clock_rate: Some(90_000),
+                port: Some(5004),
+                no_latch: true,
+            })
+        );
+    }
+
+    #[test]
+    fn source_add_minimal_and_list_and_rm() {
+        let cli = parse(&["source", "add", "mic", "--codec", "opus"]).unwrap();
+        assert_eq!(
+            cli.cmd,
+            ClientCommand::Source(SourceCmd::Add {
+                name: "mic".into(),
+                codec: "opus".into(),
+                clock_rate: None,
+                port: None,
+                no_latch: false,
+            })
+        );
+        assert_eq!(
+            parse(&["source", "list"]).unwrap().cmd,
+            ClientCommand::Source(SourceCmd::List)
+        );
+        assert_eq!(
+            parse(&["source", "ls"]).unwrap().cmd,
+            ClientCommand::Source(SourceCmd::List)
+        );
+        assert_eq!(
+            parse(&["source", "rm", "7"]).unwrap().cmd,
+            ClientCommand::Source(SourceCmd::Rm { id: 7 })
+        );
+    }
+
+    #[test]
+    fn source_add_needs_codec_and_numbers() {
+        use clap::error::ErrorKind;
+        let kind = |argv: &[&str]| parse(argv).unwrap_err().kind();
+        assert_eq!(
+            kind(&["source", "add", "cam1"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["source", "add", "cam1", "--codec", "vp8", "--port", "70000"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(kind(&["source", "rm", "x"]), ErrorKind::ValueValidation);
+        assert_eq!(
+            kind(&["source"]),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+    }
+
+    #[test]
+    fn sub_commands() {
+        assert_eq!(
+            parse(&["sub", "add", "--source", "1", "--dest", "10.0.0.2:5000"])
+                .unwrap()
+                .cmd,
+            ClientCommand::Sub(SubCmd::Add {
+                source: 1,
+                dest: "10.0.0.2:5000".parse().unwrap(),
+            })
+        );
+        assert_eq!(
+            parse(&["sub", "add", "--source", "1", "--dest", "[::1]:5000"])
+                .unwrap()
+                .cmd,
+            ClientCommand::Sub(SubCmd::Add {
+                source: 1,
+                dest: "[::1]:5000".parse().unwrap(),
+            })
+        );
+        assert!(parse(&["sub", "add", "--source", "1", "--dest", "10.0.0.2"]).is_err());
+        assert!(parse(&["sub", "add", "--dest", "10.0.0.2:5000"]).is_err());
+        assert_eq!(
+            parse(&["sub", "list"]).unwrap().cmd,
+            ClientCommand::Sub(SubCmd::List)
+        );
+        assert_eq!(
+            parse(&["sub", "rm", "3"]).unwrap().cmd,
+            ClientCommand::Sub(SubCmd::Rm { id: 3 })
+        );
+    }
+
+    #[test]
+    fn switch_and_stats() {
+        assert_eq!(
+            parse(&["switch", "12", "2"]).unwrap().cmd,
+            ClientCommand::Switch { sub: 12, source: 2 }
+        );
+        assert!(parse(&["switch", "12"]).is_err());
+        assert_eq!(parse(&["stats"]).unwrap().cmd, ClientCommand::Stats);
+    }
+
+    #[test]
+    fn server_and_token_flags() {
+        let cli = parse(&[
+            "--server",
+            "http://10.0.0.1:9000",
+            "--token",
+            "t0k",
+            "stats",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.server, "http://10.0.0.1:9000");
+        assert_eq!(cli.args.token.as_deref(), Some("t0k"));
+        // The defaults apply only when the environment does not set them.
+        if std::env::var_os("CORECAST_SERVER").is_none() {
+            assert_eq!(parse(&["stats"]).unwrap().args.server, "127.0.0.1:8080");
+        }
+        if std::env::var_os("CORECAST_TOKEN").is_none() {
+            assert_eq!(parse(&["stats"]).unwrap().args.token, None);
+        }
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tables_align_and_summarise_drops() {
+        let mut drops_map = std::collections::BTreeMap::new();
+        assert_eq!(drops(&drops_map), "0");
+        drops_map.insert("too_old".to_string(), 2);
+        drops_map.insert("duplicate".to_string(), 1);
+        assert_eq!(drops(&drops_map), "3 (duplicate=1, too_old=2)");
+
+        let mut out = Vec::new();
+        let rows = vec![vec!["1".into(), "long name".into(), "x".into()]];
+        write_table(&mut out, &["ID", "NAME", "LAST"], rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID  NAME       LAST\n1   long name  x\n"
+        );
+    }
+}

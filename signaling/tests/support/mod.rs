@@ -1,0 +1,355 @@
+//! An in-memory `Control` with just enough of the node's behaviour to produce every status the
+//! API can answer with, plus helpers to serve it on loopback and to send raw requests.
+
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use corecast_signaling::api::{
+    CreateSource, CreateSubscriber, ErrorBody, IngestAddr, NodeStats, ShardStats, SourceCounters,
+    SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchView,
+};
+use corecast_signaling::{ApiConfig, ApiError, ApiServer, Client, ClientError, Control};
+use ureq::http;
+
+const CODECS: [&str; 6] = ["vp8", "vp9", "h264", "h265", "av1", "opus"];
+
+#[derive(Default)]
+struct State {
+    next_source: u32,
+    next_subscriber: u32,
+    sources: BTreeMap<u32, SourceView>,
+    subscribers: BTreeMap<u32, SubscriberView>,
+}
+
+pub struct FakeNode {
+    state: Mutex<State>,
+    max_subscribers: usize,
+    /// Names of the threads `Control` was called on: the server must keep it off its async
+    /// worker ("corecast-http").
+    threads: Mutex<BTreeSet<String>>,
+}
+
+impl FakeNode {
+    pub fn new(max_subscribers: usize) -> Arc<FakeNode> {
+        Arc::new(FakeNode {
+            state: Mutex::default(),
+            max_subscribers,
+            threads: Mutex::default(),
+        })
+    }
+
+    pub fn threads(&self) -> BTreeSet<String> {
+        self.threads.lock().unwrap().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed>")
+            .to_string();
+        self.threads.lock().unwrap().insert(name);
+        self.state.lock().unwrap()
+    }
+}
+
+fn not_found(what: &str, id: u32) -> ApiError {
+    ApiError::not_found(format!("no {what} with id {id}"))
+}
+
+impl Control for FakeNode {
+    fn create_source(&self, req: CreateSource) -> Result<SourceView, ApiError> {
+        if req.name == "panic" {
+            panic!("fake node told to panic");
+        }
+        let mut st = self.lock();
+        if !CODECS.contains(&req.codec.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown codec `{}`",
+                req.codec
+            )));
+        }
+        if st.sources.values().any(|s| s.name == req.name) {
+            return Err(ApiError::conflict(format!(
+                "a source named `{}` exists",
+                req.name
+            )));
+        }
+        st.next_source += 1;
+        let id = st.next_source;
+        let port = req.port.unwrap_or(5000 + id as u16 * 2);
+        if st.sources.values().any(|s| s.ingest.port == port) {
+            return Err(ApiError::conflict(format!("port {port} is in use")));
+        }
+        let default_rate = if req.codec == "opus" { 48_000 } else { 90_000 };
+        let view = SourceView {
+            id,
+            name: req.name,
+            codec: req.codec,
+            clock_rate: req.clock_rate.unwrap_or(default_rate),
+            ingest: IngestAddr {
+                ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                port,
+            },
+            latch: req.latch.unwrap_or(true),
+            sender: None,
+            subscribers: 0,
+            counters: SourceCounters::default(),
+        };
+        st.sources.insert(id, view.clone());
+        Ok(view)
+    }
+
+    fn sources(&self) -> Vec<SourceView> {
+        self.lock().sources.values().cloned().collect()
+    }
+
+    fn source(&self, id: u32) -> Result<SourceView, ApiError> {
+        self.lock()
+            .sources
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("source", id))
+    }
+
+    fn delete_source(&self, id: u32) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        st.sources
+            .remove(&id)
+            .ok_or_else(|| not_found("source", id))?;
+        for sub in st.subscribers.values_mut() {
+            if sub.source == Some(id) {
+                sub.source = None;
+            }
+            if sub.pending_source == Some(id) {
+                sub.pending_source = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_subscribers(
+        &self,
+        reqs: Vec<CreateSubscriber>,
+    ) -> Result<Vec<SubscriberView>, ApiError> {
+        let mut st = self.lock();
+        if st.subscribers.len() + reqs.len() > self.max_subscribers {
+            return Err(ApiError::too_many(format!(
+                "the node holds at most {} subscribers",
+                self.max_subscribers
+            )));
+        }
+        let mut parsed = Vec::with_capacity(reqs.len());
+        for (i, req) in reqs.iter().enumerate() {
+            if !st.sources.contains_key(&req.source) {
+                return Err(ApiError::not_found(format!(
+                    "entry {i}: no source with id {}",
+                    req.source
+                )));
+            }
+            let dest: SocketAddr = req.dest.parse().map_err(|_| {
+                ApiError::bad_request(format!("entry {i}: dest `{}` is not ip:port", req.dest))
+            })?;
+            parsed.push((req.source, dest));
+        }
+        let mut views = Vec::with_capacity(parsed.len());
+        for (source, dest) in parsed {
+            st.next_subscriber += 1;
+            let id = st.next_subscriber;
+            let view = SubscriberView {
+                id,
+                ssrc: id.wrapping_mul(0x9e37_79b9),
+                shard: id % 2,
+                source: Some(source),
+                pending_source: None,
+                dest,
+                media_from: "0.0.0.0:4000".parse().unwrap(),
+                counters: SubscriberCounters::default(),
+            };
+            st.sources.get_mut(&source).unwrap().subscribers += 1;
+            st.subscribers.insert(id, view.clone());
+            views.push(view);
+        }
+        Ok(views)
+    }
+
+    fn subscribers(&self) -> Vec<SubscriberView> {
+        self.lock().subscribers.values().cloned().collect()
+    }
+
+    fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError> {
+        self.lock()
+            .subscribers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("subscriber", id))
+    }
+
+    fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        let sub = st
+            .subscribers
+            .remove(&id)
+            .ok_or_else(|| not_found("subscriber", id))?;
+        if let Some(source) = sub.source.and_then(|s| st.sources.get_mut(&s)) {
+            source.subscribers -= 1;
+        }
+        Ok(())
+    }
+
+    fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError> {
+        let mut st = self.lock();
+        if !st.sources.contains_key(&source) {
+            return Err(not_found("source", source));
+        }
+        let sub = st
+            .subscribers
+            .get_mut(&subscriber)
+            .ok_or_else(|| not_found("subscriber", subscriber))?;
+        sub.pending_source = Some(source);
+        Ok(SwitchView {
+            pending_source: source,
+        })
+    }
+
+    fn stats(&self) -> StatsView {
+        let st = self.lock();
+        let mut drops = BTreeMap::new();
+        drops.insert("waiting_keyframe".to_string(), 3);
+        StatsView {
+            node: NodeStats {
+                uptime_s: 12.5,
+                sources: st.sources.len() as u64,
+                subscribers: st.subscribers.len() as u64,
+                packets_received: 100,
+                packets_forwarded: 90,
+                drops: drops.clone(),
+            },
+            shards: (0..2)
+                .map(|shard| ShardStats {
+                    shard,
+                    core: Some(shard + 2),
+                    subscribers: st.subscribers.values().filter(|s| s.shard == shard).count()
+                        as u64,
+                    packets_in: 50,
+                    packets_out: 45,
+                    send_batches: 7,
+                    drops: drops.clone(),
+                })
+                .collect(),
+            sources: st.sources.values().cloned().collect(),
+        }
+    }
+}
+
+/// A running server over a fresh fake, and a client pointed at it.
+pub struct Harness {
+    pub node: Arc<FakeNode>,
+    pub server: ApiServer,
+    pub client: Client,
+}
+
+impl Harness {
+    pub fn start(config: ApiConfig, max_subscribers: usize) -> Harness {
+        let node = FakeNode::new(max_subscribers);
+        let token = config.token.clone();
+        let server = ApiServer::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::clone(&node) as Arc<dyn Control>,
+            config,
+        )
+        .expect("spawn the API server on loopback");
+        let client = Client::new(&server.local_addr().to_string(), token);
+        Harness {
+            node,
+            server,
+            client,
+        }
+    }
+
+    pub fn open() -> Harness {
+        Harness::start(ApiConfig::default(), 20_000)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.local_addr())
+    }
+}
+
+pub fn source(name: &str, codec: &str) -> CreateSource {
+    CreateSource {
+        name: name.into(),
+        codec: codec.into(),
+        clock_rate: None,
+        port: None,
+        latch: None,
+    }
+}
+
+pub fn sub(source: u32, port: u16) -> CreateSubscriber {
+    CreateSubscriber {
+        source,
+        dest: format!("127.0.0.1:{port}"),
+    }
+}
+
+/// An API error's status, code and message.
+pub fn api_err<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+pub struct Raw {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Raw {
+    /// The `{"error","message"}` body, checking it is sent as JSON.
+    pub fn error(&self) -> ErrorBody {
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
+            Some("application/json"),
+            "body: {}",
+            self.body
+        );
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the error shape ({e}): {}", self.body))
+    }
+}
+
+pub fn raw(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Raw {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .proxy(None)
+        .build()
+        .into();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let mut resp = agent
+        .run(req.body(body.to_vec()).unwrap())
+        .expect("an HTTP answer");
+    Raw {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.body_mut().read_to_string().unwrap(),
+    }
+}
+
+pub const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
