@@ -1,0 +1,294 @@
+//! `corecast serve` configuration: every flag also reads an environment variable (`CORECAST_` +
+//! the flag's name) and a TOML file given with `--config`, whose keys are the flag names. The
+//! command line wins over the environment, which wins over the file, which wins over defaults.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+/// An inclusive UDP port range, written `LO-HI`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("`{s}` is not a port range like 40000-40999"))?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("`{p}` is not a port number"))
+        };
+        let (lo, hi) = (port(lo)?, port(hi)?);
+        if lo == 0 || lo > hi {
+            return Err(format!("port range {lo}-{hi} is empty or starts at 0"));
+        }
+        Ok(PortRange { lo, hi })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.lo, self.hi)
+    }
+}
+
+/// A list of CPU core ids, written like `0,2,4-7`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreList(pub Vec<usize>);
+
+impl FromStr for CoreList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CoreList, String> {
+        let mut cores = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = |p: &str| {
+                p.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("`{p}` is not a core id"))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (id(a)?, id(b)?);
+                    if a > b {
+                        return Err(format!("core range {a}-{b} is empty"));
+                    }
+                    cores.extend(a..=b);
+                }
+                None => cores.push(id(part)?),
+            }
+        }
+        if cores.is_empty() {
+            return Err("the core list is empty".into());
+        }
+        let mut sorted = cores.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != cores.len() {
+            return Err(format!("core list `{s}` names a core twice"));
+        }
+        Ok(CoreList(cores))
+    }
+}
+
+impl fmt::Display for CoreList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self.0.iter().map(usize::to_string).collect();
+        f.write_str(&ids.join(","))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `corecast serve`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (keys are the flag names, e.g. `rtp-ports`).
+    #[arg(long, env = "CORECAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP control API.
+    #[arg(long, env = "CORECAST_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Address media is received and sent on.
+    #[arg(long, env = "CORECAST_RTP_IP", default_value = "127.0.0.1")]
+    pub rtp_ip: IpAddr,
+    /// Ingest ports given to sources that do not ask for one.
+    #[arg(long, env = "CORECAST_RTP_PORTS", default_value = "40000-40999")]
+    pub rtp_ports: PortRange,
+    /// Number of shards (worker threads); default: one per core available to the process.
+    #[arg(long, env = "CORECAST_SHARDS", conflicts_with = "cores")]
+    pub shards: Option<usize>,
+    /// Cores to run shards on, one shard per core (e.g. `0,2-5`).
+    #[arg(long, env = "CORECAST_CORES")]
+    pub cores: Option<CoreList>,
+    /// Do not pin shard threads to cores.
+    #[arg(long, env = "CORECAST_NO_PIN")]
+    pub no_pin: bool,
+    /// Packets per send batch (one sendmmsg).
+    #[arg(long, env = "CORECAST_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch: u32,
+    /// Packets each shard's receive queue holds; when full, packets are dropped and counted.
+    #[arg(long, env = "CORECAST_QUEUE_DEPTH", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
+    pub queue_depth: u32,
+    /// Receive buffer asked of the kernel for each ingest socket, in bytes.
+    #[arg(long, env = "CORECAST_RCVBUF", default_value_t = 4 << 20)]
+    pub rcvbuf: usize,
+    /// Send buffer asked of the kernel for each shard's socket, in bytes.
+    #[arg(long, env = "CORECAST_SNDBUF", default_value_t = 4 << 20)]
+    pub sndbuf: usize,
+    /// Bearer token every /v1 request must carry.
+    #[arg(long, env = "CORECAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Most subscribers the node accepts.
+    #[arg(long, env = "CORECAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
+    pub max_subscribers: usize,
+    /// Least time between two keyframe requests to one source, in milliseconds.
+    #[arg(long, env = "CORECAST_PLI_INTERVAL", default_value_t = 500)]
+    pub pli_interval: u64,
+    /// A switch not done after this many milliseconds is cancelled.
+    #[arg(long, env = "CORECAST_SWITCH_TIMEOUT", default_value_t = 5000)]
+    pub switch_timeout: u64,
+    /// Microseconds an idle shard busy-polls before it parks (lower latency, more CPU).
+    #[arg(long, env = "CORECAST_SPIN_US", default_value_t = 0)]
+    pub spin_us: u64,
+    #[arg(long, env = "CORECAST_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Parses `serve` flags with the environment and, if named, a TOML file. `argv` holds the flags
+/// only (not the program or subcommand name).
+pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, String> {
+    #[derive(Parser)]
+    #[command(name = "corecast serve", args_override_self = true)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+    let parse = |argv: &[String]| -> Result<ServeArgs, String> {
+        let cmd = Wrapper::command();
+        let matches = cmd
+            .try_get_matches_from(
+                std::iter::once("corecast serve".to_string()).chain(argv.iter().cloned()),
+            )
+            .map_err(|e| e.to_string())?;
+        Wrapper::from_arg_matches(&matches)
+            .map(|w| w.args)
+            .map_err(|e| e.to_string())
+    };
+    let first = parse(argv)?;
+    let Some(path) = first.config.clone() else {
+        return Ok(first);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let known: Vec<String> = Wrapper::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    let mut from_file = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        if !known.contains(&flag) || flag == "config" {
+            return Err(format!(
+                "config file {}: unknown setting `{key}` (settings are the flag names of `corecast serve --help`)",
+                path.display()
+            ));
+        }
+        // The environment wins over the file.
+        let env = format!("CORECAST_{}", flag.replace('-', "_").to_uppercase());
+        if std::env::var_os(&env).is_some() {
+            continue;
+        }
+        match value {
+            toml::Value::Boolean(true) => from_file.push(format!("--{flag}")),
+            toml::Value::Boolean(false) => {}
+            toml::Value::String(s) => from_file.extend([format!("--{flag}"), s.clone()]),
+            toml::Value::Integer(i) => from_file.extend([format!("--{flag}"), i.to_string()]),
+            other => {
+                return Err(format!(
+                    "config file {}: `{key}` must be a string, integer or boolean, not {}",
+                    path.display(),
+                    other.type_str()
+                ))
+            }
+        }
+    }
+    // File settings first, so the command line given after them overrides them.
+    from_file.extend(argv.iter().cloned());
+    parse(&from_file).map_err(|e| format!("{e}(with settings from {})", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let a = parse_serve(&[]).unwrap();
+        assert_eq!(a.http, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            a.rtp_ports,
+            PortRange {
+                lo: 40000,
+                hi: 40999
+            }
+        );
+        assert_eq!((a.pli_interval, a.switch_timeout, a.batch), (500, 5000, 64));
+        assert_eq!(a.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let e = parse_serve(&args("--rtp-ports 5000-4000")).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = parse_serve(&args("--cores 1,1")).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+        assert!(parse_serve(&args("--shards 2 --cores 0,1")).is_err());
+        assert!(parse_serve(&args("--batch 0")).is_err());
+    }
+
+    #[test]
+    fn config_file_sets_values_the_command_line_overrides() {
+        let dir = std::env::temp_dir().join(format!("corecast-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("node.toml");
+        std::fs::write(
+            &file,
+            "rtp-ports = \"50000-50100\"\npli_interval = 250\nno-pin = true\nbatch = 32\n",
+        )
+        .unwrap();
+        let f = file.display().to_string();
+        let a = parse_serve(&args(&format!("--config {f} --batch 16"))).unwrap();
+        assert_eq!(
+            a.rtp_ports,
+            PortRange {
+                lo: 50000,
+                hi: 50100
+            }
+        );
+        assert_eq!(a.pli_interval, 250);
+        assert!(a.no_pin);
+        assert_eq!(a.batch, 16, "command line wins");
+
+        std::fs::write(&file, "rtp-portz = \"1-2\"\n").unwrap();
+        let e = parse_serve(&args(&format!("--config {f}"))).unwrap_err();
+        assert!(e.contains("unknown setting `rtp-portz`"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn core_lists_and_ranges_parse() {
+        assert_eq!(
+            "0,2-4".parse::<CoreList>().unwrap(),
+            CoreList(vec![0, 2, 3, 4])
+        );
+        assert_eq!(
+            "40000-40001".parse::<PortRange>().unwrap(),
+            PortRange {
+                lo: 40000,
+                hi: 40001
+            }
+        );
+    }
+}

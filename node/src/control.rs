@@ -1,0 +1,559 @@
+//! The control thread: owns the topology (sources, subscribers, which shard holds which track),
+//! validates requests, and drives the ingest thread and the shards through their command queues.
+//! It is never on the packet path: shards and ingest only read the per-source shard mask it keeps.
+//!
+//! The HTTP API reaches it through [`ControlHandle`], which sends a closure over a channel and
+//! waits for its reply, so every change to the topology happens on this one thread, in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use corecast_engine::{Codec, RtpTime, SeqNo, SourceId, Ssrc, SwitchOutcome, TrackConfig, TrackId};
+use corecast_signaling::api::{CreateSource, CreateSubscriber, SwitchView};
+use corecast_signaling::ApiError;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::PortRange;
+use crate::ingest::{IngestCommand, IngestLink, IngestSourceStats, NewSource};
+use crate::shard::{ShardCommand, ShardEvent, ShardLink, ShardSnapshot};
+
+/// How long the control thread waits for room in a full command queue before giving up.
+const QUEUE_PATIENCE: Duration = Duration::from_secs(2);
+const TICK: Duration = Duration::from_millis(20);
+
+pub struct ShardHandle {
+    pub link: Arc<ShardLink>,
+    pub media_from: SocketAddr,
+    pub core: Option<usize>,
+}
+
+pub struct Settings {
+    pub rtp_ip: IpAddr,
+    pub ports: PortRange,
+    pub rcvbuf: usize,
+    pub max_subscribers: usize,
+    pub switch_timeout: Duration,
+}
+
+pub(crate) struct SourceEntry {
+    pub name: String,
+    pub codec: Codec,
+    pub clock_rate: u32,
+    pub port: u16,
+    pub latch: bool,
+    pub mask: Arc<AtomicU64>,
+    /// Per shard: tracks attached to or switching to this source.
+    pub users: Vec<u32>,
+}
+
+pub(crate) struct SubEntry {
+    pub ssrc: u32,
+    pub shard: usize,
+    pub source: Option<u32>,
+    pub pending: Option<(u32, Instant)>,
+    pub dest: SocketAddr,
+    pub switches: u64,
+}
+
+pub struct ControlState {
+    pub(crate) settings: Settings,
+    pub(crate) started: Instant,
+    pub(crate) shards: Vec<ShardHandle>,
+    pub(crate) ingest: Arc<IngestLink>,
+    pub(crate) sources: BTreeMap<u32, SourceEntry>,
+    pub(crate) subs: BTreeMap<u32, SubEntry>,
+    next_source: u32,
+    next_sub: u32,
+    rng: StdRng,
+    pub(crate) shard_load: Vec<usize>,
+    pub(crate) shard_snaps: Vec<Option<Box<ShardSnapshot>>>,
+    /// Track id → (shard, index in that shard's latest snapshot).
+    pub(crate) track_index: HashMap<u32, (usize, usize)>,
+    pub(crate) ingest_stats: HashMap<u32, IngestSourceStats>,
+    pub(crate) switches_timed_out: u64,
+}
+
+type Job = Box<dyn FnOnce(&mut ControlState) + Send>;
+
+/// The HTTP API's way into the control thread.
+pub struct ControlHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl ControlHandle {
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut ControlState) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Box::new(move |state| {
+                let _ = reply_tx.send(f(state));
+            }))
+            .map_err(|_| ApiError::unavailable("the node is shutting down"))?;
+        reply_rx
+            .recv()
+            .map_err(|_| ApiError::unavailable("the node is shutting down"))
+    }
+}
+
+impl ControlState {
+    pub fn new(
+        settings: Settings,
+        shards: Vec<ShardHandle>,
+        ingest: Arc<IngestLink>,
+    ) -> ControlState {
+        let n = shards.len();
+        ControlState {
+            settings,
+            started: Instant::now(),
+            shards,
+            ingest,
+            sources: BTreeMap::new(),
+            subs: BTreeMap::new(),
+            next_source: 1,
+            next_sub: 1,
+            rng: StdRng::from_os_rng(),
+            shard_load: vec![0; n],
+            shard_snaps: (0..n).map(|_| None).collect(),
+            track_index: HashMap::new(),
+            ingest_stats: HashMap::new(),
+            switches_timed_out: 0,
+        }
+    }
+
+    /// Run the control thread until every handle is dropped.
+    pub fn spawn(mut self) -> std::io::Result<(ControlHandle, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("corecast-control".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(TICK) {
+                    Ok(job) => job(&mut self),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                self.drain_events();
+                self.expire_switches();
+            })?;
+        Ok((ControlHandle { tx }, thread))
+    }
+
+    fn send_shard(&self, shard: usize, mut cmd: ShardCommand) -> Result<(), ApiError> {
+        let link = &self.shards[shard].link;
+        let deadline = Instant::now() + QUEUE_PATIENCE;
+        loop {
+            match link.commands.push(cmd) {
+                Ok(()) => {
+                    link.wake.notify();
+                    return Ok(());
+                }
+                Err(back) if Instant::now() < deadline => {
+                    cmd = back;
+                    link.wake.notify();
+                    std::thread::yield_now();
+                }
+                Err(_) => {
+                    return Err(ApiError::unavailable(format!(
+                        "shard {shard} is not taking commands"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn send_ingest(&self, mut cmd: IngestCommand) -> Result<(), ApiError> {
+        let deadline = Instant::now() + QUEUE_PATIENCE;
+        loop {
+            match self.ingest.commands.push(cmd) {
+                Ok(()) => {
+                    self.ingest.wake.notify();
+                    return Ok(());
+                }
+                Err(back) if Instant::now() < deadline => {
+                    cmd = back;
+                    std::thread::yield_now();
+                }
+                Err(_) => {
+                    return Err(ApiError::unavailable(
+                        "the ingest thread is not taking commands",
+                    ))
+                }
+            }
+        }
+    }
+
+    fn request_keyframe(&self, source: u32) {
+        if self.ingest.keyframe_requests.push(SourceId(source)).is_ok() {
+            self.ingest.wake.notify();
+        }
+    }
+
+    /// A track on `shard` starts using `source` (attached or switching to it).
+    fn use_source(&mut self, shard: usize, source: u32) {
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.users[shard] += 1;
+            s.mask.fetch_or(1 << shard, Ordering::Release);
+        }
+    }
+
+    fn release_source(&mut self, shard: usize, source: u32) {
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.users[shard] = s.users[shard].saturating_sub(1);
+            if s.users[shard] == 0 {
+                s.mask.fetch_and(!(1 << shard), Ordering::Release);
+            }
+        }
+    }
+
+    pub fn create_source(&mut self, req: CreateSource) -> Result<u32, ApiError> {
+        let name = req.name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(ApiError::bad_request("`name` must be 1 to 128 characters"));
+        }
+        if self.sources.values().any(|s| s.name == name) {
+            return Err(ApiError::conflict(format!(
+                "a source named `{name}` exists"
+            )));
+        }
+        let codec = Codec::from_name(&req.codec).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown codec `{}`; use one of vp8, vp9, h264, h265, av1, opus",
+                req.codec
+            ))
+        })?;
+        let clock_rate = req.clock_rate.unwrap_or(codec.default_clock_rate());
+        if !(1_000..=1_000_000).contains(&clock_rate) {
+            return Err(ApiError::bad_request(format!(
+                "`clock_rate` {clock_rate} is outside 1000..=1000000"
+            )));
+        }
+        let (socket, port) = self.bind_ingest(req.port)?;
+        let id = self.next_source;
+        self.next_source += 1;
+        let mask = Arc::new(AtomicU64::new(0));
+        let latch = req.latch.unwrap_or(true);
+        let rtcp_ssrc = Ssrc(self.rng.random());
+        for shard in 0..self.shards.len() {
+            self.send_shard(shard, ShardCommand::AddSource(SourceId(id), codec))?;
+        }
+        self.send_ingest(IngestCommand::AddSource(Box::new(NewSource {
+            id: SourceId(id),
+            codec,
+            clock_rate,
+            latch,
+            socket,
+            shards: mask.clone(),
+            rtcp_ssrc,
+        })))?;
+        self.sources.insert(
+            id,
+            SourceEntry {
+                name: name.to_string(),
+                codec,
+                clock_rate,
+                port,
+                latch,
+                mask,
+                users: vec![0; self.shards.len()],
+            },
+        );
+        tracing::info!(source = id, name, %codec, port, "source created");
+        Ok(id)
+    }
+
+    fn bind_ingest(&self, port: Option<u16>) -> Result<(std::net::UdpSocket, u16), ApiError> {
+        let bind = |port: u16| -> std::io::Result<std::net::UdpSocket> {
+            let addr = SocketAddr::new(self.settings.rtp_ip, port);
+            let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+            if let Err(e) = socket.set_recv_buffer_size(self.settings.rcvbuf) {
+                tracing::warn!(port, "cannot set the ingest receive buffer: {e}");
+            }
+            socket.bind(&addr.into())?;
+            Ok(socket.into())
+        };
+        if let Some(port) = port {
+            if port == 0 {
+                return Err(ApiError::bad_request("`port` must be 1 to 65535"));
+            }
+            if self.sources.values().any(|s| s.port == port) {
+                return Err(ApiError::conflict(format!(
+                    "port {port} is used by another source"
+                )));
+            }
+            return bind(port).map(|s| (s, port)).map_err(|e| {
+                ApiError::conflict(format!("cannot bind {}:{port}: {e}", self.settings.rtp_ip))
+            });
+        }
+        let range = self.settings.ports;
+        for port in range.lo..=range.hi {
+            if self.sources.values().any(|s| s.port == port) {
+                continue;
+            }
+            if let Ok(socket) = bind(port) {
+                return Ok((socket, port));
+            }
+        }
+        Err(ApiError::unavailable(format!(
+            "no free ingest port in {range}"
+        )))
+    }
+
+    pub fn delete_source(&mut self, id: u32) -> Result<(), ApiError> {
+        if !self.sources.contains_key(&id) {
+            return Err(ApiError::not_found(format!("no source {id}")));
+        }
+        self.send_ingest(IngestCommand::RemoveSource(SourceId(id)))?;
+        for shard in 0..self.shards.len() {
+            self.send_shard(shard, ShardCommand::RemoveSource(SourceId(id)))?;
+        }
+        // The shard moves a track whose source goes to its pending source, if any.
+        for sub in self.subs.values_mut() {
+            let pending = sub.pending.map(|(p, _)| p);
+            if sub.source == Some(id) {
+                sub.source = pending;
+                sub.pending = None;
+            } else if pending == Some(id) {
+                sub.pending = None;
+            }
+        }
+        let entry = self.sources.remove(&id).expect("checked above");
+        self.ingest_stats.remove(&id);
+        tracing::info!(source = id, name = entry.name, "source deleted");
+        Ok(())
+    }
+
+    pub fn create_subscribers(
+        &mut self,
+        reqs: Vec<CreateSubscriber>,
+    ) -> Result<Vec<u32>, ApiError> {
+        if self.subs.len() + reqs.len() > self.settings.max_subscribers {
+            return Err(ApiError::too_many(format!(
+                "{} subscribers would exceed --max-subscribers {}",
+                self.subs.len() + reqs.len(),
+                self.settings.max_subscribers
+            )));
+        }
+        let mut parsed = Vec::with_capacity(reqs.len());
+        for (i, req) in reqs.iter().enumerate() {
+            let at = if reqs.len() > 1 {
+                format!("entry {i}: ")
+            } else {
+                String::new()
+            };
+            if !self.sources.contains_key(&req.source) {
+                return Err(ApiError::not_found(format!("{at}no source {}", req.source)));
+            }
+            let dest: SocketAddr = req.dest.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{at}`dest` `{}` is not an ip:port address",
+                    req.dest
+                ))
+            })?;
+            if dest.port() == 0 || dest.ip().is_unspecified() {
+                return Err(ApiError::bad_request(format!(
+                    "{at}`dest` `{dest}` needs a real address and a non-zero port"
+                )));
+            }
+            parsed.push((req.source, dest));
+        }
+        let mut ids = Vec::with_capacity(parsed.len());
+        for (source, dest) in parsed {
+            let shard = (0..self.shards.len())
+                .min_by_key(|&k| self.shard_load[k])
+                .expect("a node has at least one shard");
+            let id = self.next_sub;
+            let ssrc = self.unused_ssrc();
+            let codec = self.sources[&source].codec;
+            let config = TrackConfig {
+                id: TrackId(id),
+                dest,
+                ssrc: Ssrc(ssrc),
+                payload_type: output_payload_type(codec),
+                first_seq: SeqNo(self.rng.random()),
+                first_ts: RtpTime(self.rng.random()),
+            };
+            self.send_shard(shard, ShardCommand::AddTrack(config, SourceId(source)))?;
+            self.next_sub += 1;
+            self.shard_load[shard] += 1;
+            self.use_source(shard, source);
+            self.subs.insert(
+                id,
+                SubEntry {
+                    ssrc,
+                    shard,
+                    source: Some(source),
+                    pending: None,
+                    dest,
+                    switches: 0,
+                },
+            );
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn unused_ssrc(&mut self) -> u32 {
+        loop {
+            let ssrc: u32 = self.rng.random();
+            if ssrc != 0 && !self.subs.values().any(|s| s.ssrc == ssrc) {
+                return ssrc;
+            }
+        }
+    }
+
+    pub fn delete_subscriber(&mut self, id: u32) -> Result<(), ApiError> {
+        let sub = self
+            .subs
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
+        let (shard, source, pending) = (sub.shard, sub.source, sub.pending.map(|(p, _)| p));
+        self.send_shard(shard, ShardCommand::RemoveTrack(TrackId(id)))?;
+        self.subs.remove(&id);
+        self.shard_load[shard] -= 1;
+        for s in [source, pending].into_iter().flatten() {
+            self.release_source(shard, s);
+        }
+        Ok(())
+    }
+
+    pub fn switch(&mut self, id: u32, to: u32) -> Result<SwitchView, ApiError> {
+        let sub = self
+            .subs
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
+        let target = self
+            .sources
+            .get(&to)
+            .ok_or_else(|| ApiError::not_found(format!("no source {to}")))?;
+        let shard = sub.shard;
+        if let Some(current) = sub.source.and_then(|s| self.sources.get(&s)) {
+            if current.codec != target.codec {
+                return Err(ApiError::conflict(format!(
+                    "subscriber {id} receives {} and source {to} is {}",
+                    current.codec, target.codec
+                )));
+            }
+        }
+        let (source, pending) = (sub.source, sub.pending.map(|(p, _)| p));
+        self.send_shard(shard, ShardCommand::Switch(TrackId(id), SourceId(to)))?;
+        if let Some(p) = pending {
+            self.release_source(shard, p);
+        }
+        let sub = self.subs.get_mut(&id).expect("checked above");
+        if source == Some(to) {
+            sub.pending = None;
+        } else {
+            sub.pending = Some((to, Instant::now() + self.settings.switch_timeout));
+            self.use_source(shard, to);
+            self.request_keyframe(to);
+        }
+        Ok(SwitchView { pending_source: to })
+    }
+
+    fn drain_events(&mut self) {
+        for shard in 0..self.shards.len() {
+            while let Some(event) = self.shards[shard].link.events.pop() {
+                self.on_event(shard, event);
+            }
+        }
+        while let Some(stats) = self.ingest.snapshots.pop() {
+            self.ingest_stats = stats
+                .into_iter()
+                .filter_map(|s| s.id.map(|id| (id.0, s)))
+                .collect();
+        }
+    }
+
+    fn on_event(&mut self, shard: usize, event: ShardEvent) {
+        match event {
+            ShardEvent::Snapshot(snap) => {
+                for (i, t) in snap.tracks.iter().enumerate() {
+                    self.track_index.insert(t.id.0, (shard, i));
+                }
+                self.shard_snaps[shard] = Some(snap);
+            }
+            ShardEvent::SwitchRequested(track, to, Ok(SwitchOutcome::Moved)) => {
+                self.switched(shard, track.0, to.0)
+            }
+            ShardEvent::SwitchRequested(_, _, Ok(_)) => {}
+            ShardEvent::SwitchRequested(track, to, Err(e)) => {
+                tracing::warn!(subscriber = track.0, source = to.0, "switch refused: {e}");
+                if let Some(sub) = self.subs.get_mut(&track.0) {
+                    if sub.pending.map(|(p, _)| p) == Some(to.0) {
+                        sub.pending = None;
+                        self.release_source(shard, to.0);
+                    }
+                }
+            }
+            ShardEvent::Switched(track, to) => self.switched(shard, track.0, to.0),
+            ShardEvent::Refused(e) => tracing::warn!(shard, "shard refused a command: {e}"),
+        }
+    }
+
+    /// Subscriber `id` now takes `to` (attached, at or waiting for its switch point).
+    fn switched(&mut self, shard: usize, id: u32, to: u32) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        let was_pending = sub.pending.map(|(p, _)| p) == Some(to);
+        let old = sub.source.replace(to);
+        sub.pending = None;
+        sub.switches += 1;
+        if !was_pending {
+            // Timed out here while the shard applied it: take the source back.
+            self.use_source(shard, to);
+        }
+        if let Some(old) = old.filter(|&o| o != to) {
+            self.release_source(shard, old);
+        }
+        tracing::debug!(subscriber = id, source = to, "switch completed");
+    }
+
+    fn expire_switches(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<(u32, usize, u32)> = self
+            .subs
+            .iter()
+            .filter_map(|(&id, s)| match s.pending {
+                Some((p, deadline)) if now >= deadline => Some((id, s.shard, p)),
+                _ => None,
+            })
+            .collect();
+        for (id, shard, source) in expired {
+            if self
+                .send_shard(shard, ShardCommand::CancelSwitch(TrackId(id)))
+                .is_err()
+            {
+                continue;
+            }
+            if let Some(sub) = self.subs.get_mut(&id) {
+                sub.pending = None;
+            }
+            self.release_source(shard, source);
+            self.switches_timed_out += 1;
+            tracing::warn!(
+                subscriber = id,
+                source,
+                "switch timed out and was cancelled"
+            );
+        }
+    }
+}
+
+/// The payload type subscribers receive: fixed per codec, so it stays the same across switches
+/// whatever the sources use.
+pub fn output_payload_type(codec: Codec) -> u8 {
+    match codec {
+        Codec::Vp8 => 96,
+        Codec::Vp9 => 98,
+        Codec::H264 => 102,
+        Codec::H265 => 104,
+        Codec::Av1 => 106,
+        Codec::Opus => 111,
+    }
+}

@@ -1,0 +1,378 @@
+//! The ingest thread: receives every source's packets, classifies each once with the engine, and
+//! hands it to the shards that host the source; sends keyframe requests to sources.
+//!
+//! All source sockets sit on one `mio::Poll`. A readable socket is drained with `recvmmsg` in
+//! batches, a few batches per turn so one busy source cannot starve the others. An accepted packet
+//! is copied once into a pool slot and a reference goes to each shard whose bit is set in the
+//! source's shard mask (kept by the control thread). A full shard queue or an exhausted pool
+//! drops the packet for that shard and counts it (`queue_full`); ingest never blocks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corecast_engine::rtcp::{self, PLI_LEN};
+use corecast_engine::{
+    Codec, DropCounts, DropReason, IngressCounters, SourceId, SourceIngress, Ssrc,
+};
+use crossbeam_queue::ArrayQueue;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::clock::Clock;
+use crate::pool::{Pool, Slot, MAX_PACKET};
+use crate::sys::{Received, RecvBatch};
+use crate::wake::Wake;
+
+const RECV_BATCH: usize = 32;
+/// Batches read from one socket before the others get a turn.
+const BATCHES_PER_TURN: usize = 4;
+const WAKER: Token = Token(usize::MAX);
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
+
+/// A source handed to the ingest thread by the control thread.
+pub struct NewSource {
+    pub id: SourceId,
+    pub codec: Codec,
+    pub clock_rate: u32,
+    pub latch: bool,
+    pub socket: std::net::UdpSocket,
+    /// Bit `k` set: shard `k` hosts tracks on (or switching to) this source.
+    pub shards: Arc<AtomicU64>,
+    /// SSRC the node puts in keyframe requests it sends this source.
+    pub rtcp_ssrc: Ssrc,
+}
+
+pub enum IngestCommand {
+    AddSource(Box<NewSource>),
+    RemoveSource(SourceId),
+}
+
+/// Counters of one source as ingest sees them.
+#[derive(Clone, Debug, Default)]
+pub struct IngestSourceStats {
+    pub id: Option<SourceId>,
+    pub ingress: IngressCounters,
+    /// Drops decided by the node before or after the engine: wrong sender, queue full, oversize.
+    pub drops: DropCounts,
+    pub sender: Option<SocketAddr>,
+    pub keyframe_requests_sent: u64,
+    pub rtcp_packets: u64,
+}
+
+/// What the ingest thread shares with the rest of the node.
+pub struct IngestLink {
+    pub commands: ArrayQueue<IngestCommand>,
+    /// Sources that a subscriber or a pending switch wants a keyframe from.
+    pub keyframe_requests: ArrayQueue<SourceId>,
+    pub snapshots: ArrayQueue<Vec<IngestSourceStats>>,
+    pub wake: Wake,
+    pub stop: AtomicBool,
+}
+
+struct Source {
+    id: SourceId,
+    socket: mio::net::UdpSocket,
+    ingress: SourceIngress,
+    latch: bool,
+    sender: Option<SocketAddr>,
+    shards: Arc<AtomicU64>,
+    rtcp_ssrc: Ssrc,
+    drops: DropCounts,
+    rtcp_packets: u64,
+    keyframe: KeyframeRequests,
+}
+
+/// Coalescing and rate limit of keyframe requests to one source.
+#[derive(Default)]
+struct KeyframeRequests {
+    last_sent: Option<Instant>,
+    pending: bool,
+    sent: u64,
+}
+
+pub struct Ingest {
+    poll: Poll,
+    link: Arc<IngestLink>,
+    sources: HashMap<Token, Source>,
+    tokens: HashMap<SourceId, Token>,
+    next_token: usize,
+    shard_queues: Vec<Arc<ArrayQueue<Arc<Slot>>>>,
+    shard_wakes: Vec<Arc<Wake>>,
+    pool: Pool,
+    recv: RecvBatch,
+    scratch: Vec<u8>,
+    received: [Received; RECV_BATCH],
+    ready: Vec<Token>,
+    clock: Clock,
+    pli_interval: Duration,
+}
+
+impl Ingest {
+    pub fn new(
+        poll: Poll,
+        link: Arc<IngestLink>,
+        shard_queues: Vec<Arc<ArrayQueue<Arc<Slot>>>>,
+        shard_wakes: Vec<Arc<Wake>>,
+        pool_slots: usize,
+        clock: Clock,
+        pli_interval: Duration,
+    ) -> Ingest {
+        Ingest {
+            poll,
+            link,
+            sources: HashMap::new(),
+            tokens: HashMap::new(),
+            next_token: 0,
+            shard_queues,
+            shard_wakes,
+            pool: Pool::new(pool_slots),
+            recv: RecvBatch::with_capacity(RECV_BATCH),
+            scratch: vec![0; RECV_BATCH * MAX_PACKET],
+            received: [Received {
+                len: 0,
+                from: None,
+                truncated: false,
+            }; RECV_BATCH],
+            ready: Vec::new(),
+            clock,
+            pli_interval,
+        }
+    }
+
+    /// Run until `link.stop` is set.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut next_snapshot = Instant::now();
+        while !self.link.stop.load(Ordering::Acquire) {
+            let timeout = if self.ready.is_empty() {
+                Some(
+                    self.next_deadline(next_snapshot)
+                        .saturating_duration_since(Instant::now()),
+                )
+            } else {
+                Some(Duration::ZERO)
+            };
+            self.link.wake.park();
+            let has_work =
+                !self.link.commands.is_empty() || !self.link.keyframe_requests.is_empty();
+            let timeout = if has_work {
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!("ingest poll failed: {e}");
+                }
+            }
+            self.link.wake.unpark();
+            for event in events.iter() {
+                if event.token() != WAKER && !self.ready.contains(&event.token()) {
+                    self.ready.push(event.token());
+                }
+            }
+            self.apply_commands();
+            self.read_ready();
+            self.serve_keyframe_requests();
+            if Instant::now() >= next_snapshot {
+                self.publish_snapshot();
+                next_snapshot = Instant::now() + SNAPSHOT_EVERY;
+            }
+        }
+        self.publish_snapshot();
+    }
+
+    fn next_deadline(&self, snapshot: Instant) -> Instant {
+        self.sources
+            .values()
+            .filter(|s| s.keyframe.pending)
+            .filter_map(|s| s.keyframe.last_sent.map(|t| t + self.pli_interval))
+            .fold(snapshot, Instant::min)
+    }
+
+    fn apply_commands(&mut self) {
+        while let Some(cmd) = self.link.commands.pop() {
+            match cmd {
+                IngestCommand::AddSource(new) => self.add_source(*new),
+                IngestCommand::RemoveSource(id) => {
+                    if let Some(token) = self.tokens.remove(&id) {
+                        if let Some(mut s) = self.sources.remove(&token) {
+                            let _ = self.poll.registry().deregister(&mut s.socket);
+                        }
+                        self.ready.retain(|&t| t != token);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_source(&mut self, new: NewSource) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(e) = new.socket.set_nonblocking(true) {
+            tracing::error!(source = %new.id, "cannot make the ingest socket non-blocking: {e}");
+            return;
+        }
+        let mut socket = mio::net::UdpSocket::from_std(new.socket);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)
+        {
+            tracing::error!(source = %new.id, "cannot poll the ingest socket: {e}");
+            return;
+        }
+        self.tokens.insert(new.id, token);
+        self.sources.insert(
+            token,
+            Source {
+                id: new.id,
+                socket,
+                ingress: SourceIngress::new(new.id, new.codec, new.clock_rate),
+                latch: new.latch,
+                sender: None,
+                shards: new.shards,
+                rtcp_ssrc: new.rtcp_ssrc,
+                drops: DropCounts::default(),
+                rtcp_packets: 0,
+                keyframe: KeyframeRequests::default(),
+            },
+        );
+        // Data may have arrived before the socket was registered.
+        self.ready.push(token);
+    }
+
+    fn read_ready(&mut self) {
+        let mut i = 0;
+        while i < self.ready.len() {
+            let token = self.ready[i];
+            if self.read_source(token) {
+                i += 1;
+            } else {
+                self.ready.swap_remove(i);
+            }
+        }
+    }
+
+    /// Read a few batches from one source; true if more may be waiting.
+    fn read_source(&mut self, token: Token) -> bool {
+        let Some(source) = self.sources.get_mut(&token) else {
+            return false;
+        };
+        for _ in 0..BATCHES_PER_TURN {
+            let mut chunks = self.scratch.chunks_mut(MAX_PACKET);
+            let mut bufs: [&mut [u8]; RECV_BATCH] =
+                std::array::from_fn(|_| chunks.next().expect("scratch holds a full batch"));
+            let n = match self
+                .recv
+                .recv(source.socket.as_raw_fd(), &mut bufs, &mut self.received)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(source = %source.id, "receive failed: {e}");
+                    return false;
+                }
+            };
+            let now = self.clock.now();
+            for (k, got) in self.received[..n].iter().enumerate() {
+                let bytes = &self.scratch[k * MAX_PACKET..k * MAX_PACKET + got.len];
+                if rtcp::is_rtcp(bytes) {
+                    // Sender reports from the source; not forwarded.
+                    source.rtcp_packets += 1;
+                    continue;
+                }
+                if got.truncated {
+                    source.drops.add(DropReason::Malformed, 1);
+                    continue;
+                }
+                match (source.latch, source.sender, got.from) {
+                    (true, Some(latched), Some(from)) if latched != from => {
+                        source.drops.add(DropReason::WrongSender, 1);
+                        continue;
+                    }
+                    (true, None, from) | (false, _, from) => source.sender = from.or(source.sender),
+                    _ => {}
+                }
+                let Ok(pkt) = source.ingress.accept(bytes, now) else {
+                    continue;
+                };
+                let mask = source.shards.load(Ordering::Acquire);
+                if mask == 0 {
+                    continue;
+                }
+                let Some(slot) = self.pool.store(bytes, pkt) else {
+                    source
+                        .drops
+                        .add(DropReason::QueueFull, mask.count_ones() as u64);
+                    continue;
+                };
+                for (shard, queue) in self.shard_queues.iter().enumerate() {
+                    if mask & (1 << shard) == 0 {
+                        continue;
+                    }
+                    if queue.push(slot.clone()).is_err() {
+                        source.drops.add(DropReason::QueueFull, 1);
+                    } else {
+                        self.shard_wakes[shard].notify();
+                    }
+                }
+            }
+            if n < RECV_BATCH {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn serve_keyframe_requests(&mut self) {
+        while let Some(id) = self.link.keyframe_requests.pop() {
+            if let Some(s) = self.tokens.get(&id).and_then(|t| self.sources.get_mut(t)) {
+                s.keyframe.pending = true;
+            }
+        }
+        let now = Instant::now();
+        for s in self.sources.values_mut() {
+            let k = &mut s.keyframe;
+            if !k.pending || k.last_sent.is_some_and(|t| now < t + self.pli_interval) {
+                continue;
+            }
+            k.pending = false;
+            let (Some(to), Some(media)) = (s.sender, s.ingress.ssrc()) else {
+                // The source has not sent yet; its first packets will carry a keyframe.
+                continue;
+            };
+            let mut pli = [0u8; PLI_LEN];
+            rtcp::write_pli(&mut pli, s.rtcp_ssrc, media);
+            match s.socket.send_to(&pli, to) {
+                Ok(_) => {
+                    k.sent += 1;
+                    k.last_sent = Some(now);
+                }
+                Err(e) => tracing::warn!(source = %s.id, "keyframe request to {to} failed: {e}"),
+            }
+        }
+    }
+
+    fn publish_snapshot(&mut self) {
+        let stats: Vec<IngestSourceStats> = self
+            .sources
+            .values()
+            .map(|s| IngestSourceStats {
+                id: Some(s.id),
+                ingress: *s.ingress.counters(),
+                drops: s.drops,
+                sender: s.sender,
+                keyframe_requests_sent: s.keyframe.sent,
+                rtcp_packets: s.rtcp_packets,
+            })
+            .collect();
+        // The newest snapshot replaces an unread old one.
+        if let Err(stats) = self.link.snapshots.push(stats) {
+            let _ = self.link.snapshots.pop();
+            let _ = self.link.snapshots.push(stats);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The corecast node: the engine driven by real sockets and threads.
+//!
+//! - [`node::Node`] starts and stops everything; [`config`] reads `corecast serve`'s settings.
+//! - [`ingest`]: the thread that receives sources' packets and hands them to shards.
+//! - [`shard`]: the core-pinned workers that fan packets out with `sendmmsg` ([`sys`]).
+//! - [`control`]: the thread that owns the topology; [`views`] answers the HTTP API from it.
+//!
+//! DESIGN.md shows the threads, the queues between them and the packet path through them.
+
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod ingest;
+pub mod node;
+pub mod pool;
+pub mod shard;
+pub mod sys;
+pub mod views;
+pub mod wake;
+
+pub use node::Node;

@@ -1,0 +1,127 @@
+//! `corecast`: `serve` runs a node; the other subcommands are a client of its HTTP API.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use corecast::config::{parse_serve, LogFormat, ServeArgs};
+use corecast::Node;
+use corecast_signaling::cli::{ClientArgs, ClientCommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+#[derive(Parser)]
+#[command(name = "corecast", version, about = "Broadcast RTP fan-out node")]
+struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: ingest sources, fan out to subscribers, serve the HTTP control API.
+    Serve(Box<ServeArgs>),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    // `serve` is parsed on its own so its settings can also come from a TOML file.
+    if argv.get(1).map(String::as_str) == Some("serve") {
+        return match parse_serve(&argv[2..]) {
+            Ok(args) => serve(args),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(*args),
+        Command::Client(cmd) => {
+            match corecast_signaling::cli::run(&cli.client, cmd, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let subscriber = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    );
+    match args.log_format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
+    print_config(&args);
+    let signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut node = match Node::start(&args) {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("corecast: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "corecast: serving the control API on http://{} (media from {})",
+        node.http_addr(),
+        node.media_from
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut signals = signals;
+    let signal = signals.forever().next();
+    tracing::info!(?signal, "stopping");
+    node.shutdown();
+    println!("corecast: stopped");
+    ExitCode::SUCCESS
+}
+
+fn print_config(a: &ServeArgs) {
+    let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_string());
+    println!("corecast serve, effective configuration:");
+    println!("  http            = {}", a.http);
+    println!("  rtp-ip          = {}", a.rtp_ip);
+    println!("  rtp-ports       = {}", a.rtp_ports);
+    println!(
+        "  shards          = {}",
+        or(a.shards.map(|n| n.to_string()), "one per available core")
+    );
+    println!(
+        "  cores           = {}",
+        or(a.cores.as_ref().map(|c| c.to_string()), "first available")
+    );
+    println!("  pin             = {}", !a.no_pin);
+    println!("  batch           = {}", a.batch);
+    println!("  queue-depth     = {}", a.queue_depth);
+    println!(
+        "  rcvbuf / sndbuf = {} / {} bytes asked",
+        a.rcvbuf, a.sndbuf
+    );
+    println!(
+        "  token           = {}",
+        if a.token.is_some() { "set" } else { "none" }
+    );
+    println!("  max-subscribers = {}", a.max_subscribers);
+    println!("  pli-interval    = {} ms", a.pli_interval);
+    println!("  switch-timeout  = {} ms", a.switch_timeout);
+    println!("  spin-us         = {}", a.spin_us);
+    println!("  log-format      = {:?}", a.log_format);
+}

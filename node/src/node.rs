@@ -1,0 +1,321 @@
+//! Starting and stopping a node: threads, queues and sockets wired together.
+//!
+//! Threads: one shard worker per selected core (pinned), one ingest thread, one control thread,
+//! one HTTP thread. Queues (bounded, crossbeam `ArrayQueue`, one producer each unless noted):
+//! ingest → shard k (packets), control → shard k (commands), shard k → control (events),
+//! control → ingest (commands), shards and control → ingest (keyframe requests, several
+//! producers), ingest → control (snapshots).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use corecast_signaling::server::{ApiConfig, ApiServer};
+use crossbeam_queue::ArrayQueue;
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::clock::Clock;
+use crate::config::ServeArgs;
+use crate::control::{ControlState, Settings, ShardHandle};
+use crate::ingest::{Ingest, IngestLink};
+use crate::shard::{ShardLink, ShardWorker, WAKER as SHARD_WAKER};
+use crate::views::NodeControl;
+use crate::wake::Wake;
+
+const INGEST_WAKER: mio::Token = mio::Token(usize::MAX);
+const COMMAND_QUEUE: usize = 1 << 16;
+const EVENT_QUEUE: usize = 1 << 16;
+
+/// Where each shard runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Core per shard, or `None` per shard when not pinning.
+    pub cores: Vec<Option<usize>>,
+}
+
+impl Placement {
+    /// One shard per `--cores` entry, or `--shards N` (default: the cores available to this
+    /// process) spread over the available cores. Pinning is asked for unless `--no-pin`.
+    pub fn choose(args: &ServeArgs) -> Result<Placement, String> {
+        let available: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let cores: Vec<usize> = match (&args.cores, args.shards) {
+            (Some(list), _) => {
+                if !args.no_pin {
+                    if let Some(c) = list.0.iter().find(|c| !available.contains(c)) {
+                        return Err(format!(
+                            "core {c} is not available to this process (available: {available:?})"
+                        ));
+                    }
+                }
+                list.0.clone()
+            }
+            (None, n) => {
+                let n = n
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                if n == 0 {
+                    return Err("--shards must be at least 1".into());
+                }
+                if available.is_empty() && !args.no_pin {
+                    return Err(
+                        "cannot read which cores this process may use; pass --no-pin".into(),
+                    );
+                }
+                (0..n)
+                    .map(|i| {
+                        available
+                            .get(i % available.len().max(1))
+                            .copied()
+                            .unwrap_or(i)
+                    })
+                    .collect()
+            }
+        };
+        if cores.len() > 64 {
+            return Err(format!(
+                "{} shards requested; at most 64 are supported",
+                cores.len()
+            ));
+        }
+        Ok(Placement {
+            cores: cores
+                .into_iter()
+                .map(|c| (!args.no_pin).then_some(c))
+                .collect(),
+        })
+    }
+}
+
+pub struct Node {
+    http: Option<ApiServer>,
+    http_addr: SocketAddr,
+    ingest: Arc<IngestLink>,
+    ingest_thread: Option<JoinHandle<()>>,
+    shards: Vec<(Arc<ShardLink>, JoinHandle<()>)>,
+    control_thread: Option<JoinHandle<()>>,
+    pub media_from: Vec<SocketAddr>,
+}
+
+impl Node {
+    /// Start every thread; fails loudly (with what and why) if a port cannot be bound or a
+    /// shard cannot be pinned.
+    pub fn start(args: &ServeArgs) -> Result<Node, String> {
+        let placement = Placement::choose(args)?;
+        let clock = Clock::start();
+        let ingest_poll = Poll::new().map_err(|e| format!("cannot create a poller: {e}"))?;
+        let ingest_waker = Waker::new(ingest_poll.registry(), INGEST_WAKER)
+            .map_err(|e| format!("cannot create a waker: {e}"))?;
+        let ingest = Arc::new(IngestLink {
+            commands: ArrayQueue::new(COMMAND_QUEUE),
+            keyframe_requests: ArrayQueue::new(COMMAND_QUEUE),
+            snapshots: ArrayQueue::new(4),
+            wake: Wake::new(ingest_waker),
+            stop: AtomicBool::new(false),
+        });
+
+        let mut shard_links = Vec::new();
+        let mut workers = Vec::new();
+        let mut handles = Vec::new();
+        for (index, core) in placement.cores.iter().enumerate() {
+            let poll = Poll::new().map_err(|e| format!("cannot create a poller: {e}"))?;
+            let waker = Waker::new(poll.registry(), SHARD_WAKER)
+                .map_err(|e| format!("cannot create a waker: {e}"))?;
+            let link = Arc::new(ShardLink {
+                packets: Arc::new(ArrayQueue::new(args.queue_depth as usize)),
+                commands: ArrayQueue::new(COMMAND_QUEUE),
+                events: ArrayQueue::new(EVENT_QUEUE),
+                wake: Arc::new(Wake::new(waker)),
+                stop: AtomicBool::new(false),
+            });
+            let (socket, granted) = egress_socket(args)?;
+            let media_from = socket
+                .local_addr()
+                .map_err(|e| format!("shard {index}: {e}"))?;
+            tracing::info!(
+                shard = index,
+                core = ?core,
+                %media_from,
+                sndbuf_asked = args.sndbuf,
+                sndbuf_granted = granted,
+                "shard socket"
+            );
+            if granted < args.sndbuf {
+                tracing::warn!(
+                    shard = index,
+                    "the kernel granted a {granted}-byte send buffer of the {} asked (raise net.core.wmem_max)",
+                    args.sndbuf
+                );
+            }
+            handles.push(ShardHandle {
+                link: link.clone(),
+                media_from,
+                core: *core,
+            });
+            shard_links.push(link.clone());
+            workers.push((
+                *core,
+                ShardWorker {
+                    index: index as u32,
+                    link,
+                    ingest: ingest.clone(),
+                    poll,
+                    socket: mio::net::UdpSocket::from_std(socket),
+                    clock,
+                    batch_size: args.batch as usize,
+                    spin: Duration::from_micros(args.spin_us),
+                    snapshot_every: Duration::from_millis(200),
+                },
+            ));
+        }
+
+        // Shards start first and report whether they could pin before anything else runs.
+        let (pinned_tx, pinned_rx) = mpsc::channel();
+        let mut shards = Vec::new();
+        for (core, worker) in workers {
+            let link = worker.link.clone();
+            let tx = pinned_tx.clone();
+            let index = worker.index;
+            let thread = std::thread::Builder::new()
+                .name(format!("corecast-shard-{index}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                            let _ = tx.send(Err(format!(
+                                "shard {index} could not be pinned to core {core}"
+                            )));
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Ok(()));
+                    worker.run();
+                })
+                .map_err(|e| format!("cannot start shard {index}: {e}"))?;
+            shards.push((link, thread));
+        }
+        drop(pinned_tx);
+        let mut failure = None;
+        for _ in 0..shards.len() {
+            match pinned_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e),
+                Err(_) => failure = Some("a shard thread died while starting".into()),
+            }
+        }
+
+        let packets = shard_links.iter().map(|l| l.packets.clone()).collect();
+        let wakes = shard_links.iter().map(|l| l.wake.clone()).collect();
+        let pool_slots = (args.queue_depth as usize * shard_links.len() + 1024).min(1 << 20);
+        let worker = Ingest::new(
+            ingest_poll,
+            ingest.clone(),
+            packets,
+            wakes,
+            pool_slots,
+            clock,
+            Duration::from_millis(args.pli_interval),
+        );
+        let ingest_thread = std::thread::Builder::new()
+            .name("corecast-ingest".into())
+            .spawn(move || worker.run())
+            .map_err(|e| format!("cannot start the ingest thread: {e}"))?;
+
+        let media_from = handles.iter().map(|h| h.media_from).collect();
+        let settings = Settings {
+            rtp_ip: args.rtp_ip,
+            ports: args.rtp_ports,
+            rcvbuf: args.rcvbuf,
+            max_subscribers: args.max_subscribers,
+            switch_timeout: Duration::from_millis(args.switch_timeout),
+        };
+        let (handle, control_thread) = ControlState::new(settings, handles, ingest.clone())
+            .spawn()
+            .map_err(|e| format!("cannot start the control thread: {e}"))?;
+        let mut node = Node {
+            http: None,
+            http_addr: args.http,
+            ingest,
+            ingest_thread: Some(ingest_thread),
+            shards,
+            control_thread: Some(control_thread),
+            media_from,
+        };
+        if let Some(e) = failure {
+            node.shutdown();
+            return Err(e);
+        }
+        let api = ApiConfig {
+            token: args.token.clone(),
+            ..ApiConfig::default()
+        };
+        match ApiServer::spawn(args.http, Arc::new(NodeControl { handle }), api) {
+            Ok(server) => {
+                node.http_addr = server.local_addr();
+                node.http = Some(server);
+                Ok(node)
+            }
+            Err(e) => {
+                node.shutdown();
+                Err(format!("cannot serve the HTTP API on {}: {e}", args.http))
+            }
+        }
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Stop taking requests and packets, let the shards send what they hold, and join every
+    /// thread.
+    pub fn shutdown(&mut self) {
+        if let Some(http) = self.http.take() {
+            http.shutdown();
+        }
+        self.ingest.stop.store(true, Ordering::Release);
+        self.ingest.wake.force();
+        if let Some(t) = self.ingest_thread.take() {
+            let _ = t.join();
+        }
+        for (link, _) in &self.shards {
+            link.stop.store(true, Ordering::Release);
+            link.wake.force();
+        }
+        for (_, thread) in self.shards.drain(..) {
+            let _ = thread.join();
+        }
+        // The control thread ends when the HTTP server dropped the last handle.
+        if let Some(t) = self.control_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A shard's UDP socket: media goes out of it and subscribers' RTCP comes back to it.
+fn egress_socket(args: &ServeArgs) -> Result<(std::net::UdpSocket, usize), String> {
+    let addr = SocketAddr::new(args.rtp_ip, 0);
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| format!("cannot create a UDP socket: {e}"))?;
+    if let Err(e) = socket.set_send_buffer_size(args.sndbuf) {
+        tracing::warn!("cannot set the send buffer to {} bytes: {e}", args.sndbuf);
+    }
+    socket
+        .bind(&addr.into())
+        .map_err(|e| format!("cannot bind a media socket on {}: {e}", args.rtp_ip))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot make the media socket non-blocking: {e}"))?;
+    // Linux reports twice the size asked (it counts its bookkeeping); halve it to compare.
+    let granted = socket.send_buffer_size().map(|b| b / 2).unwrap_or(0);
+    Ok((socket.into(), granted))
+}

@@ -1,0 +1,105 @@
+//! Received packets, shared with the shards without copying.
+//!
+//! The ingest thread owns a fixed ring of slots, each behind an `Arc`. An accepted packet is copied
+//! once into a free slot and an `Arc` clone goes to every shard that hosts its source; a shard
+//! drops its clone when it has sent the packet. A slot is free again when the ingest thread holds
+//! the only reference (`Arc::get_mut` succeeds), so reuse needs no lock and no allocation, and the
+//! `Arc`'s release/acquire ordering makes the shards' reads happen before the next write.
+
+use std::sync::Arc;
+
+use corecast_engine::RxPacket;
+
+/// Largest datagram a slot holds; longer ones are dropped as malformed (RTP over UDP on an
+/// Ethernet path is at most ~1500 bytes).
+pub const MAX_PACKET: usize = 2048;
+
+/// One received packet: its bytes and the engine's metadata.
+pub struct Slot {
+    data: Box<[u8; MAX_PACKET]>,
+    len: usize,
+    pkt: Option<RxPacket>,
+}
+
+impl Slot {
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+
+    /// The packet's metadata; every slot handed to a shard has it.
+    pub fn packet(&self) -> Option<&RxPacket> {
+        self.pkt.as_ref()
+    }
+}
+
+pub struct Pool {
+    slots: Vec<Arc<Slot>>,
+    cursor: usize,
+}
+
+impl Pool {
+    pub fn new(count: usize) -> Pool {
+        let slots = (0..count.max(1))
+            .map(|_| {
+                Arc::new(Slot {
+                    data: Box::new([0; MAX_PACKET]),
+                    len: 0,
+                    pkt: None,
+                })
+            })
+            .collect();
+        Pool { slots, cursor: 0 }
+    }
+
+    /// Copy `bytes` and `pkt` into the next free slot and hand out a reference to it; `None` when
+    /// every slot is still held by a shard (the shards are behind: the caller drops the packet).
+    pub fn store(&mut self, bytes: &[u8], pkt: RxPacket) -> Option<&Arc<Slot>> {
+        debug_assert!(bytes.len() <= MAX_PACKET);
+        let n = self.slots.len();
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            if let Some(slot) = Arc::get_mut(&mut self.slots[i]) {
+                slot.data[..bytes.len()].copy_from_slice(bytes);
+                slot.len = bytes.len();
+                slot.pkt = Some(pkt);
+                self.cursor = (i + 1) % n;
+                return Some(&self.slots[i]);
+            }
+        }
+        None
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corecast_engine::synth::OpusStream;
+    use corecast_engine::{Codec, Nanos, SourceId, SourceIngress, Ssrc};
+
+    fn packet() -> (Vec<u8>, RxPacket) {
+        let mut buf = Vec::new();
+        OpusStream::new(Ssrc(1), 0, 0).next_packet(&mut buf);
+        let pkt = SourceIngress::new(SourceId(1), Codec::Opus, 48_000)
+            .accept(&buf, Nanos::ZERO)
+            .unwrap();
+        (buf, pkt)
+    }
+
+    #[test]
+    fn slots_are_reused_only_when_no_shard_holds_them() {
+        let (buf, pkt) = packet();
+        let mut pool = Pool::new(2);
+        let a = pool.store(&buf, pkt).unwrap().clone();
+        let b = pool.store(&buf, pkt).unwrap().clone();
+        assert!(pool.store(&buf, pkt).is_none(), "both held");
+        drop(a);
+        let c = pool.store(&buf, pkt).unwrap();
+        assert_eq!(c.bytes(), &buf[..]);
+        assert!(c.packet().is_some());
+        drop(b);
+    }
+}

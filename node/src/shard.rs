@@ -1,0 +1,325 @@
+//! A shard worker: one thread (pinned to a core) that owns an engine `Shard` and one UDP socket.
+//!
+//! Its loop: apply control commands, then take packets one at a time from its queue, fan each out
+//! with the engine and send the copies with `sendmmsg`; read subscribers' RTCP from the same
+//! socket (PLI/FIR become keyframe requests to the source); report applied switches and, at an
+//! interval, a snapshot of its counters. With nothing to do it busy-polls for `--spin-us`, then
+//! parks in `mio::Poll` until a producer wakes it: an idle shard burns no CPU.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corecast_engine::rtcp::{self, RtcpPacket};
+use corecast_engine::{
+    Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, SwitchOutcome, TrackConfig,
+    TrackId, TrackInfo, Transmit, TransmitBatch,
+};
+use crossbeam_queue::ArrayQueue;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::clock::Clock;
+use crate::ingest::IngestLink;
+use crate::pool::Slot;
+use crate::sys::{Received, RecvBatch, SendBatch};
+use crate::wake::Wake;
+
+/// Packets taken before commands and RTCP get a turn.
+const PACKETS_PER_TURN: usize = 256;
+const RTCP_BATCH: usize = 16;
+const RTCP_BUF: usize = 1500;
+const SOCKET: Token = Token(0);
+pub const WAKER: Token = Token(1);
+
+pub enum ShardCommand {
+    AddSource(SourceId, Codec),
+    RemoveSource(SourceId),
+    AddTrack(TrackConfig, SourceId),
+    RemoveTrack(TrackId),
+    Switch(TrackId, SourceId),
+    CancelSwitch(TrackId),
+}
+
+/// Send and receive counters of the worker (the engine counts packets per track and source).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShardIo {
+    pub packets_in: u64,
+    pub copies_sent: u64,
+    pub batches: u64,
+    pub syscalls: u64,
+    pub send_buffer_full: u64,
+    pub send_failed: u64,
+    pub rtcp_in: u64,
+    pub keyframe_requests: u64,
+}
+
+pub struct ShardSnapshot {
+    pub shard: u32,
+    pub tracks: Vec<TrackInfo>,
+    pub sources: Vec<(SourceId, SourceCounters)>,
+    pub io: ShardIo,
+    pub drops: corecast_engine::DropCounts,
+}
+
+pub enum ShardEvent {
+    /// A command the engine refused or the outcome of a switch request.
+    SwitchRequested(TrackId, SourceId, Result<SwitchOutcome, ControlError>),
+    /// A pending switch was applied at the new source's switch point.
+    Switched(TrackId, SourceId),
+    Snapshot(Box<ShardSnapshot>),
+    Refused(ControlError),
+}
+
+/// What a shard shares with the rest of the node.
+pub struct ShardLink {
+    pub packets: Arc<ArrayQueue<Arc<Slot>>>,
+    pub commands: ArrayQueue<ShardCommand>,
+    pub events: ArrayQueue<ShardEvent>,
+    pub wake: Arc<Wake>,
+    pub stop: AtomicBool,
+}
+
+pub struct ShardWorker {
+    pub index: u32,
+    pub link: Arc<ShardLink>,
+    pub ingest: Arc<IngestLink>,
+    pub poll: Poll,
+    pub socket: mio::net::UdpSocket,
+    pub clock: Clock,
+    pub batch_size: usize,
+    pub spin: Duration,
+    pub snapshot_every: Duration,
+}
+
+struct State {
+    engine: Shard,
+    batch: TransmitBatch,
+    send: SendBatch,
+    recv: RecvBatch,
+    rtcp_buf: Vec<u8>,
+    /// Output SSRC → track, to find the track a subscriber's PLI/FIR is about.
+    by_ssrc: HashMap<u32, TrackId>,
+    /// Copies the kernel refused during the current packet, recorded once its fan-out is done.
+    refused: Vec<(Transmit, DropReason)>,
+    /// Events that did not fit the queue; sent first next time.
+    backlog: Vec<ShardEvent>,
+    io: ShardIo,
+}
+
+impl ShardWorker {
+    pub fn run(mut self) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut self.socket, SOCKET, Interest::READABLE)
+        {
+            tracing::error!(shard = self.index, "cannot poll the shard socket: {e}");
+            return;
+        }
+        let mut s = State {
+            engine: Shard::default(),
+            batch: TransmitBatch::with_capacity(self.batch_size),
+            send: SendBatch::with_capacity(self.batch_size),
+            recv: RecvBatch::with_capacity(RTCP_BATCH),
+            rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
+            by_ssrc: HashMap::new(),
+            refused: Vec::new(),
+            backlog: Vec::new(),
+            io: ShardIo::default(),
+        };
+        let mut events = Events::with_capacity(16);
+        let mut next_snapshot = Instant::now();
+        loop {
+            let stopping = self.link.stop.load(Ordering::Acquire);
+            self.apply_commands(&mut s);
+            let mut worked = self.forward(&mut s);
+            worked |= self.read_rtcp(&mut s);
+            self.report(&mut s);
+            if Instant::now() >= next_snapshot {
+                self.snapshot(&mut s);
+                next_snapshot = Instant::now() + self.snapshot_every;
+            }
+            if stopping && self.link.packets.is_empty() {
+                self.snapshot(&mut s);
+                return;
+            }
+            if worked || self.spin_until_work() {
+                continue;
+            }
+            self.link.wake.park();
+            if !self.link.packets.is_empty()
+                || !self.link.commands.is_empty()
+                || self.link.stop.load(Ordering::Acquire)
+            {
+                self.link.wake.unpark();
+                continue;
+            }
+            let timeout = next_snapshot.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(shard = self.index, "poll failed: {e}");
+                }
+            }
+            self.link.wake.unpark();
+        }
+    }
+
+    /// Busy-poll the queues for up to `--spin-us`; true if work arrived.
+    fn spin_until_work(&self) -> bool {
+        if self.spin.is_zero() {
+            return false;
+        }
+        let until = Instant::now() + self.spin;
+        while Instant::now() < until {
+            if !self.link.packets.is_empty() || !self.link.commands.is_empty() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+
+    fn apply_commands(&self, s: &mut State) {
+        while let Some(cmd) = self.link.commands.pop() {
+            let refused = match cmd {
+                ShardCommand::AddSource(id, codec) => s.engine.add_source(id, codec).err(),
+                ShardCommand::RemoveSource(id) => s.engine.remove_source(id).err(),
+                ShardCommand::AddTrack(config, source) => {
+                    s.by_ssrc.insert(config.ssrc.0, config.id);
+                    s.engine.add_track(config, source).err()
+                }
+                ShardCommand::RemoveTrack(id) => {
+                    if let Some(t) = s.engine.track(id) {
+                        s.by_ssrc.remove(&t.ssrc.0);
+                    }
+                    s.engine.remove_track(id).err()
+                }
+                ShardCommand::Switch(id, to) => {
+                    let r = s.engine.switch(id, to);
+                    s.backlog.push(ShardEvent::SwitchRequested(id, to, r));
+                    None
+                }
+                ShardCommand::CancelSwitch(id) => s.engine.cancel_switch(id).err(),
+            };
+            if let Some(e) = refused {
+                s.backlog.push(ShardEvent::Refused(e));
+            }
+        }
+    }
+
+    /// Fan out up to a turn's worth of packets; true if any.
+    fn forward(&self, s: &mut State) -> bool {
+        let fd = self.socket.as_raw_fd();
+        let mut any = false;
+        for _ in 0..PACKETS_PER_TURN {
+            let Some(slot) = self.link.packets.pop() else {
+                break;
+            };
+            any = true;
+            s.io.packets_in += 1;
+            let (Some(pkt), buf) = (slot.packet(), slot.bytes()) else {
+                continue;
+            };
+            let now = self.clock.now();
+            let mut fan = s.engine.fan_out(pkt, buf, now);
+            while fan.fill(&mut s.batch) > 0 {
+                let refused = &mut s.refused;
+                let out = s.send.send(fd, s.batch.as_slice(), pkt, buf, |t, reason| {
+                    refused.push((*t, reason));
+                });
+                s.io.batches += 1;
+                s.io.syscalls += out.syscalls as u64;
+                s.io.copies_sent += out.sent as u64;
+                s.io.send_buffer_full += out.buffer_full as u64;
+                s.io.send_failed += out.failed as u64;
+                s.batch.clear();
+            }
+            for (t, reason) in s.refused.drain(..) {
+                s.engine.record_send_failure(&t, buf.len(), reason);
+            }
+            if !s.engine.switched().is_empty() {
+                for &id in s.engine.switched() {
+                    s.backlog.push(ShardEvent::Switched(id, pkt.source));
+                }
+                s.engine.clear_switched();
+            }
+        }
+        any
+    }
+
+    /// Read subscribers' RTCP; PLI and FIR become keyframe requests for the track's source.
+    fn read_rtcp(&self, s: &mut State) -> bool {
+        let mut chunks = s.rtcp_buf.chunks_mut(RTCP_BUF);
+        let mut bufs: [&mut [u8]; RTCP_BATCH] =
+            std::array::from_fn(|_| chunks.next().expect("rtcp_buf holds a full batch"));
+        let mut got = [Received {
+            len: 0,
+            from: None,
+            truncated: false,
+        }; RTCP_BATCH];
+        let n = match s.recv.recv(self.socket.as_raw_fd(), &mut bufs, &mut got) {
+            Ok(n) => n,
+            Err(e) => {
+                // ICMP errors from unreachable subscribers surface here; they are not ours to fix.
+                tracing::debug!(shard = self.index, "rtcp receive: {e}");
+                return false;
+            }
+        };
+        for (k, g) in got[..n].iter().enumerate() {
+            let bytes = &s.rtcp_buf[k * RTCP_BUF..k * RTCP_BUF + g.len];
+            if !rtcp::is_rtcp(bytes) {
+                continue;
+            }
+            s.io.rtcp_in += 1;
+            for packet in rtcp::packets(bytes).flatten() {
+                let media: Vec<u32> = match packet {
+                    RtcpPacket::Pli { media_ssrc, .. } => vec![media_ssrc.0],
+                    RtcpPacket::Fir { entries, .. } => entries.iter().map(|e| e.ssrc.0).collect(),
+                    _ => continue,
+                };
+                for ssrc in media {
+                    let source = s
+                        .by_ssrc
+                        .get(&ssrc)
+                        .and_then(|&t| s.engine.track(t))
+                        .and_then(|t| t.source);
+                    if let Some(source) = source {
+                        s.io.keyframe_requests += 1;
+                        if self.ingest.keyframe_requests.push(source).is_ok() {
+                            self.ingest.wake.notify();
+                        }
+                    }
+                }
+            }
+        }
+        n > 0
+    }
+
+    fn report(&self, s: &mut State) {
+        let mut pending = std::mem::take(&mut s.backlog).into_iter();
+        for event in pending.by_ref() {
+            if let Err(event) = self.link.events.push(event) {
+                s.backlog.push(event);
+                break;
+            }
+        }
+        s.backlog.extend(pending);
+    }
+
+    fn snapshot(&self, s: &mut State) {
+        let snapshot = ShardSnapshot {
+            shard: self.index,
+            tracks: s.engine.tracks().collect(),
+            sources: s.engine.sources().map(|(id, c)| (id, *c)).collect(),
+            io: s.io,
+            drops: s.engine.counters().drops,
+        };
+        // A snapshot that does not fit is dropped: the next one supersedes it.
+        let _ = self
+            .link
+            .events
+            .push(ShardEvent::Snapshot(Box::new(snapshot)));
+    }
+}

@@ -1,0 +1,213 @@
+//! The control API on top of the control thread: builds the JSON views from the topology and the
+//! latest counter snapshots, and implements the signaling crate's `Control` trait.
+
+use std::collections::BTreeMap;
+
+use corecast_engine::DropCounts;
+use corecast_signaling::api::{
+    CreateSource, CreateSubscriber, IngestAddr, NodeStats, ShardStats, SourceCounters, SourceView,
+    StatsView, SubscriberCounters, SubscriberView, SwitchView,
+};
+use corecast_signaling::{ApiError, Control};
+
+use crate::control::{ControlHandle, ControlState};
+
+fn drop_map(drops: &DropCounts) -> BTreeMap<String, u64> {
+    drops
+        .iter()
+        .map(|(r, n)| (r.name().to_string(), n))
+        .collect()
+}
+
+impl ControlState {
+    pub(crate) fn source_view(&self, id: u32) -> Result<SourceView, ApiError> {
+        let s = self
+            .sources
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no source {id}")))?;
+        let mut counters = SourceCounters::default();
+        let mut drops = DropCounts::default();
+        let mut sender = None;
+        if let Some(i) = self.ingest_stats.get(&id) {
+            counters.packets_received = i.ingress.packets;
+            counters.bytes_received = i.ingress.bytes;
+            counters.packets_accepted = i.ingress.accepted;
+            counters.keyframes = i.ingress.keyframes;
+            counters.restarts = i.ingress.restarts;
+            counters.keyframe_requests = i.keyframe_requests_sent;
+            drops.merge(&i.ingress.drops);
+            drops.merge(&i.drops);
+            sender = i.sender;
+        }
+        for snap in self.shard_snaps.iter().flatten() {
+            if let Some((_, c)) = snap.sources.iter().find(|(sid, _)| sid.0 == id) {
+                counters.packets_forwarded += c.forwarded;
+                counters.bytes_forwarded += c.forwarded_bytes;
+                drops.merge(&c.drops);
+            }
+        }
+        counters.drops = drop_map(&drops);
+        Ok(SourceView {
+            id,
+            name: s.name.clone(),
+            codec: s.codec.name().to_string(),
+            clock_rate: s.clock_rate,
+            ingest: IngestAddr {
+                ip: self.settings.rtp_ip,
+                port: s.port,
+            },
+            latch: s.latch,
+            sender,
+            subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
+            counters,
+        })
+    }
+
+    pub(crate) fn subscriber_view(&self, id: u32) -> Result<SubscriberView, ApiError> {
+        let sub = self
+            .subs
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
+        let mut counters = SubscriberCounters {
+            switches: sub.switches,
+            ..Default::default()
+        };
+        let track = self.track_index.get(&id).and_then(|&(shard, i)| {
+            self.shard_snaps[shard]
+                .as_ref()
+                .and_then(|s| s.tracks.get(i))
+                .filter(|t| t.id.0 == id)
+        });
+        if let Some(t) = track {
+            counters.packets_sent = t.counters.packets;
+            counters.bytes_sent = t.counters.bytes;
+            counters.drops = drop_map(&t.counters.drops);
+        }
+        Ok(SubscriberView {
+            id,
+            ssrc: sub.ssrc,
+            shard: sub.shard as u32,
+            source: sub.source,
+            pending_source: sub.pending.map(|(p, _)| p),
+            dest: sub.dest,
+            media_from: self.shards[sub.shard].media_from,
+            counters,
+        })
+    }
+
+    pub(crate) fn stats_view(&self) -> StatsView {
+        let sources: Vec<SourceView> = self
+            .sources
+            .keys()
+            .filter_map(|&id| self.source_view(id).ok())
+            .collect();
+        let mut node = NodeStats {
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            sources: self.sources.len() as u64,
+            subscribers: self.subs.len() as u64,
+            ..Default::default()
+        };
+        let mut drops = DropCounts::default();
+        for i in self.ingest_stats.values() {
+            node.packets_received += i.ingress.packets;
+            drops.merge(&i.ingress.drops);
+            drops.merge(&i.drops);
+        }
+        let mut shards = Vec::new();
+        for (k, h) in self.shards.iter().enumerate() {
+            let mut stats = ShardStats {
+                shard: k as u32,
+                core: h.core.map(|c| c as u32),
+                subscribers: self.shard_load[k] as u64,
+                ..Default::default()
+            };
+            if let Some(snap) = &self.shard_snaps[k] {
+                let mut shard_drops = snap.drops;
+                for (_, c) in &snap.sources {
+                    shard_drops.merge(&c.drops);
+                }
+                stats.packets_in = snap.io.packets_in;
+                stats.packets_out = snap.io.copies_sent;
+                stats.send_batches = snap.io.batches;
+                stats.drops = drop_map(&shard_drops);
+                node.packets_forwarded += snap.io.copies_sent;
+                drops.merge(&shard_drops);
+            }
+            shards.push(stats);
+        }
+        node.drops = drop_map(&drops);
+        StatsView {
+            node,
+            shards,
+            sources,
+        }
+    }
+}
+
+/// `Control` for the HTTP API: every call is a round trip to the control thread.
+pub struct NodeControl {
+    pub handle: ControlHandle,
+}
+
+impl Control for NodeControl {
+    fn create_source(&self, req: CreateSource) -> Result<SourceView, ApiError> {
+        self.handle
+            .call(move |st| st.create_source(req).and_then(|id| st.source_view(id)))?
+    }
+
+    fn sources(&self) -> Vec<SourceView> {
+        self.handle
+            .call(|st| {
+                st.sources
+                    .keys()
+                    .filter_map(|&id| st.source_view(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn source(&self, id: u32) -> Result<SourceView, ApiError> {
+        self.handle.call(move |st| st.source_view(id))?
+    }
+
+    fn delete_source(&self, id: u32) -> Result<(), ApiError> {
+        self.handle.call(move |st| st.delete_source(id))?
+    }
+
+    fn create_subscribers(
+        &self,
+        reqs: Vec<CreateSubscriber>,
+    ) -> Result<Vec<SubscriberView>, ApiError> {
+        self.handle.call(move |st| {
+            let ids = st.create_subscribers(reqs)?;
+            ids.into_iter().map(|id| st.subscriber_view(id)).collect()
+        })?
+    }
+
+    fn subscribers(&self) -> Vec<SubscriberView> {
+        self.handle
+            .call(|st| {
+                st.subs
+                    .keys()
+                    .filter_map(|&id| st.subscriber_view(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError> {
+        self.handle.call(move |st| st.subscriber_view(id))?
+    }
+
+    fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {
+        self.handle.call(move |st| st.delete_subscriber(id))?
+    }
+
+    fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError> {
+        self.handle.call(move |st| st.switch(subscriber, source))?
+    }
+
+    fn stats(&self) -> StatsView {
+        self.handle.call(|st| st.stats_view()).unwrap_or_default()
+    }
+}

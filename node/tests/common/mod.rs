@@ -1,0 +1,157 @@
+//! Loopback harness for node tests: a node in this process, the project's own VP8 sender, and
+//! subscriber sockets that collect what they receive. Everything waits on a condition with a
+//! deadline; nothing sleeps to synchronise.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use corecast::config::parse_serve;
+use corecast::Node;
+use corecast_engine::rtp::RtpHeader;
+use corecast_engine::synth::{VideoShape, Vp8Stream};
+use corecast_engine::Ssrc;
+use corecast_signaling::api::{CreateSource, CreateSubscriber, SourceView, SubscriberView};
+use corecast_signaling::client::Client;
+use socket2::{Domain, Socket, Type};
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn start(extra: &[&str]) -> (Node, Client) {
+    let mut argv: Vec<String> = ["--http", "127.0.0.1:0", "--no-pin", "--shards", "2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let args = parse_serve(&argv).expect("valid test flags");
+    let node = Node::start(&args).expect("node starts");
+    let client = Client::new(&node.http_addr().to_string(), None);
+    (node, client)
+}
+
+pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
+    client
+        .create_source(&CreateSource {
+            name: name.into(),
+            codec: codec.into(),
+            clock_rate: None,
+            port: None,
+            latch: None,
+        })
+        .expect("source created")
+}
+
+pub fn ingest_addr(s: &SourceView) -> SocketAddr {
+    SocketAddr::new(s.ingest.ip, s.ingest.port)
+}
+
+/// A subscriber's socket, with a receive buffer large enough for a test's burst.
+pub fn receiver() -> UdpSocket {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    socket.set_recv_buffer_size(4 << 20).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let socket: UdpSocket = socket.into();
+    socket.set_nonblocking(true).unwrap();
+    socket
+}
+
+pub fn subscribe(client: &Client, source: u32, sockets: &[UdpSocket]) -> Vec<SubscriberView> {
+    let reqs: Vec<CreateSubscriber> = sockets
+        .iter()
+        .map(|s| CreateSubscriber {
+            source,
+            dest: s.local_addr().unwrap().to_string(),
+        })
+        .collect();
+    client
+        .create_subscribers(&reqs)
+        .expect("subscribers created")
+}
+
+/// The project's own VP8 sender.
+pub struct Sender {
+    pub socket: UdpSocket,
+    pub stream: Vp8Stream,
+    pub to: SocketAddr,
+}
+
+impl Sender {
+    pub fn new(to: SocketAddr, ssrc: u32, gop: u32) -> Sender {
+        Sender::with_payload(to, ssrc, gop, 300)
+    }
+
+    /// Senders with different payload lengths can be told apart by what subscribers receive.
+    pub fn with_payload(to: SocketAddr, ssrc: u32, gop: u32, payload_len: usize) -> Sender {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let shape = VideoShape {
+            gop,
+            payload_len,
+            ..VideoShape::default()
+        };
+        Sender {
+            socket,
+            stream: Vp8Stream::new(Ssrc(ssrc), ssrc as u16, 0, shape),
+            to,
+        }
+    }
+
+    pub fn send(&mut self) -> corecast_engine::synth::SynthPacket {
+        let mut buf = Vec::new();
+        let p = self.stream.next_packet(&mut buf);
+        self.socket.send_to(&buf, self.to).unwrap();
+        p
+    }
+
+    /// RTCP the node sent back to this sender (keyframe requests), if any arrived.
+    pub fn poll_rtcp(&self) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 1500];
+        match self.socket.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+}
+
+/// One received packet's header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Got {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub ts: u32,
+    pub first_payload_byte: u8,
+    pub keyframe_start: bool,
+    pub len: usize,
+}
+
+/// Everything waiting on `socket` now.
+pub fn drain(socket: &UdpSocket, out: &mut Vec<Got>) {
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        let h = RtpHeader::parse(&buf[..n]).expect("the node sends valid RTP");
+        let payload = h.payload(&buf[..n]);
+        let info = corecast_engine::codec::inspect(corecast_engine::Codec::Vp8, payload).unwrap();
+        out.push(Got {
+            ssrc: h.ssrc.0,
+            seq: h.seq.0,
+            ts: h.timestamp.0,
+            first_payload_byte: payload[0],
+            keyframe_start: info.is_switch_point(),
+            len: n,
+        });
+    }
+}
+
+/// Repeat `step` (which does some work and says whether the awaited condition holds) until it
+/// returns true; panics with `what` at the deadline.
+pub fn until(what: &str, mut step: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !step() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,156 @@
+//! The node's control plane over real HTTP: errors that only the node can judge (unknown ids, port
+//! conflicts, codec mismatches, limits), deleting a source, and a subscriber's keyframe request.
+
+mod common;
+
+use common::*;
+use corecast_engine::rtcp::{self, RtcpPacket, PLI_LEN};
+use corecast_engine::Ssrc;
+use corecast_signaling::api::{CreateSource, CreateSubscriber};
+use corecast_signaling::client::ClientError;
+
+fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
+    let (_node, client) = start(&["--max-subscribers", "3"]);
+    let vp8 = source(&client, "vp8", "vp8");
+    let h264 = source(&client, "h264", "h264");
+
+    let (status, code, message) = api_error(client.create_source(&CreateSource {
+        name: "vp8".into(),
+        codec: "vp8".into(),
+        clock_rate: None,
+        port: None,
+        latch: None,
+    }));
+    assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
+
+    let (status, _, message) = api_error(client.create_source(&CreateSource {
+        name: "again".into(),
+        codec: "vp8".into(),
+        clock_rate: None,
+        port: Some(vp8.ingest.port),
+        latch: None,
+    }));
+    assert_eq!(status, 409, "port in use: {message}");
+    assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
+
+    let (status, _, message) = api_error(client.create_source(&CreateSource {
+        name: "x".into(),
+        codec: "mpeg2".into(),
+        clock_rate: None,
+        port: None,
+        latch: None,
+    }));
+    assert_eq!(status, 400);
+    assert!(message.contains("mpeg2"), "{message}");
+
+    let sub = |source: u32, dest: &str| CreateSubscriber {
+        source,
+        dest: dest.into(),
+    };
+    let (status, _, _) = api_error(client.create_subscriber(&sub(99, "127.0.0.1:9")));
+    assert_eq!(status, 404);
+    let (status, _, message) = api_error(client.create_subscriber(&sub(vp8.id, "nowhere")));
+    assert_eq!(status, 400);
+    assert!(message.contains("nowhere"), "{message}");
+
+    let r = receiver();
+    let s = client
+        .create_subscriber(&sub(vp8.id, &r.local_addr().unwrap().to_string()))
+        .unwrap();
+    let (status, _, message) = api_error(client.switch(s.id, h264.id));
+    assert_eq!(status, 409, "codec mismatch: {message}");
+    assert!(message.contains("h264"), "{message}");
+    assert_eq!(api_error(client.switch(s.id, 77)).0, 404);
+    assert_eq!(api_error(client.switch(4242, vp8.id)).0, 404);
+
+    // All or nothing: the batch that would pass the limit adds nobody.
+    let batch: Vec<_> = (0..3)
+        .map(|i| sub(vp8.id, &format!("127.0.0.1:{}", 5000 + i)))
+        .collect();
+    let (status, _, _) = api_error(client.create_subscribers(&batch));
+    assert_eq!(status, 429);
+    assert_eq!(client.subscribers().unwrap().len(), 1);
+}
+
+#[test]
+fn deleting_a_source_leaves_its_subscribers_idle_until_switched() {
+    let (_node, client) = start(&[]);
+    let a = source(&client, "a", "vp8");
+    let b = source(&client, "b", "vp8");
+    let receivers = vec![receiver()];
+    let subs = subscribe(&client, a.id, &receivers);
+    client.delete_source(a.id).unwrap();
+    assert_eq!(api_error(client.source(a.id)).0, 404);
+    let view = client.subscriber(subs[0].id).unwrap();
+    assert_eq!(view.source, None, "idle, not deleted");
+    client.switch(subs[0].id, b.id).unwrap();
+    let mut sb = Sender::new(ingest_addr(&b), 0xb, 30);
+    let mut got = Vec::new();
+    until("the idle subscriber to receive B", || {
+        sb.send();
+        drain(&receivers[0], &mut got);
+        !got.is_empty()
+    });
+    assert!(got[0].keyframe_start);
+    // The control thread learns of the switch from the shard's next event.
+    until("the subscriber's view to show B", || {
+        client.subscriber(subs[0].id).unwrap().source == Some(b.id)
+    });
+}
+
+#[test]
+fn a_subscribers_pli_becomes_one_keyframe_request_to_the_source() {
+    let (_node, client) = start(&["--pli-interval", "60000"]);
+    let src = source(&client, "cam", "vp8");
+    let receivers: Vec<_> = (0..3).map(|_| receiver()).collect();
+    let subs = subscribe(&client, src.id, &receivers);
+    let mut sender = Sender::new(ingest_addr(&src), 0x5e, 30);
+    let mut got = vec![Vec::new(); 3];
+    until("the subscribers to receive media", || {
+        sender.send();
+        for (r, g) in receivers.iter().zip(got.iter_mut()) {
+            drain(r, g);
+        }
+        got.iter().all(|g| !g.is_empty())
+    });
+    // Every subscriber asks, several times: one request reaches the source per interval.
+    for (r, s) in receivers.iter().zip(&subs) {
+        let mut pli = [0u8; PLI_LEN];
+        rtcp::write_pli(&mut pli, Ssrc(1), Ssrc(s.ssrc));
+        for _ in 0..3 {
+            r.send_to(&pli, s.media_from).unwrap();
+        }
+    }
+    let mut requests = 0;
+    until("a keyframe request at the source", || {
+        if let Some(bytes) = sender.poll_rtcp() {
+            requests += rtcp::packets(&bytes)
+                .flatten()
+                .filter(|p| matches!(p, RtcpPacket::Pli { media_ssrc, .. } if media_ssrc.0 == 0x5e))
+                .count();
+        }
+        requests > 0
+    });
+    until("the request to be counted", || {
+        client.source(src.id).unwrap().counters.keyframe_requests == 1
+    });
+    // Nothing more arrives within the interval (each poll waits a few ms for a datagram).
+    for _ in 0..40 {
+        assert!(
+            sender.poll_rtcp().is_none(),
+            "requests are coalesced per --pli-interval"
+        );
+    }
+}
