@@ -66,6 +66,8 @@ pub struct ControlState {
     pub(crate) ingest: Arc<IngestLink>,
     pub(crate) sources: BTreeMap<u32, SourceEntry>,
     pub(crate) subs: BTreeMap<u32, SubEntry>,
+    /// Output SSRCs in use, so a new subscriber's is unique without scanning them all.
+    ssrcs: std::collections::HashSet<u32>,
     next_source: u32,
     next_sub: u32,
     rng: StdRng,
@@ -115,6 +117,7 @@ impl ControlState {
             ingest,
             sources: BTreeMap::new(),
             subs: BTreeMap::new(),
+            ssrcs: std::collections::HashSet::new(),
             next_source: 1,
             next_sub: 1,
             rng: StdRng::from_os_rng(),
@@ -274,6 +277,18 @@ impl ControlState {
                 tracing::warn!(port, "cannot set the ingest receive buffer: {e}");
             }
             socket.bind(&addr.into())?;
+            // Linux reports twice the size granted (it counts its bookkeeping).
+            let granted = socket.recv_buffer_size().map(|b| b / 2).unwrap_or(0);
+            if granted < self.settings.rcvbuf {
+                tracing::warn!(
+                    port,
+                    asked = self.settings.rcvbuf,
+                    granted,
+                    "the kernel granted a smaller ingest receive buffer (raise net.core.rmem_max)"
+                );
+            } else {
+                tracing::info!(port, rcvbuf_granted = granted, "ingest socket");
+            }
             Ok(socket.into())
         };
         if let Some(port) = port {
@@ -400,7 +415,7 @@ impl ControlState {
     fn unused_ssrc(&mut self) -> u32 {
         loop {
             let ssrc: u32 = self.rng.random();
-            if ssrc != 0 && !self.subs.values().any(|s| s.ssrc == ssrc) {
+            if ssrc != 0 && self.ssrcs.insert(ssrc) {
                 return ssrc;
             }
         }
@@ -413,7 +428,9 @@ impl ControlState {
             .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
         let (shard, source, pending) = (sub.shard, sub.source, sub.pending.map(|(p, _)| p));
         self.send_shard(shard, ShardCommand::RemoveTrack(TrackId(id)))?;
-        self.subs.remove(&id);
+        if let Some(sub) = self.subs.remove(&id) {
+            self.ssrcs.remove(&sub.ssrc);
+        }
         self.shard_load[shard] -= 1;
         for s in [source, pending].into_iter().flatten() {
             self.release_source(shard, s);

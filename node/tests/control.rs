@@ -154,3 +154,111 @@ fn a_subscribers_pli_becomes_one_keyframe_request_to_the_source() {
         );
     }
 }
+
+#[test]
+fn a_switch_with_no_keyframe_is_cancelled_after_the_timeout() {
+    let (_node, client) = start(&["--switch-timeout", "300"]);
+    let a = source(&client, "a", "vp8");
+    let silent = source(&client, "silent", "vp8");
+    let receivers = vec![receiver()];
+    let subs = subscribe(&client, a.id, &receivers);
+    let mut sa = Sender::new(ingest_addr(&a), 0xa, 30);
+    let mut got = Vec::new();
+    until("the subscriber to be live on A", || {
+        sa.send();
+        drain(&receivers[0], &mut got);
+        !got.is_empty()
+    });
+    client.switch(subs[0].id, silent.id).unwrap();
+    assert_eq!(
+        client.subscriber(subs[0].id).unwrap().pending_source,
+        Some(silent.id)
+    );
+    until("the switch to time out", || {
+        sa.send();
+        client
+            .subscriber(subs[0].id)
+            .unwrap()
+            .pending_source
+            .is_none()
+    });
+    let view = client.subscriber(subs[0].id).unwrap();
+    assert_eq!((view.source, view.counters.switches), (Some(a.id), 0));
+    // Still receiving A, without a gap.
+    let before = got.len();
+    until("A's packets after the cancelled switch", || {
+        sa.send();
+        drain(&receivers[0], &mut got);
+        got.len() > before + 10
+    });
+    for w in got.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
+    }
+}
+
+#[test]
+fn the_token_guards_the_api_of_a_running_node() {
+    let (node, _) = start(&["--token", "s3cret"]);
+    let addr = node.http_addr().to_string();
+    let anonymous = corecast_signaling::client::Client::new(&addr, None);
+    assert_eq!(api_error(anonymous.sources()).0, 401);
+    let wrong = corecast_signaling::client::Client::new(&addr, Some("guess".into()));
+    assert_eq!(api_error(wrong.stats()).0, 401);
+    anonymous.health().expect("health needs no token");
+    let right = corecast_signaling::client::Client::new(&addr, Some("s3cret".into()));
+    assert!(right.sources().unwrap().is_empty());
+}
+
+#[test]
+fn an_unlatched_source_takes_packets_from_any_sender() {
+    let (_node, client) = start(&[]);
+    let src = client
+        .create_source(&CreateSource {
+            name: "open".into(),
+            codec: "vp8".into(),
+            clock_rate: None,
+            port: None,
+            latch: Some(false),
+        })
+        .unwrap();
+    assert!(!src.latch);
+    let mut one = Sender::new(ingest_addr(&src), 0x1, 30);
+    let mut two = Sender::new(ingest_addr(&src), 0x1, 30);
+    for _ in 0..5 {
+        one.send();
+    }
+    // The second sender continues the same stream from another address.
+    two.stream = one.stream.clone();
+    for _ in 0..5 {
+        two.send();
+    }
+    until("all ten packets accepted", || {
+        client.source(src.id).unwrap().counters.packets_accepted == 10
+    });
+    let view = client.source(src.id).unwrap();
+    assert!(view.counters.drops.is_empty(), "{:?}", view.counters.drops);
+    assert_eq!(
+        view.sender,
+        Some(two.socket.local_addr().unwrap()),
+        "follows the latest sender"
+    );
+}
+
+#[test]
+fn ten_thousand_subscribers_in_one_batch() {
+    let (_node, client) = start(&[]);
+    let src = source(&client, "big", "vp8");
+    let reqs: Vec<CreateSubscriber> = (0..10_000)
+        .map(|i| CreateSubscriber {
+            source: src.id,
+            dest: format!("127.0.0.{}:{}", 1 + i / 50_000, 10_000 + i % 50_000),
+        })
+        .collect();
+    let subs = client.create_subscribers(&reqs).unwrap();
+    assert_eq!(subs.len(), 10_000);
+    let ssrcs: std::collections::HashSet<u32> = subs.iter().map(|s| s.ssrc).collect();
+    assert_eq!(ssrcs.len(), 10_000, "every subscriber has its own SSRC");
+    let per_shard = subs.iter().filter(|s| s.shard == 0).count();
+    assert_eq!(per_shard, 5_000, "placed on the least-loaded shard in turn");
+    assert_eq!(client.source(src.id).unwrap().subscribers, 10_000);
+}
