@@ -210,7 +210,10 @@ impl Node {
 
         let packets = shard_links.iter().map(|l| l.packets.clone()).collect();
         let wakes = shard_links.iter().map(|l| l.wake.clone()).collect();
-        let pool_slots = (args.queue_depth as usize * shard_links.len() + 1024).min(1 << 20);
+        // A slot is shared by every shard it goes to, so the slots in flight are bounded by one
+        // queue's depth plus the one packet each shard is sending; the rest is slack for slots
+        // ingest skips while a slow shard still holds them.
+        let pool_slots = args.queue_depth as usize + 2 * shard_links.len() + 256;
         let worker = Ingest::new(
             ingest_poll,
             ingest.clone(),

@@ -246,9 +246,25 @@ impl Shard {
     }
 
     pub fn track(&self, id: TrackId) -> Option<TrackInfo> {
-        let slot = self.table.slot_of(id)?;
+        self.table.slot_of(id).map(|slot| self.track_at(slot))
+    }
+
+    /// Every track, in slot order.
+    pub fn tracks(&self) -> impl Iterator<Item = TrackInfo> + '_ {
+        (0..self.table.tracks.len()).map(|slot| self.track_at(slot))
+    }
+
+    /// Every source with this shard's counters for it.
+    pub fn sources(&self) -> impl Iterator<Item = (SourceId, &SourceCounters)> + '_ {
+        self.table
+            .groups
+            .iter()
+            .filter_map(|g| g.source.map(|s| (s, &g.counters)))
+    }
+
+    fn track_at(&self, slot: usize) -> TrackInfo {
         let t = &self.table.tracks[slot];
-        Some(TrackInfo {
+        TrackInfo {
             id: t.id,
             dest: t.dest,
             ssrc: t.splicer.ssrc(),
@@ -257,7 +273,7 @@ impl Shard {
             pending: t.pending,
             live: self.is_live(slot),
             counters: t.counters,
-        })
+        }
     }
 
     /// Ask `track` to move to source `to` at `to`'s next switch point.
