@@ -210,9 +210,10 @@ impl Node {
 
         let packets = shard_links.iter().map(|l| l.packets.clone()).collect();
         let wakes = shard_links.iter().map(|l| l.wake.clone()).collect();
-        // A slot is shared by every shard it goes to, so the slots in flight are bounded by one
-        // queue's depth plus the one packet each shard is sending; the rest is slack for slots
-        // ingest skips while a slow shard still holds them.
+        // A slot is shared by every shard it goes to, so while shards keep pace the slots in flight
+        // are one queue's depth plus a packet per shard. Shards falling behind unevenly can hold
+        // more; then the pool runs out before a queue does, and the packet is dropped and counted
+        // as `queue_full` just the same.
         let pool_slots = args.queue_depth as usize + 2 * shard_links.len() + 256;
         let worker = Ingest::new(
             ingest_poll,
