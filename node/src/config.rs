@@ -147,6 +147,25 @@ pub struct ServeArgs {
     pub spin_us: u64,
     #[arg(long, env = "CORECAST_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Milliseconds between counter snapshots (shards to the telemetry thread, `stats` events).
+    #[arg(long, env = "CORECAST_STATS_INTERVAL", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub stats_interval: u64,
+    /// A source with no packets for this many milliseconds is idle (`source.idle`).
+    #[arg(long, env = "CORECAST_IDLE_TIMEOUT", default_value_t = 2000)]
+    pub idle_timeout: u64,
+    /// Export per-subscriber series in /metrics (one series per subscriber: mind cardinality).
+    #[arg(long, env = "CORECAST_METRICS_PER_SUBSCRIBER")]
+    pub metrics_per_subscriber: bool,
+    /// Name of this node in events.
+    #[arg(long, env = "CORECAST_NODE_NAME", default_value = "corecast")]
+    pub node_name: String,
+    /// Deliver events to a webhook: `URL[;types=source.*,switch.*][;secret=S][;batch=N]
+    /// [;batch-ms=T][;retries=N][;backoff-ms=T][;queue=N][;timeout-ms=T]`. Repeatable.
+    #[arg(long, env = "CORECAST_WEBHOOK", value_delimiter = '|')]
+    pub webhook: Vec<String>,
+    /// Write events as JSON lines to a file, or `-` for stdout: `PATH[;types=...]`. Repeatable.
+    #[arg(long, env = "CORECAST_EVENTS_JSONL", value_delimiter = '|')]
+    pub events_jsonl: Vec<String>,
 }
 
 /// Parses `serve` flags with the environment and, if named, a TOML file. `argv` holds the flags
@@ -201,6 +220,12 @@ pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, String> {
             toml::Value::Boolean(false) => {}
             toml::Value::String(s) => from_file.extend([format!("--{flag}"), s.clone()]),
             toml::Value::Integer(i) => from_file.extend([format!("--{flag}"), i.to_string()]),
+            toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => {
+                for item in items {
+                    let text = item.as_str().expect("checked to be strings");
+                    from_file.extend([format!("--{flag}"), text.to_string()]);
+                }
+            }
             other => {
                 return Err(format!(
                     "config file {}: `{key}` must be a string, integer or boolean, not {}",
@@ -236,6 +261,24 @@ mod tests {
         );
         assert_eq!((a.pli_interval, a.switch_timeout, a.batch), (500, 5000, 64));
         assert_eq!(a.log_format, LogFormat::Text);
+        assert_eq!((a.stats_interval, a.idle_timeout), (1000, 2000));
+        assert!(a.webhook.is_empty() && !a.metrics_per_subscriber);
+    }
+
+    #[test]
+    fn repeated_settings_come_from_flags_or_a_toml_array() {
+        let a = parse_serve(&args(
+            "--webhook http://a/x --webhook http://b/y;types=switch.*",
+        ))
+        .unwrap();
+        assert_eq!(a.webhook, vec!["http://a/x", "http://b/y;types=switch.*"]);
+        let dir = std::env::temp_dir().join(format!("corecast-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("node.toml");
+        std::fs::write(&file, "webhook = [\"http://a/x\", \"http://b/y\"]\n").unwrap();
+        let a = parse_serve(&args(&format!("--config {}", file.display()))).unwrap();
+        assert_eq!(a.webhook.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! The HTTP API reaches it through [`ControlHandle`], which sends a closure over a channel and
 //! waits for its reply, so every change to the topology happens on this one thread, in order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -18,8 +18,10 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::PortRange;
-use crate::ingest::{IngestCommand, IngestLink, IngestSourceStats, NewSource};
-use crate::shard::{ShardCommand, ShardEvent, ShardLink, ShardSnapshot};
+use crate::events::{Event, EventBus, EventType};
+use crate::ingest::{IngestCommand, IngestLink, NewSource};
+use crate::shard::{ShardCommand, ShardEvent, ShardLink};
+use crate::telemetry::SharedAggregates;
 
 /// How long the control thread waits for room in a full command queue before giving up.
 const QUEUE_PATIENCE: Duration = Duration::from_secs(2);
@@ -54,14 +56,16 @@ pub(crate) struct SubEntry {
     pub ssrc: u32,
     pub shard: usize,
     pub source: Option<u32>,
+    /// Source switching to, and the switch's deadline.
     pub pending: Option<(u32, Instant)>,
+    /// When the pending switch was asked for, to report how long it took.
+    pub requested_at: Option<Instant>,
     pub dest: SocketAddr,
     pub switches: u64,
 }
 
 pub struct ControlState {
     pub(crate) settings: Settings,
-    pub(crate) started: Instant,
     pub(crate) shards: Vec<ShardHandle>,
     pub(crate) ingest: Arc<IngestLink>,
     pub(crate) sources: BTreeMap<u32, SourceEntry>,
@@ -72,10 +76,8 @@ pub struct ControlState {
     next_sub: u32,
     rng: StdRng,
     pub(crate) shard_load: Vec<usize>,
-    pub(crate) shard_snaps: Vec<Option<Box<ShardSnapshot>>>,
-    /// Track id → (shard, index in that shard's latest snapshot).
-    pub(crate) track_index: HashMap<u32, (usize, usize)>,
-    pub(crate) ingest_stats: HashMap<u32, IngestSourceStats>,
+    pub(crate) telemetry: SharedAggregates,
+    pub(crate) events: Arc<EventBus>,
     pub(crate) switches_timed_out: u64,
 }
 
@@ -108,11 +110,12 @@ impl ControlState {
         settings: Settings,
         shards: Vec<ShardHandle>,
         ingest: Arc<IngestLink>,
+        telemetry: SharedAggregates,
+        events: Arc<EventBus>,
     ) -> ControlState {
         let n = shards.len();
         ControlState {
             settings,
-            started: Instant::now(),
             shards,
             ingest,
             sources: BTreeMap::new(),
@@ -122,9 +125,8 @@ impl ControlState {
             next_sub: 1,
             rng: StdRng::from_os_rng(),
             shard_load: vec![0; n],
-            shard_snaps: (0..n).map(|_| None).collect(),
-            track_index: HashMap::new(),
-            ingest_stats: HashMap::new(),
+            telemetry,
+            events,
             switches_timed_out: 0,
         }
     }
@@ -188,6 +190,19 @@ impl ControlState {
                 }
             }
         }
+    }
+
+    fn emit(
+        &self,
+        kind: EventType,
+        source: Option<u32>,
+        sub: Option<u32>,
+        data: serde_json::Value,
+    ) {
+        let mut event = Event::now(kind).with_data(data);
+        event.source = source;
+        event.subscriber = sub;
+        self.events.emit(event);
     }
 
     fn request_keyframe(&self, source: u32) {
@@ -266,6 +281,9 @@ impl ControlState {
             },
         );
         tracing::info!(source = id, name, %codec, port, "source created");
+        let data =
+            serde_json::json!({"name": name, "codec": codec.name(), "port": port, "latch": latch});
+        self.emit(EventType::SourceCreated, Some(id), None, data);
         Ok(id)
     }
 
@@ -327,18 +345,29 @@ impl ControlState {
             self.send_shard(shard, ShardCommand::RemoveSource(SourceId(id)))?;
         }
         // The shard moves a track whose source goes to its pending source, if any.
-        for sub in self.subs.values_mut() {
+        let mut cancelled = Vec::new();
+        for (&sid, sub) in self.subs.iter_mut() {
             let pending = sub.pending.map(|(p, _)| p);
             if sub.source == Some(id) {
                 sub.source = pending;
                 sub.pending = None;
             } else if pending == Some(id) {
                 sub.pending = None;
+                cancelled.push(sid);
             }
         }
+        for sid in cancelled {
+            let data = serde_json::json!({"to": id, "reason": "source deleted"});
+            self.emit(EventType::SwitchCancelled, Some(id), Some(sid), data);
+        }
         let entry = self.sources.remove(&id).expect("checked above");
-        self.ingest_stats.remove(&id);
         tracing::info!(source = id, name = entry.name, "source deleted");
+        self.emit(
+            EventType::SourceDeleted,
+            Some(id),
+            None,
+            serde_json::json!({"name": entry.name}),
+        );
         Ok(())
     }
 
@@ -403,10 +432,13 @@ impl ControlState {
                     shard,
                     source: Some(source),
                     pending: None,
+                    requested_at: None,
                     dest,
                     switches: 0,
                 },
             );
+            let data = serde_json::json!({"dest": dest.to_string(), "ssrc": ssrc, "shard": shard});
+            self.emit(EventType::SubscriberAdded, Some(source), Some(id), data);
             ids.push(id);
         }
         Ok(ids)
@@ -435,6 +467,12 @@ impl ControlState {
         for s in [source, pending].into_iter().flatten() {
             self.release_source(shard, s);
         }
+        self.emit(
+            EventType::SubscriberRemoved,
+            source,
+            Some(id),
+            serde_json::json!({}),
+        );
         Ok(())
     }
 
@@ -462,12 +500,23 @@ impl ControlState {
             self.release_source(shard, p);
         }
         let sub = self.subs.get_mut(&id).expect("checked above");
+        let now = Instant::now();
         if source == Some(to) {
             sub.pending = None;
+            sub.requested_at = None;
         } else {
-            sub.pending = Some((to, Instant::now() + self.settings.switch_timeout));
+            sub.pending = Some((to, now + self.settings.switch_timeout));
+            sub.requested_at = Some(now);
             self.use_source(shard, to);
             self.request_keyframe(to);
+        }
+        if let Some(p) = pending.filter(|&p| p != to) {
+            let data = serde_json::json!({"to": p, "reason": "replaced", "by": to});
+            self.emit(EventType::SwitchCancelled, Some(p), Some(id), data);
+        }
+        if source != Some(to) {
+            let data = serde_json::json!({"from": source, "to": to});
+            self.emit(EventType::SwitchRequested, Some(to), Some(id), data);
         }
         Ok(SwitchView { pending_source: to })
     }
@@ -478,22 +527,10 @@ impl ControlState {
                 self.on_event(shard, event);
             }
         }
-        while let Some(stats) = self.ingest.snapshots.pop() {
-            self.ingest_stats = stats
-                .into_iter()
-                .filter_map(|s| s.id.map(|id| (id.0, s)))
-                .collect();
-        }
     }
 
     fn on_event(&mut self, shard: usize, event: ShardEvent) {
         match event {
-            ShardEvent::Snapshot(snap) => {
-                for (i, t) in snap.tracks.iter().enumerate() {
-                    self.track_index.insert(t.id.0, (shard, i));
-                }
-                self.shard_snaps[shard] = Some(snap);
-            }
             ShardEvent::SwitchRequested(track, to, Ok(SwitchOutcome::Moved)) => {
                 self.switched(shard, track.0, to.0)
             }
@@ -521,6 +558,10 @@ impl ControlState {
         let old = sub.source.replace(to);
         sub.pending = None;
         sub.switches += 1;
+        let took_ms = sub
+            .requested_at
+            .take()
+            .map(|t| t.elapsed().as_secs_f64() * 1000.0);
         if !was_pending {
             // Timed out here while the shard applied it: take the source back.
             self.use_source(shard, to);
@@ -529,6 +570,8 @@ impl ControlState {
             self.release_source(shard, old);
         }
         tracing::debug!(subscriber = id, source = to, "switch completed");
+        let data = serde_json::json!({"from": old, "to": to, "took_ms": took_ms});
+        self.emit(EventType::SwitchCompleted, Some(to), Some(id), data);
     }
 
     fn expire_switches(&mut self) {

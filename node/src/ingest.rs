@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corecast_engine::rtcp::{self, PLI_LEN};
 use corecast_engine::{
-    Codec, DropCounts, DropReason, IngressCounters, SourceId, SourceIngress, Ssrc,
+    Codec, DropCounts, DropReason, IngressCounters, Nanos, SourceId, SourceIngress, Ssrc,
 };
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
@@ -30,7 +30,6 @@ const RECV_BATCH: usize = 32;
 /// Batches read from one socket before the others get a turn.
 const BATCHES_PER_TURN: usize = 4;
 const WAKER: Token = Token(usize::MAX);
-const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 
 /// A source handed to the ingest thread by the control thread.
 pub struct NewSource {
@@ -108,6 +107,16 @@ pub struct Ingest {
     ready: Vec<Token>,
     clock: Clock,
     pli_interval: Duration,
+    stats_every: Duration,
+}
+
+/// How the ingest thread is sized and paced.
+pub struct IngestSettings {
+    pub pool_slots: usize,
+    /// Least time between two keyframe requests to one source.
+    pub pli_interval: Duration,
+    /// Time between counter snapshots for the telemetry thread.
+    pub stats_every: Duration,
 }
 
 impl Ingest {
@@ -116,9 +125,8 @@ impl Ingest {
         link: Arc<IngestLink>,
         shard_queues: Vec<Arc<ArrayQueue<Arc<Slot>>>>,
         shard_wakes: Vec<Arc<Wake>>,
-        pool_slots: usize,
         clock: Clock,
-        pli_interval: Duration,
+        settings: IngestSettings,
     ) -> Ingest {
         Ingest {
             poll,
@@ -128,17 +136,14 @@ impl Ingest {
             next_token: 0,
             shard_queues,
             shard_wakes,
-            pool: Pool::new(pool_slots),
+            pool: Pool::new(settings.pool_slots),
             recv: RecvBatch::with_capacity(RECV_BATCH),
             scratch: vec![0; RECV_BATCH * MAX_PACKET],
-            received: [Received {
-                len: 0,
-                from: None,
-                truncated: false,
-            }; RECV_BATCH],
+            received: [Received::default(); RECV_BATCH],
             ready: Vec::new(),
             clock,
-            pli_interval,
+            pli_interval: settings.pli_interval,
+            stats_every: settings.stats_every,
         }
     }
 
@@ -179,7 +184,7 @@ impl Ingest {
             self.serve_keyframe_requests();
             if Instant::now() >= next_snapshot {
                 self.publish_snapshot();
-                next_snapshot = Instant::now() + SNAPSHOT_EVERY;
+                next_snapshot = Instant::now() + self.stats_every;
             }
         }
         self.publish_snapshot();
@@ -215,6 +220,12 @@ impl Ingest {
         if let Err(e) = new.socket.set_nonblocking(true) {
             tracing::error!(source = %new.id, "cannot make the ingest socket non-blocking: {e}");
             return;
+        }
+        if let Err(e) = crate::sys::enable_receive_timestamps(new.socket.as_raw_fd()) {
+            tracing::warn!(
+                source = %new.id,
+                "no kernel receive timestamps ({e}); latency is measured from the read instead"
+            );
         }
         let mut socket = mio::net::UdpSocket::from_std(new.socket);
         if let Err(e) = self
@@ -276,7 +287,12 @@ impl Ingest {
                     return false;
                 }
             };
+            // Kernel timestamps are wall-clock; map them onto the node's monotonic clock once per
+            // batch, so latency counts the time a packet waited in the socket buffer too.
             let now = self.clock.now();
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             for (k, got) in self.received[..n].iter().enumerate() {
                 let bytes = &self.scratch[k * MAX_PACKET..k * MAX_PACKET + got.len];
                 if rtcp::is_rtcp(bytes) {
@@ -296,7 +312,14 @@ impl Ingest {
                     (true, None, from) | (false, _, from) => source.sender = from.or(source.sender),
                     _ => {}
                 }
-                let Ok(pkt) = source.ingress.accept(bytes, now) else {
+                let received = match got.kernel_time {
+                    Some(at) => Nanos(
+                        now.0
+                            .saturating_sub(wall.saturating_sub(at).as_nanos() as u64),
+                    ),
+                    None => now,
+                };
+                let Ok(pkt) = source.ingress.accept(bytes, received) else {
                     continue;
                 };
                 let mask = source.shards.load(Ordering::Acquire);

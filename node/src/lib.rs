@@ -10,11 +10,13 @@
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod ingest;
 pub mod node;
 pub mod pool;
 pub mod shard;
 pub mod sys;
+pub mod telemetry;
 pub mod views;
 pub mod wake;
 

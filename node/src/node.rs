@@ -20,14 +20,20 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::clock::Clock;
 use crate::config::ServeArgs;
 use crate::control::{ControlState, Settings, ShardHandle};
-use crate::ingest::{Ingest, IngestLink};
+use crate::events::{Event, EventBus, EventType, HandlerConfig, JsonLinesConfig, WebhookConfig};
+use crate::ingest::{Ingest, IngestLink, IngestSettings};
 use crate::shard::{ShardLink, ShardWorker, WAKER as SHARD_WAKER};
+use crate::telemetry::{Aggregates, Telemetry, TelemetrySettings};
 use crate::views::NodeControl;
 use crate::wake::Wake;
 
 const INGEST_WAKER: mio::Token = mio::Token(usize::MAX);
 const COMMAND_QUEUE: usize = 1 << 16;
 const EVENT_QUEUE: usize = 1 << 16;
+/// Snapshots waiting for the telemetry thread, per shard; more than a few means it is stuck.
+const SNAPSHOT_QUEUE: usize = 4;
+/// What shutdown gives event handlers to deliver what they hold, within the 2 s budget.
+const EVENTS_FLUSH: Duration = Duration::from_millis(600);
 
 /// Where each shard runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +105,24 @@ pub struct Node {
     ingest_thread: Option<JoinHandle<()>>,
     shards: Vec<(Arc<ShardLink>, JoinHandle<()>)>,
     control_thread: Option<JoinHandle<()>>,
+    telemetry_thread: Option<JoinHandle<()>>,
+    telemetry_stop: Arc<AtomicBool>,
+    events: Option<Arc<EventBus>>,
     pub media_from: Vec<SocketAddr>,
+}
+
+/// The event handlers named by `--webhook` and `--events-jsonl`.
+pub fn event_handlers(args: &ServeArgs) -> Result<Vec<HandlerConfig>, String> {
+    let mut handlers = Vec::new();
+    for w in &args.webhook {
+        let config: WebhookConfig = w.parse().map_err(|e| format!("--webhook {w}: {e}"))?;
+        handlers.push(HandlerConfig::Webhook(config));
+    }
+    for j in &args.events_jsonl {
+        let config: JsonLinesConfig = j.parse().map_err(|e| format!("--events-jsonl {j}: {e}"))?;
+        handlers.push(HandlerConfig::JsonLines(config));
+    }
+    Ok(handlers)
 }
 
 impl Node {
@@ -107,6 +130,12 @@ impl Node {
     /// shard cannot be pinned.
     pub fn start(args: &ServeArgs) -> Result<Node, String> {
         let placement = Placement::choose(args)?;
+        let handlers = event_handlers(args)?;
+        let events = Arc::new(
+            EventBus::start(args.node_name.clone(), handlers)
+                .map_err(|e| format!("cannot start the event handlers: {e}"))?,
+        );
+        let stats_every = Duration::from_millis(args.stats_interval);
         let clock = Clock::start();
         let ingest_poll = Poll::new().map_err(|e| format!("cannot create a poller: {e}"))?;
         let ingest_waker = Waker::new(ingest_poll.registry(), INGEST_WAKER)
@@ -130,6 +159,7 @@ impl Node {
                 packets: Arc::new(ArrayQueue::new(args.queue_depth as usize)),
                 commands: ArrayQueue::new(COMMAND_QUEUE),
                 events: ArrayQueue::new(EVENT_QUEUE),
+                snapshots: ArrayQueue::new(SNAPSHOT_QUEUE),
                 wake: Arc::new(Wake::new(waker)),
                 stop: AtomicBool::new(false),
             });
@@ -169,7 +199,7 @@ impl Node {
                     clock,
                     batch_size: args.batch as usize,
                     spin: Duration::from_micros(args.spin_us),
-                    snapshot_every: Duration::from_millis(200),
+                    snapshot_every: stats_every,
                 },
             ));
         }
@@ -220,9 +250,12 @@ impl Node {
             ingest.clone(),
             packets,
             wakes,
-            pool_slots,
             clock,
-            Duration::from_millis(args.pli_interval),
+            IngestSettings {
+                pool_slots,
+                pli_interval: Duration::from_millis(args.pli_interval),
+                stats_every,
+            },
         );
         let ingest_thread = std::thread::Builder::new()
             .name("corecast-ingest".into())
@@ -237,9 +270,35 @@ impl Node {
             max_subscribers: args.max_subscribers,
             switch_timeout: Duration::from_millis(args.switch_timeout),
         };
-        let (handle, control_thread) = ControlState::new(settings, handles, ingest.clone())
-            .spawn()
-            .map_err(|e| format!("cannot start the control thread: {e}"))?;
+        let aggregates = Arc::new(std::sync::Mutex::new(Aggregates::new(
+            shard_links.len(),
+            args.metrics_per_subscriber,
+        )));
+        let telemetry_stop = Arc::new(AtomicBool::new(false));
+        let telemetry = Telemetry {
+            aggregates: aggregates.clone(),
+            shards: shard_links.clone(),
+            ingest: ingest.clone(),
+            events: events.clone(),
+            settings: TelemetrySettings {
+                stats_interval: stats_every,
+                idle_timeout: Duration::from_millis(args.idle_timeout),
+            },
+            stop: telemetry_stop.clone(),
+        };
+        let telemetry_thread = std::thread::Builder::new()
+            .name("corecast-telemetry".into())
+            .spawn(move || telemetry.run())
+            .map_err(|e| format!("cannot start the telemetry thread: {e}"))?;
+        let (handle, control_thread) = ControlState::new(
+            settings,
+            handles,
+            ingest.clone(),
+            aggregates,
+            events.clone(),
+        )
+        .spawn()
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
         let mut node = Node {
             http: None,
             http_addr: args.http,
@@ -247,6 +306,9 @@ impl Node {
             ingest_thread: Some(ingest_thread),
             shards,
             control_thread: Some(control_thread),
+            telemetry_thread: Some(telemetry_thread),
+            telemetry_stop,
+            events: Some(events),
             media_from,
         };
         if let Some(e) = failure {
@@ -261,6 +323,14 @@ impl Node {
             Ok(server) => {
                 node.http_addr = server.local_addr();
                 node.http = Some(server);
+                if let Some(events) = &node.events {
+                    let data = serde_json::json!({
+                        "http": node.http_addr.to_string(),
+                        "shards": node.shards.len(),
+                        "media_from": node.media_from.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    });
+                    events.emit(Event::now(EventType::NodeStarted).with_data(data));
+                }
                 Ok(node)
             }
             Err(e) => {
@@ -277,6 +347,9 @@ impl Node {
     /// Stop taking requests and packets, let the shards send what they hold, and join every
     /// thread.
     pub fn shutdown(&mut self) {
+        if let Some(events) = &self.events {
+            events.emit(Event::now(EventType::NodeStopping));
+        }
         if let Some(http) = self.http.take() {
             http.shutdown();
         }
@@ -295,6 +368,20 @@ impl Node {
         // The control thread ends when the HTTP server dropped the last handle.
         if let Some(t) = self.control_thread.take() {
             let _ = t.join();
+        }
+        self.telemetry_stop.store(true, Ordering::Release);
+        if let Some(t) = self.telemetry_thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        // Every other holder has stopped, so the bus can flush what its handlers still hold.
+        if let Some(events) = self.events.take() {
+            match Arc::try_unwrap(events) {
+                Ok(bus) => {
+                    bus.shutdown(EVENTS_FLUSH);
+                }
+                Err(_) => tracing::warn!("event handlers still in use at shutdown; not flushed"),
+            }
         }
     }
 }

@@ -125,19 +125,46 @@ impl SendBatch {
 }
 
 /// One received datagram's place in a [`RecvBatch`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Received {
     pub len: usize,
     pub from: Option<SocketAddr>,
     /// The datagram was larger than the buffer and was cut.
     pub truncated: bool,
+    /// When the kernel received it (`CLOCK_REALTIME`), if the socket has `SO_TIMESTAMPNS` on.
+    pub kernel_time: Option<std::time::Duration>,
 }
+
+/// Control-message room for one `SCM_TIMESTAMPNS` (a `cmsghdr` and a `timespec`), as u64s so it is
+/// aligned for `cmsghdr`.
+const CONTROL_WORDS: usize = 8;
 
 /// Preallocated headers for `recvmmsg`.
 pub struct RecvBatch {
     msgs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_storage>,
+    controls: Vec<[u64; CONTROL_WORDS]>,
+}
+
+/// Ask the kernel to timestamp every datagram received on `fd` (`SO_TIMESTAMPNS`).
+pub fn enable_receive_timestamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd and a pointer to an int that lives across the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on as *const _ as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 // As for SendBatch: pointers are only set and used within `recv`.
@@ -157,6 +184,7 @@ impl RecvBatch {
             msgs: vec![msg; capacity],
             iovs: vec![iov; capacity],
             addrs: vec![addr; capacity],
+            controls: vec![[0; CONTROL_WORDS]; capacity],
         }
     }
 
@@ -186,8 +214,8 @@ impl RecvBatch {
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_iov = &mut self.iovs[i];
             hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
+            hdr.msg_control = self.controls[i].as_mut_ptr() as *mut libc::c_void;
+            hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
             hdr.msg_flags = 0;
             self.msgs[i].msg_len = 0;
         }
@@ -210,6 +238,7 @@ impl RecvBatch {
                         len: self.msgs[i].msg_len as usize,
                         from: read_sockaddr(&self.addrs[i], hdr.msg_namelen),
                         truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
+                        kernel_time: read_timestamp(hdr),
                     };
                 }
                 return Ok(r);
@@ -222,6 +251,27 @@ impl RecvBatch {
             }
         }
     }
+}
+
+/// The `SCM_TIMESTAMPNS` control message of a received datagram, if there is one.
+fn read_timestamp(hdr: &libc::msghdr) -> Option<std::time::Duration> {
+    // SAFETY: the kernel filled msg_control/msg_controllen for this message; the CMSG macros walk
+    // it within those bounds, and the data of an SCM_TIMESTAMPNS message is a timespec.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts = (libc::CMSG_DATA(cmsg) as *const libc::timespec).read_unaligned();
+                return Some(std::time::Duration::new(
+                    ts.tv_sec as u64,
+                    ts.tv_nsec as u32,
+                ));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
 }
 
 fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
@@ -335,11 +385,7 @@ mod tests {
             r.peek_from(&mut peek).unwrap();
             let mut storage = vec![0u8; 2048];
             let mut bufs = [&mut storage[..]];
-            let mut got = [Received {
-                len: 0,
-                from: None,
-                truncated: false,
-            }];
+            let mut got = [Received::default()];
             assert_eq!(rb.recv(r.as_raw_fd(), &mut bufs, &mut got).unwrap(), 1);
             assert_eq!(&storage[..got[0].len], &want[..]);
             assert_eq!(got[0].from, Some(sender.local_addr().unwrap()));
@@ -348,16 +394,39 @@ mod tests {
     }
 
     #[test]
+    fn kernel_receive_timestamps_are_read_when_enabled() {
+        let r = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_receive_timestamps(r.as_raw_fd()).unwrap();
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        s.send_to(&[1u8; 20], r.local_addr().unwrap()).unwrap();
+        r.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        r.peek_from(&mut [0u8; 1]).unwrap();
+        let mut rb = RecvBatch::with_capacity(1);
+        let mut storage = [0u8; 64];
+        let mut got = [Received::default()];
+        assert_eq!(
+            rb.recv(r.as_raw_fd(), &mut [&mut storage[..]], &mut got)
+                .unwrap(),
+            1
+        );
+        let at = got[0].kernel_time.expect("a kernel timestamp");
+        assert!(
+            at >= before - std::time::Duration::from_millis(1),
+            "{at:?} vs {before:?}"
+        );
+    }
+
+    #[test]
     fn recv_reports_truncation_and_an_empty_socket() {
         let r = UdpSocket::bind("127.0.0.1:0").unwrap();
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut rb = RecvBatch::with_capacity(2);
         let mut storage = [0u8; 8];
-        let mut got = [Received {
-            len: 0,
-            from: None,
-            truncated: false,
-        }];
+        let mut got = [Received::default()];
         assert_eq!(
             rb.recv(r.as_raw_fd(), &mut [&mut storage[..]], &mut got)
                 .unwrap(),

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use corecast_engine::DropCounts;
 use corecast_signaling::api::{
-    CreateSource, CreateSubscriber, IngestAddr, NodeStats, ShardStats, SourceCounters, SourceView,
-    StatsView, SubscriberCounters, SubscriberView, SwitchView,
+    CreateSource, CreateSubscriber, EventHandlerStats, IngestAddr, NodeStats, ShardStats,
+    SourceCounters, SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchView,
 };
 use corecast_signaling::{ApiError, Control};
 
 use crate::control::{ControlHandle, ControlState};
+use crate::telemetry::{self, Aggregates, SourceState};
 
 fn drop_map(drops: &DropCounts) -> BTreeMap<String, u64> {
     drops
@@ -21,6 +22,11 @@ fn drop_map(drops: &DropCounts) -> BTreeMap<String, u64> {
 
 impl ControlState {
     pub(crate) fn source_view(&self, id: u32) -> Result<SourceView, ApiError> {
+        let agg = telemetry::lock(&self.telemetry);
+        self.source_view_with(&agg, id)
+    }
+
+    fn source_view_with(&self, agg: &Aggregates, id: u32) -> Result<SourceView, ApiError> {
         let s = self
             .sources
             .get(&id)
@@ -28,18 +34,25 @@ impl ControlState {
         let mut counters = SourceCounters::default();
         let mut drops = DropCounts::default();
         let mut sender = None;
-        if let Some(i) = self.ingest_stats.get(&id) {
+        let mut state = SourceState::Waiting;
+        if let Some(a) = agg.sources.get(&id) {
+            let i = &a.stats;
             counters.packets_received = i.ingress.packets;
             counters.bytes_received = i.ingress.bytes;
             counters.packets_accepted = i.ingress.accepted;
             counters.keyframes = i.ingress.keyframes;
             counters.restarts = i.ingress.restarts;
             counters.keyframe_requests = i.keyframe_requests_sent;
+            counters.packets_per_second = a.packets_per_s;
+            counters.bitrate_bps = a.bitrate_bps;
+            counters.fps = a.frames_per_s;
+            counters.keyframe_interval_s = a.keyframe_interval_s;
             drops.merge(&i.ingress.drops);
             drops.merge(&i.drops);
             sender = i.sender;
+            state = a.state;
         }
-        for snap in self.shard_snaps.iter().flatten() {
+        for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
             if let Some((_, c)) = snap.sources.iter().find(|(sid, _)| sid.0 == id) {
                 counters.packets_forwarded += c.forwarded;
                 counters.bytes_forwarded += c.forwarded_bytes;
@@ -58,6 +71,7 @@ impl ControlState {
             },
             latch: s.latch,
             sender,
+            state: state.name().to_string(),
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,
         })
@@ -72,8 +86,10 @@ impl ControlState {
             switches: sub.switches,
             ..Default::default()
         };
-        let track = self.track_index.get(&id).and_then(|&(shard, i)| {
-            self.shard_snaps[shard]
+        let agg = telemetry::lock(&self.telemetry);
+        let track = agg.track_index.get(&id).and_then(|&(shard, i)| {
+            agg.shards[shard]
+                .latest
                 .as_ref()
                 .and_then(|s| s.tracks.get(i))
                 .filter(|t| t.id.0 == id)
@@ -96,32 +112,40 @@ impl ControlState {
     }
 
     pub(crate) fn stats_view(&self) -> StatsView {
+        let agg = telemetry::lock(&self.telemetry);
         let sources: Vec<SourceView> = self
             .sources
             .keys()
-            .filter_map(|&id| self.source_view(id).ok())
+            .filter_map(|&id| self.source_view_with(&agg, id).ok())
             .collect();
+        let latency = agg.latency();
         let mut node = NodeStats {
-            uptime_s: self.started.elapsed().as_secs_f64(),
+            uptime_s: agg.started.elapsed().as_secs_f64(),
             sources: self.sources.len() as u64,
             subscribers: self.subs.len() as u64,
+            drops: drop_map(&agg.drops()),
+            latency_p50_us: latency.value_at_quantile(0.5),
+            latency_p99_us: latency.value_at_quantile(0.99),
+            latency_p999_us: latency.value_at_quantile(0.999),
+            latency_max_us: latency.max(),
             ..Default::default()
         };
-        let mut drops = DropCounts::default();
-        for i in self.ingest_stats.values() {
-            node.packets_received += i.ingress.packets;
-            drops.merge(&i.ingress.drops);
-            drops.merge(&i.drops);
-        }
+        node.packets_received = agg.sources.values().map(|s| s.stats.ingress.packets).sum();
         let mut shards = Vec::new();
         for (k, h) in self.shards.iter().enumerate() {
+            let a = &agg.shards[k];
             let mut stats = ShardStats {
                 shard: k as u32,
                 core: h.core.map(|c| c as u32),
                 subscribers: self.shard_load[k] as u64,
+                packets_in_per_s: a.packets_in_per_s,
+                packets_out_per_s: a.copies_out_per_s,
+                latency_p50_us: a.latency_recent.value_at_quantile(0.5),
+                latency_p99_us: a.latency_recent.value_at_quantile(0.99),
+                busy_ratio: a.busy_ratio,
                 ..Default::default()
             };
-            if let Some(snap) = &self.shard_snaps[k] {
+            if let Some(snap) = &a.latest {
                 let mut shard_drops = snap.drops;
                 for (_, c) in &snap.sources {
                     shard_drops.merge(&c.drops);
@@ -131,16 +155,33 @@ impl ControlState {
                 stats.send_batches = snap.io.batches;
                 stats.drops = drop_map(&shard_drops);
                 node.packets_forwarded += snap.io.copies_sent;
-                drops.merge(&shard_drops);
             }
             shards.push(stats);
         }
-        node.drops = drop_map(&drops);
+        let events = self
+            .events
+            .stats()
+            .into_iter()
+            .map(|h| EventHandlerStats {
+                name: h.name,
+                delivered: h.delivered,
+                dropped: h.dropped,
+                retries: h.retries,
+                queued: h.queued as u64,
+            })
+            .collect();
         StatsView {
             node,
             shards,
             sources,
+            events,
         }
+    }
+
+    pub(crate) fn metrics_text(&self) -> String {
+        let handlers = self.events.stats();
+        let agg = telemetry::lock(&self.telemetry);
+        telemetry::render_metrics(&agg, self.sources.len(), self.subs.len(), &handlers)
     }
 }
 
@@ -209,5 +250,9 @@ impl Control for NodeControl {
 
     fn stats(&self) -> StatsView {
         self.handle.call(|st| st.stats_view()).unwrap_or_default()
+    }
+
+    fn metrics(&self) -> String {
+        self.handle.call(|st| st.metrics_text()).unwrap_or_default()
     }
 }

@@ -49,7 +49,7 @@ pub struct IngestAddr {
 }
 
 /// Live counters of a source, summed over ingress and every shard.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct SourceCounters {
     pub packets_received: u64,
     pub bytes_received: u64,
@@ -61,9 +61,19 @@ pub struct SourceCounters {
     pub keyframe_requests: u64,
     /// Drops by reason name (`DropReason::name`), non-zero entries only.
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Rates over the last stats interval.
+    #[serde(default)]
+    pub packets_per_second: f64,
+    #[serde(default)]
+    pub bitrate_bps: f64,
+    #[serde(default)]
+    pub fps: f64,
+    /// Mean seconds between keyframes, once two have been seen in an interval.
+    #[serde(default)]
+    pub keyframe_interval_s: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct SourceView {
     pub id: u32,
     pub name: String,
@@ -73,6 +83,9 @@ pub struct SourceView {
     pub latch: bool,
     /// The sender address latched to, once a packet arrived.
     pub sender: Option<SocketAddr>,
+    /// `waiting` (nothing received yet), `active`, or `idle` (nothing for `--idle-timeout`).
+    #[serde(default)]
+    pub state: String,
     pub subscribers: u64,
     pub counters: SourceCounters,
 }
@@ -105,7 +118,7 @@ pub struct SwitchView {
     pub pending_source: u32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct ShardStats {
     pub shard: u32,
     /// Core the shard's thread is pinned to, if pinned.
@@ -115,6 +128,28 @@ pub struct ShardStats {
     pub packets_out: u64,
     pub send_batches: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub packets_in_per_s: f64,
+    #[serde(default)]
+    pub packets_out_per_s: f64,
+    /// Forwarding latency over the last stats interval, in microseconds.
+    #[serde(default)]
+    pub latency_p50_us: u64,
+    #[serde(default)]
+    pub latency_p99_us: u64,
+    /// Share of the last interval spent forwarding.
+    #[serde(default)]
+    pub busy_ratio: f64,
+}
+
+/// Delivery counters of one event handler.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EventHandlerStats {
+    pub name: String,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub retries: u64,
+    pub queued: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -125,6 +160,15 @@ pub struct NodeStats {
     pub packets_received: u64,
     pub packets_forwarded: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Forwarding latency since start, over all shards, in microseconds.
+    #[serde(default)]
+    pub latency_p50_us: u64,
+    #[serde(default)]
+    pub latency_p99_us: u64,
+    #[serde(default)]
+    pub latency_p999_us: u64,
+    #[serde(default)]
+    pub latency_max_us: u64,
 }
 
 /// `GET /v1/stats` body.
@@ -133,6 +177,8 @@ pub struct StatsView {
     pub node: NodeStats,
     pub shards: Vec<ShardStats>,
     pub sources: Vec<SourceView>,
+    #[serde(default)]
+    pub events: Vec<EventHandlerStats>,
 }
 
 /// Body of every error response: `{"error": code, "message": message}`.
@@ -259,4 +305,6 @@ pub trait Control: Send + Sync + 'static {
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError>;
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError>;
     fn stats(&self) -> StatsView;
+    /// Prometheus text exposition of every metric (`GET /metrics`).
+    fn metrics(&self) -> String;
 }

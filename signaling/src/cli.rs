@@ -37,7 +37,14 @@ pub enum ClientCommand {
         source: u32,
     },
     /// Show node, shard and source counters.
-    Stats,
+    Stats {
+        /// Keep refreshing the tables in the terminal until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Milliseconds between refreshes with --watch.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
 }
 
 #[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
@@ -133,7 +140,18 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             )
             .map_err(ClientError::Output)
         }
-        ClientCommand::Stats => print_stats(out, &client.stats()?),
+        ClientCommand::Stats { watch: false, .. } => print_stats(out, &client.stats()?),
+        ClientCommand::Stats {
+            watch: true,
+            interval_ms,
+        } => loop {
+            let stats = client.stats()?;
+            // Clear the screen and home the cursor, so the tables update in place.
+            write!(out, "\x1b[2J\x1b[H").map_err(ClientError::Output)?;
+            print_stats(out, &stats)?;
+            out.flush().map_err(ClientError::Output)?;
+            std::thread::sleep(std::time::Duration::from_millis(interval_ms.max(100)));
+        },
     }
 }
 
@@ -217,6 +235,11 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
             n.packets_forwarded,
             drops(&n.drops)
         )?;
+        writeln!(
+            out,
+            "forwarding latency since start: p50 {} us, p99 {} us, p99.9 {} us, max {} us",
+            n.latency_p50_us, n.latency_p99_us, n.latency_p999_us, n.latency_max_us
+        )?;
         writeln!(out)?;
         let rows = stats
             .shards
@@ -226,9 +249,11 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
                     s.shard.to_string(),
                     s.core.map_or_else(|| "-".to_string(), |c| c.to_string()),
                     s.subscribers.to_string(),
-                    s.packets_in.to_string(),
-                    s.packets_out.to_string(),
-                    s.send_batches.to_string(),
+                    format!("{:.0}", s.packets_in_per_s),
+                    format!("{:.0}", s.packets_out_per_s),
+                    s.latency_p50_us.to_string(),
+                    s.latency_p99_us.to_string(),
+                    format!("{:.0}%", s.busy_ratio * 100.0),
                     drops(&s.drops),
                 ]
             })
@@ -237,16 +262,46 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
             "SHARD",
             "CORE",
             "SUBSCRIBERS",
-            "PACKETS IN",
-            "PACKETS OUT",
-            "BATCHES",
+            "PPS IN",
+            "PPS OUT",
+            "P50 US",
+            "P99 US",
+            "BUSY",
             "DROPS",
         ];
         write_table(out, &headers, rows)?;
         writeln!(out)
     })();
     result.map_err(ClientError::Output)?;
-    print_sources(out, &stats.sources)
+    let rows = stats
+        .sources
+        .iter()
+        .map(|s| {
+            let c = &s.counters;
+            vec![
+                s.id.to_string(),
+                s.name.clone(),
+                s.state.clone(),
+                format!("{:.0} kbit/s", c.bitrate_bps / 1000.0),
+                format!("{:.1}", c.fps),
+                c.keyframe_interval_s
+                    .map_or_else(|| "-".to_string(), |k| format!("{k:.1} s")),
+                s.subscribers.to_string(),
+                drops(&c.drops),
+            ]
+        })
+        .collect();
+    let headers = [
+        "SOURCE",
+        "NAME",
+        "STATE",
+        "BITRATE",
+        "FPS",
+        "KEYFRAMES",
+        "SUBSCRIBERS",
+        "DROPS",
+    ];
+    write_table(out, &headers, rows).map_err(ClientError::Output)
 }
 
 /// `total` or `total (reason=n, ...)`, so the cause of drops shows without a second command.
@@ -421,7 +476,22 @@ mod tests {
             ClientCommand::Switch { sub: 12, source: 2 }
         );
         assert!(parse(&["switch", "12"]).is_err());
-        assert_eq!(parse(&["stats"]).unwrap().cmd, ClientCommand::Stats);
+        assert_eq!(
+            parse(&["stats"]).unwrap().cmd,
+            ClientCommand::Stats {
+                watch: false,
+                interval_ms: 1000
+            }
+        );
+        assert_eq!(
+            parse(&["stats", "--watch", "--interval-ms", "500"])
+                .unwrap()
+                .cmd,
+            ClientCommand::Stats {
+                watch: true,
+                interval_ms: 500
+            }
+        );
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         )
         .route("/v1/subscribers/{id}/switch", post(switch))
         .route("/v1/stats", get(stats))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         // Applies only to routes added before it, so it stays after the last `route`.
         .method_not_allowed_fallback(method_not_allowed)
@@ -329,6 +330,21 @@ async fn switch(
 
 async fn stats(State(state): State<AppState>) -> Result<Json<StatsView>, ApiError> {
     call(&state, |c| Ok(c.stats())).await.map(Json)
+}
+
+/// Prometheus scrapes this; with a token set it needs the token too (Prometheus sends one with
+/// `authorization: {credentials: ...}`).
+async fn metrics(
+    State(state): State<AppState>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let text = call(&state, |c| Ok(c.metrics())).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

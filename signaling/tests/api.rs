@@ -344,7 +344,11 @@ fn cli_run_against_the_server() {
         out,
         "subscriber 1: switching to source 1 at its next switch point\n"
     );
-    let out = run(ClientCommand::Stats).unwrap();
+    let out = run(ClientCommand::Stats {
+        watch: false,
+        interval_ms: 1000,
+    })
+    .unwrap();
     assert!(
         out.starts_with("uptime 12.5 s, 1 sources, 1 subscribers"),
         "{out}"
@@ -364,7 +368,11 @@ fn cli_run_against_the_server() {
     assert_eq!(err.status(), Some(404));
 
     h.server.shutdown();
-    let err = run(ClientCommand::Stats).unwrap_err();
+    let err = run(ClientCommand::Stats {
+        watch: false,
+        interval_ms: 1000,
+    })
+    .unwrap_err();
     assert_eq!(err.code(), "transport");
     assert!(
         err.to_string()

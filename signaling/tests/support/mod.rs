@@ -97,6 +97,7 @@ impl Control for FakeNode {
             },
             latch: req.latch.unwrap_or(true),
             sender: None,
+            state: "waiting".to_string(),
             subscribers: 0,
             counters: SourceCounters::default(),
         };
@@ -216,6 +217,10 @@ impl Control for FakeNode {
         })
     }
 
+    fn metrics(&self) -> String {
+        "# TYPE fake_requests counter\nfake_requests_total 1\n# EOF\n".to_string()
+    }
+
     fn stats(&self) -> StatsView {
         let st = self.lock();
         let mut drops = BTreeMap::new();
@@ -228,6 +233,7 @@ impl Control for FakeNode {
                 packets_received: 100,
                 packets_forwarded: 90,
                 drops: drops.clone(),
+                ..NodeStats::default()
             },
             shards: (0..2)
                 .map(|shard| ShardStats {
@@ -239,9 +245,11 @@ impl Control for FakeNode {
                     packets_out: 45,
                     send_batches: 7,
                     drops: drops.clone(),
+                    ..ShardStats::default()
                 })
                 .collect(),
             sources: st.sources.values().cloned().collect(),
+            events: Vec::new(),
         }
     }
 }

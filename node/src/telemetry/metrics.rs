@@ -1,0 +1,348 @@
+//! `/metrics`: the aggregates in Prometheus text exposition (OpenMetrics), encoded on scrape by
+//! `prometheus-client` from a collector over a consistent copy of the numbers.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::Aggregates;
+use crate::events::HandlerStats;
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const LATENCY_BUCKETS_S: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One metric family: name, help, type and its samples.
+#[derive(Debug)]
+enum Samples {
+    Counter(Vec<(Labels, u64)>),
+    Gauge(Vec<(Labels, f64)>),
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    },
+}
+
+#[derive(Debug)]
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Samples,
+}
+
+/// The numbers of one scrape, copied out of the aggregates so the lock is held only briefly.
+#[derive(Debug, Default)]
+struct Scrape {
+    families: Vec<Family>,
+}
+
+impl Scrape {
+    fn counter(&mut self, name: &'static str, help: &'static str, samples: Vec<(Labels, u64)>) {
+        self.families.push(Family {
+            name,
+            help,
+            samples: Samples::Counter(samples),
+        });
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &'static str, samples: Vec<(Labels, f64)>) {
+        self.families.push(Family {
+            name,
+            help,
+            samples: Samples::Gauge(samples),
+        });
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in &self.families {
+            match &f.samples {
+                Samples::Counter(samples) => {
+                    let mut metric =
+                        encoder.encode_descriptor(f.name, f.help, None, MetricType::Counter)?;
+                    for (labels, value) in samples {
+                        if labels.is_empty() {
+                            metric.encode_counter::<Labels, u64, f64>(value, None)?;
+                        } else {
+                            let mut family = metric.encode_family(labels)?;
+                            family.encode_counter::<Labels, u64, f64>(value, None)?;
+                        }
+                    }
+                }
+                Samples::Gauge(samples) => {
+                    let mut metric =
+                        encoder.encode_descriptor(f.name, f.help, None, MetricType::Gauge)?;
+                    for (labels, value) in samples {
+                        // An empty family would print `name{} value`, which parsers refuse.
+                        if labels.is_empty() {
+                            metric.encode_gauge(value)?;
+                        } else {
+                            metric.encode_family(labels)?.encode_gauge(value)?;
+                        }
+                    }
+                }
+                Samples::Histogram {
+                    sum,
+                    count,
+                    buckets,
+                } => {
+                    let mut metric =
+                        encoder.encode_descriptor(f.name, f.help, None, MetricType::Histogram)?;
+                    metric.encode_histogram::<Labels>(*sum, *count, buckets, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn label(key: &'static str, value: impl ToString) -> Labels {
+    vec![(key, value.to_string())]
+}
+
+/// Render every metric of the node.
+pub fn render_metrics(
+    agg: &Aggregates,
+    sources: usize,
+    subscribers: usize,
+    handlers: &[HandlerStats],
+) -> String {
+    let mut s = Scrape::default();
+    s.gauge(
+        "corecast_sources",
+        "Sources configured.",
+        vec![(vec![], sources as f64)],
+    );
+    s.gauge(
+        "corecast_subscribers",
+        "Subscribers configured.",
+        vec![(vec![], subscribers as f64)],
+    );
+    s.gauge(
+        "corecast_uptime_seconds",
+        "Seconds since the node started.",
+        vec![(vec![], agg.started.elapsed().as_secs_f64())],
+    );
+
+    let per_source = |f: &dyn Fn(&super::SourceAgg) -> u64| -> Vec<(Labels, u64)> {
+        agg.sources
+            .iter()
+            .map(|(id, a)| (label("source", id), f(a)))
+            .collect()
+    };
+    s.counter(
+        "corecast_packets_received",
+        "RTP packets received per source.",
+        per_source(&|a| a.stats.ingress.packets),
+    );
+    s.counter(
+        "corecast_bytes_received",
+        "Bytes received per source.",
+        per_source(&|a| a.stats.ingress.bytes),
+    );
+    s.counter(
+        "corecast_keyframes_received",
+        "Keyframes received per source.",
+        per_source(&|a| a.stats.ingress.keyframes),
+    );
+    s.counter(
+        "corecast_source_restarts",
+        "Sender restarts (new SSRC or sequence) per source.",
+        per_source(&|a| a.stats.ingress.restarts),
+    );
+    s.counter(
+        "corecast_keyframe_requests",
+        "Keyframe requests (PLI) sent to each source.",
+        per_source(&|a| a.stats.keyframe_requests_sent),
+    );
+    s.gauge(
+        "corecast_source_bitrate_bits_per_second",
+        "Received bitrate per source over the last stats interval.",
+        agg.sources
+            .iter()
+            .map(|(id, a)| (label("source", id), a.bitrate_bps))
+            .collect(),
+    );
+    s.gauge(
+        "corecast_source_active",
+        "1 while a source is sending, 0 when waiting or idle.",
+        agg.sources
+            .iter()
+            .map(|(id, a)| {
+                (
+                    label("source", id),
+                    f64::from(u8::from(a.state == super::SourceState::Active)),
+                )
+            })
+            .collect(),
+    );
+
+    let snaps: Vec<_> = agg
+        .shards
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| s.latest.as_ref().map(|l| (k, s, l)))
+        .collect();
+    let per_shard = |f: &dyn Fn(&crate::shard::ShardSnapshot) -> u64| -> Vec<(Labels, u64)> {
+        snaps
+            .iter()
+            .map(|(k, _, l)| (label("shard", k), f(l)))
+            .collect()
+    };
+    s.counter(
+        "corecast_packets_forwarded",
+        "Copies sent to subscribers per shard.",
+        per_shard(&|l| l.io.copies_sent),
+    );
+    s.counter(
+        "corecast_shard_packets",
+        "Packets a shard took from its queue.",
+        per_shard(&|l| l.io.packets_in),
+    );
+    s.counter(
+        "corecast_send_batches",
+        "sendmmsg batches per shard.",
+        per_shard(&|l| l.io.batches),
+    );
+    s.counter(
+        "corecast_send_syscalls",
+        "sendmmsg calls per shard.",
+        per_shard(&|l| l.io.syscalls),
+    );
+    s.counter(
+        "corecast_send_buffer_full",
+        "Copies refused with EAGAIN/ENOBUFS per shard.",
+        per_shard(&|l| l.io.send_buffer_full),
+    );
+    s.counter(
+        "corecast_rtcp_received",
+        "Subscriber RTCP packets per shard.",
+        per_shard(&|l| l.io.rtcp_in),
+    );
+    s.counter(
+        "corecast_snapshots_dropped",
+        "Counter snapshots the telemetry queue had no room for.",
+        per_shard(&|l| l.snapshots_dropped),
+    );
+    s.gauge(
+        "corecast_shard_busy_ratio",
+        "Share of the last interval a shard spent forwarding.",
+        snaps
+            .iter()
+            .map(|(k, a, _)| (label("shard", k), a.busy_ratio))
+            .collect(),
+    );
+    let mut by_source: std::collections::BTreeMap<u32, u64> = Default::default();
+    for (_, _, l) in &snaps {
+        for (id, c) in &l.sources {
+            *by_source.entry(id.0).or_default() += c.forwarded;
+        }
+    }
+    s.counter(
+        "corecast_source_packets_forwarded",
+        "Copies of each source's packets sent to subscribers.",
+        by_source
+            .into_iter()
+            .map(|(id, n)| (label("source", id), n))
+            .collect(),
+    );
+    s.counter(
+        "corecast_packets_dropped",
+        "Packets (or one subscriber's copy) not forwarded, by reason.",
+        agg.drops()
+            .iter()
+            .map(|(r, n)| (label("reason", r.name()), n))
+            .collect(),
+    );
+
+    let latency = agg.latency();
+    let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
+    let mut below = 0u64;
+    for bound in LATENCY_BUCKETS_S {
+        let micros = (bound * 1e6) as u64;
+        let cumulative = latency.count_between(0, micros);
+        buckets.push((bound, cumulative - below));
+        below = cumulative;
+    }
+    buckets.push((f64::INFINITY, latency.len() - below));
+    let sum: f64 = latency
+        .iter_recorded()
+        .map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64)
+        .sum::<f64>()
+        / 1e6;
+    s.families.push(Family {
+        name: "corecast_forward_latency_seconds",
+        help:
+            "From the kernel's receive timestamp to the return of the send that carried each copy.",
+        samples: Samples::Histogram {
+            sum,
+            count: latency.len(),
+            buckets,
+        },
+    });
+
+    if agg.per_subscriber_metrics {
+        let mut packets = Vec::new();
+        let mut bytes = Vec::new();
+        for (_, _, l) in &snaps {
+            for t in &l.tracks {
+                packets.push((label("subscriber", t.id.0), t.counters.packets));
+                bytes.push((label("subscriber", t.id.0), t.counters.bytes));
+            }
+        }
+        s.counter(
+            "corecast_subscriber_packets_sent",
+            "Packets sent per subscriber.",
+            packets,
+        );
+        s.counter(
+            "corecast_subscriber_bytes_sent",
+            "Bytes sent per subscriber.",
+            bytes,
+        );
+    }
+
+    let per_handler = |f: &dyn Fn(&HandlerStats) -> u64| -> Vec<(Labels, u64)> {
+        handlers
+            .iter()
+            .map(|h| (label("handler", &h.name), f(h)))
+            .collect()
+    };
+    s.counter(
+        "corecast_events_delivered",
+        "Events delivered per handler.",
+        per_handler(&|h| h.delivered),
+    );
+    s.counter(
+        "corecast_events_dropped",
+        "Events dropped per handler (queue full or given up).",
+        per_handler(&|h| h.dropped),
+    );
+    s.counter(
+        "corecast_event_retries",
+        "Webhook delivery retries per handler.",
+        per_handler(&|h| h.retries),
+    );
+    s.gauge(
+        "corecast_event_queue_length",
+        "Events waiting per handler.",
+        handlers
+            .iter()
+            .map(|h| (label("handler", &h.name), h.queued as f64))
+            .collect(),
+    );
+
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(s));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}

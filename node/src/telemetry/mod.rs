@@ -1,0 +1,359 @@
+//! The telemetry thread: turns the shards' and ingest's counter snapshots into node-wide
+//! aggregates (totals, rates, merged latency histograms, source state), serves them to the API
+//! and to `/metrics`, and derives the periodic and state-change events.
+//!
+//! Shards and ingest never wait for it: they push a snapshot per stats interval onto a bounded
+//! queue and drop (and count) it when the queue is full. The aggregates sit behind a mutex that
+//! only this thread, the control thread and HTTP handlers take, never the packet path.
+
+mod metrics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use corecast_engine::DropCounts;
+use serde_json::json;
+
+use crate::events::{Event, EventBus, EventType};
+use crate::ingest::{IngestLink, IngestSourceStats};
+use crate::shard::{new_latency_histogram, LatencyHistogram, ShardLink, ShardSnapshot};
+
+pub use metrics::render_metrics;
+
+/// Whether a source is sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceState {
+    /// Created, nothing received yet.
+    Waiting,
+    Active,
+    /// No packets for `--idle-timeout`.
+    Idle,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Waiting => "waiting",
+            SourceState::Active => "active",
+            SourceState::Idle => "idle",
+        }
+    }
+}
+
+/// One shard as telemetry sees it.
+pub struct ShardAgg {
+    pub latest: Option<Box<ShardSnapshot>>,
+    /// Latency of every copy since start, and of the last interval.
+    pub latency: LatencyHistogram,
+    pub latency_recent: LatencyHistogram,
+    pub packets_in_per_s: f64,
+    pub copies_out_per_s: f64,
+    pub busy_ratio: f64,
+}
+
+/// One source as telemetry sees it.
+pub struct SourceAgg {
+    pub stats: IngestSourceStats,
+    pub state: SourceState,
+    pub packets_per_s: f64,
+    pub bitrate_bps: f64,
+    pub frames_per_s: f64,
+    /// Mean time between keyframes over the last interval that had any.
+    pub keyframe_interval_s: Option<f64>,
+    last_growth: Instant,
+    at: Instant,
+}
+
+/// Node-wide aggregates, read by the API and `/metrics`.
+pub struct Aggregates {
+    pub started: Instant,
+    pub shards: Vec<ShardAgg>,
+    pub sources: BTreeMap<u32, SourceAgg>,
+    /// Track id → (shard, index in that shard's latest snapshot).
+    pub track_index: HashMap<u32, (usize, usize)>,
+    pub per_subscriber_metrics: bool,
+    /// Ingest snapshots the telemetry queue had no room for.
+    pub ingest_snapshots_dropped: u64,
+}
+
+impl Aggregates {
+    pub fn new(shards: usize, per_subscriber_metrics: bool) -> Aggregates {
+        Aggregates {
+            started: Instant::now(),
+            shards: (0..shards)
+                .map(|_| ShardAgg {
+                    latest: None,
+                    latency: new_latency_histogram(),
+                    latency_recent: new_latency_histogram(),
+                    packets_in_per_s: 0.0,
+                    copies_out_per_s: 0.0,
+                    busy_ratio: 0.0,
+                })
+                .collect(),
+            sources: BTreeMap::new(),
+            track_index: HashMap::new(),
+            per_subscriber_metrics,
+            ingest_snapshots_dropped: 0,
+        }
+    }
+
+    /// Every drop, by reason, at ingest and in every shard.
+    pub fn drops(&self) -> DropCounts {
+        let mut all = DropCounts::default();
+        for s in self.sources.values() {
+            all.merge(&s.stats.ingress.drops);
+            all.merge(&s.stats.drops);
+        }
+        for snap in self.shards.iter().filter_map(|s| s.latest.as_ref()) {
+            all.merge(&snap.drops);
+            for (_, c) in &snap.sources {
+                all.merge(&c.drops);
+            }
+        }
+        all
+    }
+
+    /// Latency of every copy since start, over all shards.
+    pub fn latency(&self) -> LatencyHistogram {
+        let mut all = new_latency_histogram();
+        for s in &self.shards {
+            let _ = all.add(&s.latency);
+        }
+        all
+    }
+}
+
+pub type SharedAggregates = Arc<Mutex<Aggregates>>;
+
+pub fn lock(a: &SharedAggregates) -> MutexGuard<'_, Aggregates> {
+    // A panic elsewhere while holding the lock leaves counters, not invariants: keep serving.
+    a.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct TelemetrySettings {
+    pub stats_interval: Duration,
+    pub idle_timeout: Duration,
+}
+
+pub struct Telemetry {
+    pub aggregates: SharedAggregates,
+    pub shards: Vec<Arc<ShardLink>>,
+    pub ingest: Arc<IngestLink>,
+    pub events: Arc<EventBus>,
+    pub settings: TelemetrySettings,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Telemetry {
+    pub fn run(self) {
+        let tick = (self.settings.stats_interval / 4)
+            .clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let mut next_stats = Instant::now() + self.settings.stats_interval;
+        let mut reported = Reported::default();
+        while !self.stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(tick);
+            self.collect();
+            self.watch_sources();
+            if Instant::now() >= next_stats {
+                next_stats += self.settings.stats_interval;
+                self.periodic_events(&mut reported);
+            }
+        }
+        self.collect();
+    }
+
+    fn collect(&self) {
+        let mut agg = lock(&self.aggregates);
+        for (k, link) in self.shards.iter().enumerate() {
+            while let Some(snap) = link.snapshots.pop() {
+                let shard = &mut agg.shards[k];
+                if let Some(prev) = &shard.latest {
+                    let secs = snap
+                        .taken_at
+                        .saturating_duration_since(prev.taken_at)
+                        .as_secs_f64();
+                    if secs > 0.0 {
+                        shard.packets_in_per_s =
+                            (snap.io.packets_in - prev.io.packets_in) as f64 / secs;
+                        shard.copies_out_per_s =
+                            (snap.io.copies_sent - prev.io.copies_sent) as f64 / secs;
+                        shard.busy_ratio = ((snap.busy - prev.busy).as_secs_f64() / secs).min(1.0);
+                    }
+                }
+                let _ = shard.latency.add(&snap.latency);
+                shard.latency_recent = snap.latency.clone();
+                for (i, t) in snap.tracks.iter().enumerate() {
+                    agg.track_index.insert(t.id.0, (k, i));
+                }
+                agg.shards[k].latest = Some(snap);
+            }
+        }
+        while let Some(list) = self.ingest.snapshots.pop() {
+            let now = Instant::now();
+            let live: Vec<u32> = list.iter().filter_map(|s| s.id.map(|id| id.0)).collect();
+            agg.sources.retain(|id, _| live.contains(id));
+            for stats in list {
+                let Some(id) = stats.id.map(|id| id.0) else {
+                    continue;
+                };
+                self.update_source(&mut agg, id, stats, now);
+            }
+        }
+    }
+
+    fn update_source(&self, agg: &mut Aggregates, id: u32, stats: IngestSourceStats, now: Instant) {
+        let Some(s) = agg.sources.get_mut(&id) else {
+            agg.sources.insert(
+                id,
+                SourceAgg {
+                    state: if stats.ingress.packets > 0 {
+                        SourceState::Active
+                    } else {
+                        SourceState::Waiting
+                    },
+                    stats,
+                    packets_per_s: 0.0,
+                    bitrate_bps: 0.0,
+                    frames_per_s: 0.0,
+                    keyframe_interval_s: None,
+                    last_growth: now,
+                    at: now,
+                },
+            );
+            if agg.sources[&id].state == SourceState::Active {
+                self.emit(EventType::SourceActive, Some(id), json!({}));
+            }
+            return;
+        };
+        let secs = now.saturating_duration_since(s.at).as_secs_f64();
+        let (old, new) = (&s.stats.ingress, &stats.ingress);
+        if secs > 0.0 {
+            s.packets_per_s = (new.packets - old.packets) as f64 / secs;
+            s.bitrate_bps = (new.bytes - old.bytes) as f64 * 8.0 / secs;
+            s.frames_per_s = (new.frames - old.frames) as f64 / secs;
+            let keyframes = new.keyframes - old.keyframes;
+            if keyframes > 0 {
+                s.keyframe_interval_s = Some(secs / keyframes as f64);
+            }
+        }
+        if new.restarts > old.restarts {
+            let data = json!({"restarts": new.restarts - old.restarts, "total": new.restarts});
+            self.emit(EventType::SourceRestarted, Some(id), data);
+        }
+        let asked = stats.keyframe_requests_sent - s.stats.keyframe_requests_sent;
+        if asked > 0 {
+            self.emit(
+                EventType::KeyframeRequested,
+                Some(id),
+                json!({"requests": asked}),
+            );
+        }
+        if new.packets > old.packets {
+            s.last_growth = now;
+            match s.state {
+                SourceState::Waiting => self.emit(EventType::SourceActive, Some(id), json!({})),
+                SourceState::Idle => self.emit(EventType::SourceResumed, Some(id), json!({})),
+                SourceState::Active => {}
+            }
+            s.state = SourceState::Active;
+        }
+        s.stats = stats;
+        s.at = now;
+    }
+
+    /// A source that has sent nothing for the idle timeout turns idle.
+    fn watch_sources(&self) {
+        let mut agg = lock(&self.aggregates);
+        let now = Instant::now();
+        for (&id, s) in agg.sources.iter_mut() {
+            if s.state == SourceState::Active
+                && now.saturating_duration_since(s.last_growth) >= self.settings.idle_timeout
+            {
+                s.state = SourceState::Idle;
+                s.packets_per_s = 0.0;
+                s.bitrate_bps = 0.0;
+                s.frames_per_s = 0.0;
+                let idle_ms = self.settings.idle_timeout.as_millis() as u64;
+                self.emit(EventType::SourceIdle, Some(id), json!({"idle_ms": idle_ms}));
+            }
+        }
+    }
+
+    /// `stats` (deltas per source and subscriber since the last one) and `drops` (when any).
+    fn periodic_events(&self, reported: &mut Reported) {
+        let agg = lock(&self.aggregates);
+        if !self.events.wants(EventType::Stats) && !self.events.wants(EventType::Drops) {
+            return;
+        }
+        let mut sources = serde_json::Map::new();
+        for (&id, s) in &agg.sources {
+            let last = reported.sources.entry(id).or_default();
+            let c = &s.stats.ingress;
+            sources.insert(
+                id.to_string(),
+                json!({
+                    "packets": c.packets - last.0,
+                    "bytes": c.bytes - last.1,
+                    "bitrate_bps": s.bitrate_bps.round(),
+                    "fps": (s.frames_per_s * 10.0).round() / 10.0,
+                    "state": s.state.name(),
+                }),
+            );
+            *last = (c.packets, c.bytes);
+        }
+        let mut subscribers = serde_json::Map::new();
+        for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
+            for t in &snap.tracks {
+                let last = reported.tracks.entry(t.id.0).or_default();
+                let (packets, bytes) = (t.counters.packets, t.counters.bytes);
+                subscribers.insert(
+                    t.id.0.to_string(),
+                    json!({"packets": packets.saturating_sub(last.0), "bytes": bytes.saturating_sub(last.1)}),
+                );
+                *last = (packets, bytes);
+            }
+        }
+        reported
+            .tracks
+            .retain(|id, _| subscribers.contains_key(&id.to_string()));
+        let latency = agg.latency();
+        let data = json!({
+            "interval_ms": self.settings.stats_interval.as_millis() as u64,
+            "sources": sources,
+            "subscribers": subscribers,
+            "latency_us": {"p50": latency.value_at_quantile(0.5), "p99": latency.value_at_quantile(0.99)},
+        });
+        let drops = agg.drops();
+        drop(agg);
+        if self.events.wants(EventType::Stats) {
+            self.emit(EventType::Stats, None, data);
+        }
+        let mut delta = serde_json::Map::new();
+        for (reason, n) in drops.iter() {
+            let before = reported.drops.get(reason);
+            if n > before {
+                delta.insert(reason.name().to_string(), json!(n - before));
+            }
+        }
+        reported.drops = drops;
+        if !delta.is_empty() {
+            self.emit(EventType::Drops, None, serde_json::Value::Object(delta));
+        }
+    }
+
+    fn emit(&self, kind: EventType, source: Option<u32>, data: serde_json::Value) {
+        let mut event = Event::now(kind).with_data(data);
+        event.source = source;
+        self.events.emit(event);
+    }
+}
+
+/// What the last periodic events reported, to send deltas.
+#[derive(Default)]
+struct Reported {
+    sources: HashMap<u32, (u64, u64)>,
+    tracks: HashMap<u32, (u64, u64)>,
+    drops: DropCounts,
+}
