@@ -50,6 +50,8 @@ pub struct Splicer {
     next_seq: u64,
     /// Output extended timestamp of the newest packet sent (or the first to use, before any).
     last_ts: u64,
+    /// Timestamp distance between the two newest frames sent: the least step at a switch.
+    frame_step: u64,
     /// When the newest packet was sent; `None` before the first.
     last_sent: Option<Nanos>,
     last_picture_id: Option<u32>,
@@ -67,6 +69,7 @@ impl Splicer {
             // Extended values start above one wrap so nothing below ever underflows.
             next_seq: (1 << 16) + first_seq.0 as u64,
             last_ts: (1 << 32) + first_ts.0 as u64,
+            frame_step: 0,
             last_sent: None,
             last_picture_id: None,
             last_tl0: None,
@@ -133,6 +136,9 @@ impl Splicer {
         let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
         let newest = seq >= self.next_seq;
         if newest {
+            if ts > self.last_ts && self.last_sent.is_some() {
+                self.frame_step = ts - self.last_ts;
+            }
             self.next_seq = seq + 1;
             self.last_ts = ts;
             self.last_sent = Some(now);
@@ -177,8 +183,10 @@ impl Splicer {
             Some(sent) => {
                 let elapsed = now.saturating_since(sent).0 as u128;
                 let step = (elapsed * pkt.clock_rate as u128 / 1_000_000_000) as u64;
-                // A step of zero would give a new frame the previous frame's timestamp.
-                self.last_ts + step.max(1)
+                // Never less than the last frame interval: a new source's keyframe can arrive
+                // just after the old source's last packet, and two frames a few ms apart look
+                // like one time slot to a player (ffmpeg reports non-monotonic timestamps).
+                self.last_ts + step.max(self.frame_step).max(1)
             }
             None => self.last_ts,
         };

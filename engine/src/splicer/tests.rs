@@ -179,6 +179,24 @@ fn switch_continues_numbering_and_steps_timestamp_by_wall_clock() {
 }
 
 #[test]
+fn switch_steps_at_least_one_frame_interval() {
+    let mut s = splicer(0, 0);
+    run(
+        &mut s,
+        &[
+            (inp(A, 1, 0, true, 0), Ok((0, 0))),
+            (inp(A, 2, 3000, false, 33), Ok((1, 3000))),
+            // B's keyframe 5 ms after A's last packet: stepping 5 ms would put two frames in one
+            // 30 fps slot, so the step is A's frame interval.
+            (inp(B, 9, 0, true, 38), Ok((2, 6000))),
+            (inp(B, 10, 3000, false, 71), Ok((3, 9000))),
+            // Back to A 100 ms later: the wall clock is the larger step.
+            (inp(A, 20, 900_000, true, 171), Ok((4, 9000 + 9000))),
+        ],
+    );
+}
+
+#[test]
 fn switch_in_the_same_millisecond_still_advances_timestamp() {
     let mut s = splicer(0, 0);
     run(
