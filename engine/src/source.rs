@@ -77,6 +77,8 @@ struct Stream {
     /// Timestamp of the packet with the highest sequence number: the reference for unwrapping.
     highest_ts: u64,
     highest_marker: bool,
+    /// A packet of the current access unit (in order) carried a keyframe NAL (H.264/H.265).
+    key_in_frame: bool,
     /// Bit `s % REORDER_WINDOW` is set when extended sequence `s` (within the window) was seen.
     seen: [u64; WINDOW_WORDS],
     /// RFC 3550 probation: a far-behind packet is dropped, and if the next one follows it, the
@@ -176,13 +178,13 @@ impl SourceIngress {
         payload: &mut PayloadInfo,
     ) -> Result<(u32, u64, u64), DropReason> {
         let Some(stream) = self.stream.as_mut() else {
-            return Ok(self.restart(header));
+            return Ok(self.restart(header, payload));
         };
         if header.ssrc != stream.ssrc {
             if Some(header.ssrc) == self.previous_ssrc {
                 return Err(DropReason::StaleAfterRestart);
             }
-            return Ok(self.restart(header));
+            return Ok(self.restart(header, payload));
         }
         let seq = header.seq.0;
         let delta = seq.wrapping_sub(stream.highest_seq as u16) as i16 as i32;
@@ -192,10 +194,20 @@ impl SourceIngress {
         if delta > 0 && delta <= MAX_DROPOUT {
             let ext = stream.highest_seq + delta as u64;
             // A packet continuing an unfinished frame cannot start one, whatever its payload
-            // looks like (e.g. a second H.264 slice after a lost first one is caught by the codec,
-            // this catches the in-order case for every codec).
-            if delta == 1 && timestamp == stream.highest_ts && !stream.highest_marker {
-                payload.frame_start = false;
+            // looks like (e.g. a repeated H.264 SPS before a picture's second slice). One
+            // exception: H.264/H.265 encoders may open an access unit with an AUD or SEI packet
+            // that is not key; then the first packet carrying a parameter set or IDR is where a
+            // decoder can start (it needs no AUD), and only later ones continue the frame.
+            let continues = delta == 1 && timestamp == stream.highest_ts && !stream.highest_marker;
+            if continues {
+                let opens_key =
+                    self.codec.parameter_sets_in_band() && payload.keyframe && !stream.key_in_frame;
+                if !opens_key {
+                    payload.frame_start = false;
+                }
+                stream.key_in_frame |= payload.keyframe;
+            } else {
+                stream.key_in_frame = payload.keyframe;
             }
             stream.advance_window(ext);
             stream.highest_seq = ext;
@@ -221,11 +233,11 @@ impl SourceIngress {
             stream.probation_seq = Some(seq.wrapping_add(1));
             return Err(DropReason::TooOld);
         }
-        Ok(self.restart(header))
+        Ok(self.restart(header, payload))
     }
 
     /// Start a new stream (and epoch) at this packet.
-    fn restart(&mut self, header: &RtpHeader) -> (u32, u64, u64) {
+    fn restart(&mut self, header: &RtpHeader, payload: &PayloadInfo) -> (u32, u64, u64) {
         if let Some(old) = self.stream {
             self.counters.restarts += 1;
             if old.ssrc != header.ssrc {
@@ -242,6 +254,7 @@ impl SourceIngress {
             highest_seq: seq,
             highest_ts: ts,
             highest_marker: header.marker,
+            key_in_frame: payload.keyframe,
             seen: [0; WINDOW_WORDS],
             probation_seq: None,
         };

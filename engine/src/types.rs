@@ -118,6 +118,12 @@ impl Codec {
         matches!(self, Codec::Opus)
     }
 
+    /// Keyframes carry parameter set NAL units (SPS/PPS, VPS) that may come in their own packets
+    /// after an access unit has begun (H.264, H.265).
+    pub fn parameter_sets_in_band(self) -> bool {
+        matches!(self, Codec::H264 | Codec::H265)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Codec::Vp8 => "vp8",

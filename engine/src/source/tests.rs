@@ -194,3 +194,45 @@ fn continuation_of_an_unfinished_frame_is_not_a_frame_start() {
     // Same timestamp but the previous packet had the marker bit: a new frame may start.
     assert!(after_marker.unwrap().payload.frame_start);
 }
+
+/// H.264 as x264 (zerolatency) and rtph264pay send a keyframe: AUD alone, then SPS, PPS, SEI,
+/// repeated SPS and PPS, then the IDR slices. The first SPS is where a decoder can start.
+#[test]
+fn h264_access_unit_opened_by_an_aud_switches_at_its_first_sps() {
+    let mut ing = SourceIngress::new(SourceId(2), Codec::H264, 90_000);
+    let aud = [0x09, 0x10];
+    let sps = [0x67, 0x42, 0x00, 0x1e];
+    let pps = [0x68, 0xce, 0x31];
+    let sei = [0x06, 0x05, 0xff];
+    let idr = [0x65, 0x88, 0x84];
+    let p_aud = [0x09, 0x30];
+    let p_slice = [0x41, 0x9a, 0x20];
+    let packets: [(&[u8], u32, bool, bool); 11] = [
+        // (payload, ts, marker, switch point expected)
+        (&aud, 3000, false, false),
+        (&sps, 3000, false, true),
+        (&pps, 3000, false, false),
+        (&sei, 3000, false, false),
+        (&sps, 3000, false, false),
+        (&pps, 3000, false, false),
+        (&idr, 3000, true, false),
+        (&p_aud, 6000, false, false),
+        (&p_slice, 6000, true, false),
+        (&aud, 9000, false, false),
+        (&sps, 9000, false, true),
+    ];
+    for (i, (payload, ts, marker, want)) in packets.into_iter().enumerate() {
+        let mut buf = Vec::new();
+        write_rtp(
+            &mut buf,
+            Ssrc(5),
+            102,
+            SeqNo(100 + i as u16),
+            RtpTime(ts),
+            marker,
+            payload,
+        );
+        let pkt = ing.accept(&buf, Nanos::ZERO).unwrap();
+        assert_eq!(pkt.is_switch_point(), want, "packet {i}");
+    }
+}
