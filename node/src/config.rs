@@ -150,7 +150,8 @@ pub struct ServeArgs {
     /// Milliseconds between counter snapshots (shards to the telemetry thread, `stats` events).
     #[arg(long, env = "CORECAST_STATS_INTERVAL", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub stats_interval: u64,
-    /// A source with no packets for this many milliseconds is idle (`source.idle`).
+    /// A source with no packets for this many milliseconds is idle (`source.idle`), and its
+    /// latched sender is released, so a sender restarting from a new address is taken.
     #[arg(long, env = "CORECAST_IDLE_TIMEOUT", default_value_t = 2000)]
     pub idle_timeout: u64,
     /// Export per-subscriber series in /metrics (one series per subscriber: mind cardinality).

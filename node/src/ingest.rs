@@ -77,6 +77,10 @@ struct Source {
     ingress: SourceIngress,
     latch: bool,
     sender: Option<SocketAddr>,
+    /// When the latched sender last sent a packet: a latch silent for `relatch_after` is
+    /// released, so a sender that restarts (from a new port) is taken again.
+    last_from_sender: Instant,
+    relatches: u64,
     shards: Arc<AtomicU64>,
     rtcp_ssrc: Ssrc,
     drops: DropCounts,
@@ -108,6 +112,7 @@ pub struct Ingest {
     clock: Clock,
     pli_interval: Duration,
     stats_every: Duration,
+    relatch_after: Duration,
 }
 
 /// How the ingest thread is sized and paced.
@@ -117,6 +122,8 @@ pub struct IngestSettings {
     pub pli_interval: Duration,
     /// Time between counter snapshots for the telemetry thread.
     pub stats_every: Duration,
+    /// A latched sender silent this long is forgotten (the source's idle timeout).
+    pub relatch_after: Duration,
 }
 
 impl Ingest {
@@ -144,6 +151,7 @@ impl Ingest {
             clock,
             pli_interval: settings.pli_interval,
             stats_every: settings.stats_every,
+            relatch_after: settings.relatch_after,
         }
     }
 
@@ -245,6 +253,8 @@ impl Ingest {
                 ingress: SourceIngress::new(new.id, new.codec, new.clock_rate),
                 latch: new.latch,
                 sender: None,
+                last_from_sender: Instant::now(),
+                relatches: 0,
                 shards: new.shards,
                 rtcp_ssrc: new.rtcp_ssrc,
                 drops: DropCounts::default(),
@@ -304,14 +314,23 @@ impl Ingest {
                     source.drops.add(DropReason::Malformed, 1);
                     continue;
                 }
+                let arrived = Instant::now();
                 match (source.latch, source.sender, got.from) {
                     (true, Some(latched), Some(from)) if latched != from => {
-                        source.drops.add(DropReason::WrongSender, 1);
-                        continue;
+                        if arrived.saturating_duration_since(source.last_from_sender)
+                            < self.relatch_after
+                        {
+                            source.drops.add(DropReason::WrongSender, 1);
+                            continue;
+                        }
+                        tracing::info!(source = %source.id, %from, was = %latched, "latched sender was silent; latching the new one");
+                        source.sender = Some(from);
+                        source.relatches += 1;
                     }
                     (true, None, from) | (false, _, from) => source.sender = from.or(source.sender),
                     _ => {}
                 }
+                source.last_from_sender = arrived;
                 let received = match got.kernel_time {
                     Some(at) => Nanos(
                         now.0

@@ -255,6 +255,7 @@ impl Node {
                 pool_slots,
                 pli_interval: Duration::from_millis(args.pli_interval),
                 stats_every,
+                relatch_after: Duration::from_millis(args.idle_timeout),
             },
         );
         let ingest_thread = std::thread::Builder::new()
