@@ -17,11 +17,22 @@ use socket2::{Domain, Socket, Type};
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// An ingest port range of its own for each test node, below the kernel's ephemeral ports, so
+/// concurrent tests (and other tools on the machine) never send into each other's sources.
+fn private_port_range() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let slot = (std::process::id().wrapping_mul(31) + NEXT.fetch_add(1, Ordering::Relaxed)) % 120;
+    let lo = 20_000 + slot * 100;
+    format!("{lo}-{}", lo + 99)
+}
+
 pub fn start(extra: &[&str]) -> (Node, Client) {
     let mut argv: Vec<String> = ["--http", "127.0.0.1:0", "--no-pin", "--shards", "2"]
         .iter()
         .map(|s| s.to_string())
         .collect();
+    argv.extend(["--rtp-ports".to_string(), private_port_range()]);
     argv.extend(extra.iter().map(|s| s.to_string()));
     let args = parse_serve(&argv).expect("valid test flags");
     let node = Node::start(&args).expect("node starts");

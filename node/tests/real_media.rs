@@ -1,0 +1,359 @@
+//! End to end with real encoders and a real decoder: GStreamer encoders feed two sources, a
+//! subscriber is switched between them several times, and ffmpeg decodes what the subscriber
+//! receives. ffmpeg is the oracle: it reports missed packets, concealed or corrupt frames and
+//! broken timestamps, which GStreamer's decoders would hide. Pass: not one warning, and about as
+//! many decoded frames as the time played.
+//!
+//! Needs gst-launch-1.0 (base, good, bad, ugly plugins) and ffmpeg; `.ci/run` installs them. Set
+//! CORECAST_SKIP_MEDIA_TESTS=1 to skip on a machine without them.
+
+mod common;
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use corecast::control::output_payload_type;
+use corecast_engine::Codec;
+use corecast_signaling::client::Client;
+
+/// Encoders and decoders are CPU-heavy: on a 2-core machine these tests run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn tools_present() -> bool {
+    let have = |tool: &str| Command::new(tool).arg("-version").output().is_ok();
+    if have("gst-launch-1.0") && have("ffmpeg") {
+        return true;
+    }
+    if std::env::var_os("CORECAST_SKIP_MEDIA_TESTS").is_some() {
+        eprintln!(
+            "skipping: gst-launch-1.0 or ffmpeg missing and CORECAST_SKIP_MEDIA_TESTS is set"
+        );
+        return false;
+    }
+    panic!(
+        "gst-launch-1.0 and ffmpeg are needed: apt-get install gstreamer1.0-tools \
+         gstreamer1.0-plugins-{{base,good,bad,ugly}} gstreamer1.0-libav ffmpeg (as .ci/run does), \
+         or set CORECAST_SKIP_MEDIA_TESTS=1"
+    );
+}
+
+struct Media {
+    codec: Codec,
+    /// `encoding/clock[/channels]` for the SDP.
+    rtpmap: &'static str,
+    audio: bool,
+}
+
+const VP8: Media = Media {
+    codec: Codec::Vp8,
+    rtpmap: "VP8/90000",
+    audio: false,
+};
+const VP9: Media = Media {
+    codec: Codec::Vp9,
+    rtpmap: "VP9/90000",
+    audio: false,
+};
+const H264: Media = Media {
+    codec: Codec::H264,
+    rtpmap: "H264/90000",
+    audio: false,
+};
+const OPUS: Media = Media {
+    codec: Codec::Opus,
+    rtpmap: "opus/48000/2",
+    audio: true,
+};
+
+/// A live encoder sending to `port`; `variant` makes the two sources look different.
+fn sender(media: &Media, port: u16, variant: u32) -> Child {
+    let gop = 30;
+    let pipeline = match media.codec {
+        Codec::Opus => format!(
+            "audiotestsrc is-live=true freq={} ! audioconvert ! audioresample ! opusenc ! rtpopuspay",
+            300 + 200 * variant
+        ),
+        codec => {
+            let pattern = ["ball", "smpte"][variant as usize % 2];
+            let enc = match codec {
+                Codec::Vp8 => format!("vp8enc keyframe-max-dist={gop} deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit"),
+                Codec::Vp9 => format!("vp9enc keyframe-max-dist={gop} deadline=1 cpu-used=8 lag-in-frames=0 ! rtpvp9pay picture-id-mode=15-bit"),
+                // One slice per picture: with x264's sliced threads, rtph264pay repeats SPS/PPS
+                // before each slice of a keyframe, and ffmpeg then conceals half of every
+                // keyframe even when fed straight from GStreamer, without corecast.
+                Codec::H264 => format!("x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max={gop} ! rtph264pay config-interval=-1"),
+                other => panic!("no encoder for {other}"),
+            };
+            format!(
+                "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=30/1 ! {enc}"
+            )
+        }
+    };
+    let full = format!("{pipeline} ! udpsink host=127.0.0.1 port={port}");
+    Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(full.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 starts")
+}
+
+/// A free even port whose odd neighbour (RTCP) is free too.
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port() & !1;
+        drop(probe);
+        if port > 1024
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port pair");
+}
+
+/// ffmpeg decoding the subscriber's stream described by an SDP, discarding the pictures.
+struct Decoder {
+    child: Child,
+    progress: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Decoder {
+    fn start(media: &Media, port: u16, name: &str) -> Decoder {
+        let dir =
+            std::env::temp_dir().join(format!("corecast-media-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kind = if media.audio { "audio" } else { "video" };
+        let pt = output_payload_type(media.codec);
+        let sdp = format!(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=corecast\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m={kind} {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {}\r\n",
+            media.rtpmap
+        );
+        let sdp_path = dir.join("sub.sdp");
+        std::fs::write(&sdp_path, sdp).unwrap();
+        let progress = dir.join("progress.txt");
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel"])
+            // Set CORECAST_FFMPEG_LOGLEVEL=verbose to see more when a test fails.
+            .arg(std::env::var("CORECAST_FFMPEG_LOGLEVEL").unwrap_or_else(|_| "warning".into()))
+            .args(["-protocol_whitelist", "file,udp,rtp", "-i"])
+            .arg(&sdp_path)
+            .args(["-f", "null", "-", "-progress"])
+            .arg(&progress)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffmpeg starts");
+        // Media sent before ffmpeg listens would be lost (its first keyframe included).
+        until("ffmpeg to listen", || {
+            UdpSocket::bind(("127.0.0.1", port)).is_err()
+        });
+        Decoder {
+            child,
+            progress,
+            dir,
+        }
+    }
+
+    /// Stop it as a person would (SIGINT), and return what it said and the last progress values.
+    fn finish(mut self) -> (Vec<String>, u64, u64) {
+        // SAFETY: kill only signals the child we spawned.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "ffmpeg did not stop");
+            std::thread::yield_now();
+        }
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        let lines = log
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.contains("Exiting normally")
+                    && !l.contains("received signal")
+                    // A notice about ffmpeg itself, printed once at start, not about the stream.
+                    && !l.contains("RTP/VP9 support is still experimental")
+            })
+            .map(str::to_string)
+            .collect();
+        let progress = std::fs::read_to_string(&self.progress).unwrap_or_default();
+        let last = |key: &str| {
+            progress
+                .lines()
+                .filter_map(|l| l.strip_prefix(key))
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .next_back()
+                .unwrap_or(0)
+        };
+        let (frames, out_time_us) = (last("frame="), last("out_time_us="));
+        let _ = std::fs::remove_dir_all(&self.dir);
+        (lines, frames, out_time_us)
+    }
+}
+
+/// Packets sent to the subscriber so far, as the node counts them.
+fn sent(client: &Client, sub: u32) -> u64 {
+    client.subscriber(sub).unwrap().counters.packets_sent
+}
+
+/// Let the subscriber play until it has had `packets` more.
+fn play(client: &Client, sub: u32, packets: u64) {
+    let target = sent(client, sub) + packets;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sent(client, sub) < target {
+        if Instant::now() > deadline {
+            let view = client.subscriber(sub).unwrap();
+            let sources = client.sources().unwrap();
+            panic!("the subscriber stopped receiving: {view:?}\nsources: {sources:#?}");
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Two sources of `media`, one subscriber decoded by ffmpeg, `switches` switches between them.
+fn switch_between_live_encoders(media: Media, switches: usize) {
+    if !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_node, client) = start(&["--stats-interval", "100"]);
+    let codec = media.codec.name();
+    let a = source(&client, "a", codec);
+    let b = source(&client, "b", codec);
+    let port = free_port_pair();
+    let sub = client
+        .create_subscriber(&corecast_signaling::api::CreateSubscriber {
+            source: a.id,
+            dest: format!("127.0.0.1:{port}"),
+        })
+        .unwrap();
+    let decoder = Decoder::start(&media, port, codec);
+    let mut senders = [
+        sender(&media, a.ingest.port, 0),
+        sender(&media, b.ingest.port, 1),
+    ];
+    let per_segment = if media.audio { 60 } else { 75 };
+    play(&client, sub.id, per_segment);
+    let started = Instant::now();
+    for i in 0..switches {
+        let to = if i % 2 == 0 { b.id } else { a.id };
+        client.switch(sub.id, to).unwrap();
+        until("the switch to complete", || {
+            client.subscriber(sub.id).unwrap().source == Some(to)
+        });
+        play(&client, sub.id, per_segment);
+    }
+    let played = started.elapsed();
+    let (warnings, frames, out_time_us) = decoder.finish();
+    for s in &mut senders {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    assert!(
+        warnings.is_empty(),
+        "ffmpeg reported problems:\n{}",
+        warnings.join("\n")
+    );
+    let view = client.subscriber(sub.id).unwrap();
+    assert_eq!(view.counters.switches, switches as u64);
+    if media.audio {
+        // Audio: decoded time keeps up with the time played across every switch.
+        assert!(
+            out_time_us as f64 >= played.as_micros() as f64 * 0.8,
+            "{out_time_us} µs decoded in {played:?}"
+        );
+    } else {
+        // 30 fps; switches wait for no keyframe (the old source plays until the new one's), so
+        // frames keep coming.
+        let expected = played.as_secs_f64() * 30.0;
+        assert!(
+            frames as f64 >= expected * 0.8,
+            "{frames} frames decoded, about {expected:.0} expected"
+        );
+    }
+}
+
+#[test]
+fn vp8_switches_decode_cleanly() {
+    switch_between_live_encoders(VP8, 4);
+}
+
+#[test]
+fn vp9_switches_decode_cleanly() {
+    switch_between_live_encoders(VP9, 4);
+}
+
+#[test]
+fn h264_switches_decode_cleanly() {
+    switch_between_live_encoders(H264, 4);
+}
+
+#[test]
+fn opus_switches_at_any_packet_decode_cleanly() {
+    switch_between_live_encoders(OPUS, 4);
+}
+
+#[test]
+fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
+    if !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_node, client) = start(&["--stats-interval", "100", "--idle-timeout", "500"]);
+    let a = source(&client, "a", "vp8");
+    let port = free_port_pair();
+    let sub = client
+        .create_subscriber(&corecast_signaling::api::CreateSubscriber {
+            source: a.id,
+            dest: format!("127.0.0.1:{port}"),
+        })
+        .unwrap();
+    let decoder = Decoder::start(&VP8, port, "restart");
+    let mut first = sender(&VP8, a.ingest.port, 0);
+    play(&client, sub.id, 60);
+    let _ = first.kill();
+    let _ = first.wait();
+    until("the source to turn idle", || {
+        client.source(a.id).unwrap().state == "idle"
+    });
+    assert_eq!(
+        client.subscriber(sub.id).unwrap().source,
+        Some(a.id),
+        "subscribers stay"
+    );
+    // A new encoder process: new SSRC, new sequence numbers, new timestamps.
+    let mut second = sender(&VP8, a.ingest.port, 1);
+    play(&client, sub.id, 60);
+    let (warnings, frames, _) = decoder.finish();
+    let _ = second.kill();
+    let _ = second.wait();
+    let view = client.source(a.id).unwrap();
+    assert_eq!(view.state, "active");
+    assert!(
+        view.counters.restarts >= 1,
+        "the restart was seen: {:?}",
+        view.counters
+    );
+    assert!(
+        warnings.is_empty(),
+        "ffmpeg reported problems:\n{}",
+        warnings.join("\n")
+    );
+    assert!(frames >= 100, "{frames} frames decoded");
+}
