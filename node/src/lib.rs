@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod events;
 pub mod ingest;
+pub mod loadgen;
 pub mod node;
 pub mod pool;
 pub mod shard;

@@ -1,9 +1,12 @@
-//! `corecast`: `serve` runs a node; the other subcommands are a client of its HTTP API.
+//! `corecast`: `serve` runs a node; `loadgen` and `demo` load one and verify what it forwards
+//! (`corecast::loadgen`); the other subcommands are a client of its HTTP API.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use corecast::config::{parse_serve, LogFormat, ServeArgs};
+use corecast::loadgen::cli::LoadgenArgs;
+use corecast::loadgen::demo::DemoArgs;
 use corecast::Node;
 use corecast_signaling::cli::{ClientArgs, ClientCommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -22,6 +25,11 @@ struct Cli {
 enum Command {
     /// Run a node: ingest sources, fan out to subscribers, serve the HTTP control API.
     Serve(Box<ServeArgs>),
+    /// Load a node (or, with --raw-target, any forwarder) with paced sources and many
+    /// subscribers, and verify every packet they receive.
+    Loadgen(Box<LoadgenArgs>),
+    /// Start a node and load it in this process, with a live table (3 sources, 300 subscribers).
+    Demo(Box<DemoArgs>),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -41,6 +49,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Loadgen(args) => corecast::loadgen::cli::main(&args, &cli.client),
+        Command::Demo(args) => corecast::loadgen::demo::main(&args),
         Command::Client(cmd) => {
             match corecast_signaling::cli::run(&cli.client, cmd, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
