@@ -47,6 +47,7 @@ pub(crate) struct SourceEntry {
     pub clock_rate: u32,
     pub port: u16,
     pub latch: bool,
+    pub feedback: Option<SocketAddr>,
     pub mask: Arc<AtomicU64>,
     /// Per shard: tracks attached to or switching to this source.
     pub users: Vec<u32>,
@@ -250,6 +251,12 @@ impl ControlState {
                 "`clock_rate` {clock_rate} is outside 1000..=1000000"
             )));
         }
+        let feedback = match &req.feedback {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                ApiError::bad_request(format!("`feedback` `{text}` is not an ip:port address"))
+            })?),
+        };
         let (socket, port) = self.bind_ingest(req.port)?;
         let id = self.next_source;
         self.next_source += 1;
@@ -267,6 +274,7 @@ impl ControlState {
             socket,
             shards: mask.clone(),
             rtcp_ssrc,
+            feedback,
         })))?;
         self.sources.insert(
             id,
@@ -276,6 +284,7 @@ impl ControlState {
                 clock_rate,
                 port,
                 latch,
+                feedback,
                 mask,
                 users: vec![0; self.shards.len()],
             },
@@ -404,6 +413,16 @@ impl ControlState {
                 )));
             }
             parsed.push((req.source, dest));
+        }
+        // New subscribers start at a keyframe: ask each video source for one now rather than
+        // have them wait up to a GOP (requests are coalesced per --pli-interval by ingest).
+        let mut wanted: Vec<u32> = parsed.iter().map(|&(s, _)| s).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for source in wanted {
+            if !self.sources[&source].codec.is_audio() {
+                self.request_keyframe(source);
+            }
         }
         let mut ids = Vec::with_capacity(parsed.len());
         for (source, dest) in parsed {

@@ -42,6 +42,8 @@ pub struct NewSource {
     pub shards: Arc<AtomicU64>,
     /// SSRC the node puts in keyframe requests it sends this source.
     pub rtcp_ssrc: Ssrc,
+    /// Where keyframe requests go, if not to the latched sender.
+    pub feedback: Option<SocketAddr>,
 }
 
 pub enum IngestCommand {
@@ -83,6 +85,7 @@ struct Source {
     relatches: u64,
     shards: Arc<AtomicU64>,
     rtcp_ssrc: Ssrc,
+    feedback: Option<SocketAddr>,
     drops: DropCounts,
     rtcp_packets: u64,
     keyframe: KeyframeRequests,
@@ -257,6 +260,7 @@ impl Ingest {
                 relatches: 0,
                 shards: new.shards,
                 rtcp_ssrc: new.rtcp_ssrc,
+                feedback: new.feedback,
                 drops: DropCounts::default(),
                 rtcp_packets: 0,
                 keyframe: KeyframeRequests::default(),
@@ -382,7 +386,7 @@ impl Ingest {
                 continue;
             }
             k.pending = false;
-            let (Some(to), Some(media)) = (s.sender, s.ingress.ssrc()) else {
+            let (Some(to), Some(media)) = (s.feedback.or(s.sender), s.ingress.ssrc()) else {
                 // The source has not sent yet; its first packets will carry a keyframe.
                 continue;
             };

@@ -71,6 +71,7 @@ impl ControlState {
             },
             latch: s.latch,
             sender,
+            feedback: s.feedback,
             state: state.name().to_string(),
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,

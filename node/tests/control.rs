@@ -32,6 +32,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         clock_rate: None,
         port: None,
         latch: None,
+        feedback: None,
     }));
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
 
@@ -41,6 +42,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         clock_rate: None,
         port: Some(vp8.ingest.port),
         latch: None,
+        feedback: None,
     }));
     assert_eq!(status, 409, "port in use: {message}");
     assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
@@ -51,6 +53,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         clock_rate: None,
         port: None,
         latch: None,
+        feedback: None,
     }));
     assert_eq!(status, 400);
     assert!(message.contains("mpeg2"), "{message}");
@@ -219,6 +222,7 @@ fn an_unlatched_source_takes_packets_from_any_sender() {
             clock_rate: None,
             port: None,
             latch: Some(false),
+            feedback: None,
         })
         .unwrap();
     assert!(!src.latch);

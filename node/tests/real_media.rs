@@ -69,8 +69,24 @@ const OPUS: Media = Media {
     audio: true,
 };
 
+/// A child process that is killed when dropped, so a failing test leaves no encoder running.
+struct Reaped(Child);
+
+impl Reaped {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A live encoder sending to `port`; `variant` makes the two sources look different.
-fn sender(media: &Media, port: u16, variant: u32) -> Child {
+fn sender(media: &Media, port: u16, variant: u32) -> Reaped {
     let gop = 30;
     let pipeline = match media.codec {
         Codec::Opus => format!(
@@ -94,34 +110,42 @@ fn sender(media: &Media, port: u16, variant: u32) -> Child {
         }
     };
     let full = format!("{pipeline} ! udpsink host=127.0.0.1 port={port}");
-    Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(full.split_whitespace())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gst-launch-1.0 starts")
+    Reaped(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(full.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0 starts"),
+    )
 }
 
-/// A free even port whose odd neighbour (RTCP) is free too.
+/// A free even port whose odd neighbour (RTCP) is free too. Taken from 10000-19999: below the
+/// kernel's ephemeral ports (which any socket on the machine may be given between our check and
+/// ffmpeg's bind) and the test nodes' ingest ranges; never one handed out before.
 fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = probe.local_addr().unwrap().port() & !1;
-        drop(probe);
-        if port > 1024
-            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let start = (std::process::id() as u16).wrapping_mul(97) % 5000;
+    for i in 0..5000u16 {
+        let port = 10_000 + 2 * ((start + i) % 5000);
+        if given.contains(&port) {
+            continue;
+        }
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
             && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
         {
+            given.push(port);
             return port;
         }
     }
-    panic!("no free port pair");
+    panic!("no free port pair in 10000-19999");
 }
 
 /// ffmpeg decoding the subscriber's stream described by an SDP, discarding the pictures.
 struct Decoder {
-    child: Child,
+    child: Reaped,
     progress: std::path::PathBuf,
     dir: std::path::PathBuf,
 }
@@ -153,8 +177,18 @@ impl Decoder {
             .stderr(Stdio::piped())
             .spawn()
             .expect("ffmpeg starts");
+        let mut child = Reaped(child);
         // Media sent before ffmpeg listens would be lost (its first keyframe included).
         until("ffmpeg to listen", || {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                let mut log = String::new();
+                let _ = child
+                    .0
+                    .stderr
+                    .take()
+                    .map(|mut e| e.read_to_string(&mut log));
+                panic!("ffmpeg exited ({status}) before listening:\n{log}");
+            }
             UdpSocket::bind(("127.0.0.1", port)).is_err()
         });
         Decoder {
@@ -167,14 +201,15 @@ impl Decoder {
     /// Stop it as a person would (SIGINT), and return what it said and the last progress values.
     fn finish(mut self) -> (Vec<String>, u64, u64) {
         // SAFETY: kill only signals the child we spawned.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        unsafe { libc::kill(self.child.0.id() as libc::pid_t, libc::SIGINT) };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().unwrap().is_none() {
+        while self.child.0.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "ffmpeg did not stop");
             std::thread::yield_now();
         }
         let mut log = String::new();
         self.child
+            .0
             .stderr
             .take()
             .unwrap()
@@ -262,8 +297,7 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
     let played = started.elapsed();
     let (warnings, frames, out_time_us) = decoder.finish();
     for s in &mut senders {
-        let _ = s.kill();
-        let _ = s.wait();
+        s.stop();
     }
     assert!(
         warnings.is_empty(),
@@ -327,8 +361,7 @@ fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
     let decoder = Decoder::start(&VP8, port, "restart");
     let mut first = sender(&VP8, a.ingest.port, 0);
     play(&client, sub.id, 60);
-    let _ = first.kill();
-    let _ = first.wait();
+    first.stop();
     until("the source to turn idle", || {
         client.source(a.id).unwrap().state == "idle"
     });
@@ -341,8 +374,7 @@ fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
     let mut second = sender(&VP8, a.ingest.port, 1);
     play(&client, sub.id, 60);
     let (warnings, frames, _) = decoder.finish();
-    let _ = second.kill();
-    let _ = second.wait();
+    second.stop();
     let view = client.source(a.id).unwrap();
     assert_eq!(view.state, "active");
     assert!(
@@ -356,4 +388,86 @@ fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
         warnings.join("\n")
     );
     assert!(frames >= 100, "{frames} frames decoded");
+}
+
+/// An encoder with a 10 s GOP that honours keyframe requests: GStreamer's rtpbin receives RTCP
+/// on `rtcp_port` and turns a PLI into a force-key-unit for the encoder.
+fn long_gop_sender(port: u16, rtcp_port: u16) -> Reaped {
+    let pipeline = format!(
+        "rtpbin name=rb \
+         videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! vp8enc keyframe-max-dist=300 deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit \
+         ! rb.send_rtp_sink_0 rb.send_rtp_src_0 ! udpsink host=127.0.0.1 port={port} \
+         udpsrc port={rtcp_port} ! rb.recv_rtcp_sink_0"
+    );
+    Reaped(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0 starts"),
+    )
+}
+
+#[test]
+fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyframe() {
+    if !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_node, client) = start(&["--stats-interval", "50"]);
+    let a = source(&client, "a", "vp8");
+    let rtcp_port = free_port_pair();
+    let b = client
+        .create_source(&corecast_signaling::api::CreateSource {
+            name: "long-gop".into(),
+            codec: "vp8".into(),
+            clock_rate: None,
+            port: None,
+            latch: None,
+            feedback: Some(format!("127.0.0.1:{rtcp_port}")),
+        })
+        .unwrap();
+    let port = free_port_pair();
+    let sub = client
+        .create_subscriber(&corecast_signaling::api::CreateSubscriber {
+            source: a.id,
+            dest: format!("127.0.0.1:{port}"),
+        })
+        .unwrap();
+    let decoder = Decoder::start(&VP8, port, "keyframe-request");
+    let _a = sender(&VP8, a.ingest.port, 0);
+    let _b = long_gop_sender(b.ingest.port, rtcp_port);
+    // Well past B's first keyframe, and long before its next one (10 s later).
+    play(&client, sub.id, 60);
+    until("B to run", || {
+        client.source(b.id).unwrap().counters.packets_received > 30
+    });
+    let asked = Instant::now();
+    client.switch(sub.id, b.id).unwrap();
+    until("the switch to complete", || {
+        client.subscriber(sub.id).unwrap().source == Some(b.id)
+    });
+    let took = asked.elapsed();
+    play(&client, sub.id, 30);
+    let (warnings, _, _) = decoder.finish();
+    assert!(
+        took < Duration::from_secs(1),
+        "the switch took {took:?} with a 10 s GOP"
+    );
+    let view = client.source(b.id).unwrap();
+    assert!(view.counters.keyframe_requests >= 1, "{:?}", view.counters);
+    assert!(
+        view.counters.keyframes >= 2,
+        "B sent a keyframe on request: {:?}",
+        view.counters
+    );
+    assert!(
+        warnings.is_empty(),
+        "ffmpeg reported problems:\n{}",
+        warnings.join("\n")
+    );
+    eprintln!("switch to a 10 s GOP source completed in {took:?}");
 }

@@ -24,6 +24,11 @@ pub struct CreateSource {
     /// Latch to the first sender address (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latch: Option<bool>,
+    /// `ip:port` where the sender receives RTCP, for keyframe requests; default: the address
+    /// its packets come from (rtcp-mux). Senders with separate RTCP ports (GStreamer's rtpbin,
+    /// RFC 3550 without mux) name theirs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
 }
 
 /// `POST /v1/subscribers` body (and each element of the batch body).
@@ -83,6 +88,9 @@ pub struct SourceView {
     pub latch: bool,
     /// The sender address latched to, once a packet arrived.
     pub sender: Option<SocketAddr>,
+    /// Where keyframe requests go when not to `sender`.
+    #[serde(default)]
+    pub feedback: Option<SocketAddr>,
     /// `waiting` (nothing received yet), `active`, or `idle` (nothing for `--idle-timeout`).
     #[serde(default)]
     pub state: String,

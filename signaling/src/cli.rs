@@ -65,6 +65,9 @@ pub enum SourceCmd {
         /// Accept packets from any sender instead of latching to the first.
         #[arg(long)]
         no_latch: bool,
+        /// IP:PORT where the sender receives RTCP (keyframe requests), if not where it sends from.
+        #[arg(long)]
+        feedback: Option<String>,
     },
     /// List sources.
     #[command(alias = "ls")]
@@ -104,6 +107,7 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             clock_rate,
             port,
             no_latch,
+            feedback,
         }) => {
             let view = client.create_source(&CreateSource {
                 name,
@@ -111,6 +115,7 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
                 clock_rate,
                 port,
                 latch: no_latch.then_some(false),
+                feedback,
             })?;
             print_json(out, &view)
         }
@@ -387,6 +392,7 @@ mod tests {
                 clock_rate: Some(90_000),
                 port: Some(5004),
                 no_latch: true,
+                feedback: None,
             })
         );
     }
@@ -402,6 +408,7 @@ mod tests {
                 clock_rate: None,
                 port: None,
                 no_latch: false,
+                feedback: None,
             })
         );
         assert_eq!(

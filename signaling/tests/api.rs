@@ -29,6 +29,7 @@ fn sources_happy_path_and_statuses() {
             clock_rate: Some(16_000),
             port: Some(7000),
             latch: Some(false),
+            feedback: None,
             ..source("mic", "opus")
         })
         .unwrap();
@@ -307,6 +308,7 @@ fn cli_run_against_the_server() {
         clock_rate: None,
         port: Some(5004),
         no_latch: true,
+        feedback: None,
     }))
     .unwrap();
     let created: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -48,6 +48,7 @@ pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
             clock_rate: None,
             port: None,
             latch: None,
+            feedback: None,
         })
         .expect("source created")
 }

@@ -97,6 +97,7 @@ impl Control for FakeNode {
             },
             latch: req.latch.unwrap_or(true),
             sender: None,
+            feedback: None,
             state: "waiting".to_string(),
             subscribers: 0,
             counters: SourceCounters::default(),
@@ -295,6 +296,7 @@ pub fn source(name: &str, codec: &str) -> CreateSource {
         clock_rate: None,
         port: None,
         latch: None,
+        feedback: None,
     }
 }
 
