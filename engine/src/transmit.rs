@@ -30,11 +30,18 @@ impl Transmit {
     pub fn segments<'a>(&'a self, pkt: &RxPacket, buf: &'a [u8]) -> [&'a [u8]; 4] {
         let payload_start = pkt.header.payload_start as usize;
         let rewrite_len = pkt.rewrite_len();
+        let tail = &buf[payload_start + rewrite_len..];
+        if payload_start == FIXED_HEADER_LEN {
+            // No CSRCs or extension between them: the rewritten header and codec prefix are
+            // adjacent in `head`, so they go as one segment (every iovec costs the kernel a
+            // little per copy).
+            return [&self.head[..FIXED_HEADER_LEN + rewrite_len], &[], &[], tail];
+        }
         [
             &self.head[..FIXED_HEADER_LEN],
             &buf[FIXED_HEADER_LEN..payload_start],
             &self.head[FIXED_HEADER_LEN..FIXED_HEADER_LEN + rewrite_len],
-            &buf[payload_start + rewrite_len..],
+            tail,
         ]
     }
 
