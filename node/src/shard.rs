@@ -131,14 +131,6 @@ struct State {
 
 impl ShardWorker {
     pub fn run(mut self) {
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut self.socket, SOCKET, Interest::READABLE)
-        {
-            tracing::error!(shard = self.index, "cannot poll the shard socket: {e}");
-            return;
-        }
         let mut s = State {
             engine: Shard::default(),
             batch: TransmitBatch::with_capacity(self.batch_size),
@@ -185,10 +177,24 @@ impl ShardWorker {
                 continue;
             }
             let timeout = next_snapshot.saturating_duration_since(Instant::now());
+            // The socket is in the poll set only while the shard sleeps: a socket in an epoll
+            // set has every sent datagram wake its wait queue when the kernel frees it (about
+            // 100 ns per copy, measured with benches' rawlimit --sender-in-epoll). RTCP that
+            // arrived before the registration is reported by it at once, so none is missed.
+            let registry = self.poll.registry();
+            let watching = registry
+                .register(&mut self.socket, SOCKET, Interest::READABLE)
+                .map_err(|e| {
+                    tracing::warn!(shard = self.index, "cannot poll the shard socket: {e}")
+                })
+                .is_ok();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     tracing::error!(shard = self.index, "poll failed: {e}");
                 }
+            }
+            if watching {
+                let _ = self.poll.registry().deregister(&mut self.socket);
             }
             self.link.wake.unpark();
         }

@@ -143,6 +143,21 @@ fn free_port_pair() -> u16 {
     panic!("no free port pair in 10000-19999");
 }
 
+/// Whether some socket is bound to UDP `port`, read from the kernel's table. Probing by binding
+/// the port ourselves would, for an instant, take it from the process about to bind it.
+fn udp_port_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| format!("{local} ").ends_with(&needle))
+            })
+        })
+    })
+}
+
 /// ffmpeg decoding the subscriber's stream described by an SDP, discarding the pictures.
 struct Decoder {
     child: Reaped,
@@ -189,7 +204,7 @@ impl Decoder {
                     .map(|mut e| e.read_to_string(&mut log));
                 panic!("ffmpeg exited ({status}) before listening:\n{log}");
             }
-            UdpSocket::bind(("127.0.0.1", port)).is_err()
+            udp_port_bound(port)
         });
         Decoder {
             child,
