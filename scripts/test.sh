@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test and check of the workspace, as CI runs it: formatting, lints, the test suites,
-# the docs, and a build of the benchmarks and examples so they cannot rot.
+# the docs, a build of the benchmarks and examples, and a few-second run of the benchmark
+# harness (rawlimit, loadgen against corecast and GStreamer), so none of them can rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,6 @@ cargo run --release -q -p corecast-engine --example demo --locked -- 300 4 >/dev
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== benchmark harness, briefly (scripts/bench.sh --quick; writes only under target/)"
+scripts/bench.sh --quick
