@@ -22,7 +22,13 @@ echo "== engine demo, briefly (it asserts its own accounting)"
 cargo run --release -q -p corecast-engine --example demo --locked -- 300 4 >/dev/null
 
 echo "== cargo test"
-cargo test --workspace --locked
+mkdir -p target
+cargo test --workspace --locked 2>&1 | tee target/test-output.log
 
 echo "== benchmark harness, briefly (scripts/bench.sh --quick; writes only under target/)"
 scripts/bench.sh --quick
+
+# One closing line with the totals over every test binary (the last binary cargo runs is a
+# doc-test target with no tests, whose own closing line would say 0).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
+  target/test-output.log
