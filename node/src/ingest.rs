@@ -82,7 +82,6 @@ struct Source {
     /// When the latched sender last sent a packet: a latch silent for `relatch_after` is
     /// released, so a sender that restarts (from a new port) is taken again.
     last_from_sender: Instant,
-    relatches: u64,
     shards: Arc<AtomicU64>,
     rtcp_ssrc: Ssrc,
     feedback: Option<SocketAddr>,
@@ -257,7 +256,6 @@ impl Ingest {
                 latch: new.latch,
                 sender: None,
                 last_from_sender: Instant::now(),
-                relatches: 0,
                 shards: new.shards,
                 rtcp_ssrc: new.rtcp_ssrc,
                 feedback: new.feedback,
@@ -304,6 +302,7 @@ impl Ingest {
             // Kernel timestamps are wall-clock; map them onto the node's monotonic clock once per
             // batch, so latency counts the time a packet waited in the socket buffer too.
             let now = self.clock.now();
+            let arrived = Instant::now();
             let wall = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
@@ -318,7 +317,6 @@ impl Ingest {
                     source.drops.add(DropReason::Malformed, 1);
                     continue;
                 }
-                let arrived = Instant::now();
                 match (source.latch, source.sender, got.from) {
                     (true, Some(latched), Some(from)) if latched != from => {
                         if arrived.saturating_duration_since(source.last_from_sender)
@@ -329,7 +327,6 @@ impl Ingest {
                         }
                         tracing::info!(source = %source.id, %from, was = %latched, "latched sender was silent; latching the new one");
                         source.sender = Some(from);
-                        source.relatches += 1;
                     }
                     (true, None, from) | (false, _, from) => source.sender = from.or(source.sender),
                     _ => {}
