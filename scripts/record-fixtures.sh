@@ -2,7 +2,7 @@
 # Re-records the RTP fixtures read by engine/tests/codec_fixtures.rs from real encoders and
 # payloaders (GStreamer), so the codec detectors are checked against bytes we did not write.
 #
-# Usage: scripts/record-fixtures.sh [codec...]      (default: vp8 vp9 h264 h265 av1)
+# Usage: scripts/record-fixtures.sh [name...]   (default: vp8 vp9 h264 h264-sets-once h265 av1)
 #
 # Needs gst-launch-1.0 with vpx, x264, x265 and the rtp plugins; on Debian/Ubuntu:
 #   apt-get install gstreamer1.0-tools gstreamer1.0-plugins-{base,good,bad,ugly}
@@ -41,6 +41,13 @@ declare -A pipelines=(
   [h264]="x264enc key-int-max=$gop bframes=0 speed-preset=ultrafast tune=zerolatency bitrate=150 \
     ! video/x-h264,profile=constrained-baseline \
     ! rtph264pay mtu=$mtu config-interval=-1 aggregate-mode=zero-latency"
+  # Parameter sets only once, before the first keyframe, as many hardware encoders send them:
+  # engine/tests/parameter_sets.rs checks that later keyframes get them from the cache.
+  [h264-sets-once]="x264enc key-int-max=$gop bframes=0 speed-preset=ultrafast tune=zerolatency bitrate=150 \
+    option-string=repeat-headers=0 ! video/x-h264,profile=constrained-baseline,stream-format=avc \
+    ! rtph264pay mtu=$mtu config-interval=3600 aggregate-mode=zero-latency"
+  # x265 writes VPS/SPS/PPS once, before the first keyframe (it does not repeat headers unless
+  # asked), so this fixture's later keyframes lack them too.
   [h265]="x265enc key-int-max=$gop speed-preset=ultrafast tune=zerolatency bitrate=150 \
     ! rtph265pay mtu=$mtu config-interval=-1 aggregate-mode=zero-latency"
   [av1]="$av1enc ! rtpav1pay mtu=$mtu"
@@ -56,7 +63,7 @@ fi
 
 mkdir -p "$out_dir"
 codecs=("$@")
-[[ ${#codecs[@]} -gt 0 ]] || codecs=(vp8 vp9 h264 h265 av1)
+[[ ${#codecs[@]} -gt 0 ]] || codecs=(vp8 vp9 h264 h264-sets-once h265 av1)
 
 # have_elements WHAT ELEMENT...: true if every element is installed, else says what is skipped.
 have_elements() {

@@ -40,7 +40,7 @@ pub use shard::{
     ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome, TrackConfig,
     TrackCounters, TrackInfo,
 };
-pub use source::{IngressCounters, RxPacket, SourceIngress};
+pub use source::{IngressCounters, Prelude, RxPacket, SourceIngress};
 pub use splicer::{SharedRewrite, Splicer};
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

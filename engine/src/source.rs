@@ -7,6 +7,7 @@
 //! streams continue. Duplicates and packets too far behind are dropped here, once per source, so
 //! every accepted packet has an extended sequence number no other accepted packet of its epoch has.
 
+use crate::codec::parameter_sets::ParameterSets;
 use crate::codec::{self, PayloadInfo};
 use crate::drop::{DropCounts, DropReason};
 use crate::rtp::RtpHeader;
@@ -39,6 +40,23 @@ pub struct RxPacket {
     pub header: RtpHeader,
     pub payload: PayloadInfo,
     pub received_at: Nanos,
+    /// Where, in the buffer that holds this packet, the payload of its prelude lies: the
+    /// parameter sets a track starting at this switch point must get first. Set by the caller
+    /// that stores the packet (see [`SourceIngress::prelude_for`]); the bytes follow the packet.
+    pub prelude: Option<Prelude>,
+}
+
+/// A byte range of the packet's buffer, after the packet itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prelude {
+    pub start: u16,
+    pub len: u16,
+}
+
+impl Prelude {
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
 }
 
 impl RxPacket {
@@ -50,6 +68,16 @@ impl RxPacket {
     /// Bytes after the fixed header that each track rewrites (codec fields at payload start).
     pub fn rewrite_len(&self) -> usize {
         self.payload.rewrite_len()
+    }
+
+    /// Append `prelude` to `buf`, which holds this packet, and point the packet at it. For
+    /// callers that keep packets in a `Vec` (tests, tools); the node writes into its pool slot.
+    pub fn attach_prelude(&mut self, buf: &mut Vec<u8>, prelude: &[u8]) {
+        self.prelude = Some(Prelude {
+            start: buf.len() as u16,
+            len: prelude.len() as u16,
+        });
+        buf.extend_from_slice(prelude);
     }
 }
 
@@ -97,6 +125,8 @@ pub struct SourceIngress {
     previous_ssrc: Option<Ssrc>,
     next_epoch: u32,
     counters: IngressCounters,
+    /// H.264/H.265: the current stream's newest parameter sets.
+    parameter_sets: Option<ParameterSets>,
 }
 
 impl SourceIngress {
@@ -109,6 +139,7 @@ impl SourceIngress {
             previous_ssrc: None,
             next_epoch: 0,
             counters: IngressCounters::default(),
+            parameter_sets: ParameterSets::new(codec),
         }
     }
 
@@ -131,6 +162,16 @@ impl SourceIngress {
     /// The SSRC of the current stream, once a packet has arrived.
     pub fn ssrc(&self) -> Option<Ssrc> {
         self.stream.map(|s| s.ssrc)
+    }
+
+    /// The prelude payload to send before `pkt` to a track that starts at it: the cached
+    /// parameter sets, when `pkt` is an H.264/H.265 switch point that carries none and the
+    /// stream has sent them before. See [`crate::codec::parameter_sets`].
+    pub fn prelude_for(&self, pkt: &RxPacket) -> Option<&[u8]> {
+        if !pkt.is_switch_point() || pkt.payload.parameter_sets {
+            return None;
+        }
+        self.parameter_sets.as_ref()?.prelude()
     }
 
     /// Classify one packet. On `Err` the packet is dropped and already counted under the reason.
@@ -157,7 +198,17 @@ impl SourceIngress {
         let header = RtpHeader::parse(buf)?;
         let mut payload = codec::inspect(self.codec, header.payload(buf))
             .map_err(|_| DropReason::MalformedPayload)?;
+        let epochs = self.next_epoch;
         let (epoch, seq, timestamp) = self.sequence(&header, &mut payload)?;
+        if let Some(sets) = self.parameter_sets.as_mut() {
+            if self.next_epoch != epochs {
+                // A restarted encoder may use other parameter sets.
+                sets.clear();
+            }
+            if payload.parameter_sets {
+                sets.observe(header.payload(buf));
+            }
+        }
         Ok(RxPacket {
             source: self.id,
             epoch,
@@ -167,6 +218,7 @@ impl SourceIngress {
             header,
             payload,
             received_at: now,
+            prelude: None,
         })
     }
 

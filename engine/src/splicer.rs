@@ -9,7 +9,9 @@
 //!   source from before the anchor are dropped as stale, so no output number is used twice;
 //! - the output timestamp steps by the wall-clock time since the last packet sent, so a player
 //!   neither stalls nor jumps;
-//! - VP8/VP9 picture ID and TL0PICIDX continue one past the last sent.
+//! - VP8/VP9 picture ID and TL0PICIDX continue one past the last sent;
+//! - if the packet has a prelude (H.264/H.265 parameter sets it lacks), one sequence number is
+//!   reserved for it: the caller sends the prelude with [`Splicer::prelude_head`] just before.
 //!
 //! Between anchors a packet's output values are its input plus the offsets, so reordered packets
 //! keep their relative order and fill their own holes.
@@ -92,6 +94,30 @@ impl Splicer {
 
     pub fn last_timestamp(&self) -> Option<ExtTime> {
         self.last_sent.map(|_| ExtTime(self.last_ts))
+    }
+
+    /// The mapping already covers `pkt` (same source and epoch): sending it will not anchor.
+    #[inline]
+    pub fn follows(&self, pkt: &RxPacket) -> bool {
+        self.anchor
+            .is_some_and(|a| a.source == pkt.source && a.epoch == pkt.epoch)
+    }
+
+    /// Write the RTP header of `pkt`'s prelude: the sequence number reserved just before `pkt`
+    /// when the splicer anchored at it, `pkt`'s output timestamp, no marker. Call right after
+    /// `pkt` anchored this splicer.
+    pub fn prelude_head(&self, pkt: &RxPacket, out: &mut OutHead) {
+        let anchor = self
+            .anchor
+            .expect("the splicer anchored at the prelude's packet");
+        debug_assert!(pkt.prelude.is_some() && anchor.first_seq == pkt.seq.0);
+        let seq = pkt.seq.0.wrapping_add(anchor.seq_offset) - 1;
+        let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
+        out[0] = 0x80;
+        out[1] = self.payload_type;
+        out[2..4].copy_from_slice(&ExtSeq(seq).wire().0.to_be_bytes());
+        out[4..8].copy_from_slice(&ExtTime(ts).wire().0.to_be_bytes());
+        out[8..12].copy_from_slice(&self.ssrc.0.to_be_bytes());
     }
 
     /// Forget the mapping: the next packet sent will need a switch point. Output numbering
@@ -198,11 +224,12 @@ impl Splicer {
             (Some(t), Some(last)) => last.wrapping_add(1).wrapping_sub(t.value),
             _ => 0,
         };
+        let prelude_seqs = u64::from(pkt.prelude.is_some());
         let anchor = Anchor {
             source: pkt.source,
             epoch: pkt.epoch,
             first_seq: pkt.seq.0,
-            seq_offset: self.next_seq.wrapping_sub(pkt.seq.0),
+            seq_offset: (self.next_seq + prelude_seqs).wrapping_sub(pkt.seq.0),
             ts_offset: first_ts.wrapping_sub(pkt.timestamp.0),
             picture_id_offset,
             tl0_offset,

@@ -7,6 +7,9 @@
 //! 2. the packet's CSRC list and header extension, as received,
 //! 3. the rewritten codec prefix (VP8/VP9 descriptor bytes up to the last rewritten field),
 //! 4. the rest of the payload and padding, as received.
+//!
+//! A *prelude* transmit (cached H.264/H.265 parameter sets sent before the keyframe a track
+//! starts at) is its rewritten header followed by the prelude bytes stored after the packet.
 
 use std::net::SocketAddr;
 
@@ -22,15 +25,22 @@ pub struct Transmit {
     pub track: TrackId,
     /// Rewritten fixed header followed by the rewritten codec prefix.
     pub head: OutHead,
+    /// This copy is the packet's prelude, not the packet.
+    pub prelude: bool,
 }
 
 impl Transmit {
     /// The segments that make up the outgoing packet, in order; empty segments may be skipped.
     /// `pkt` and `buf` must be the packet this transmit was produced from.
     pub fn segments<'a>(&'a self, pkt: &RxPacket, buf: &'a [u8]) -> [&'a [u8]; 4] {
+        if self.prelude {
+            let prelude = pkt.prelude.map_or(0..0, |p| p.range());
+            return [&self.head[..FIXED_HEADER_LEN], &[], &[], &buf[prelude]];
+        }
         let payload_start = pkt.header.payload_start as usize;
         let rewrite_len = pkt.rewrite_len();
-        let tail = &buf[payload_start + rewrite_len..];
+        // The packet ends at `header.len`; a prelude may follow it in `buf`.
+        let tail = &buf[payload_start + rewrite_len..pkt.header.len as usize];
         if payload_start == FIXED_HEADER_LEN {
             // No CSRCs or extension between them: the rewritten header and codec prefix are
             // adjacent in `head`, so they go as one segment (every iovec costs the kernel a
@@ -51,30 +61,38 @@ impl Transmit {
     }
 }
 
+/// Smallest batch capacity: one packet and its prelude.
+pub const MIN_BATCH: usize = 2;
+
 /// A caller-owned batch of transmits with a fixed capacity (one `sendmmsg` worth). Its slots are
 /// allocated once; filling it writes each transmit in place, never allocating.
 #[derive(Clone, Debug)]
 pub struct TransmitBatch {
     slots: Box<[Transmit]>,
     len: usize,
+    /// A prelude was committed since the last `clear`.
+    has_preludes: bool,
 }
 
 impl TransmitBatch {
     /// # Panics
-    /// If `capacity` is zero: a batch that can hold nothing would never let a fan-out finish.
+    /// If `capacity` is below 2: a track that starts at a packet with a prelude needs two
+    /// transmits in one batch, and a batch that never has room would never let a fan-out finish.
     pub fn with_capacity(capacity: usize) -> TransmitBatch {
         assert!(
-            capacity > 0,
-            "a transmit batch needs room for at least one transmit"
+            capacity >= MIN_BATCH,
+            "a transmit batch needs room for at least {MIN_BATCH} transmits"
         );
         let empty = Transmit {
             dest: SocketAddr::from(([0, 0, 0, 0], 0)),
             track: TrackId(0),
             head: [0; FIXED_HEADER_LEN + crate::codec::MAX_REWRITE_LEN],
+            prelude: false,
         };
         TransmitBatch {
             slots: vec![empty; capacity].into_boxed_slice(),
             len: 0,
+            has_preludes: false,
         }
     }
 
@@ -94,7 +112,20 @@ impl TransmitBatch {
         self.len >= self.slots.len()
     }
 
+    /// Slots still free.
+    pub fn room(&self) -> usize {
+        self.slots.len() - self.len
+    }
+
     pub fn clear(&mut self) {
+        // Every free slot keeps `prelude == false`, so the fan-out loop need not write it per
+        // copy (that store cost 8% of the per-subscriber time, BENCHMARKS.md).
+        if self.has_preludes {
+            self.slots[..self.len]
+                .iter_mut()
+                .for_each(|t| t.prelude = false);
+            self.has_preludes = false;
+        }
         self.len = 0;
     }
 
@@ -110,6 +141,14 @@ impl TransmitBatch {
 
     #[inline]
     pub(crate) fn commit(&mut self) {
+        debug_assert!(!self.slots[self.len].prelude);
+        self.len += 1;
+    }
+
+    /// Keep the next slot as a prelude transmit.
+    pub(crate) fn commit_prelude(&mut self) {
+        self.slots[self.len].prelude = true;
+        self.has_preludes = true;
         self.len += 1;
     }
 }

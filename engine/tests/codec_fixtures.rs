@@ -9,9 +9,11 @@
 //! AV1 has no RTP payloader packaged with GStreamer on Debian, so `av1.obu` holds the encoder's
 //! temporal units as a raw OBU stream and this test packetizes it per the AV1 RTP spec.
 
+mod common;
+
+use common::fixtures::{fixture_path, rtp_records};
 use corecast_engine::codec::{self, PayloadInfo, MAX_REWRITE_LEN};
 use corecast_engine::types::Codec;
-use std::path::PathBuf;
 
 const FRAMES: usize = 30;
 const KEYFRAMES: [usize; 3] = [0, 12, 24];
@@ -26,27 +28,8 @@ struct Packet {
     payload: Vec<u8>,
 }
 
-fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn read_fixture(name: &str) -> Vec<Packet> {
-    let path = fixture_path(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut rest = bytes.as_slice();
-    let mut packets = Vec::new();
-    while !rest.is_empty() {
-        let [hi, lo, tail @ ..] = rest else {
-            panic!("{name}: dangling byte at the end");
-        };
-        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
-        assert!(len <= tail.len(), "{name}: record longer than the file");
-        packets.push(parse_rtp(&tail[..len]));
-        rest = &tail[len..];
-    }
-    packets
+    rtp_records(name).iter().map(|p| parse_rtp(p)).collect()
 }
 
 /// Just enough RTP (RFC 3550 §5.1) to find the payload: fixed header, CSRCs, one header

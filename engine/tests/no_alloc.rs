@@ -2,10 +2,13 @@
 //! restart) does not allocate. A counting global allocator counts allocations made on this
 //! thread while the packet path runs.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use corecast_engine::codec::parameter_sets::MAX_PRELUDE_LEN;
 use corecast_engine::synth::{VideoShape, Vp8Stream};
 use corecast_engine::{
     Codec, Nanos, RtpTime, SeqNo, Shard, SourceId, SourceIngress, Ssrc, TrackConfig, TrackId,
@@ -147,4 +150,73 @@ fn packet_path_does_not_allocate() {
         allocations, 0,
         "switches and a restart on the packet path allocated"
     );
+}
+
+/// H.265 from a real encoder that sends VPS/SPS/PPS once: caching them on ingress and sending
+/// them as a prelude to tracks that start at a later keyframe does not allocate either.
+#[test]
+fn parameter_set_cache_and_preludes_do_not_allocate() {
+    let source = SourceId(3);
+    let mut shard = Shard::default();
+    shard.add_source(source, Codec::H265).unwrap();
+    let config = |t: u32| TrackConfig {
+        id: TrackId(t),
+        dest: format!("127.0.0.1:{}", 20_000 + t).parse().unwrap(),
+        ssrc: Ssrc(t),
+        payload_type: 104,
+        first_seq: SeqNo(t as u16),
+        first_ts: RtpTime(t),
+    };
+    let mut ingress = SourceIngress::new(source, Codec::H265, 90_000);
+    // Room for each packet and a prelude, as the node's pool slots have.
+    let mut records: Vec<Vec<u8>> = common::fixtures::rtp_records("h265.rtp")
+        .into_iter()
+        .map(|r| {
+            let mut buf = Vec::with_capacity(r.len() + MAX_PRELUDE_LEN);
+            buf.extend_from_slice(&r);
+            buf
+        })
+        .collect();
+    let first_frame = records.iter().position(|r| r[1] & 0x80 != 0).unwrap() + 1;
+    let mut batch = TransmitBatch::with_capacity(64);
+    let mut sent = 0usize;
+    let mut run = |shard: &mut Shard, records: &mut [Vec<u8>], now: &mut u64| {
+        counted(|| {
+            for buf in records {
+                *now += 1_000_000;
+                let Ok(mut pkt) = ingress.accept(buf, Nanos(*now)) else {
+                    continue;
+                };
+                if let Some(prelude) = ingress.prelude_for(&pkt) {
+                    pkt.attach_prelude(buf, prelude);
+                }
+                let mut fan = shard.fan_out(&pkt, buf, Nanos(*now));
+                loop {
+                    let n = fan.fill(&mut batch);
+                    if n == 0 {
+                        break;
+                    }
+                    sent += n;
+                    batch.clear();
+                }
+            }
+        })
+        .1
+    };
+    let mut now = 0;
+    for t in 0..500 {
+        shard.add_track(config(t), source).unwrap();
+    }
+    let (head, tail) = records.split_at_mut(first_frame);
+    assert_eq!(
+        run(&mut shard, head, &mut now),
+        0,
+        "first keyframe allocated"
+    );
+    for t in 500..1000 {
+        shard.add_track(config(t), source).unwrap();
+    }
+    assert_eq!(run(&mut shard, tail, &mut now), 0, "preludes allocated");
+    assert_eq!(shard.source_counters(source).unwrap().preludes, 500);
+    assert!(sent > 100_000, "traffic flowed: {sent}");
 }

@@ -37,6 +37,7 @@ pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
         t @ 1..=23 => Ok(PayloadInfo {
             frame_start: starts_access_unit(t, rest)?,
             keyframe: is_key(t),
+            parameter_sets: is_parameter_set(t),
             ..PayloadInfo::default()
         }),
         // STAP-B, MTAP16, MTAP24, FU-B.
@@ -52,7 +53,7 @@ fn stap_a(rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
         if t >= STAP_A {
             return Err(PayloadError::Invalid);
         }
-        Ok((starts_access_unit(t, body)?, is_key(t)))
+        Ok((starts_access_unit(t, body)?, is_key(t), is_parameter_set(t)))
     })
 }
 
@@ -94,6 +95,18 @@ fn starts_access_unit(t: u8, body: &[u8]) -> Result<bool, PayloadError> {
 
 fn is_key(t: u8) -> bool {
     t == IDR || t == SPS
+}
+
+/// The NAL type of an SPS or a PPS (0 for any other NAL unit), from its one-byte header.
+pub(crate) fn parameter_set_type(header: u8) -> u8 {
+    match header & TYPE_MASK {
+        t @ (SPS | PPS) if header & FORBIDDEN == 0 => t,
+        _ => 0,
+    }
+}
+
+fn is_parameter_set(t: u8) -> bool {
+    t == SPS || t == PPS
 }
 
 #[cfg(test)]

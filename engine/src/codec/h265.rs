@@ -41,6 +41,7 @@ pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
         0..AP => Ok(PayloadInfo {
             frame_start: starts_access_unit(t, rest)?,
             keyframe: is_key(t),
+            parameter_sets: is_parameter_set(t),
             ..PayloadInfo::default()
         }),
         _ => Ok(PayloadInfo::default()),
@@ -58,7 +59,7 @@ fn aggregation(rest: &[u8]) -> Result<PayloadInfo, PayloadError> {
         if t >= AP {
             return Err(PayloadError::Invalid);
         }
-        Ok((starts_access_unit(t, body)?, is_key(t)))
+        Ok((starts_access_unit(t, body)?, is_key(t), is_parameter_set(t)))
     })
 }
 
@@ -102,6 +103,28 @@ fn starts_access_unit(t: u8, body: &[u8]) -> Result<bool, PayloadError> {
 
 fn is_key(t: u8) -> bool {
     IRAP.contains(&t) || t == VPS || t == SPS
+}
+
+fn is_parameter_set(t: u8) -> bool {
+    matches!(t, VPS | SPS | PPS)
+}
+
+/// The NAL type of a VPS, SPS or PPS (0 for any other NAL unit), from its two-byte header.
+pub(crate) fn parameter_set_type(nal: &[u8]) -> u8 {
+    match nal_header(nal) {
+        Ok((t @ (VPS | SPS | PPS), _)) => t,
+        _ => 0,
+    }
+}
+
+/// The AP's own NAL header for the given NAL units (each at least two bytes): RFC 7798 §4.4.2
+/// asks for the lowest LayerId and the lowest TID among them.
+pub(crate) fn aggregation_header<'a>(nals: impl Iterator<Item = &'a [u8]>) -> [u8; 2] {
+    let (layer, tid) = nals.fold((0x3f, 7), |(layer, tid), nal| {
+        let nal_layer = (nal[0] & 1) << 5 | nal[1] >> 3;
+        (nal_layer.min(layer), (nal[1] & 7).min(tid))
+    });
+    [AP << 1 | layer >> 5, (layer & 0x1f) << 3 | tid]
 }
 
 #[cfg(test)]

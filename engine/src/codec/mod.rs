@@ -11,6 +11,7 @@ pub mod av1;
 pub mod h264;
 pub mod h265;
 pub mod opus;
+pub mod parameter_sets;
 pub mod vp8;
 pub mod vp9;
 
@@ -28,6 +29,8 @@ pub struct PayloadInfo {
     pub picture_id: Option<PictureIdField>,
     /// VP8/VP9 TL0PICIDX, if the payload descriptor carries one.
     pub tl0picidx: Option<Tl0PicIdxField>,
+    /// The packet carries an H.264/H.265 parameter set (VPS, SPS or PPS) as a whole NAL unit.
+    pub parameter_sets: bool,
 }
 
 impl PayloadInfo {
@@ -42,6 +45,7 @@ impl PayloadInfo {
         keyframe: true,
         picture_id: None,
         tl0picidx: None,
+        parameter_sets: false,
     };
 
     /// Number of payload bytes, from the start of the payload, that hold every rewritten field.
@@ -103,17 +107,37 @@ pub enum PayloadError {
 pub const MAX_REWRITE_LEN: usize = 8;
 
 /// Walk NAL units aggregated behind 16-bit sizes (H.264 STAP-A, H.265 AP), which must tile `rest`
-/// exactly. `unit` says of one NAL unit whether it can start an access unit and whether it is
-/// key; the packet starts a frame if its first unit does, and is key if any unit is.
+/// exactly. `unit` says of one NAL unit whether it can start an access unit, whether it is key
+/// and whether it is a parameter set; the packet starts a frame if its first unit does, and is
+/// key (or carries parameter sets) if any unit is (does).
 pub(crate) fn aggregated_units(
-    mut rest: &[u8],
-    mut unit: impl FnMut(&[u8]) -> Result<(bool, bool), PayloadError>,
+    rest: &[u8],
+    mut unit: impl FnMut(&[u8]) -> Result<(bool, bool, bool), PayloadError>,
 ) -> Result<PayloadInfo, PayloadError> {
+    let mut info = PayloadInfo::default();
+    let mut first = true;
+    for_each_aggregated(rest, |nal| {
+        let (starts, key, parameter_set) = unit(nal)?;
+        if first {
+            info.frame_start = starts;
+            first = false;
+        }
+        info.keyframe |= key;
+        info.parameter_sets |= parameter_set;
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// Call `unit` on each NAL unit of an aggregation payload (after its own header), checking that
+/// the 16-bit sizes tile `rest` exactly.
+pub(crate) fn for_each_aggregated(
+    mut rest: &[u8],
+    mut unit: impl FnMut(&[u8]) -> Result<(), PayloadError>,
+) -> Result<(), PayloadError> {
     if rest.is_empty() {
         return Err(PayloadError::Truncated);
     }
-    let mut info = PayloadInfo::default();
-    let mut first = true;
     while !rest.is_empty() {
         let [hi, lo, tail @ ..] = rest else {
             return Err(PayloadError::Truncated);
@@ -123,15 +147,10 @@ pub(crate) fn aggregated_units(
             return Err(PayloadError::Truncated);
         }
         let (nal, after) = tail.split_at(size);
-        let (starts, key) = unit(nal)?;
-        if first {
-            info.frame_start = starts;
-            first = false;
-        }
-        info.keyframe |= key;
+        unit(nal)?;
         rest = after;
     }
-    Ok(info)
+    Ok(())
 }
 
 /// Inspect one RTP payload of the given codec.

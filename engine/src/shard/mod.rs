@@ -331,14 +331,20 @@ impl Shard {
         }
     }
 
-    /// The I/O layer could not send `transmit`: move it from forwarded to dropped. Call before
-    /// the next control operation.
+    /// The I/O layer could not send `transmit`: move it from forwarded to dropped (a prelude is
+    /// only uncounted: it was not the source's packet). Call before the next control operation.
     pub fn record_send_failure(&mut self, transmit: &Transmit, bytes: usize, reason: DropReason) {
         let Some(slot) = self.table.slot_of(transmit.track) else {
             return;
         };
         let g = self.table.group_at(slot);
         let t = &mut self.table.tracks[slot];
+        if transmit.prelude {
+            t.counters.preludes = t.counters.preludes.saturating_sub(1);
+            let c = &mut self.table.groups[g].counters;
+            c.preludes = c.preludes.saturating_sub(1);
+            return;
+        }
         t.counters.packets = t.counters.packets.saturating_sub(1);
         t.counters.bytes = t.counters.bytes.saturating_sub(bytes as u64);
         t.counters.drops.add(reason, 1);
@@ -463,6 +469,9 @@ impl<'s> FanOut<'s> {
     /// Append this packet's transmits to `batch` until it is full or the fan-out is complete.
     /// Returns how many were appended: 0 only when the fan-out is complete.
     pub fn fill(&mut self, batch: &mut TransmitBatch) -> usize {
+        if self.pkt.prelude.is_some() {
+            return self.fill_with_prelude(batch);
+        }
         let before = batch.len();
         let (pkt, shared, now) = (self.pkt, self.shared, self.now);
         let source = Some(pkt.source);
@@ -485,6 +494,7 @@ impl<'s> FanOut<'s> {
                 Ok(()) => {
                     slot.dest = track.dest;
                     slot.track = track.id;
+                    // `slot.prelude` is already false: see `TransmitBatch::clear`.
                     batch.commit();
                     track.counters.packets += 1;
                     track.counters.bytes += bytes;
@@ -501,6 +511,52 @@ impl<'s> FanOut<'s> {
         counters.forwarded += forwarded;
         counters.forwarded_bytes += forwarded * bytes;
         counters.drops.merge(&drops);
+        batch.len() - before
+    }
+
+    /// `fill` for a packet with a prelude (a keyframe sent without its parameter sets): a track
+    /// that starts at it sends the prelude first, so it needs two slots. Kept apart so the
+    /// common loop stays as it is; this one runs once per such keyframe.
+    #[cold]
+    fn fill_with_prelude(&mut self, batch: &mut TransmitBatch) -> usize {
+        let before = batch.len();
+        let (pkt, shared, now) = (self.pkt, self.shared, self.now);
+        let bytes = pkt.header.len as u64;
+        let tracks = &mut self.shard.table.tracks[..self.end as usize];
+        let counters = &mut self.shard.table.groups[self.group].counters;
+        while (self.pos as usize) < tracks.len() && !batch.is_full() {
+            let track = &mut tracks[self.pos as usize];
+            if track.source != Some(pkt.source) {
+                self.pos += 1;
+                continue;
+            }
+            let starts = !track.splicer.follows(pkt);
+            if starts && batch.room() < 2 {
+                break;
+            }
+            self.pos += 1;
+            let mut head = batch.next_slot().head;
+            if let Err(reason) = track.splicer.splice_shared(pkt, &shared, now, &mut head) {
+                track.counters.drops.add(reason, 1);
+                counters.drops.add(reason, 1);
+                continue;
+            }
+            if starts {
+                let slot = batch.next_slot();
+                track.splicer.prelude_head(pkt, &mut slot.head);
+                (slot.dest, slot.track) = (track.dest, track.id);
+                batch.commit_prelude();
+                track.counters.preludes += 1;
+                counters.preludes += 1;
+            }
+            let slot = batch.next_slot();
+            (slot.head, slot.dest, slot.track) = (head, track.dest, track.id);
+            batch.commit();
+            track.counters.packets += 1;
+            track.counters.bytes += bytes;
+            counters.forwarded += 1;
+            counters.forwarded_bytes += bytes;
+        }
         batch.len() - before
     }
 

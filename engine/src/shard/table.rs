@@ -20,6 +20,9 @@ pub struct TrackCounters {
     pub packets: u64,
     pub bytes: u64,
     pub drops: DropCounts,
+    /// Preludes sent (cached parameter sets before a keyframe that lacked them). Not counted in
+    /// `packets`: they are not the source's packets.
+    pub preludes: u64,
 }
 
 /// Per-source counters kept by a shard, over the tracks it hosts.
@@ -33,6 +36,8 @@ pub struct SourceCounters {
     pub forwarded: u64,
     pub forwarded_bytes: u64,
     pub drops: DropCounts,
+    /// Preludes sent to tracks that started at a keyframe lacking its parameter sets.
+    pub preludes: u64,
 }
 
 /// One tx track: hot fields first.

@@ -332,7 +332,7 @@ fn send_failures_move_a_copy_from_forwarded_to_dropped() {
     let mut batch = TransmitBatch::with_capacity(8);
     let mut fan = shard.fan_out(&pkt, &buf, Nanos::ZERO);
     assert_eq!(fan.fill(&mut batch), 2);
-    assert_eq!(fan.fill(&mut TransmitBatch::with_capacity(1)), 0);
+    assert_eq!(fan.fill(&mut TransmitBatch::with_capacity(2)), 0);
     let failed = batch.as_slice()[1];
     shard.record_send_failure(&failed, buf.len(), DropReason::SendBufferFull);
     let t = shard.track(failed.track).unwrap().counters;
@@ -342,4 +342,171 @@ fn send_failures_move_a_copy_from_forwarded_to_dropped() {
     );
     let s = shard.source_counters(a).unwrap();
     assert_eq!((s.forwarded, s.drops.total(), s.track_packets), (1, 1, 2));
+}
+
+/// A minimal H.264 sender: single-NAL packets, one frame per marker.
+struct H264Sender {
+    ingress: SourceIngress,
+    ssrc: Ssrc,
+    seq: u16,
+    ts: u32,
+}
+
+impl H264Sender {
+    const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x0b, 0xda];
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c];
+    const IDR: &[u8] = &[0x65, 0x88, 0x84];
+    const P: &[u8] = &[0x41, 0x9a, 0x20];
+
+    fn new(source: SourceId, ssrc: u32, seq: u16) -> H264Sender {
+        H264Sender {
+            ingress: SourceIngress::new(source, Codec::H264, 90_000),
+            ssrc: Ssrc(ssrc),
+            seq,
+            ts: 0,
+        }
+    }
+
+    /// The next packet, its prelude attached when ingress has one for it.
+    fn packet(&mut self, nal: &[u8], now: Nanos) -> (RxPacket, Vec<u8>) {
+        let marker = nal[0] & 0x1f != 7 && nal[0] & 0x1f != 8;
+        let mut buf = Vec::new();
+        let (seq, ts) = (SeqNo(self.seq), RtpTime(self.ts));
+        crate::synth::write_rtp(&mut buf, self.ssrc, 102, seq, ts, marker, nal);
+        self.seq = self.seq.wrapping_add(1);
+        if marker {
+            self.ts = self.ts.wrapping_add(3000);
+        }
+        let mut pkt = self.ingress.accept(&buf, now).unwrap();
+        if let Some(prelude) = self.ingress.prelude_for(&pkt) {
+            pkt.attach_prelude(&mut buf, prelude);
+        }
+        (pkt, buf)
+    }
+}
+
+/// Fan `nal` out from `sender` with a batch of `capacity`; returns each transmit's track,
+/// whether it was a prelude, and the bytes sent, batch by batch.
+fn h264_fan_out(
+    shard: &mut Shard,
+    sender: &mut H264Sender,
+    nal: &[u8],
+    now: Nanos,
+    capacity: usize,
+) -> Vec<Vec<(TrackId, bool, Vec<u8>)>> {
+    let (pkt, buf) = sender.packet(nal, now);
+    let mut batch = TransmitBatch::with_capacity(capacity);
+    let mut fan = shard.fan_out(&pkt, &buf, now);
+    let mut batches = Vec::new();
+    while fan.fill(&mut batch) > 0 {
+        batches.push(
+            batch
+                .as_slice()
+                .iter()
+                .map(|t| (t.track, t.prelude, t.to_vec(&pkt, &buf)))
+                .collect(),
+        );
+        batch.clear();
+    }
+    batches
+}
+
+#[test]
+fn tracks_starting_at_a_keyframe_without_parameter_sets_get_a_prelude_first() {
+    use crate::rtp::RtpHeader;
+    let (a, b) = (SourceId(1), SourceId(2));
+    let mut shard = Shard::default();
+    shard.add_source(a, Codec::H264).unwrap();
+    shard.add_source(b, Codec::H264).unwrap();
+    shard.add_track(config(1), a).unwrap();
+    shard.add_track(config(2), b).unwrap();
+    let (mut sa, mut sb) = (H264Sender::new(a, 10, 100), H264Sender::new(b, 20, 9000));
+    let mut sent: HashMap<TrackId, Vec<Vec<u8>>> = HashMap::new();
+    let mut run = |shard: &mut Shard, sender: &mut H264Sender, nal: &[u8], ms: u64| {
+        let batches = h264_fan_out(shard, sender, nal, Nanos::from_millis(ms), 2);
+        for (track, _, bytes) in batches.iter().flatten() {
+            sent.entry(*track).or_default().push(bytes.clone());
+        }
+        batches
+    };
+    // Both sources send their sets once, then pictures; both tracks start on the sets.
+    for (ms, nal) in [
+        H264Sender::SPS,
+        H264Sender::PPS,
+        H264Sender::IDR,
+        H264Sender::P,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        run(&mut shard, &mut sa, nal, ms as u64);
+        run(&mut shard, &mut sb, nal, ms as u64);
+    }
+    assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
+    shard.add_track(config(3), b).unwrap();
+
+    // B's next keyframe has no sets: the switching track 1 and the new track 3 get B's cached
+    // sets first; track 2, live on B, does not. Batches of two never split a prelude from its
+    // keyframe.
+    let batches = run(&mut shard, &mut sb, H264Sender::IDR, 10);
+    let shape: Vec<Vec<(TrackId, bool)>> = batches
+        .iter()
+        .map(|b| b.iter().map(|(t, p, _)| (*t, *p)).collect())
+        .collect();
+    let starts = |t| vec![(TrackId(t), true), (TrackId(t), false)];
+    assert!(
+        shape.contains(&starts(1)) && shape.contains(&starts(3)),
+        "{shape:?}"
+    );
+    assert!(shape.concat().contains(&(TrackId(2), false)));
+    assert_eq!(shape.concat().len(), 5);
+    run(&mut shard, &mut sb, H264Sender::P, 11);
+
+    for (track, preludes) in [(1, 1), (2, 0), (3, 1)] {
+        let out: Vec<RtpHeader> = sent[&TrackId(track)]
+            .iter()
+            .map(|p| RtpHeader::parse(p).unwrap())
+            .collect();
+        for pair in out.windows(2) {
+            assert_eq!(
+                pair[1].seq.0,
+                pair[0].seq.0.wrapping_add(1),
+                "track {track}: every output number used once, none skipped"
+            );
+        }
+        assert_eq!(
+            shard.track(TrackId(track)).unwrap().counters.preludes,
+            preludes
+        );
+    }
+    let one = &sent[&TrackId(1)];
+    let (prelude, idr) = (&one[one.len() - 3], &one[one.len() - 2]);
+    let stap_a = [&[0x78, 0, 5][..], H264Sender::SPS, &[0, 3], H264Sender::PPS].concat();
+    assert_eq!(prelude[12..], stap_a[..], "B's sets, as one STAP-A");
+    assert_eq!(prelude[4..8], idr[4..8], "the keyframe's timestamp");
+    assert_eq!(prelude[1], 96, "the track's payload type, no marker");
+    assert_eq!(idr[12..], *H264Sender::IDR);
+    assert_eq!(shard.source_counters(b).unwrap().preludes, 2);
+}
+
+#[test]
+fn a_prelude_that_fails_to_send_is_uncounted_not_dropped() {
+    let b = SourceId(2);
+    let mut shard = Shard::default();
+    shard.add_source(b, Codec::H264).unwrap();
+    let mut sb = H264Sender::new(b, 20, 0);
+    for nal in [H264Sender::SPS, H264Sender::PPS, H264Sender::IDR] {
+        h264_fan_out(&mut shard, &mut sb, nal, Nanos::ZERO, 4);
+    }
+    shard.add_track(config(1), b).unwrap();
+    let (pkt, buf) = sb.packet(H264Sender::IDR, Nanos::ZERO);
+    let mut batch = TransmitBatch::with_capacity(4);
+    assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 2);
+    let prelude = batch.as_slice()[0];
+    assert!(prelude.prelude);
+    shard.record_send_failure(&prelude, 15, DropReason::SendBufferFull);
+    let t = shard.track(TrackId(1)).unwrap().counters;
+    assert_eq!((t.packets, t.preludes, t.drops.total()), (1, 0, 0));
+    let s = shard.source_counters(b).unwrap();
+    assert_eq!((s.forwarded, s.preludes, s.track_packets), (1, 0, 1));
 }

@@ -53,6 +53,7 @@ fn packet(i: In, payload: PayloadInfo, body: &[u8]) -> (RxPacket, Vec<u8>) {
         header,
         payload,
         received_at: Nanos::from_millis(i.at_ms),
+        prelude: None,
     };
     (pkt, buf)
 }
@@ -258,6 +259,7 @@ fn vp8_info(key: bool, picture_id: u16, wide: bool, tl0: u8) -> PayloadInfo {
             offset: if wide { 4 } else { 3 },
             value: tl0,
         }),
+        parameter_sets: false,
     }
 }
 

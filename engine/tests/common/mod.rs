@@ -3,6 +3,8 @@
 //! what every track must have sent, then compares it with what the track did send.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use corecast_engine::rtp::RtpHeader;
