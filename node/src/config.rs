@@ -119,7 +119,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CORECAST_NO_PIN")]
     pub no_pin: bool,
     /// Packets per send batch (one sendmmsg).
-    #[arg(long, env = "CORECAST_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "CORECAST_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=1024))]
     pub batch: u32,
     /// Packets each shard's receive queue holds; when full, packets are dropped and counted.
     #[arg(long, env = "CORECAST_QUEUE_DEPTH", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=1_048_576))]

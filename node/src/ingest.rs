@@ -346,7 +346,8 @@ impl Ingest {
                 if mask == 0 {
                     continue;
                 }
-                let Some(slot) = self.pool.store(bytes, pkt) else {
+                let prelude = source.ingress.prelude_for(&pkt);
+                let Some(slot) = self.pool.store(bytes, pkt, prelude) else {
                     source
                         .drops
                         .add(DropReason::QueueFull, mask.count_ones() as u64);

@@ -8,15 +8,20 @@
 
 use std::sync::Arc;
 
+use corecast_engine::codec::parameter_sets::MAX_PRELUDE_LEN;
+use corecast_engine::source::Prelude;
 use corecast_engine::RxPacket;
 
 /// Largest datagram a slot holds; longer ones are dropped as malformed (RTP over UDP on an
 /// Ethernet path is at most ~1500 bytes).
 pub const MAX_PACKET: usize = 2048;
 
-/// One received packet: its bytes and the engine's metadata.
+/// A slot holds a packet and, after it, its prelude (cached parameter sets), if any.
+const SLOT_BYTES: usize = MAX_PACKET + MAX_PRELUDE_LEN;
+
+/// One received packet: its bytes (then its prelude's) and the engine's metadata.
 pub struct Slot {
-    data: Box<[u8; MAX_PACKET]>,
+    data: Box<[u8; SLOT_BYTES]>,
     len: usize,
     pkt: Option<RxPacket>,
 }
@@ -42,7 +47,7 @@ impl Pool {
         let slots = (0..count.max(1))
             .map(|_| {
                 Arc::new(Slot {
-                    data: Box::new([0; MAX_PACKET]),
+                    data: Box::new([0; SLOT_BYTES]),
                     len: 0,
                     pkt: None,
                 })
@@ -51,9 +56,15 @@ impl Pool {
         Pool { slots, cursor: 0 }
     }
 
-    /// Copy `bytes` and `pkt` into the next free slot and hand out a reference to it; `None` when
-    /// every slot is still held by a shard (the shards are behind: the caller drops the packet).
-    pub fn store(&mut self, bytes: &[u8], pkt: RxPacket) -> Option<&Arc<Slot>> {
+    /// Copy `bytes` and `pkt`, and `prelude` after the bytes, into the next free slot and hand
+    /// out a reference to it; `None` when every slot is still held by a shard (the shards are
+    /// behind: the caller drops the packet).
+    pub fn store(
+        &mut self,
+        bytes: &[u8],
+        mut pkt: RxPacket,
+        prelude: Option<&[u8]>,
+    ) -> Option<&Arc<Slot>> {
         debug_assert!(bytes.len() <= MAX_PACKET);
         let n = self.slots.len();
         for step in 0..n {
@@ -61,6 +72,16 @@ impl Pool {
             if let Some(slot) = Arc::get_mut(&mut self.slots[i]) {
                 slot.data[..bytes.len()].copy_from_slice(bytes);
                 slot.len = bytes.len();
+                pkt.prelude = prelude.map(|p| {
+                    debug_assert!(p.len() <= MAX_PRELUDE_LEN);
+                    slot.data[slot.len..slot.len + p.len()].copy_from_slice(p);
+                    let at = Prelude {
+                        start: slot.len as u16,
+                        len: p.len() as u16,
+                    };
+                    slot.len += p.len();
+                    at
+                });
                 slot.pkt = Some(pkt);
                 self.cursor = (i + 1) % n;
                 return Some(&self.slots[i]);
@@ -93,13 +114,23 @@ mod tests {
     fn slots_are_reused_only_when_no_shard_holds_them() {
         let (buf, pkt) = packet();
         let mut pool = Pool::new(2);
-        let a = pool.store(&buf, pkt).unwrap().clone();
-        let b = pool.store(&buf, pkt).unwrap().clone();
-        assert!(pool.store(&buf, pkt).is_none(), "both held");
+        let a = pool.store(&buf, pkt, None).unwrap().clone();
+        let b = pool.store(&buf, pkt, None).unwrap().clone();
+        assert!(pool.store(&buf, pkt, None).is_none(), "both held");
         drop(a);
-        let c = pool.store(&buf, pkt).unwrap();
+        let c = pool.store(&buf, pkt, None).unwrap();
         assert_eq!(c.bytes(), &buf[..]);
         assert!(c.packet().is_some());
         drop(b);
+    }
+
+    #[test]
+    fn a_prelude_is_stored_after_the_packet() {
+        let (buf, pkt) = packet();
+        let mut pool = Pool::new(1);
+        let slot = pool.store(&buf, pkt, Some(&[0x78, 0, 1, 0x67])).unwrap();
+        let at = slot.packet().unwrap().prelude.unwrap();
+        assert_eq!(&slot.bytes()[..buf.len()], &buf[..]);
+        assert_eq!(slot.bytes()[at.range()], [0x78, 0, 1, 0x67]);
     }
 }

@@ -278,7 +278,8 @@ impl ShardWorker {
                 s.batch.clear();
             }
             for (t, reason) in s.refused.drain(..) {
-                s.engine.record_send_failure(&t, buf.len(), reason);
+                s.engine
+                    .record_send_failure(&t, pkt.header.len as usize, reason);
             }
             if !s.engine.switched().is_empty() {
                 for &id in s.engine.switched() {

@@ -56,6 +56,7 @@ impl ControlState {
             if let Some((_, c)) = snap.sources.iter().find(|(sid, _)| sid.0 == id) {
                 counters.packets_forwarded += c.forwarded;
                 counters.bytes_forwarded += c.forwarded_bytes;
+                counters.parameter_sets_sent += c.preludes;
                 drops.merge(&c.drops);
             }
         }

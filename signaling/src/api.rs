@@ -64,6 +64,10 @@ pub struct SourceCounters {
     pub keyframes: u64,
     pub restarts: u64,
     pub keyframe_requests: u64,
+    /// H.264/H.265: packets of cached parameter sets sent to subscribers that started at a
+    /// keyframe the sender sent without them.
+    #[serde(default)]
+    pub parameter_sets_sent: u64,
     /// Drops by reason name (`DropReason::name`), non-zero entries only.
     pub drops: std::collections::BTreeMap<String, u64>,
     /// Rates over the last stats interval.

@@ -239,19 +239,28 @@ pub fn render_metrics(
             .map(|(k, a, _)| (label("shard", k), a.busy_ratio))
             .collect(),
     );
-    let mut by_source: std::collections::BTreeMap<u32, u64> = Default::default();
-    for (_, _, l) in &snaps {
-        for (id, c) in &l.sources {
-            *by_source.entry(id.0).or_default() += c.forwarded;
+    let sum_by_source = |f: &dyn Fn(&corecast_engine::SourceCounters) -> u64| {
+        let mut by_source: std::collections::BTreeMap<u32, u64> = Default::default();
+        for (_, _, l) in &snaps {
+            for (id, c) in &l.sources {
+                *by_source.entry(id.0).or_default() += f(c);
+            }
         }
-    }
-    s.counter(
-        "corecast_source_packets_forwarded",
-        "Copies of each source's packets sent to subscribers.",
         by_source
             .into_iter()
             .map(|(id, n)| (label("source", id), n))
-            .collect(),
+            .collect()
+    };
+    s.counter(
+        "corecast_source_packets_forwarded",
+        "Copies of each source's packets sent to subscribers.",
+        sum_by_source(&|c| c.forwarded),
+    );
+    s.counter(
+        "corecast_source_parameter_sets_sent",
+        "Cached H.264/H.265 parameter sets sent to subscribers that started at a keyframe \
+         sent without them.",
+        sum_by_source(&|c| c.preludes),
     );
     s.counter(
         "corecast_packets_dropped",
