@@ -46,27 +46,45 @@ struct Media {
     /// `encoding/clock[/channels]` for the SDP.
     rtpmap: &'static str,
     audio: bool,
+    /// H.264/H.265: the encoder sends its parameter sets once, before its first keyframe, and
+    /// the two sources differ in picture size, so each needs its own SPS at every switch.
+    sets_once: bool,
 }
 
 const VP8: Media = Media {
     codec: Codec::Vp8,
     rtpmap: "VP8/90000",
     audio: false,
+    sets_once: false,
 };
 const VP9: Media = Media {
     codec: Codec::Vp9,
     rtpmap: "VP9/90000",
     audio: false,
+    sets_once: false,
 };
 const H264: Media = Media {
     codec: Codec::H264,
     rtpmap: "H264/90000",
     audio: false,
+    sets_once: false,
+};
+const H264_SETS_ONCE: Media = Media {
+    sets_once: true,
+    ..H264
+};
+/// x265 writes VPS/SPS/PPS once, before its first keyframe, unless asked to repeat them.
+const H265_SETS_ONCE: Media = Media {
+    codec: Codec::H265,
+    rtpmap: "H265/90000",
+    audio: false,
+    sets_once: true,
 };
 const OPUS: Media = Media {
     codec: Codec::Opus,
     rtpmap: "opus/48000/2",
     audio: true,
+    sets_once: false,
 };
 
 /// A child process that is killed when dropped, so a failing test leaves no encoder running.
@@ -96,16 +114,25 @@ fn sender(media: &Media, port: u16, variant: u32) -> Reaped {
         codec => {
             let pattern = ["ball", "smpte"][variant as usize % 2];
             let enc = match codec {
+                // SPS/PPS in the stream once, at the start (as many hardware encoders do): x264
+                // writes them only into the caps, and rtph264pay sends them in-band once per hour.
+                Codec::H264 if media.sets_once => format!("x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max={gop} option-string=repeat-headers=0 ! video/x-h264,stream-format=avc ! rtph264pay config-interval=3600"),
                 Codec::Vp8 => format!("vp8enc keyframe-max-dist={gop} deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit"),
                 Codec::Vp9 => format!("vp9enc keyframe-max-dist={gop} deadline=1 cpu-used=8 lag-in-frames=0 ! rtpvp9pay picture-id-mode=15-bit"),
                 // One slice per picture: with x264's sliced threads, rtph264pay repeats SPS/PPS
                 // before each slice of a keyframe, and ffmpeg then conceals half of every
                 // keyframe even when fed straight from GStreamer, without corecast.
                 Codec::H264 => format!("x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max={gop} ! rtph264pay config-interval=-1"),
+                Codec::H265 => format!("x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! rtph265pay"),
                 other => panic!("no encoder for {other}"),
             };
+            let (width, height) = if media.sets_once && variant % 2 == 1 {
+                (352, 288)
+            } else {
+                (320, 240)
+            };
             format!(
-                "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=320,height=240,framerate=30/1 ! {enc}"
+                "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate=30/1 ! {enc}"
             )
         }
     };
@@ -321,6 +348,16 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
     );
     let view = client.subscriber(sub.id).unwrap();
     assert_eq!(view.counters.switches, switches as u64);
+    if media.sets_once {
+        let sets: u64 = [a.id, b.id]
+            .map(|s| client.source(s).unwrap().counters.parameter_sets_sent)
+            .iter()
+            .sum();
+        assert_eq!(
+            sets, switches as u64,
+            "cached parameter sets sent at each switch"
+        );
+    }
     if media.audio {
         // Audio: decoded time keeps up with the time played across every switch.
         assert!(
@@ -351,6 +388,18 @@ fn vp9_switches_decode_cleanly() {
 #[test]
 fn h264_switches_decode_cleanly() {
     switch_between_live_encoders(H264, 4);
+}
+
+/// Keyframes without SPS/PPS: at each switch the node sends the new source's cached ones first.
+#[test]
+fn h264_switches_without_in_band_parameter_sets_decode_cleanly() {
+    switch_between_live_encoders(H264_SETS_ONCE, 4);
+}
+
+/// VPS/SPS/PPS only at the start, as with H.264 above.
+#[test]
+fn h265_switches_without_in_band_parameter_sets_decode_cleanly() {
+    switch_between_live_encoders(H265_SETS_ONCE, 4);
 }
 
 #[test]
