@@ -127,6 +127,9 @@ pub struct SourceIngress {
     counters: IngressCounters,
     /// H.264/H.265: the current stream's newest parameter sets.
     parameter_sets: Option<ParameterSets>,
+    /// Parameter sets given with the source (from the sender's SDP), used while none have come
+    /// in-band in the current stream.
+    configured_sets: Option<ParameterSets>,
 }
 
 impl SourceIngress {
@@ -140,7 +143,14 @@ impl SourceIngress {
             next_epoch: 0,
             counters: IngressCounters::default(),
             parameter_sets: ParameterSets::new(codec),
+            configured_sets: None,
         }
+    }
+
+    /// Parameter sets to send before keyframes that lack them until the stream sends its own
+    /// (see [`ParameterSets::configured`]). Kept across sender restarts.
+    pub fn set_configured_parameter_sets(&mut self, sets: ParameterSets) {
+        self.configured_sets = Some(sets);
     }
 
     pub fn id(&self) -> SourceId {
@@ -166,12 +176,16 @@ impl SourceIngress {
 
     /// The prelude payload to send before `pkt` to a track that starts at it: the cached
     /// parameter sets, when `pkt` is an H.264/H.265 switch point that carries none and the
-    /// stream has sent them before. See [`crate::codec::parameter_sets`].
+    /// stream has sent them before (or they were configured). See
+    /// [`crate::codec::parameter_sets`].
     pub fn prelude_for(&self, pkt: &RxPacket) -> Option<&[u8]> {
         if !pkt.is_switch_point() || pkt.payload.parameter_sets {
             return None;
         }
-        self.parameter_sets.as_ref()?.prelude()
+        self.parameter_sets
+            .as_ref()
+            .and_then(ParameterSets::prelude)
+            .or_else(|| self.configured_sets.as_ref()?.prelude())
     }
 
     /// Classify one packet. On `Err` the packet is dropped and already counted under the reason.

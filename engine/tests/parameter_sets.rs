@@ -225,6 +225,46 @@ fn h265_keyframe_without_vps_sps_pps_gets_the_cached_ones_first() {
     check(Codec::H265, "h265.rtp", 3);
 }
 
+/// Sets from the sender's SDP fill in until the stream sends its own, and after a restart.
+#[test]
+fn configured_sets_are_used_while_none_came_in_band() {
+    use corecast_engine::codec::parameter_sets::ParameterSets;
+    let records = rtp_records("h264-sets-once.rtp");
+    let start = records.iter().position(|r| r[1] & 0x80 != 0).unwrap() + 1;
+    let (sdp_sps, sdp_pps) = ([0x67, 0x42, 0xc0, 0x0d], [0x68, 0xce, 0x3c]);
+    let configured = ParameterSets::configured(Codec::H264, &[&sdp_sps, &sdp_pps]).unwrap();
+    let sdp_prelude = configured.prelude().unwrap().to_vec();
+    let mut ingress = SourceIngress::new(SourceId(1), Codec::H264, 90_000);
+    ingress.set_configured_parameter_sets(configured);
+    let mut preludes = Vec::new();
+    // Join after the in-band sets, then the whole stream from a restarted sender.
+    for (i, record) in records[start..].iter().chain(&records).enumerate() {
+        let mut record = record.clone();
+        if i >= records.len() - start {
+            record[8..12].copy_from_slice(&0x5eed_u32.to_be_bytes());
+        }
+        let pkt = ingress.accept(&record, Nanos::ZERO).unwrap();
+        if pkt.is_switch_point() {
+            preludes.push(ingress.prelude_for(&pkt).map(<[u8]>::to_vec));
+        }
+    }
+    let in_band = preludes[3]
+        .clone()
+        .expect("the stream's own sets once seen");
+    assert_ne!(in_band, sdp_prelude);
+    assert_eq!(
+        preludes,
+        [
+            Some(sdp_prelude.clone()),
+            Some(sdp_prelude),
+            None,
+            Some(in_band.clone()),
+            Some(in_band)
+        ],
+        "SDP sets, SDP sets, restart carrying its sets, the stream's own twice"
+    );
+}
+
 #[test]
 fn a_restarted_stream_starts_with_an_empty_cache() {
     let records = rtp_records("h264-sets-once.rtp");

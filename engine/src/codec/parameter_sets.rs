@@ -13,6 +13,10 @@
 //! One of each kind is kept, the newest: live encoders use one SPS and one PPS id. Parameter sets
 //! fragmented over FU packets are not collected; they are tens of bytes, and no packetizer we know
 //! fragments them.
+//!
+//! A sender that never sends them in-band has them in its SDP (`sprop-parameter-sets`, or H.265's
+//! `sprop-vps`/`sprop-sps`/`sprop-pps`); [`ParameterSets::configured`] takes those, for use
+//! while nothing has come in-band.
 
 use super::{for_each_aggregated, h264, h265};
 use crate::types::Codec;
@@ -27,6 +31,41 @@ pub const MAX_PRELUDE_LEN: usize = 2 + 3 * (2 + MAX_PARAMETER_SET_LEN);
 const H264_STAP_A: u8 = 24;
 const H264_NRI: u8 = 0x60;
 const H265_AP: u8 = 48;
+
+/// Why configured parameter sets were refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParameterSetError {
+    /// The codec has no parameter sets.
+    NotApplicable(Codec),
+    /// Unit `index` (from 0) is not a VPS, SPS or PPS of the codec.
+    NotAParameterSet {
+        index: usize,
+    },
+    TooLong {
+        index: usize,
+        len: usize,
+    },
+    /// A kind the codec needs is missing.
+    Missing(&'static str),
+}
+
+impl std::fmt::Display for ParameterSetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotApplicable(codec) => write!(f, "{codec} has no parameter sets"),
+            Self::NotAParameterSet { index } => {
+                write!(f, "unit {index} is not a parameter set of the codec")
+            }
+            Self::TooLong { index, len } => write!(
+                f,
+                "unit {index} is {len} bytes, more than {MAX_PARAMETER_SET_LEN}"
+            ),
+            Self::Missing(kind) => write!(f, "no {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for ParameterSetError {}
 
 /// The newest parameter sets of one H.264 or H.265 stream.
 #[derive(Clone, Debug)]
@@ -48,6 +87,34 @@ impl ParameterSets {
             nals: std::array::from_fn(|_| Vec::with_capacity(MAX_PARAMETER_SET_LEN)),
             prelude: Vec::with_capacity(MAX_PRELUDE_LEN),
         })
+    }
+
+    /// Parameter sets given ahead of the stream (from the sender's SDP): each unit one NAL unit,
+    /// every kind the codec needs present; a later unit replaces an earlier one of its kind.
+    pub fn configured(codec: Codec, units: &[&[u8]]) -> Result<ParameterSets, ParameterSetError> {
+        let mut sets = ParameterSets::new(codec).ok_or(ParameterSetError::NotApplicable(codec))?;
+        for (index, unit) in units.iter().enumerate() {
+            if sets.kind(unit).is_none() {
+                return Err(ParameterSetError::NotAParameterSet { index });
+            }
+            if unit.len() > MAX_PARAMETER_SET_LEN {
+                return Err(ParameterSetError::TooLong {
+                    index,
+                    len: unit.len(),
+                });
+            }
+            sets.store(unit);
+        }
+        let names: &[&'static str] = if codec == Codec::H264 {
+            &["SPS", "PPS"]
+        } else {
+            &["VPS", "SPS", "PPS"]
+        };
+        if let Some(i) = sets.nals[..names.len()].iter().position(Vec::is_empty) {
+            return Err(ParameterSetError::Missing(names[i]));
+        }
+        sets.rebuild();
+        Ok(sets)
     }
 
     /// The prelude payload, once every kind has been seen.
@@ -230,6 +297,44 @@ mod tests {
         sets.clear();
         assert_eq!(sets.prelude(), None);
         assert!(ParameterSets::new(Codec::Vp8).is_none());
+    }
+
+    #[test]
+    fn configured_sets_are_checked_and_make_the_same_prelude() {
+        let sets = ParameterSets::configured(Codec::H264, &[&SPS, &PPS]).unwrap();
+        assert_eq!(sets.prelude().unwrap(), stap(&[&SPS, &PPS]));
+        let err = |codec, units: &[&[u8]]| ParameterSets::configured(codec, units).unwrap_err();
+        assert_eq!(err(Codec::H264, &[&SPS]), ParameterSetError::Missing("PPS"));
+        assert_eq!(
+            err(Codec::H264, &[&SPS, &IDR]),
+            ParameterSetError::NotAParameterSet { index: 1 }
+        );
+        assert_eq!(
+            err(Codec::H264, &[&[]]),
+            ParameterSetError::NotAParameterSet { index: 0 }
+        );
+        let mut long = vec![0x67; MAX_PARAMETER_SET_LEN + 1];
+        long[1] = 0x42;
+        assert_eq!(
+            err(Codec::H264, &[&long]),
+            ParameterSetError::TooLong {
+                index: 0,
+                len: MAX_PARAMETER_SET_LEN + 1
+            }
+        );
+        assert_eq!(
+            err(Codec::Opus, &[&SPS]),
+            ParameterSetError::NotApplicable(Codec::Opus)
+        );
+        // An H.264 SPS is not an H.265 parameter set.
+        assert_eq!(
+            err(Codec::H265, &[&SPS]),
+            ParameterSetError::NotAParameterSet { index: 0 }
+        );
+        assert_eq!(
+            err(Codec::H265, &[&[0x42, 0x01, 0x01], &[0x44, 0x01, 0xc1]]),
+            ParameterSetError::Missing("VPS")
+        );
     }
 
     #[test]
