@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::{Codec, RtpTime, SeqNo, SourceId, Ssrc, SwitchOutcome, TrackConfig, TrackId};
 use corecast_signaling::api::{CreateSource, CreateSubscriber, SwitchView};
 use corecast_signaling::ApiError;
@@ -48,6 +49,7 @@ pub(crate) struct SourceEntry {
     pub port: u16,
     pub latch: bool,
     pub feedback: Option<SocketAddr>,
+    pub parameter_sets: bool,
     pub mask: Arc<AtomicU64>,
     /// Per shard: tracks attached to or switching to this source.
     pub users: Vec<u32>,
@@ -257,6 +259,12 @@ impl ControlState {
                 ApiError::bad_request(format!("`feedback` `{text}` is not an ip:port address"))
             })?),
         };
+        let parameter_sets = req
+            .parameter_sets
+            .as_deref()
+            .map(|text| configured_parameter_sets(codec, text))
+            .transpose()?;
+        let has_parameter_sets = parameter_sets.is_some();
         let (socket, port) = self.bind_ingest(req.port)?;
         let id = self.next_source;
         self.next_source += 1;
@@ -275,6 +283,7 @@ impl ControlState {
             shards: mask.clone(),
             rtcp_ssrc,
             feedback,
+            parameter_sets,
         })))?;
         self.sources.insert(
             id,
@@ -285,6 +294,7 @@ impl ControlState {
                 port,
                 latch,
                 feedback,
+                parameter_sets: has_parameter_sets,
                 mask,
                 users: vec![0; self.shards.len()],
             },
@@ -635,4 +645,27 @@ pub fn output_payload_type(codec: Codec) -> u8 {
         Codec::Av1 => 106,
         Codec::Opus => 111,
     }
+}
+
+/// Parse `CreateSource::parameter_sets`: base64 NAL units separated by commas, checked to be a
+/// complete set for `codec`.
+fn configured_parameter_sets(codec: Codec, text: &str) -> Result<ParameterSets, ApiError> {
+    use base64::Engine;
+    let units = text
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .map(|(i, unit)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(unit)
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "`parameter_sets` unit {i} (`{unit}`) is not base64: {e}"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<Vec<u8>>, ApiError>>()?;
+    let refs: Vec<&[u8]> = units.iter().map(Vec::as_slice).collect();
+    ParameterSets::configured(codec, &refs)
+        .map_err(|e| ApiError::bad_request(format!("`parameter_sets`: {e}")))
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::rtcp::{self, PLI_LEN};
 use corecast_engine::{
     Codec, DropCounts, DropReason, IngressCounters, Nanos, SourceId, SourceIngress, Ssrc,
@@ -44,6 +45,8 @@ pub struct NewSource {
     pub rtcp_ssrc: Ssrc,
     /// Where keyframe requests go, if not to the latched sender.
     pub feedback: Option<SocketAddr>,
+    /// H.264/H.265 parameter sets given with the source (from the sender's SDP).
+    pub parameter_sets: Option<ParameterSets>,
 }
 
 pub enum IngestCommand {
@@ -246,13 +249,17 @@ impl Ingest {
             tracing::error!(source = %new.id, "cannot poll the ingest socket: {e}");
             return;
         }
+        let mut ingress = SourceIngress::new(new.id, new.codec, new.clock_rate);
+        if let Some(sets) = new.parameter_sets {
+            ingress.set_configured_parameter_sets(sets);
+        }
         self.tokens.insert(new.id, token);
         self.sources.insert(
             token,
             Source {
                 id: new.id,
                 socket,
-                ingress: SourceIngress::new(new.id, new.codec, new.clock_rate),
+                ingress,
                 latch: new.latch,
                 sender: None,
                 last_from_sender: Instant::now(),

@@ -73,6 +73,7 @@ impl ControlState {
             latch: s.latch,
             sender,
             feedback: s.feedback,
+            parameter_sets: s.parameter_sets,
             state: state.name().to_string(),
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,

@@ -33,6 +33,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         port: None,
         latch: None,
         feedback: None,
+        parameter_sets: None,
     }));
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
 
@@ -43,6 +44,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         port: Some(vp8.ingest.port),
         latch: None,
         feedback: None,
+        parameter_sets: None,
     }));
     assert_eq!(status, 409, "port in use: {message}");
     assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
@@ -54,9 +56,38 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         port: None,
         latch: None,
         feedback: None,
+        parameter_sets: None,
     }));
     assert_eq!(status, 400);
     assert!(message.contains("mpeg2"), "{message}");
+
+    // Parameter sets from an SDP: each mistake named, nothing created.
+    let with_sets = |codec: &str, sets: &str| CreateSource {
+        name: format!("sets-{codec}-{}", sets.len()),
+        codec: codec.into(),
+        clock_rate: None,
+        port: None,
+        latch: None,
+        feedback: None,
+        parameter_sets: Some(sets.into()),
+    };
+    let (sps, pps) = ("Z0LACw==", "aM48gA==");
+    for (codec, sets, says) in [
+        ("h264", "Z0LACw==,not base64!", "unit 1"),
+        ("h264", sps, "no PPS"),
+        ("h264", "ZYiE,aM48gA==", "unit 0 is not a parameter set"),
+        ("vp8", "Z0LACw==,aM48gA==", "vp8 has no parameter sets"),
+    ] {
+        let (status, code, message) = api_error(client.create_source(&with_sets(codec, sets)));
+        assert_eq!((status, code.as_str()), (400, "bad_request"), "{message}");
+        assert!(message.contains(says), "{sets}: {message}");
+    }
+    let view = client
+        .create_source(&with_sets("h264", &format!("{sps}, {pps}")))
+        .unwrap();
+    assert!(view.parameter_sets);
+    assert!(!h264.parameter_sets);
+    client.delete_source(view.id).unwrap();
 
     let sub = |source: u32, dest: &str| CreateSubscriber {
         source,
@@ -223,6 +254,7 @@ fn an_unlatched_source_takes_packets_from_any_sender() {
             port: None,
             latch: Some(false),
             feedback: None,
+            parameter_sets: None,
         })
         .unwrap();
     assert!(!src.latch);

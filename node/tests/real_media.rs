@@ -46,31 +46,46 @@ struct Media {
     /// `encoding/clock[/channels]` for the SDP.
     rtpmap: &'static str,
     audio: bool,
-    /// H.264/H.265: the encoder sends its parameter sets once, before its first keyframe, and
-    /// the two sources differ in picture size, so each needs its own SPS at every switch.
-    sets_once: bool,
+    sets: Sets,
+}
+
+/// How an H.264/H.265 sender conveys its parameter sets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sets {
+    /// In-band before every keyframe (and for VP8, VP9, Opus: there are none).
+    InBand,
+    /// In-band once, before the first keyframe, as many hardware encoders do. The two sources
+    /// differ in picture size, so each needs its own SPS at every switch.
+    Once,
+    /// Never in-band: only in the caps, which the test hands the node as an SDP's
+    /// sprop-parameter-sets. Sources differ in size as with `Once`.
+    SdpOnly,
 }
 
 const VP8: Media = Media {
     codec: Codec::Vp8,
     rtpmap: "VP8/90000",
     audio: false,
-    sets_once: false,
+    sets: Sets::InBand,
 };
 const VP9: Media = Media {
     codec: Codec::Vp9,
     rtpmap: "VP9/90000",
     audio: false,
-    sets_once: false,
+    sets: Sets::InBand,
 };
 const H264: Media = Media {
     codec: Codec::H264,
     rtpmap: "H264/90000",
     audio: false,
-    sets_once: false,
+    sets: Sets::InBand,
 };
 const H264_SETS_ONCE: Media = Media {
-    sets_once: true,
+    sets: Sets::Once,
+    ..H264
+};
+const H264_SETS_IN_SDP: Media = Media {
+    sets: Sets::SdpOnly,
     ..H264
 };
 /// x265 writes VPS/SPS/PPS once, before its first keyframe, unless asked to repeat them.
@@ -78,13 +93,13 @@ const H265_SETS_ONCE: Media = Media {
     codec: Codec::H265,
     rtpmap: "H265/90000",
     audio: false,
-    sets_once: true,
+    sets: Sets::Once,
 };
 const OPUS: Media = Media {
     codec: Codec::Opus,
     rtpmap: "opus/48000/2",
     audio: true,
-    sets_once: false,
+    sets: Sets::InBand,
 };
 
 /// A child process that is killed when dropped, so a failing test leaves no encoder running.
@@ -103,20 +118,23 @@ impl Drop for Reaped {
     }
 }
 
-/// A live encoder sending to `port`; `variant` makes the two sources look different.
-fn sender(media: &Media, port: u16, variant: u32) -> Reaped {
+/// The encoding part of a sender's pipeline, from a live or `buffers`-long source to RTP.
+fn encoder(media: &Media, variant: u32, buffers: Option<u32>) -> String {
     let gop = 30;
-    let pipeline = match media.codec {
+    let live = buffers.map_or("is-live=true".to_string(), |n| format!("num-buffers={n}"));
+    match media.codec {
         Codec::Opus => format!(
-            "audiotestsrc is-live=true freq={} ! audioconvert ! audioresample ! opusenc ! rtpopuspay",
+            "audiotestsrc {live} freq={} ! audioconvert ! audioresample ! opusenc ! rtpopuspay",
             300 + 200 * variant
         ),
         codec => {
             let pattern = ["ball", "smpte"][variant as usize % 2];
+            // x264 with repeat-headers=0 writes SPS/PPS only into the caps; rtph264pay then sends
+            // them in-band once per config-interval (once per hour: at the start only), or never.
+            let x264_caps_only = format!("x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max={gop} option-string=repeat-headers=0 ! video/x-h264,stream-format=avc");
             let enc = match codec {
-                // SPS/PPS in the stream once, at the start (as many hardware encoders do): x264
-                // writes them only into the caps, and rtph264pay sends them in-band once per hour.
-                Codec::H264 if media.sets_once => format!("x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max={gop} option-string=repeat-headers=0 ! video/x-h264,stream-format=avc ! rtph264pay config-interval=3600"),
+                Codec::H264 if media.sets == Sets::Once => format!("{x264_caps_only} ! rtph264pay config-interval=3600"),
+                Codec::H264 if media.sets == Sets::SdpOnly => format!("{x264_caps_only} ! rtph264pay config-interval=0"),
                 Codec::Vp8 => format!("vp8enc keyframe-max-dist={gop} deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit"),
                 Codec::Vp9 => format!("vp9enc keyframe-max-dist={gop} deadline=1 cpu-used=8 lag-in-frames=0 ! rtpvp9pay picture-id-mode=15-bit"),
                 // One slice per picture: with x264's sliced threads, rtph264pay repeats SPS/PPS
@@ -126,16 +144,41 @@ fn sender(media: &Media, port: u16, variant: u32) -> Reaped {
                 Codec::H265 => format!("x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! rtph265pay"),
                 other => panic!("no encoder for {other}"),
             };
-            let (width, height) = if media.sets_once && variant % 2 == 1 {
+            let (width, height) = if media.sets != Sets::InBand && variant % 2 == 1 {
                 (352, 288)
             } else {
                 (320, 240)
             };
             format!(
-                "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width={width},height={height},framerate=30/1 ! {enc}"
+                "videotestsrc {live} pattern={pattern} ! video/x-raw,width={width},height={height},framerate=30/1 ! {enc}"
             )
         }
-    };
+    }
+}
+
+/// The sprop-parameter-sets of `encoder(media, variant)`, read from the caps GStreamer
+/// negotiates for one frame: what the sender's SDP would carry.
+fn sprop_parameter_sets(media: &Media, variant: u32) -> String {
+    let pipeline = format!("{} ! fakesink", encoder(media, variant, Some(1)));
+    let out = Command::new("gst-launch-1.0")
+        .arg("-v")
+        .args(pipeline.split_whitespace())
+        .output()
+        .expect("gst-launch-1.0 runs");
+    let caps = String::from_utf8_lossy(&out.stdout);
+    let start = caps
+        .find("sprop-parameter-sets=(string)\"")
+        .unwrap_or_else(|| panic!("no sprop-parameter-sets in the caps:\n{caps}"))
+        + "sprop-parameter-sets=(string)\"".len();
+    let value = &caps[start..];
+    // gst-launch escapes `=` and `,` inside the string with backslashes.
+    let end = value.find('"').expect("the string ends");
+    value[..end].replace('\\', "")
+}
+
+/// A live encoder sending to `port`; `variant` makes the two sources look different.
+fn sender(media: &Media, port: u16, variant: u32) -> Reaped {
+    let pipeline = encoder(media, variant, None);
     let full = format!("{pipeline} ! udpsink host=127.0.0.1 port={port}");
     Reaped(
         Command::new("gst-launch-1.0")
@@ -311,8 +354,23 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_node, client) = start(&["--stats-interval", "100"]);
     let codec = media.codec.name();
-    let a = source(&client, "a", codec);
-    let b = source(&client, "b", codec);
+    let create = |name: &str, variant| {
+        if media.sets != Sets::SdpOnly {
+            return source(&client, name, codec);
+        }
+        client
+            .create_source(&corecast_signaling::api::CreateSource {
+                name: name.into(),
+                codec: codec.into(),
+                clock_rate: None,
+                port: None,
+                latch: None,
+                feedback: None,
+                parameter_sets: Some(sprop_parameter_sets(&media, variant)),
+            })
+            .unwrap()
+    };
+    let (a, b) = (create("a", 0), create("b", 1));
     let port = free_port_pair();
     let sub = client
         .create_subscriber(&corecast_signaling::api::CreateSubscriber {
@@ -348,14 +406,16 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
     );
     let view = client.subscriber(sub.id).unwrap();
     assert_eq!(view.counters.switches, switches as u64);
-    if media.sets_once {
+    if media.sets != Sets::InBand {
         let sets: u64 = [a.id, b.id]
             .map(|s| client.source(s).unwrap().counters.parameter_sets_sent)
             .iter()
             .sum();
+        // With sets only in the SDP, the subscriber's first keyframe lacked them too.
+        let starts = switches + usize::from(media.sets == Sets::SdpOnly);
         assert_eq!(
-            sets, switches as u64,
-            "cached parameter sets sent at each switch"
+            sets, starts as u64,
+            "cached parameter sets sent at each start and switch"
         );
     }
     if media.audio {
@@ -397,6 +457,13 @@ fn h264_switches_without_in_band_parameter_sets_decode_cleanly() {
 }
 
 /// VPS/SPS/PPS only at the start, as with H.264 above.
+/// Keyframes without SPS/PPS, and none ever in-band: the node sends the ones the sources were
+/// created with (from their SDP).
+#[test]
+fn h264_switches_with_parameter_sets_only_in_the_sdp_decode_cleanly() {
+    switch_between_live_encoders(H264_SETS_IN_SDP, 4);
+}
+
 #[test]
 fn h265_switches_without_in_band_parameter_sets_decode_cleanly() {
     switch_between_live_encoders(H265_SETS_ONCE, 4);
@@ -492,6 +559,7 @@ fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyf
             port: None,
             latch: None,
             feedback: Some(format!("127.0.0.1:{rtcp_port}")),
+            parameter_sets: None,
         })
         .unwrap();
     let port = free_port_pair();

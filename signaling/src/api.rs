@@ -29,6 +29,12 @@ pub struct CreateSource {
     /// RFC 3550 without mux) name theirs here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<String>,
+    /// H.264/H.265 parameter sets from the sender's SDP, base64 NAL units separated by commas:
+    /// H.264's `sprop-parameter-sets` value, or H.265's `sprop-vps`, `sprop-sps` and `sprop-pps`
+    /// values joined. Sent before a keyframe that lacks them while the stream has sent none
+    /// in-band (sets that come in-band are cached and take precedence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_sets: Option<String>,
 }
 
 /// `POST /v1/subscribers` body (and each element of the batch body).
@@ -95,6 +101,9 @@ pub struct SourceView {
     /// Where keyframe requests go when not to `sender`.
     #[serde(default)]
     pub feedback: Option<SocketAddr>,
+    /// Parameter sets were given with the source (`CreateSource::parameter_sets`).
+    #[serde(default)]
+    pub parameter_sets: bool,
     /// `waiting` (nothing received yet), `active`, or `idle` (nothing for `--idle-timeout`).
     #[serde(default)]
     pub state: String,

@@ -68,6 +68,10 @@ pub enum SourceCmd {
         /// IP:PORT where the sender receives RTCP (keyframe requests), if not where it sends from.
         #[arg(long)]
         feedback: Option<String>,
+        /// H.264/H.265 parameter sets from the sender's SDP (sprop-parameter-sets: base64,
+        /// comma-separated), sent before keyframes that lack them.
+        #[arg(long)]
+        parameter_sets: Option<String>,
     },
     /// List sources.
     #[command(alias = "ls")]
@@ -108,6 +112,7 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             port,
             no_latch,
             feedback,
+            parameter_sets,
         }) => {
             let view = client.create_source(&CreateSource {
                 name,
@@ -116,6 +121,7 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
                 port,
                 latch: no_latch.then_some(false),
                 feedback,
+                parameter_sets,
             })?;
             print_json(out, &view)
         }
@@ -393,6 +399,7 @@ mod tests {
                 port: Some(5004),
                 no_latch: true,
                 feedback: None,
+                parameter_sets: None,
             })
         );
     }
@@ -409,6 +416,7 @@ mod tests {
                 port: None,
                 no_latch: false,
                 feedback: None,
+                parameter_sets: None,
             })
         );
         assert_eq!(

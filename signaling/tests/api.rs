@@ -309,6 +309,7 @@ fn cli_run_against_the_server() {
         port: Some(5004),
         no_latch: true,
         feedback: None,
+        parameter_sets: None,
     }))
     .unwrap();
     let created: serde_json::Value = serde_json::from_str(&out).unwrap();

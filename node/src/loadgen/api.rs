@@ -58,6 +58,7 @@ impl Topology {
                 port: None,
                 latch: None,
                 feedback: None,
+                parameter_sets: None,
             };
             match t.client.create_source(&req) {
                 Ok(view) => {

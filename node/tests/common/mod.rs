@@ -49,6 +49,7 @@ pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
             port: None,
             latch: None,
             feedback: None,
+            parameter_sets: None,
         })
         .expect("source created")
 }

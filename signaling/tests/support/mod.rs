@@ -98,6 +98,7 @@ impl Control for FakeNode {
             latch: req.latch.unwrap_or(true),
             sender: None,
             feedback: None,
+            parameter_sets: false,
             state: "waiting".to_string(),
             subscribers: 0,
             counters: SourceCounters::default(),
@@ -297,6 +298,7 @@ pub fn source(name: &str, codec: &str) -> CreateSource {
         port: None,
         latch: None,
         feedback: None,
+        parameter_sets: None,
     }
 }
 
