@@ -340,7 +340,6 @@ impl Shard {
         let g = self.table.group_at(slot);
         let t = &mut self.table.tracks[slot];
         if transmit.prelude {
-            t.counters.preludes = t.counters.preludes.saturating_sub(1);
             let c = &mut self.table.groups[g].counters;
             c.preludes = c.preludes.saturating_sub(1);
             return;
@@ -546,7 +545,8 @@ impl<'s> FanOut<'s> {
                 track.splicer.prelude_head(pkt, &mut slot.head);
                 (slot.dest, slot.track) = (track.dest, track.id);
                 batch.commit_prelude();
-                track.counters.preludes += 1;
+                // Counted per source only: a per-track field would grow every track, and the
+                // fan-out's memory traffic with it, for a rare event.
                 counters.preludes += 1;
             }
             let slot = batch.next_slot();

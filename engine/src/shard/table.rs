@@ -20,9 +20,6 @@ pub struct TrackCounters {
     pub packets: u64,
     pub bytes: u64,
     pub drops: DropCounts,
-    /// Preludes sent (cached parameter sets before a keyframe that lacked them). Not counted in
-    /// `packets`: they are not the source's packets.
-    pub preludes: u64,
 }
 
 /// Per-source counters kept by a shard, over the tracks it hosts.
