@@ -119,7 +119,7 @@ impl TransmitBatch {
 
     pub fn clear(&mut self) {
         // Every free slot keeps `prelude == false`, so the fan-out loop need not write it per
-        // copy (that store cost 8% of the per-subscriber time, BENCHMARKS.md).
+        // copy (that store cost 4–13% of the per-subscriber time, BENCHMARKS.md).
         if self.has_preludes {
             self.slots[..self.len]
                 .iter_mut()
