@@ -16,6 +16,12 @@
 //! 3. The I/O layer sends each batch (one `sendmmsg`), and reports failures back with
 //!    [`Shard::record_send_failure`].
 //!
+//! H.264/H.265 keyframes sent without their parameter sets: [`SourceIngress::prelude_for`] gives
+//! the ones cached from earlier in the stream (or configured from an SDP); the caller stores them
+//! after the packet's bytes ([`RxPacket::attach_prelude`]), and every track that starts at that
+//! packet sends them first, as a packet of their own
+//! ([`codec::parameter_sets`]).
+//!
 //! Every packet is forwarded or dropped with a [`DropReason`], counted per source and per track.
 //!
 //! # Rules
