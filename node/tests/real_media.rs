@@ -179,11 +179,15 @@ fn sprop_parameter_sets(media: &Media, variant: u32) -> String {
 /// A live encoder sending to `port`; `variant` makes the two sources look different.
 fn sender(media: &Media, port: u16, variant: u32) -> Reaped {
     let pipeline = encoder(media, variant, None);
-    let full = format!("{pipeline} ! udpsink host=127.0.0.1 port={port}");
+    gst_launch(&format!("{pipeline} ! udpsink host=127.0.0.1 port={port}"))
+}
+
+/// Run a GStreamer pipeline description until the returned handle is dropped.
+fn gst_launch(pipeline: &str) -> Reaped {
     Reaped(
         Command::new("gst-launch-1.0")
             .arg("-q")
-            .args(full.split_whitespace())
+            .args(pipeline.split_whitespace())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -531,15 +535,7 @@ fn long_gop_sender(port: u16, rtcp_port: u16) -> Reaped {
          ! rb.send_rtp_sink_0 rb.send_rtp_src_0 ! udpsink host=127.0.0.1 port={port} \
          udpsrc port={rtcp_port} ! rb.recv_rtcp_sink_0"
     );
-    Reaped(
-        Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0 starts"),
-    )
+    gst_launch(&pipeline)
 }
 
 #[test]
