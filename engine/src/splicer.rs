@@ -58,6 +58,10 @@ pub struct Splicer {
     last_sent: Option<Nanos>,
     last_picture_id: Option<u32>,
     last_tl0: Option<u8>,
+    /// H.264/H.265: the decoder has been sent the current anchor's parameter sets (in-band or as
+    /// a prelude). A track that anchored at a keyframe before its source's sets were known gets
+    /// them at a later keyframe.
+    has_sets: bool,
 }
 
 impl Splicer {
@@ -75,6 +79,7 @@ impl Splicer {
             last_sent: None,
             last_picture_id: None,
             last_tl0: None,
+            has_sets: false,
         }
     }
 
@@ -101,6 +106,29 @@ impl Splicer {
     pub fn follows(&self, pkt: &RxPacket) -> bool {
         self.anchor
             .is_some_and(|a| a.source == pkt.source && a.epoch == pkt.epoch)
+    }
+
+    /// The decoder holds the parameter sets of the current anchor's stream.
+    pub fn has_sets(&self) -> bool {
+        self.has_sets
+    }
+
+    /// The track was just sent parameter sets in-band.
+    pub fn sent_sets(&mut self) {
+        self.has_sets = true;
+    }
+
+    /// Re-anchor at `pkt`, a packet of the stream the splicer follows that has a prelude, because
+    /// the decoder lacks the parameter sets: reserve a sequence number for the prelude before it.
+    /// Timestamps keep their mapping (same stream); older packets become stale, so no output
+    /// number is used twice.
+    pub fn reanchor_for_prelude(&mut self, pkt: &RxPacket) {
+        debug_assert!(self.follows(pkt) && pkt.prelude.is_some());
+        if let Some(anchor) = self.anchor.as_mut() {
+            anchor.first_seq = pkt.seq.0;
+            anchor.seq_offset = (self.next_seq + 1).wrapping_sub(pkt.seq.0);
+            self.has_sets = true;
+        }
     }
 
     /// Write the RTP header of `pkt`'s prelude: the sequence number reserved just before `pkt`
@@ -235,6 +263,7 @@ impl Splicer {
             tl0_offset,
         };
         self.anchor = Some(anchor);
+        self.has_sets = pkt.payload.parameter_sets || pkt.prelude.is_some();
         anchor
     }
 }

@@ -468,8 +468,8 @@ impl<'s> FanOut<'s> {
     /// Append this packet's transmits to `batch` until it is full or the fan-out is complete.
     /// Returns how many were appended: 0 only when the fan-out is complete.
     pub fn fill(&mut self, batch: &mut TransmitBatch) -> usize {
-        if self.pkt.prelude.is_some() {
-            return self.fill_with_prelude(batch);
+        if self.pkt.prelude.is_some() || self.pkt.payload.parameter_sets {
+            return self.fill_with_parameter_sets(batch);
         }
         let before = batch.len();
         let (pkt, shared, now) = (self.pkt, self.shared, self.now);
@@ -513,11 +513,13 @@ impl<'s> FanOut<'s> {
         batch.len() - before
     }
 
-    /// `fill` for a packet with a prelude (a keyframe sent without its parameter sets): a track
-    /// that starts at it sends the prelude first, so it needs two slots. Kept apart so the
-    /// common loop stays as it is; this one runs once per such keyframe.
+    /// `fill` for the rare packets that carry parameter sets or have a prelude (a keyframe sent
+    /// without its sets). A track that starts at a prelude packet, or follows the stream but
+    /// never got its sets (it started before they were known), sends the prelude first, so it
+    /// needs two slots. Kept apart so the common loop stays as it is; this one runs at most
+    /// once or twice per keyframe.
     #[cold]
-    fn fill_with_prelude(&mut self, batch: &mut TransmitBatch) -> usize {
+    fn fill_with_parameter_sets(&mut self, batch: &mut TransmitBatch) -> usize {
         let before = batch.len();
         let (pkt, shared, now) = (self.pkt, self.shared, self.now);
         let bytes = pkt.header.len as u64;
@@ -529,18 +531,25 @@ impl<'s> FanOut<'s> {
                 self.pos += 1;
                 continue;
             }
-            let starts = !track.splicer.follows(pkt);
-            if starts && batch.room() < 2 {
+            let follows = track.splicer.follows(pkt);
+            let prelude = pkt.prelude.is_some() && !(follows && track.splicer.has_sets());
+            if prelude && batch.room() < 2 {
                 break;
             }
             self.pos += 1;
+            if prelude && follows {
+                track.splicer.reanchor_for_prelude(pkt);
+            }
             let mut head = batch.next_slot().head;
             if let Err(reason) = track.splicer.splice_shared(pkt, &shared, now, &mut head) {
                 track.counters.drops.add(reason, 1);
                 counters.drops.add(reason, 1);
                 continue;
             }
-            if starts {
+            if pkt.payload.parameter_sets {
+                track.splicer.sent_sets();
+            }
+            if prelude {
                 let slot = batch.next_slot();
                 track.splicer.prelude_head(pkt, &mut slot.head);
                 (slot.dest, slot.track) = (track.dest, track.id);
