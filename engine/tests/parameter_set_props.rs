@@ -144,7 +144,7 @@ impl Decoder {
                     rest = &tail[len..];
                 }
             }
-            (28, Some(&fu)) if fu == 0x85 => {
+            (28, Some(&0x85)) => {
                 let tag = tag_at(3);
                 self.idrs += 1;
                 let ok = self.sps == Some(tag) && self.pps == Some(tag);
