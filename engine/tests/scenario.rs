@@ -123,7 +123,9 @@ fn switch_timestamp_step_follows_wall_clock() {
         w.send(1);
     }
     w.switch(t, 1);
-    for _ in 0..30 {
+    // Two of source 1's GOPs: the sources' packets interleave, so the switch may wait for the
+    // second keyframe (source 0 mid-frame at the first).
+    for _ in 0..45 {
         w.send(0);
         w.send(1);
     }

@@ -53,6 +53,8 @@ pub struct ShardIo {
     pub send_failed: u64,
     pub rtcp_in: u64,
     pub keyframe_requests: u64,
+    /// Switches that waited for the old source to finish its frame (the engine's count).
+    pub switches_deferred: u64,
 }
 
 /// Forwarding latency in microseconds: from the kernel's receive timestamp of a packet to the
@@ -286,6 +288,14 @@ impl ShardWorker {
                     s.backlog.push(ShardEvent::Switched(id, pkt.source));
                 }
                 s.engine.clear_switched();
+            }
+            let deferred = s.engine.counters().switches_deferred;
+            if deferred != s.io.switches_deferred {
+                s.io.switches_deferred = deferred;
+                // The switch now completes at the source's next keyframe: ask for one.
+                if self.ingest.keyframe_requests.push(pkt.source).is_ok() {
+                    self.ingest.wake.notify();
+                }
             }
         }
         any

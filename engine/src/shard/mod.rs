@@ -116,7 +116,16 @@ pub struct ShardCounters {
     /// Packets for sources the shard does not host.
     pub drops: DropCounts,
     pub switches: u64,
+    /// Switches put off to the new source's next switch point because the old source was in
+    /// the middle of a frame (see [`MID_FRAME_WAIT`]).
+    pub switches_deferred: u64,
 }
+
+/// How recent the old source's last packet must be for a switch to wait for its frame to end.
+/// Packetizers send a frame's packets back to back, and paced senders within tens of
+/// milliseconds; a source silent for longer has stopped (or lost the frame's last packet), and
+/// waiting for it would only delay the switch.
+pub const MID_FRAME_WAIT: Nanos = Nanos::from_millis(100);
 
 /// The tracks one worker owns. See the module docs for the run loop.
 #[derive(Clone, Debug)]
@@ -229,6 +238,7 @@ impl Shard {
             source: Some(source),
             pending: None,
             codec,
+            deferred: false,
             counters: TrackCounters::default(),
         };
         self.table.insert(track, g);
@@ -362,10 +372,13 @@ impl Shard {
             return FanOut::done(self, pkt, buf, now);
         };
         if pkt.is_switch_point() && !self.table.groups[g].pending.is_empty() {
-            self.apply_pending(g);
+            self.apply_pending(g, now);
         }
         let group = &mut self.table.groups[g];
         group.epoch = Some(pkt.epoch);
+        // Audio packets are frames of their own; the marker means something else there.
+        group.frame_open = !pkt.header.marker && !group.codec.is_some_and(Codec::is_audio);
+        group.last_packet_at = now;
         group.counters.packets += 1;
         group.counters.track_packets += group.len() as u64;
         let (pos, end) = match self.layout {
@@ -383,21 +396,39 @@ impl Shard {
         }
     }
 
-    /// Move every track pending on group `g` into it; called at `g`'s switch point.
+    /// Move every track pending on group `g` into it; called at `g`'s switch point. A track
+    /// whose current source is in the middle of a frame waits for `g`'s next switch point
+    /// instead, once: switching now would hand its decoder a truncated picture (ffmpeg reports
+    /// it as a corrupt frame), and no packet of the old frame can follow the new keyframe.
     #[cold]
-    fn apply_pending(&mut self, g: usize) {
+    fn apply_pending(&mut self, g: usize, now: Nanos) {
         let mut pending = std::mem::take(&mut self.table.groups[g].pending);
-        for &id in &pending {
+        let mut kept = 0;
+        for i in 0..pending.len() {
+            let id = pending[i];
             let slot = self.table.slot_of(id).expect("pending tracks exist");
             let from = self.table.group_at(slot);
+            let old = &self.table.groups[from];
+            let mid_frame =
+                old.frame_open && now.saturating_since(old.last_packet_at) < MID_FRAME_WAIT;
+            let track = &mut self.table.tracks[slot];
+            if mid_frame && !track.deferred {
+                track.deferred = true;
+                self.counters.switches_deferred += 1;
+                pending[kept] = id;
+                kept += 1;
+                continue;
+            }
             let slot = self.table.move_to_group(slot, from, g);
-            self.table.tracks[slot].pending = None;
+            let track = &mut self.table.tracks[slot];
+            (track.pending, track.deferred) = (None, false);
             self.counters.switches += 1;
             debug_assert!(self.switched.len() < self.switched.capacity());
             self.switched.push(id);
         }
-        // Hand the emptied list back so its capacity is reused: no allocation at switch time.
-        pending.clear();
+        // Hand the list back (holding the deferred tracks) so its capacity is reused: no
+        // allocation at switch time.
+        pending.truncate(kept);
         self.table.groups[g].pending = pending;
     }
 
@@ -409,7 +440,8 @@ impl Shard {
             }
         }
         if let Some(slot) = self.table.slot_of(id) {
-            self.table.tracks[slot].pending = None;
+            let track = &mut self.table.tracks[slot];
+            (track.pending, track.deferred) = (None, false);
         }
     }
 

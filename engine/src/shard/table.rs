@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::drop::DropCounts;
 use crate::splicer::Splicer;
-use crate::types::{Codec, SourceId, TrackId};
+use crate::types::{Codec, Nanos, SourceId, TrackId};
 
 /// Per-track counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub(crate) struct Track {
     pub source: Option<SourceId>,
     pub pending: Option<SourceId>,
     pub codec: Codec,
+    /// The pending switch was put off once because the current source was mid-frame.
+    pub deferred: bool,
     pub counters: TrackCounters,
 }
 
@@ -62,6 +64,10 @@ pub(crate) struct Group {
     pub pending: Vec<TrackId>,
     /// Epoch of the newest packet seen, to tell a track that is live on the source.
     pub epoch: Option<u32>,
+    /// The last packet seen ended no frame (video without the marker bit), and when it came: a
+    /// track switched away now would leave its decoder a truncated picture.
+    pub frame_open: bool,
+    pub last_packet_at: Nanos,
     pub counters: SourceCounters,
 }
 
@@ -92,6 +98,8 @@ impl TrackTable {
                 end: 0,
                 pending: Vec::new(),
                 epoch: None,
+                frame_open: false,
+                last_packet_at: Nanos::ZERO,
                 counters: SourceCounters::default(),
             }],
             group_of: HashMap::new(),
@@ -127,6 +135,8 @@ impl TrackTable {
             end,
             pending: Vec::new(),
             epoch: None,
+            frame_open: false,
+            last_packet_at: Nanos::ZERO,
             counters: SourceCounters::default(),
         });
     }

@@ -37,12 +37,16 @@ fn op() -> impl Strategy<Value = Op> {
 struct ModelTrack {
     source: Option<SourceId>,
     pending: Option<SourceId>,
+    /// Its switch was put off once because its source was mid-frame.
+    deferred: bool,
 }
 
 struct Rig {
     shard: Shard,
     streams: HashMap<u8, (SourceIngress, Vp8Stream)>,
     model: HashMap<u8, ModelTrack>,
+    /// Per source: its last packet ended no frame, and when it came.
+    open_frame: HashMap<SourceId, (bool, u64)>,
     now: u64,
 }
 
@@ -63,6 +67,7 @@ impl Rig {
             shard: Shard::new(layout),
             streams: HashMap::new(),
             model: HashMap::new(),
+            open_frame: HashMap::new(),
             now: 0,
         }
     }
@@ -96,12 +101,14 @@ impl Rig {
                 }
                 let c = r.unwrap();
                 assert_eq!(c.track_packets, c.forwarded + c.drops.total());
+                self.open_frame.remove(&sid(s));
                 for m in self.model.values_mut() {
                     if m.pending == Some(sid(s)) {
-                        m.pending = None;
+                        (m.pending, m.deferred) = (None, false);
                     }
                     if m.source == Some(sid(s)) {
                         m.source = m.pending.take();
+                        m.deferred = false;
                     }
                 }
             }
@@ -118,6 +125,7 @@ impl Rig {
                         ModelTrack {
                             source: Some(sid(s)),
                             pending: None,
+                            deferred: false,
                         },
                     );
                 }
@@ -137,6 +145,7 @@ impl Rig {
                     assert_eq!(r, Err(ControlError::UnknownSource(sid(s))));
                     return;
                 }
+                m.deferred = false;
                 let want = if m.source == Some(sid(s)) {
                     m.pending = None;
                     SwitchOutcome::Unchanged
@@ -153,7 +162,10 @@ impl Rig {
             Op::Cancel(t) => {
                 let r = self.shard.cancel_switch(TrackId(t as u32));
                 match self.model.get_mut(&t) {
-                    Some(m) => assert_eq!(r, Ok(m.pending.take().is_some())),
+                    Some(m) => {
+                        m.deferred = false;
+                        assert_eq!(r, Ok(m.pending.take().is_some()))
+                    }
                     None => assert!(r.is_err()),
                 }
             }
@@ -177,11 +189,23 @@ impl Rig {
             .expect("synthetic packets are valid");
         if pkt.is_switch_point() {
             for m in self.model.values_mut() {
-                if m.pending == Some(pkt.source) {
+                if m.pending != Some(pkt.source) {
+                    continue;
+                }
+                let mid_frame = m
+                    .source
+                    .and_then(|old| self.open_frame.get(&old))
+                    .is_some_and(|&(open, at)| open && self.now - at < MID_FRAME_WAIT.0);
+                if mid_frame && !m.deferred {
+                    m.deferred = true;
+                } else {
                     m.source = m.pending.take();
+                    m.deferred = false;
                 }
             }
         }
+        self.open_frame
+            .insert(pkt.source, (!pkt.header.marker, self.now));
         let attached: Vec<u8> = self
             .model
             .iter()
@@ -508,4 +532,93 @@ fn a_prelude_that_fails_to_send_is_uncounted_not_dropped() {
     assert_eq!((t.packets, t.drops.total()), (1, 0));
     let s = shard.source_counters(b).unwrap();
     assert_eq!((s.forwarded, s.preludes, s.track_packets), (1, 0, 1));
+}
+
+/// One VP8 packet from `stream` through `shard`; returns the tracks that sent it.
+fn vp8_packet(
+    shard: &mut Shard,
+    ingress: &mut SourceIngress,
+    stream: &mut Vp8Stream,
+    now: Nanos,
+) -> Vec<TrackId> {
+    let mut buf = Vec::new();
+    stream.next_packet(&mut buf);
+    let pkt = ingress.accept(&buf, now).unwrap();
+    let mut batch = TransmitBatch::with_capacity(8);
+    let mut fan = shard.fan_out(&pkt, &buf, now);
+    let mut sent = Vec::new();
+    while fan.fill(&mut batch) > 0 {
+        sent.extend(batch.as_slice().iter().map(|t| t.track));
+        batch.clear();
+    }
+    sent
+}
+
+#[test]
+fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
+    let (a, b) = (SourceId(1), SourceId(2));
+    let mut shard = Shard::default();
+    shard.add_source(a, Codec::Vp8).unwrap();
+    shard.add_source(b, Codec::Vp8).unwrap();
+    let shape = VideoShape {
+        gop: 3,
+        packets_per_frame: 3,
+        packets_per_keyframe: 3,
+        ..VideoShape::default()
+    };
+    let (mut ia, mut ib) = (
+        SourceIngress::new(a, Codec::Vp8, 90_000),
+        SourceIngress::new(b, Codec::Vp8, 90_000),
+    );
+    let (mut sa, mut sb) = (
+        Vp8Stream::new(Ssrc(1), 0, 0, shape),
+        Vp8Stream::new(Ssrc(2), 0, 0, shape),
+    );
+    shard.add_track(config(1), a).unwrap();
+    let ms = Nanos::from_millis;
+    for i in 0..3 {
+        vp8_packet(&mut shard, &mut ia, &mut sa, ms(i));
+    }
+    assert!(shard.track(TrackId(1)).unwrap().live);
+    assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
+
+    // A is one packet into a frame when B's keyframe starts: the track finishes A's frame.
+    vp8_packet(&mut shard, &mut ia, &mut sa, ms(10));
+    assert!(vp8_packet(&mut shard, &mut ib, &mut sb, ms(11)).is_empty());
+    assert_eq!(shard.counters().switches_deferred, 1);
+    for i in 12..14 {
+        assert_eq!(
+            vp8_packet(&mut shard, &mut ia, &mut sa, ms(i)),
+            [TrackId(1)]
+        );
+    }
+    // B's next keyframe switches it, mid-frame on A or not: it waits only once.
+    for i in 14..22 {
+        vp8_packet(&mut shard, &mut ib, &mut sb, ms(i));
+    }
+    vp8_packet(&mut shard, &mut ia, &mut sa, ms(22));
+    assert_eq!(
+        vp8_packet(&mut shard, &mut ib, &mut sb, ms(23)),
+        [TrackId(1)]
+    );
+    assert_eq!(shard.track(TrackId(1)).unwrap().source, Some(b));
+    assert_eq!(
+        (
+            shard.counters().switches,
+            shard.counters().switches_deferred
+        ),
+        (1, 1)
+    );
+
+    // Back to A while B is mid-frame but has been silent past MID_FRAME_WAIT: no waiting for a
+    // frame that is not coming.
+    let later = 23_000_000 + MID_FRAME_WAIT.0;
+    assert_eq!(shard.switch(TrackId(1), a), Ok(SwitchOutcome::Pending));
+    sa.force_keyframe();
+    // A was mid-frame itself; that does not matter, only the track's current source does.
+    assert_eq!(
+        vp8_packet(&mut shard, &mut ia, &mut sa, Nanos(later)),
+        [TrackId(1)]
+    );
+    assert_eq!(shard.counters().switches_deferred, 1);
 }

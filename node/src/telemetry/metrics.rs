@@ -202,6 +202,12 @@ pub fn render_metrics(
         per_shard(&|l| l.io.copies_sent),
     );
     s.counter(
+        "corecast_switches_deferred",
+        "Switches that waited for the old source's frame to end, until the new source's next \
+         keyframe, per shard.",
+        per_shard(&|l| l.io.switches_deferred),
+    );
+    s.counter(
         "corecast_shard_packets",
         "Packets a shard took from its queue.",
         per_shard(&|l| l.io.packets_in),
