@@ -184,7 +184,8 @@ impl Shard {
             .ok_or(ControlError::UnknownSource(source))?;
         for id in std::mem::take(&mut self.table.groups[g].pending) {
             let slot = self.slot(id)?;
-            self.table.tracks[slot].pending = None;
+            let track = &mut self.table.tracks[slot];
+            (track.pending, track.deferred) = (None, false);
         }
         while self.table.groups[g].len() > 0 {
             let slot = self.table.groups[g].start as usize;
@@ -307,7 +308,8 @@ impl Shard {
             return Ok(SwitchOutcome::Unchanged);
         }
         if self.is_live(slot) {
-            self.table.tracks[slot].pending = Some(to);
+            let track = &mut self.table.tracks[slot];
+            (track.pending, track.deferred) = (Some(to), false);
             self.table.groups[target].pending.push(id);
             let pending: usize = self.table.groups.iter().map(|g| g.pending.len()).sum();
             self.switched.reserve(pending);

@@ -261,6 +261,30 @@ proptest! {
     }
 }
 
+/// Found by the property above: a switch deferred once, then cancelled by its target's removal,
+/// must not count as deferred for the next switch.
+#[test]
+fn a_new_switch_after_a_removed_target_may_wait_again() {
+    let ops = [
+        Op::AddSource(3),
+        Op::AddTrack(6, 3),
+        Op::AddSource(1),
+        Op::Packet(3, false),
+        Op::Switch(6, 1),
+        Op::Packet(1, false),
+        Op::RemoveSource(1),
+        Op::AddSource(2),
+        Op::Switch(6, 2),
+        Op::Packet(2, false),
+    ];
+    let mut rig = Rig::new(Layout::Grouped);
+    for op in &ops {
+        rig.apply(op);
+        rig.check();
+    }
+    assert_eq!(rig.shard.counters().switches_deferred, 2);
+}
+
 #[test]
 fn codec_mismatch_is_refused() {
     let mut shard = Shard::default();
