@@ -157,7 +157,7 @@ impl ParameterSets {
     }
 
     /// Store one NAL unit if it is a parameter set; true if that changed anything.
-    pub fn store(&mut self, nal: &[u8]) -> bool {
+    fn store(&mut self, nal: &[u8]) -> bool {
         let Some(kind) = self.kind(nal) else {
             return false;
         };

@@ -313,15 +313,16 @@ fn unknown_source_packets_are_counted() {
     assert_eq!(shard.counters().drops.get(DropReason::UnknownSource), 1);
 }
 
-/// One Opus packet from `ingress`'s source through `shard`; returns the tracks that sent it.
-fn opus_packet(
+/// The packet `write` produces (a synthetic stream's next) from `ingress`'s source through
+/// `shard`; returns the tracks that sent it.
+fn packet_through(
     shard: &mut Shard,
     ingress: &mut SourceIngress,
-    stream: &mut crate::synth::OpusStream,
+    write: impl FnOnce(&mut Vec<u8>) -> crate::synth::SynthPacket,
     now: Nanos,
 ) -> Vec<TrackId> {
     let mut buf = Vec::new();
-    stream.next_packet(&mut buf);
+    write(&mut buf);
     let pkt = ingress.accept(&buf, now).unwrap();
     let mut batch = TransmitBatch::with_capacity(8);
     let mut fan = shard.fan_out(&pkt, &buf, now);
@@ -348,21 +349,47 @@ fn audio_tracks_start_and_switch_at_the_next_packet() {
     );
     // Mid-stream: the source has been sending for a while before the track arrives.
     for i in 0..5 {
-        opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(i * 20));
+        packet_through(
+            &mut shard,
+            &mut ia,
+            |b| sa.next_packet(b),
+            Nanos::from_millis(i * 20),
+        );
     }
     shard.add_track(config(1), a).unwrap();
-    let sent = opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(100));
+    let sent = packet_through(
+        &mut shard,
+        &mut ia,
+        |b| sa.next_packet(b),
+        Nanos::from_millis(100),
+    );
     assert_eq!(sent, vec![TrackId(1)], "no keyframe wait for audio");
     assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
     assert_eq!(
-        opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(120)),
+        packet_through(
+            &mut shard,
+            &mut ia,
+            |b| sa.next_packet(b),
+            Nanos::from_millis(120)
+        ),
         vec![TrackId(1)]
     );
     assert_eq!(
-        opus_packet(&mut shard, &mut ib, &mut sb, Nanos::from_millis(121)),
+        packet_through(
+            &mut shard,
+            &mut ib,
+            |b| sb.next_packet(b),
+            Nanos::from_millis(121)
+        ),
         vec![TrackId(1)]
     );
-    assert!(opus_packet(&mut shard, &mut ia, &mut sa, Nanos::from_millis(140)).is_empty());
+    assert!(packet_through(
+        &mut shard,
+        &mut ia,
+        |b| sa.next_packet(b),
+        Nanos::from_millis(140)
+    )
+    .is_empty());
     assert_eq!(shard.track(TrackId(1)).unwrap().source, Some(b));
 }
 
@@ -558,26 +585,6 @@ fn a_prelude_that_fails_to_send_is_uncounted_not_dropped() {
     assert_eq!((s.forwarded, s.preludes, s.track_packets), (1, 0, 1));
 }
 
-/// One VP8 packet from `stream` through `shard`; returns the tracks that sent it.
-fn vp8_packet(
-    shard: &mut Shard,
-    ingress: &mut SourceIngress,
-    stream: &mut Vp8Stream,
-    now: Nanos,
-) -> Vec<TrackId> {
-    let mut buf = Vec::new();
-    stream.next_packet(&mut buf);
-    let pkt = ingress.accept(&buf, now).unwrap();
-    let mut batch = TransmitBatch::with_capacity(8);
-    let mut fan = shard.fan_out(&pkt, &buf, now);
-    let mut sent = Vec::new();
-    while fan.fill(&mut batch) > 0 {
-        sent.extend(batch.as_slice().iter().map(|t| t.track));
-        batch.clear();
-    }
-    sent
-}
-
 #[test]
 fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
     let (a, b) = (SourceId(1), SourceId(2));
@@ -601,28 +608,28 @@ fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
     shard.add_track(config(1), a).unwrap();
     let ms = Nanos::from_millis;
     for i in 0..3 {
-        vp8_packet(&mut shard, &mut ia, &mut sa, ms(i));
+        packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), ms(i));
     }
     assert!(shard.track(TrackId(1)).unwrap().live);
     assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
 
     // A is one packet into a frame when B's keyframe starts: the track finishes A's frame.
-    vp8_packet(&mut shard, &mut ia, &mut sa, ms(10));
-    assert!(vp8_packet(&mut shard, &mut ib, &mut sb, ms(11)).is_empty());
+    packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), ms(10));
+    assert!(packet_through(&mut shard, &mut ib, |b| sb.next_packet(b), ms(11)).is_empty());
     assert_eq!(shard.counters().switches_deferred, 1);
     for i in 12..14 {
         assert_eq!(
-            vp8_packet(&mut shard, &mut ia, &mut sa, ms(i)),
+            packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), ms(i)),
             [TrackId(1)]
         );
     }
     // B's next keyframe switches it, mid-frame on A or not: it waits only once.
     for i in 14..22 {
-        vp8_packet(&mut shard, &mut ib, &mut sb, ms(i));
+        packet_through(&mut shard, &mut ib, |b| sb.next_packet(b), ms(i));
     }
-    vp8_packet(&mut shard, &mut ia, &mut sa, ms(22));
+    packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), ms(22));
     assert_eq!(
-        vp8_packet(&mut shard, &mut ib, &mut sb, ms(23)),
+        packet_through(&mut shard, &mut ib, |b| sb.next_packet(b), ms(23)),
         [TrackId(1)]
     );
     assert_eq!(shard.track(TrackId(1)).unwrap().source, Some(b));
@@ -641,7 +648,7 @@ fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
     sa.force_keyframe();
     // A was mid-frame itself; that does not matter, only the track's current source does.
     assert_eq!(
-        vp8_packet(&mut shard, &mut ia, &mut sa, Nanos(later)),
+        packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), Nanos(later)),
         [TrackId(1)]
     );
     assert_eq!(shard.counters().switches_deferred, 1);
