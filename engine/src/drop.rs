@@ -32,10 +32,31 @@ pub enum DropReason {
     SendFailed,
     /// Sent by an address other than the one the source latched to.
     WrongSender,
+    /// Another SSRC than the source's current stream, not (or not yet) taken as the sender's
+    /// restart: a multiplexed stream (RTX, FEC), a stray or spoofed packet, or a new stream still
+    /// in probation that was given up. See `SourceIngress`.
+    OtherSsrc,
+    /// A payload type other than the source's (configured, or learned from its first packet).
+    OtherPayloadType,
+    /// An RFC 4588 retransmission (the source's `rtx_payload_type`): counted, not yet used.
+    Rtx,
+}
+
+/// What one count of a drop reason stands for, so that each conservation law adds like with like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropScope {
+    /// One received packet of a source, dropped before any shard saw it (counted at ingress).
+    Packet,
+    /// One accepted packet not delivered to one shard that wanted it (counted once per shard).
+    Delivery,
+    /// One packet arriving at a shard for a source it does not host (counted by the shard).
+    Shard,
+    /// One subscriber's copy of a packet (counted per track and per shard and source).
+    Copy,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 15;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -50,6 +71,9 @@ impl DropReason {
         DropReason::SendBufferFull,
         DropReason::SendFailed,
         DropReason::WrongSender,
+        DropReason::OtherSsrc,
+        DropReason::OtherPayloadType,
+        DropReason::Rtx,
     ];
 
     /// Stable snake_case name, used as a metrics label.
@@ -67,6 +91,30 @@ impl DropReason {
             DropReason::SendBufferFull => "send_buffer_full",
             DropReason::SendFailed => "send_failed",
             DropReason::WrongSender => "wrong_sender",
+            DropReason::OtherSsrc => "other_ssrc",
+            DropReason::OtherPayloadType => "other_payload_type",
+            DropReason::Rtx => "rtx",
+        }
+    }
+
+    /// What a count of this reason stands for (a packet, a delivery to a shard, or a copy).
+    pub fn scope(self) -> DropScope {
+        match self {
+            DropReason::Malformed
+            | DropReason::MalformedPayload
+            | DropReason::StaleAfterRestart
+            | DropReason::Duplicate
+            | DropReason::TooOld
+            | DropReason::WrongSender
+            | DropReason::OtherSsrc
+            | DropReason::OtherPayloadType
+            | DropReason::Rtx => DropScope::Packet,
+            DropReason::QueueFull => DropScope::Delivery,
+            DropReason::UnknownSource => DropScope::Shard,
+            DropReason::WaitingKeyframe
+            | DropReason::StaleAfterSwitch
+            | DropReason::SendBufferFull
+            | DropReason::SendFailed => DropScope::Copy,
         }
     }
 }
@@ -93,6 +141,15 @@ impl DropCounts {
 
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
+    }
+
+    /// The sum over the reasons of one scope.
+    pub fn total_of(&self, scope: DropScope) -> u64 {
+        DropReason::ALL
+            .into_iter()
+            .filter(|r| r.scope() == scope)
+            .map(|r| self.get(r))
+            .sum()
     }
 
     pub fn merge(&mut self, other: &DropCounts) {

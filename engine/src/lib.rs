@@ -41,7 +41,7 @@ pub mod synth;
 pub mod transmit;
 pub mod types;
 
-pub use drop::{DropCounts, DropReason};
+pub use drop::{DropCounts, DropReason, DropScope};
 pub use shard::{
     ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome, TrackConfig,
     TrackCounters, TrackInfo,
