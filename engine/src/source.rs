@@ -90,6 +90,9 @@ pub struct IngressCounters {
     /// Packets accepted (handed on to the shards).
     pub accepted: u64,
     pub drops: DropCounts,
+    /// Packets held right now while another stream is in probation: neither accepted nor
+    /// dropped yet (a gauge, so `packets = accepted + drops + held` at every moment).
+    pub held: u64,
     pub restarts: u64,
     /// Accepted packets that start a frame, and those that start a keyframe.
     pub frames: u64,
