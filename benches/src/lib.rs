@@ -101,7 +101,8 @@ pub fn forward_one(
 ) -> usize {
     let i = source.advance();
     let buf = &source.ring[i];
-    let Ok(pkt) = source.ingress.accept(buf, now) else {
+    // One stream per source: nothing is ever held, so the two-step API is enough.
+    let Ok(Some(pkt)) = source.ingress.accept(buf, now) else {
         return 0;
     };
     let mut fan = shard.fan_out(&pkt, buf, now);

@@ -110,20 +110,20 @@ fn main() {
                     arrivals.extend(held[i].take());
                 }
                 for bytes in arrivals {
-                    let Ok(pkt) = ingress.accept(&bytes, now) else {
-                        continue;
-                    };
-                    for shard in &mut shards {
-                        let mut fan_out = shard.fan_out(&pkt, &bytes, now);
-                        loop {
-                            let n = fan_out.fill(&mut batch);
-                            if n == 0 {
-                                break;
+                    // Every packet that comes out of the datagram (a dropped one: none).
+                    let _ = ingress.ingest(&bytes, now, |pkt, bytes, _prelude| {
+                        for shard in &mut shards {
+                            let mut fan_out = shard.fan_out(pkt, bytes, now);
+                            loop {
+                                let n = fan_out.fill(&mut batch);
+                                if n == 0 {
+                                    break;
+                                }
+                                transmits += n as u64;
+                                batch.clear();
                             }
-                            transmits += n as u64;
-                            batch.clear();
                         }
-                    }
+                    });
                 }
             }
         }
@@ -151,7 +151,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
 
-    println!("\naccounting per source (ingress: in = accepted + dropped; shards: copies = forwarded + dropped):");
+    println!("\naccounting per source (ingress: in = accepted + dropped + held; shards: copies = forwarded + dropped):");
     for (ingress, _) in &sources {
         let c = ingress.counters();
         let reasons: Vec<String> = c
@@ -160,16 +160,17 @@ fn main() {
             .map(|(r, n)| format!("{}={n}", r.name()))
             .collect();
         println!(
-            "  {}: in {} = accepted {} + dropped {} [{}]; restarts {}, keyframes {}",
+            "  {}: in {} = accepted {} + dropped {} [{}] + held {}; restarts {}, keyframes {}",
             ingress.id(),
             c.packets,
             c.accepted,
             c.drops.total(),
             reasons.join(" "),
+            c.held,
             c.restarts,
             c.keyframes
         );
-        assert_eq!(c.packets, c.accepted + c.drops.total());
+        assert_eq!(c.packets, c.accepted + c.drops.total() + c.held);
         for (i, shard) in shards.iter().enumerate() {
             let s = shard.source_counters(ingress.id()).unwrap();
             println!(

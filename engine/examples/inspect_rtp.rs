@@ -31,11 +31,12 @@ fn main() {
         let view = codec::inspect(codec, payload);
         let head: Vec<String> = payload.iter().take(4).map(|b| format!("{b:02x}")).collect();
         let decision = match ingress.accept(pkt, Nanos::ZERO) {
-            Ok(p) => format!(
+            Ok(Some(p)) => format!(
                 "frame_start={} switch_point={}",
                 p.payload.frame_start,
                 p.is_switch_point()
             ),
+            Ok(None) => "held: another stream on probation".to_string(),
             Err(r) => format!("dropped: {}", r.name()),
         };
         println!(

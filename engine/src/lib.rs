@@ -8,6 +8,9 @@
 //!    frame start, keyframe, picture ID), and the packet is placed in its source's stream
 //!    (64-bit sequence number and timestamp, duplicates and stragglers dropped, restarts seen as a
 //!    new epoch). The result is an [`RxPacket`]: small `Copy` metadata stored next to the bytes.
+//!    A packet of another stream than the source's current one (another SSRC, or a sequence far
+//!    off) is held while that stream is on probation, and released, in order, if it takes over
+//!    ([`SourceIngress::ingest`] hands out every packet that comes out of one datagram).
 //! 2. Each shard that hosts tracks of that source calls [`Shard::fan_out`]`(pkt, bytes, now)` and
 //!    drives the returned [`FanOut`]: it walks only the tracks on that source (one contiguous
 //!    slice), and each track's [`Splicer`] decides (keyframe gate, stale, mapping) and writes an
@@ -46,7 +49,7 @@ pub use shard::{
     ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome, TrackConfig,
     TrackCounters, TrackInfo,
 };
-pub use source::{IngressCounters, Prelude, RxPacket, SourceIngress};
+pub use source::{IngressConfig, IngressCounters, Prelude, RxPacket, SourceIngress};
 pub use splicer::{SharedRewrite, Splicer};
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

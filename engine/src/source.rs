@@ -2,25 +2,42 @@
 //!
 //! `SourceIngress::accept` turns raw bytes into an [`RxPacket`]: the bounds-checked RTP header, the
 //! codec's view of the payload (frame start, keyframe, picture ID), 64-bit extended sequence number
-//! and timestamp, and the source *epoch*. The epoch changes when the sender restarts (new SSRC, or a
-//! sequence jump no reordering explains); splicers treat a new epoch like a switch, so subscribers'
-//! streams continue. Duplicates and packets too far behind are dropped here, once per source, so
-//! every accepted packet has an extended sequence number no other accepted packet of its epoch has.
+//! and timestamp, and the source *epoch*. Duplicates and packets too far behind are dropped here,
+//! once per source, so every accepted packet has an extended sequence number no other accepted
+//! packet of its epoch has.
+//!
+//! The source's *current stream* (one SSRC, one sequence) keeps the source. A packet of another
+//! stream (another SSRC, or the same SSRC far from its sequence) puts that stream on probation
+//! (`probation`): its packets are held, and it replaces the current stream (a new epoch, which
+//! splicers treat like a switch) only once it has sent [`IngressConfig::probation`] packets in
+//! sequence and the current stream has been silent for [`IngressConfig::takeover_silence`]. Then
+//! the held packets are released in order ([`SourceIngress::next_released`]). A multiplexed RTX or
+//! FEC stream, or a stray datagram, never takes the source; its packets are dropped as
+//! `other_ssrc` (or `other_payload_type`, `rtx`).
 
 use crate::codec::parameter_sets::ParameterSets;
 use crate::codec::{self, PayloadInfo};
 use crate::drop::{DropCounts, DropReason};
 use crate::rtp::RtpHeader;
 use crate::types::{Codec, ExtSeq, ExtTime, Nanos, SourceId, Ssrc};
+use probation::{Candidate, Hold, Membership};
+
+mod probation;
+
+pub use probation::HOLD_SLOT;
 
 /// How far ahead of the newest packet a sequence number may jump and still be the same stream
-/// (RFC 3550 A.1's MAX_DROPOUT). Beyond it the sender is taken to have restarted.
+/// (RFC 3550 A.1's MAX_DROPOUT). Beyond it the packet belongs to another stream (on probation).
 const MAX_DROPOUT: i32 = 3000;
 /// How far behind the newest packet a packet may arrive and still be placed (duplicate-checked).
 pub const REORDER_WINDOW: u64 = 1024;
 /// Behind the window but within this, a packet is a straggler (dropped as too old); further back,
-/// two consecutive packets confirm a restart (RFC 3550 A.1's probation).
+/// it belongs to another stream (on probation).
 const MAX_MISORDER: i32 = 3000;
+/// How long the stream a source left behind is remembered, so its stragglers are dropped as
+/// `stale_after_restart` rather than taken for a new stream. Bounded, so a sender that returns
+/// to its old SSRC (failover A to B and back to A) is a new stream like any other after it.
+pub const PREVIOUS_STREAM_MEMORY: Nanos = Nanos::from_millis(1_000);
 /// Extended values start here so a packet reordered before the first one does not underflow.
 const SEQ_BASE: u64 = 1 << 32;
 const TS_BASE: u64 = 1 << 40;
@@ -93,16 +110,55 @@ pub struct IngressCounters {
     /// Packets held right now while another stream is in probation: neither accepted nor
     /// dropped yet (a gauge, so `packets = accepted + drops + held` at every moment).
     pub held: u64,
+    /// Times another stream replaced the current one (sender restarts).
     pub restarts: u64,
     /// Accepted packets that start a frame, and those that start a keyframe.
     pub frames: u64,
     pub keyframes: u64,
 }
 
+/// How ingress tells the source's stream from other packets arriving on its port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// Packets in sequence a new stream must send before it can replace the current one (RFC
+    /// 3550 A.1's MIN_SEQUENTIAL). At least 1.
+    pub probation: u32,
+    /// How long the current stream must have been silent before a new one replaces it. A sender
+    /// that restarts stops its old stream; a stream multiplexed beside it never lets it go silent.
+    pub takeover_silence: Nanos,
+    /// After this long without a packet of the current stream, the payload type learned from it
+    /// no longer filters: a restarted encoder may use another one.
+    pub idle: Nanos,
+    /// The source's payload type, when known ahead (from the API); otherwise it is learned from
+    /// the first packet of each stream.
+    pub payload_type: Option<u8>,
+    /// RFC 4588 retransmissions of the source's stream: counted as `rtx` (not yet used).
+    pub rtx_payload_type: Option<u8>,
+    /// Packets of a stream on probation that are held at most; beyond, the oldest give way
+    /// (dropped as `other_ssrc`). Each takes a [`HOLD_SLOT`]-byte slot, allocated with the
+    /// source (256 KiB for the default 128), so the packet path never allocates for it.
+    pub hold_packets: usize,
+}
+
+impl Default for IngressConfig {
+    fn default() -> IngressConfig {
+        IngressConfig {
+            probation: 2,
+            takeover_silence: Nanos::from_millis(300),
+            idle: Nanos::from_millis(2_000),
+            payload_type: None,
+            rtx_payload_type: None,
+            hold_packets: 128,
+        }
+    }
+}
+
 /// Sequencing state of the current stream of a source.
 #[derive(Clone, Copy, Debug)]
 struct Stream {
     ssrc: Ssrc,
+    /// The payload type of its first packet.
+    payload_type: u8,
     epoch: u32,
     highest_seq: u64,
     /// Timestamp of the packet with the highest sequence number: the reference for unwrapping.
@@ -110,11 +166,26 @@ struct Stream {
     highest_marker: bool,
     /// A packet of the current access unit (in order) carried a keyframe NAL (H.264/H.265).
     key_in_frame: bool,
+    /// When its last packet was accepted.
+    last_at: Nanos,
     /// Bit `s % REORDER_WINDOW` is set when extended sequence `s` (within the window) was seen.
     seen: [u64; WINDOW_WORDS],
-    /// RFC 3550 probation: a far-behind packet is dropped, and if the next one follows it, the
-    /// stream restarts there.
-    probation_seq: Option<u16>,
+}
+
+/// The stream a source left behind at its last restart.
+#[derive(Clone, Copy, Debug)]
+struct Previous {
+    ssrc: Ssrc,
+    highest_seq: u16,
+    until: Nanos,
+}
+
+/// Where a packet of the current stream's SSRC falls.
+enum Placed {
+    /// In the stream: epoch, extended sequence number and timestamp.
+    In(u32, u64, u64),
+    /// Too far from the stream's sequence: another stream.
+    Outside,
 }
 
 /// Ingress state of one source. Owned by the thread that receives the source's packets.
@@ -123,9 +194,14 @@ pub struct SourceIngress {
     id: SourceId,
     codec: Codec,
     clock_rate: u32,
+    config: IngressConfig,
     stream: Option<Stream>,
-    /// The SSRC before the last restart; its stragglers are dropped, not taken as another restart.
-    previous_ssrc: Option<Ssrc>,
+    previous: Option<Previous>,
+    /// The stream on probation, if any, and its held packets.
+    candidate: Option<Candidate>,
+    hold: Hold,
+    /// Held packets are being handed out by `next_released` (the candidate was taken).
+    releasing: bool,
     next_epoch: u32,
     counters: IngressCounters,
     /// H.264/H.265: the current stream's newest parameter sets.
@@ -137,12 +213,28 @@ pub struct SourceIngress {
 
 impl SourceIngress {
     pub fn new(id: SourceId, codec: Codec, clock_rate: u32) -> SourceIngress {
+        SourceIngress::with_config(id, codec, clock_rate, IngressConfig::default())
+    }
+
+    pub fn with_config(
+        id: SourceId,
+        codec: Codec,
+        clock_rate: u32,
+        config: IngressConfig,
+    ) -> SourceIngress {
         SourceIngress {
             id,
             codec,
             clock_rate,
+            config: IngressConfig {
+                probation: config.probation.max(1),
+                ..config
+            },
             stream: None,
-            previous_ssrc: None,
+            previous: None,
+            candidate: None,
+            hold: Hold::new(config.hold_packets),
+            releasing: false,
             next_epoch: 0,
             counters: IngressCounters::default(),
             parameter_sets: ParameterSets::new(codec),
@@ -168,6 +260,10 @@ impl SourceIngress {
         self.clock_rate
     }
 
+    pub fn config(&self) -> &IngressConfig {
+        &self.config
+    }
+
     pub fn counters(&self) -> &IngressCounters {
         &self.counters
     }
@@ -175,6 +271,16 @@ impl SourceIngress {
     /// The SSRC of the current stream, once a packet has arrived.
     pub fn ssrc(&self) -> Option<Ssrc> {
         self.stream.map(|s| s.ssrc)
+    }
+
+    /// The payload type packets must carry: the configured one, or the current stream's while it
+    /// is not idle.
+    pub fn payload_type(&self, now: Nanos) -> Option<u8> {
+        self.config.payload_type.or_else(|| {
+            self.stream
+                .filter(|s| now.saturating_since(s.last_at) < self.config.idle)
+                .map(|s| s.payload_type)
+        })
     }
 
     /// The prelude payload to send before `pkt` to a track that starts at it: the cached
@@ -191,32 +297,123 @@ impl SourceIngress {
             .or_else(|| self.configured_sets.as_ref()?.prelude())
     }
 
-    /// Classify one packet. On `Err` the packet is dropped and already counted under the reason.
-    pub fn accept(&mut self, buf: &[u8], now: Nanos) -> Result<RxPacket, DropReason> {
+    /// Offer one datagram and hand every packet that comes out of it to `deliver`, in order,
+    /// with its bytes and its prelude ([`SourceIngress::prelude_for`]): the datagram itself when
+    /// accepted, or, when it completes a new stream's probation, every packet held for that
+    /// stream (itself last). Returns how many were delivered (0 while it is held), or the reason
+    /// it was dropped (already counted). [`SourceIngress::accept`] and
+    /// [`SourceIngress::next_released`] are the same in two steps.
+    pub fn ingest(
+        &mut self,
+        buf: &[u8],
+        now: Nanos,
+        mut deliver: impl FnMut(&RxPacket, &[u8], Option<&[u8]>),
+    ) -> Result<usize, DropReason> {
+        if let Some(pkt) = self.accept(buf, now)? {
+            deliver(&pkt, buf, self.prelude_for(&pkt));
+            return Ok(1);
+        }
+        let mut delivered = 0;
+        while let Some(pkt) = self.next_released() {
+            deliver(&pkt, self.released_bytes(), self.prelude_for(&pkt));
+            delivered += 1;
+        }
+        Ok(delivered)
+    }
+
+    /// Classify one packet. `Ok(Some)`: accepted. `Err`: dropped, and already counted under the
+    /// reason. `Ok(None)`: held, because it belongs to a stream on probation; when the packet
+    /// completed that stream's probation, the held packets (this one last) are now handed out by
+    /// [`SourceIngress::next_released`], which the caller drains before offering the next packet.
+    pub fn accept(&mut self, buf: &[u8], now: Nanos) -> Result<Option<RxPacket>, DropReason> {
+        debug_assert!(
+            !self.releasing,
+            "drain next_released before the next accept"
+        );
         self.counters.packets += 1;
         self.counters.bytes += buf.len() as u64;
+        self.handle_timeout(now);
         let result = self.classify(buf, now);
         match &result {
-            Ok(pkt) => {
-                self.counters.accepted += 1;
-                if pkt.payload.frame_start {
-                    self.counters.frames += 1;
-                    if pkt.payload.keyframe {
-                        self.counters.keyframes += 1;
-                    }
-                }
-            }
+            Ok(Some(pkt)) => self.count_accepted(pkt),
+            Ok(None) => {}
             Err(reason) => self.counters.drops.add(*reason, 1),
         }
         result
     }
 
-    fn classify(&mut self, buf: &[u8], now: Nanos) -> Result<RxPacket, DropReason> {
+    /// The next packet released from probation, in arrival order, after `accept` returned
+    /// `Ok(None)`; its bytes are [`SourceIngress::released_bytes`] until the next call. Held
+    /// packets that sequencing refuses (duplicates, say) are counted and skipped.
+    pub fn next_released(&mut self) -> Option<RxPacket> {
+        if !self.releasing {
+            return None;
+        }
+        // The hold is taken out while its packets are classified; nothing is held meanwhile.
+        let mut hold = std::mem::take(&mut self.hold);
+        let mut released = None;
+        while let Some(at) = hold.pop_front() {
+            self.counters.held -= 1;
+            match self.classify(hold.taken_bytes(), at) {
+                Ok(Some(pkt)) => {
+                    self.count_accepted(&pkt);
+                    released = Some(pkt);
+                    break;
+                }
+                Ok(None) => unreachable!("nothing is held while releasing"),
+                Err(reason) => self.counters.drops.add(reason, 1),
+            }
+        }
+        self.hold = hold;
+        if released.is_none() {
+            self.releasing = false;
+        }
+        released
+    }
+
+    /// The bytes of the packet the last [`SourceIngress::next_released`] returned.
+    pub fn released_bytes(&self) -> &[u8] {
+        self.hold.taken_bytes()
+    }
+
+    /// Give up a stream on probation that has gone silent (its held packets are dropped as
+    /// `other_ssrc`). `accept` calls it; call it too when no packet comes, so held packets are
+    /// counted as dropped in time.
+    pub fn handle_timeout(&mut self, now: Nanos) {
+        if let Some(c) = self.candidate {
+            if !self.releasing && now.saturating_since(c.last_at) >= self.config.takeover_silence {
+                self.give_up_candidate();
+            }
+        }
+    }
+
+    fn count_accepted(&mut self, pkt: &RxPacket) {
+        self.counters.accepted += 1;
+        if pkt.payload.frame_start {
+            self.counters.frames += 1;
+            if pkt.payload.keyframe {
+                self.counters.keyframes += 1;
+            }
+        }
+    }
+
+    fn classify(&mut self, buf: &[u8], now: Nanos) -> Result<Option<RxPacket>, DropReason> {
         let header = RtpHeader::parse(buf)?;
+        if Some(header.payload_type) == self.config.rtx_payload_type {
+            return Err(DropReason::Rtx);
+        }
+        if self
+            .payload_type(now)
+            .is_some_and(|pt| pt != header.payload_type)
+        {
+            return Err(DropReason::OtherPayloadType);
+        }
         let mut payload = codec::inspect(self.codec, header.payload(buf))
             .map_err(|_| DropReason::MalformedPayload)?;
         let epochs = self.next_epoch;
-        let (epoch, seq, timestamp) = self.sequence(&header, &mut payload)?;
+        let Some((epoch, seq, timestamp)) = self.sequence(&header, &mut payload, buf, now)? else {
+            return Ok(None);
+        };
         if let Some(sets) = self.parameter_sets.as_mut() {
             if self.next_epoch != epochs {
                 // A restarted encoder may use other parameter sets.
@@ -226,7 +423,7 @@ impl SourceIngress {
                 sets.observe(header.payload(buf));
             }
         }
-        Ok(RxPacket {
+        Ok(Some(RxPacket {
             source: self.id,
             epoch,
             seq: ExtSeq(seq),
@@ -236,96 +433,117 @@ impl SourceIngress {
             payload,
             received_at: now,
             prelude: None,
-        })
+        }))
     }
 
-    /// Place the packet in its stream: extend sequence number and timestamp, drop duplicates and
-    /// stragglers, and detect restarts.
+    /// Place the packet: in the current stream (extended sequence number and timestamp), or
+    /// dropped, or held for a stream on probation (`None`).
     fn sequence(
         &mut self,
         header: &RtpHeader,
         payload: &mut PayloadInfo,
-    ) -> Result<(u32, u64, u64), DropReason> {
+        buf: &[u8],
+        now: Nanos,
+    ) -> Result<Option<(u32, u64, u64)>, DropReason> {
         let Some(stream) = self.stream.as_mut() else {
-            return Ok(self.restart(header, payload));
+            // The source's first stream, or the one just taken from probation.
+            return Ok(Some(self.start(header, payload, now)));
         };
-        if header.ssrc != stream.ssrc {
-            if Some(header.ssrc) == self.previous_ssrc {
+        if header.ssrc == stream.ssrc {
+            if let Placed::In(epoch, seq, ts) = stream.place(self.codec, header, payload, now)? {
+                return Ok(Some((epoch, seq, ts)));
+            }
+        }
+        if let Some(p) = self
+            .previous
+            .filter(|p| p.ssrc == header.ssrc && now < p.until)
+        {
+            let behind = p.highest_seq.wrapping_sub(header.seq.0) as i16 as i32;
+            if (0..=MAX_MISORDER).contains(&behind) {
                 return Err(DropReason::StaleAfterRestart);
             }
-            return Ok(self.restart(header, payload));
         }
-        let seq = header.seq.0;
-        let delta = seq.wrapping_sub(stream.highest_seq as u16) as i16 as i32;
-        let ts_delta = header.timestamp.0.wrapping_sub(stream.highest_ts as u32) as i32 as i64;
-        let timestamp = (stream.highest_ts as i64 + ts_delta) as u64;
+        if self.releasing {
+            // Held packets that do not follow the stream just taken from them.
+            return Err(DropReason::OtherSsrc);
+        }
+        self.hold(header, buf, now)?;
+        Ok(None)
+    }
 
-        if delta > 0 && delta <= MAX_DROPOUT {
-            let ext = stream.highest_seq + delta as u64;
-            // A packet continuing an unfinished frame cannot start one, whatever its payload
-            // looks like (e.g. a repeated H.264 SPS before a picture's second slice). One
-            // exception: H.264/H.265 encoders may open an access unit with an AUD or SEI packet
-            // that is not key; then the first packet carrying a parameter set or IDR is where a
-            // decoder can start (it needs no AUD), and only later ones continue the frame.
-            let continues = delta == 1 && timestamp == stream.highest_ts && !stream.highest_marker;
-            if continues {
-                let opens_key =
-                    self.codec.parameter_sets_in_band() && payload.keyframe && !stream.key_in_frame;
-                if !opens_key {
-                    payload.frame_start = false;
+    /// Hold a packet of another stream than the current one, and take that stream when its
+    /// probation is complete and the current stream has gone silent.
+    fn hold(&mut self, header: &RtpHeader, buf: &[u8], now: Nanos) -> Result<(), DropReason> {
+        if !self.hold.fits(buf) {
+            return Err(DropReason::OtherSsrc);
+        }
+        let window = REORDER_WINDOW as i32;
+        match self.candidate.as_mut() {
+            Some(c) => match c.membership(header, MAX_DROPOUT, window) {
+                Membership::Outside => {
+                    if now.saturating_since(c.last_at) < self.config.takeover_silence {
+                        // A second stream on probation while the first still sends: neither is
+                        // likely the sender's restart; keep the one that came first.
+                        return Err(DropReason::OtherSsrc);
+                    }
+                    self.give_up_candidate();
+                    self.candidate = Some(Candidate::start(header, now));
                 }
-                stream.key_in_frame |= payload.keyframe;
-            } else {
-                stream.key_in_frame = payload.keyframe;
-            }
-            stream.advance_window(ext);
-            stream.highest_seq = ext;
-            stream.highest_ts = timestamp;
-            stream.highest_marker = header.marker;
-            stream.probation_seq = None;
-            return Ok((stream.epoch, ext, timestamp));
+                m => c.observe(header, m, now),
+            },
+            None => self.candidate = Some(Candidate::start(header, now)),
         }
-        if delta == 0 {
-            return Err(DropReason::Duplicate);
+        // When the hold is full its oldest packet gives way, and counts as dropped.
+        let given_up = self.hold.push(buf, now);
+        self.counters.held = self.counters.held + 1 - given_up;
+        self.counters.drops.add(DropReason::OtherSsrc, given_up);
+        let c = self.candidate.expect("a candidate was set above");
+        let silent = self
+            .stream
+            .is_none_or(|s| now.saturating_since(s.last_at) >= self.config.takeover_silence);
+        if c.in_sequence >= self.config.probation && silent {
+            self.take_candidate(now);
         }
-        if delta < 0 && (-delta as u64) < REORDER_WINDOW {
-            let ext = stream.highest_seq - (-delta) as u64;
-            if !stream.mark_seen(ext) {
-                return Err(DropReason::Duplicate);
-            }
-            return Ok((stream.epoch, ext, timestamp));
+        Ok(())
+    }
+
+    /// The stream on probation replaces the current one; its held packets are released.
+    fn take_candidate(&mut self, now: Nanos) {
+        if let Some(old) = self.stream.take() {
+            self.counters.restarts += 1;
+            self.previous = Some(Previous {
+                ssrc: old.ssrc,
+                highest_seq: old.highest_seq as u16,
+                until: now.saturating_add(PREVIOUS_STREAM_MEMORY),
+            });
         }
-        if delta < 0 && -delta <= MAX_MISORDER {
-            return Err(DropReason::TooOld);
-        }
-        if delta < 0 && stream.probation_seq != Some(seq) {
-            stream.probation_seq = Some(seq.wrapping_add(1));
-            return Err(DropReason::TooOld);
-        }
-        Ok(self.restart(header, payload))
+        self.candidate = None;
+        self.releasing = true;
+    }
+
+    fn give_up_candidate(&mut self) {
+        let n = self.hold.clear();
+        self.counters.held -= n;
+        self.counters.drops.add(DropReason::OtherSsrc, n);
+        self.candidate = None;
     }
 
     /// Start a new stream (and epoch) at this packet.
-    fn restart(&mut self, header: &RtpHeader, payload: &PayloadInfo) -> (u32, u64, u64) {
-        if let Some(old) = self.stream {
-            self.counters.restarts += 1;
-            if old.ssrc != header.ssrc {
-                self.previous_ssrc = Some(old.ssrc);
-            }
-        }
+    fn start(&mut self, header: &RtpHeader, payload: &PayloadInfo, now: Nanos) -> (u32, u64, u64) {
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.wrapping_add(1);
         let seq = SEQ_BASE + header.seq.0 as u64;
         let ts = TS_BASE + header.timestamp.0 as u64;
         let mut stream = Stream {
             ssrc: header.ssrc,
+            payload_type: header.payload_type,
             epoch,
             highest_seq: seq,
             highest_ts: ts,
             highest_marker: header.marker,
             key_in_frame: payload.keyframe,
+            last_at: now,
             seen: [0; WINDOW_WORDS],
-            probation_seq: None,
         };
         stream.mark_seen(seq);
         self.stream = Some(stream);
@@ -334,6 +552,63 @@ impl SourceIngress {
 }
 
 impl Stream {
+    /// Place a packet of this stream's SSRC: extend its sequence number and timestamp, drop
+    /// duplicates and stragglers; a sequence number too far off is another stream.
+    fn place(
+        &mut self,
+        codec: Codec,
+        header: &RtpHeader,
+        payload: &mut PayloadInfo,
+        now: Nanos,
+    ) -> Result<Placed, DropReason> {
+        let seq = header.seq.0;
+        let delta = seq.wrapping_sub(self.highest_seq as u16) as i16 as i32;
+        let ts_delta = header.timestamp.0.wrapping_sub(self.highest_ts as u32) as i32 as i64;
+        // Timestamps are modular: whatever a sender does, the extension wraps, never overflows.
+        let timestamp = self.highest_ts.wrapping_add_signed(ts_delta);
+
+        if delta > 0 && delta <= MAX_DROPOUT {
+            let ext = self.highest_seq + delta as u64;
+            // A packet continuing an unfinished frame cannot start one, whatever its payload
+            // looks like (e.g. a repeated H.264 SPS before a picture's second slice). One
+            // exception: H.264/H.265 encoders may open an access unit with an AUD or SEI packet
+            // that is not key; then the first packet carrying a parameter set or IDR is where a
+            // decoder can start (it needs no AUD), and only later ones continue the frame.
+            let continues = delta == 1 && timestamp == self.highest_ts && !self.highest_marker;
+            if continues {
+                let opens_key =
+                    codec.parameter_sets_in_band() && payload.keyframe && !self.key_in_frame;
+                if !opens_key {
+                    payload.frame_start = false;
+                }
+                self.key_in_frame |= payload.keyframe;
+            } else {
+                self.key_in_frame = payload.keyframe;
+            }
+            self.advance_window(ext);
+            self.highest_seq = ext;
+            self.highest_ts = timestamp;
+            self.highest_marker = header.marker;
+            self.last_at = now;
+            return Ok(Placed::In(self.epoch, ext, timestamp));
+        }
+        if delta == 0 {
+            return Err(DropReason::Duplicate);
+        }
+        if delta < 0 && (-delta as u64) < REORDER_WINDOW {
+            let ext = self.highest_seq - (-delta) as u64;
+            if !self.mark_seen(ext) {
+                return Err(DropReason::Duplicate);
+            }
+            self.last_at = now;
+            return Ok(Placed::In(self.epoch, ext, timestamp));
+        }
+        if delta < 0 && -delta <= MAX_MISORDER {
+            return Err(DropReason::TooOld);
+        }
+        Ok(Placed::Outside)
+    }
+
     /// Mark `ext` seen; false if it already was.
     fn mark_seen(&mut self, ext: u64) -> bool {
         let bit = ext % REORDER_WINDOW;

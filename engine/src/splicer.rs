@@ -190,8 +190,11 @@ impl Splicer {
         let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
         let newest = seq >= self.next_seq;
         if newest {
-            if ts > self.last_ts && self.last_sent.is_some() {
-                self.frame_step = ts - self.last_ts;
+            // Timestamps are modular (a sender may step them anywhere): only a forward step of
+            // at most a second of media is a frame interval.
+            let step = ts.wrapping_sub(self.last_ts);
+            if step > 0 && step <= u64::from(pkt.clock_rate) && self.last_sent.is_some() {
+                self.frame_step = step;
             }
             self.next_seq = seq + 1;
             self.last_ts = ts;
@@ -240,7 +243,7 @@ impl Splicer {
                 // Never less than the last frame interval: a new source's keyframe can arrive
                 // just after the old source's last packet, and two frames a few ms apart look
                 // like one time slot to a player (ffmpeg reports non-monotonic timestamps).
-                self.last_ts + step.max(self.frame_step).max(1)
+                self.last_ts.wrapping_add(step.max(self.frame_step).max(1))
             }
             None => self.last_ts,
         };

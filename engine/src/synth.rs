@@ -230,7 +230,8 @@ impl OpusStream {
 /// Deterministic filler derived from the SSRC and sequence number, so a receiver can check that
 /// the bytes it got are the bytes that were sent.
 pub fn fill_pattern(buf: &mut [u8], ssrc: Ssrc, seq: u16) {
-    let mut x = (ssrc.0 as u64) << 16 | seq as u64 | 1;
+    // The top bit keeps the xorshift state non-zero without folding two inputs into one.
+    let mut x = (ssrc.0 as u64) << 16 | seq as u64 | 1 << 63;
     for b in buf {
         // xorshift: cheap, and every byte depends on both inputs.
         x ^= x << 13;

@@ -34,9 +34,8 @@ struct Sender {
     seq: u16,
     ts: u32,
     frame: u32,
-    /// Packets sent but held back by the network, to arrive after later ones, with the tag of
-    /// the parameter sets they carry.
-    held: Vec<(Vec<u8>, Option<Tag>)>,
+    /// Packets sent but held back by the network, to arrive after later ones.
+    held: Vec<Vec<u8>>,
 }
 
 impl Sender {
@@ -66,8 +65,8 @@ impl Sender {
         self.frame = 0;
     }
 
-    /// The payloads of the next frame, and whether each carries this run's parameter sets.
-    fn next_frame(&mut self) -> Vec<(Vec<u8>, bool)> {
+    /// The payloads of the next frame.
+    fn next_frame(&mut self) -> Vec<Vec<u8>> {
         let (source, run) = self.tag();
         let key = self.frame.is_multiple_of(GOP);
         let mut payloads = Vec::new();
@@ -79,14 +78,14 @@ impl Sender {
                 stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
                 stap.extend_from_slice(nal);
             }
-            payloads.push((stap, true));
+            payloads.push(stap);
         }
         if key {
             // An IDR in two FU-A fragments: start (first_mb_in_slice 0) and end.
-            payloads.push((vec![0x7c, 0x85, 0x88, source, run], false));
-            payloads.push((vec![0x7c, 0x45, 0x11, source, run], false));
+            payloads.push(vec![0x7c, 0x85, 0x88, source, run]);
+            payloads.push(vec![0x7c, 0x45, 0x11, source, run]);
         } else {
-            payloads.push((vec![0x41, 0x9a, source, run], false));
+            payloads.push(vec![0x41, 0x9a, source, run]);
         }
         self.frame += 1;
         payloads
@@ -208,7 +207,7 @@ fn run(
                 let frame = sender.next_frame();
                 let last = frame.len() - 1;
                 let mut arriving = Vec::new();
-                for (i, (payload, sets)) in frame.into_iter().enumerate() {
+                for (i, payload) in frame.into_iter().enumerate() {
                     let mut buf = Vec::new();
                     let (seq, ts) = (SeqNo(sender.seq), RtpTime(sender.ts));
                     write_rtp(
@@ -224,45 +223,69 @@ fn run(
                     if rng.random_bool(loss) {
                         continue;
                     }
-                    let item = (buf, sets.then(|| sender.tag()));
                     if rng.random_bool(reorder) {
-                        sender.held.push(item);
+                        sender.held.push(buf);
                     } else {
-                        arriving.push(item);
+                        arriving.push(buf);
                         arriving.append(&mut sender.held);
                     }
                 }
                 sender.ts = sender.ts.wrapping_add(3000);
-                for (mut buf, sets) in arriving {
-                    let Ok(mut pkt) = sender.ingress.accept(&buf, Nanos(now)) else {
-                        continue;
-                    };
-                    delivered_sets.extend(sets);
-                    if let Some(prelude) = sender.ingress.prelude_for(&pkt) {
-                        pkt.attach_prelude(&mut buf, prelude);
-                    }
-                    let mut fan = shard.fan_out(&pkt, &buf, Nanos(now));
-                    while fan.fill(&mut batch) > 0 {
-                        let sent = batch.as_slice();
-                        for (k, t) in sent.iter().enumerate() {
-                            if t.prelude {
-                                // A prelude travels with its keyframe: next in the batch.
-                                let next = sent.get(k + 1);
-                                prop_assert!(next.is_some_and(|n| n.track == t.track));
+                for buf in arriving {
+                    // A restarted sender's packets are held on probation and released later,
+                    // so what comes out is told by its bytes, not by what was just sent.
+                    let mut failure = None;
+                    let _ = sender
+                        .ingress
+                        .ingest(&buf, Nanos(now), |pkt, bytes, prelude| {
+                            delivered_sets.extend(sets_tag(bytes));
+                            let (mut pkt, mut buf) = (*pkt, bytes.to_vec());
+                            if let Some(prelude) = prelude {
+                                pkt.attach_prelude(&mut buf, prelude);
                             }
-                            let decoder = decoders.get_mut(&t.track).unwrap();
-                            let bytes = t.to_vec(&pkt, &buf);
-                            if let Err(e) = decoder.receive(&bytes, &delivered_sets) {
-                                return Err(TestCaseError::fail(format!("{}: {e}", t.track)));
+                            let mut fan = shard.fan_out(&pkt, &buf, Nanos(now));
+                            while fan.fill(&mut batch) > 0 {
+                                let sent = batch.as_slice();
+                                for (k, t) in sent.iter().enumerate() {
+                                    if t.prelude {
+                                        // A prelude travels with its keyframe: next in the batch.
+                                        let next = sent.get(k + 1);
+                                        if next.is_none_or(|n| n.track != t.track) {
+                                            failure.get_or_insert(format!(
+                                                "{}: prelude alone",
+                                                t.track
+                                            ));
+                                        }
+                                    }
+                                    let decoder = decoders.get_mut(&t.track).unwrap();
+                                    let bytes = t.to_vec(&pkt, &buf);
+                                    if let Err(e) = decoder.receive(&bytes, &delivered_sets) {
+                                        failure.get_or_insert(format!("{}: {e}", t.track));
+                                    }
+                                }
+                                batch.clear();
                             }
-                        }
-                        batch.clear();
+                        });
+                    if let Some(e) = failure {
+                        return Err(TestCaseError::fail(e));
                     }
                 }
             }
         }
     }
     Ok(decoders.iter().map(|(t, d)| (*t, d.idrs)).collect())
+}
+
+/// The tag of the parameter sets a packet carries (a STAP-A of SPS and PPS), if any.
+fn sets_tag(bytes: &[u8]) -> Option<Tag> {
+    let h = RtpHeader::parse(bytes).ok()?;
+    let p = h.payload(bytes);
+    if p.first()? & 0x1f != 24 {
+        return None;
+    }
+    let len = u16::from_be_bytes([p[1], p[2]]) as usize;
+    let sps = &p[3..3 + len];
+    Some((sps[len - 2], sps[len - 1]))
 }
 
 proptest! {

@@ -115,7 +115,8 @@ fn replay(codec: Codec, fixture: &str) -> Replay {
         let now = Nanos::from_millis(i as u64);
         let mut pkt = ingress
             .accept(&record, now)
-            .expect("fixture packets are valid");
+            .expect("fixture packets are valid")
+            .expect("one stream: nothing held");
         let payload = &record[pkt.header.payload_start as usize..pkt.header.payload_end as usize];
         payloads.push(payload.to_vec());
         if !late_added {
@@ -240,13 +241,19 @@ fn configured_sets_are_used_while_none_came_in_band() {
     // Join after the in-band sets, then the whole stream from a restarted sender.
     for (i, record) in records[start..].iter().chain(&records).enumerate() {
         let mut record = record.clone();
+        let mut now = Nanos::from_millis(i as u64);
         if i >= records.len() - start {
             record[8..12].copy_from_slice(&0x5eed_u32.to_be_bytes());
+            // The restarted sender comes after the old one fell silent.
+            now = now.saturating_add(Nanos::from_millis(1_000));
         }
-        let pkt = ingress.accept(&record, Nanos::ZERO).unwrap();
-        if pkt.is_switch_point() {
-            preludes.push(ingress.prelude_for(&pkt).map(<[u8]>::to_vec));
-        }
+        ingress
+            .ingest(&record, now, |pkt, _, prelude| {
+                if pkt.is_switch_point() {
+                    preludes.push(prelude.map(<[u8]>::to_vec));
+                }
+            })
+            .unwrap();
     }
     let in_band = preludes[3]
         .clone()
@@ -270,8 +277,11 @@ fn a_restarted_stream_starts_with_an_empty_cache() {
     let records = rtp_records("h264-sets-once.rtp");
     let mut ingress = SourceIngress::new(SourceId(1), Codec::H264, 90_000);
     let mut switch_points = Vec::new();
-    for record in &records {
-        let pkt = ingress.accept(record, Nanos::ZERO).unwrap();
+    for (i, record) in records.iter().enumerate() {
+        let pkt = ingress
+            .accept(record, Nanos::from_millis(i as u64))
+            .unwrap()
+            .expect("one stream: nothing held");
         if pkt.is_switch_point() {
             switch_points.push(ingress.prelude_for(&pkt).is_some());
         }
@@ -284,10 +294,17 @@ fn a_restarted_stream_starts_with_an_empty_cache() {
     // The same packets from a new SSRC without their first keyframe: a new encoder whose sets
     // were never seen. Sending the old encoder's would be wrong, so nothing is sent.
     let start = records.iter().position(|r| r[1] & 0x80 != 0).unwrap() + 1;
-    for record in &records[start..] {
+    let mut released = 0;
+    for (i, record) in records[start..].iter().enumerate() {
         let mut restarted = record.clone();
         restarted[8..12].copy_from_slice(&0x5eed_u32.to_be_bytes());
-        let pkt = ingress.accept(&restarted, Nanos::ZERO).unwrap();
-        assert_eq!(ingress.prelude_for(&pkt), None);
+        let now = Nanos::from_millis(10_000 + i as u64);
+        ingress
+            .ingest(&restarted, now, |_, _, prelude| {
+                assert_eq!(prelude, None);
+                released += 1;
+            })
+            .unwrap();
     }
+    assert_eq!(released, records.len() - start, "every packet came through");
 }

@@ -1,12 +1,14 @@
-//! Property: over random schedules of loss, reordering, duplicates, restarts and switches between
-//! sources, every track's output is exactly what the oracle in `common` derives from the arrival
-//! log: one SSRC, no sequence number twice, timestamps never backwards, each segment starting on
-//! a switch point and continuing one past the highest sequence number sent, and no gap the input
-//! did not have.
+//! Property: over random schedules of loss, reordering, duplicates, restarts, failovers back to
+//! an earlier SSRC, multiplexed second streams, stray datagrams, retransmissions and switches
+//! between sources, every track's output is exactly what the oracle in `common` derives from the
+//! log of packets ingress delivered: one SSRC, no sequence number twice, timestamps never
+//! backwards, each segment starting on a switch point and continuing one past the highest
+//! sequence number sent, and no gap the input did not have. Ingress conserves every packet
+//! (accepted, dropped or held).
 
 mod common;
 
-use common::{Impairment, World};
+use common::{Impairment, Other, World};
 use corecast_engine::{Layout, TrackId};
 use proptest::prelude::*;
 
@@ -16,6 +18,17 @@ enum Step {
     Switch(u32, usize),
     Cancel(u32),
     Restart(usize),
+    FailBack(usize),
+    Interfere(usize, Other),
+    Pause(u64),
+}
+
+fn other() -> impl Strategy<Value = Other> {
+    prop_oneof![
+        Just(Other::Multiplexed),
+        Just(Other::Stray),
+        Just(Other::Retransmission)
+    ]
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -24,6 +37,9 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0..6u32, 0..3usize).prop_map(|(t, s)| Step::Switch(t, s)),
         1 => (0..6u32).prop_map(Step::Cancel),
         1 => (0..3usize).prop_map(Step::Restart),
+        1 => (0..3usize).prop_map(Step::FailBack),
+        2 => (0..3usize, other()).prop_map(|(s, o)| Step::Interfere(s, o)),
+        1 => (1..500u64).prop_map(Step::Pause),
     ]
 }
 
@@ -53,6 +69,9 @@ fn run(seed: u64, net: Impairment, steps: &[Step], layout: Layout) {
                 w.shard.cancel_switch(TrackId(t)).unwrap();
             }
             Step::Restart(src) => w.restart(src),
+            Step::FailBack(src) => w.fail_back(src),
+            Step::Interfere(src, kind) => w.interfere(src, kind),
+            Step::Pause(ms) => w.pause(ms),
         }
     }
     w.verify();

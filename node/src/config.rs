@@ -154,6 +154,15 @@ pub struct ServeArgs {
     /// latched sender is released, so a sender restarting from a new address is taken.
     #[arg(long, env = "CORECAST_IDLE_TIMEOUT", default_value_t = 2000)]
     pub idle_timeout: u64,
+    /// Packets in sequence a new stream (another SSRC, or a jump in sequence numbers) must send
+    /// on a source's port before it can replace the source's stream (RFC 3550's probation).
+    #[arg(long, env = "CORECAST_PROBATION", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub probation: u32,
+    /// Milliseconds the source's stream must have been silent before a new one replaces it: a
+    /// sender that restarts stops its old stream, a multiplexed one (RTX, FEC) never does. The
+    /// new stream's packets are held meanwhile and forwarded once it takes over.
+    #[arg(long, env = "CORECAST_TAKEOVER_SILENCE", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub takeover_silence: u64,
     /// Export per-subscriber series in /metrics (one series per subscriber: mind cardinality).
     #[arg(long, env = "CORECAST_METRICS_PER_SUBSCRIBER")]
     pub metrics_per_subscriber: bool,

@@ -50,6 +50,8 @@ pub(crate) struct SourceEntry {
     pub latch: bool,
     pub feedback: Option<SocketAddr>,
     pub parameter_sets: bool,
+    pub payload_type: Option<u8>,
+    pub rtx_payload_type: Option<u8>,
     pub mask: Arc<AtomicU64>,
     /// Per shard: tracks attached to or switching to this source.
     pub users: Vec<u32>,
@@ -265,6 +267,22 @@ impl ControlState {
             .map(|text| configured_parameter_sets(codec, text))
             .transpose()?;
         let has_parameter_sets = parameter_sets.is_some();
+        for (field, pt) in [
+            ("payload_type", req.payload_type),
+            ("rtx_payload_type", req.rtx_payload_type),
+        ] {
+            if pt.is_some_and(|pt| pt > 127) {
+                return Err(ApiError::bad_request(format!(
+                    "`{field}` {} is outside 0..=127",
+                    pt.unwrap_or_default()
+                )));
+            }
+        }
+        if req.payload_type.is_some() && req.payload_type == req.rtx_payload_type {
+            return Err(ApiError::bad_request(
+                "`payload_type` and `rtx_payload_type` must differ",
+            ));
+        }
         let (socket, port) = self.bind_ingest(req.port)?;
         let id = self.next_source;
         self.next_source += 1;
@@ -284,6 +302,8 @@ impl ControlState {
             rtcp_ssrc,
             feedback,
             parameter_sets,
+            payload_type: req.payload_type,
+            rtx_payload_type: req.rtx_payload_type,
         })))?;
         self.sources.insert(
             id,
@@ -295,6 +315,8 @@ impl ControlState {
                 latch,
                 feedback,
                 parameter_sets: has_parameter_sets,
+                payload_type: req.payload_type,
+                rtx_payload_type: req.rtx_payload_type,
                 mask,
                 users: vec![0; self.shards.len()],
             },

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::rtcp::{self, PLI_LEN};
 use corecast_engine::{
-    Codec, DropCounts, DropReason, IngressCounters, Nanos, SourceId, SourceIngress, Ssrc,
+    Codec, DropCounts, DropReason, IngressConfig, IngressCounters, Nanos, RxPacket, SourceId,
+    SourceIngress, Ssrc,
 };
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
@@ -47,6 +48,10 @@ pub struct NewSource {
     pub feedback: Option<SocketAddr>,
     /// H.264/H.265 parameter sets given with the source (from the sender's SDP).
     pub parameter_sets: Option<ParameterSets>,
+    /// The payload type the source's packets carry, if given (else learned from the stream).
+    pub payload_type: Option<u8>,
+    /// The payload type of the sender's RFC 4588 retransmissions, if it sends them.
+    pub rtx_payload_type: Option<u8>,
 }
 
 pub enum IngestCommand {
@@ -64,6 +69,8 @@ pub struct IngestSourceStats {
     pub sender: Option<SocketAddr>,
     pub keyframe_requests_sent: u64,
     pub rtcp_packets: u64,
+    /// The payload type the source takes now (given, or learned from the stream).
+    pub payload_type: Option<u8>,
 }
 
 /// What the ingest thread shares with the rest of the node.
@@ -118,6 +125,8 @@ pub struct Ingest {
     pli_interval: Duration,
     stats_every: Duration,
     relatch_after: Duration,
+    probation: u32,
+    takeover_silence: Duration,
 }
 
 /// How the ingest thread is sized and paced.
@@ -129,6 +138,10 @@ pub struct IngestSettings {
     pub stats_every: Duration,
     /// A latched sender silent this long is forgotten (the source's idle timeout).
     pub relatch_after: Duration,
+    /// Packets in sequence a new stream (SSRC) sends before it can replace the current one.
+    pub probation: u32,
+    /// How long the current stream must be silent before a new one replaces it.
+    pub takeover_silence: Duration,
 }
 
 impl Ingest {
@@ -157,6 +170,8 @@ impl Ingest {
             pli_interval: settings.pli_interval,
             stats_every: settings.stats_every,
             relatch_after: settings.relatch_after,
+            probation: settings.probation,
+            takeover_silence: settings.takeover_silence,
         }
     }
 
@@ -249,7 +264,15 @@ impl Ingest {
             tracing::error!(source = %new.id, "cannot poll the ingest socket: {e}");
             return;
         }
-        let mut ingress = SourceIngress::new(new.id, new.codec, new.clock_rate);
+        let config = IngressConfig {
+            probation: self.probation,
+            takeover_silence: Nanos(self.takeover_silence.as_nanos() as u64),
+            idle: Nanos(self.relatch_after.as_nanos() as u64),
+            payload_type: new.payload_type,
+            rtx_payload_type: new.rtx_payload_type,
+            ..IngressConfig::default()
+        };
+        let mut ingress = SourceIngress::with_config(new.id, new.codec, new.clock_rate, config);
         if let Some(sets) = new.parameter_sets {
             ingress.set_configured_parameter_sets(sets);
         }
@@ -346,30 +369,15 @@ impl Ingest {
                     ),
                     None => now,
                 };
-                let Ok(pkt) = source.ingress.accept(bytes, received) else {
-                    continue;
-                };
-                let mask = source.shards.load(Ordering::Acquire);
-                if mask == 0 {
-                    continue;
-                }
-                let prelude = source.ingress.prelude_for(&pkt);
-                let Some(slot) = self.pool.store(bytes, pkt, prelude) else {
-                    source
-                        .drops
-                        .add(DropReason::QueueFull, mask.count_ones() as u64);
-                    continue;
-                };
-                for (shard, queue) in self.shard_queues.iter().enumerate() {
-                    if mask & (1 << shard) == 0 {
-                        continue;
-                    }
-                    if queue.push(slot.clone()).is_err() {
-                        source.drops.add(DropReason::QueueFull, 1);
-                    } else {
-                        self.shard_wakes[shard].notify();
-                    }
-                }
+                // The packet, or the packets a new stream held until its probation ended
+                // (nothing when it is dropped or held), go to the shards.
+                let (pool, queues, wakes) = (&mut self.pool, &self.shard_queues, &self.shard_wakes);
+                let (mask, drops) = (&source.shards, &mut source.drops);
+                let _ = source
+                    .ingress
+                    .ingest(bytes, received, |pkt, bytes, prelude| {
+                        hand_to_shards(pool, queues, wakes, mask, drops, pkt, bytes, prelude);
+                    });
             }
             if n < RECV_BATCH {
                 return false;
@@ -408,6 +416,12 @@ impl Ingest {
     }
 
     fn publish_snapshot(&mut self) {
+        // A stream on probation that went silent is given up, so its held packets are counted
+        // as dropped even when nothing else arrives.
+        let now = self.clock.now();
+        for s in self.sources.values_mut() {
+            s.ingress.handle_timeout(now);
+        }
         let stats: Vec<IngestSourceStats> = self
             .sources
             .values()
@@ -418,12 +432,46 @@ impl Ingest {
                 sender: s.sender,
                 keyframe_requests_sent: s.keyframe.sent,
                 rtcp_packets: s.rtcp_packets,
+                payload_type: s.ingress.payload_type(now),
             })
             .collect();
         // The newest snapshot replaces an unread old one.
         if let Err(stats) = self.link.snapshots.push(stats) {
             let _ = self.link.snapshots.pop();
             let _ = self.link.snapshots.push(stats);
+        }
+    }
+}
+
+/// Copy one accepted packet (and its prelude) into a pool slot and queue it for every shard whose
+/// bit is set in the source's mask. A full pool or queue drops it for that shard (`queue_full`).
+#[allow(clippy::too_many_arguments)]
+fn hand_to_shards(
+    pool: &mut Pool,
+    queues: &[Arc<ArrayQueue<Arc<Slot>>>],
+    wakes: &[Arc<Wake>],
+    mask: &AtomicU64,
+    drops: &mut DropCounts,
+    pkt: &RxPacket,
+    bytes: &[u8],
+    prelude: Option<&[u8]>,
+) {
+    let mask = mask.load(Ordering::Acquire);
+    if mask == 0 {
+        return;
+    }
+    let Some(slot) = pool.store(bytes, *pkt, prelude) else {
+        drops.add(DropReason::QueueFull, mask.count_ones() as u64);
+        return;
+    };
+    for (shard, queue) in queues.iter().enumerate() {
+        if mask & (1 << shard) == 0 {
+            continue;
+        }
+        if queue.push(slot.clone()).is_err() {
+            drops.add(DropReason::QueueFull, 1);
+        } else {
+            wakes[shard].notify();
         }
     }
 }

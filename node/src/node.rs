@@ -256,6 +256,8 @@ impl Node {
                 pli_interval: Duration::from_millis(args.pli_interval),
                 stats_every,
                 relatch_after: Duration::from_millis(args.idle_timeout),
+                probation: args.probation,
+                takeover_silence: Duration::from_millis(args.takeover_silence),
             },
         );
         let ingest_thread = std::thread::Builder::new()

@@ -106,6 +106,7 @@ mod tests {
         OpusStream::new(Ssrc(1), 0, 0).next_packet(&mut buf);
         let pkt = SourceIngress::new(SourceId(1), Codec::Opus, 48_000)
             .accept(&buf, Nanos::ZERO)
+            .unwrap()
             .unwrap();
         (buf, pkt)
     }

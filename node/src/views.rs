@@ -34,6 +34,7 @@ impl ControlState {
         let mut counters = SourceCounters::default();
         let mut drops = DropCounts::default();
         let mut sender = None;
+        let mut payload_type = s.payload_type;
         let mut state = SourceState::Waiting;
         if let Some(a) = agg.sources.get(&id) {
             let i = &a.stats;
@@ -50,6 +51,7 @@ impl ControlState {
             drops.merge(&i.ingress.drops);
             drops.merge(&i.drops);
             sender = i.sender;
+            payload_type = payload_type.or(i.payload_type);
             state = a.state;
         }
         for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
@@ -74,6 +76,8 @@ impl ControlState {
             sender,
             feedback: s.feedback,
             parameter_sets: s.parameter_sets,
+            payload_type,
+            rtx_payload_type: s.rtx_payload_type,
             state: state.name().to_string(),
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,

@@ -34,6 +34,8 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         latch: None,
         feedback: None,
         parameter_sets: None,
+        payload_type: None,
+        rtx_payload_type: None,
     }));
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
 
@@ -45,6 +47,8 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         latch: None,
         feedback: None,
         parameter_sets: None,
+        payload_type: None,
+        rtx_payload_type: None,
     }));
     assert_eq!(status, 409, "port in use: {message}");
     assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
@@ -57,6 +61,8 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         latch: None,
         feedback: None,
         parameter_sets: None,
+        payload_type: None,
+        rtx_payload_type: None,
     }));
     assert_eq!(status, 400);
     assert!(message.contains("mpeg2"), "{message}");
@@ -70,6 +76,8 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         latch: None,
         feedback: None,
         parameter_sets: Some(sets.into()),
+        payload_type: None,
+        rtx_payload_type: None,
     };
     let (sps, pps) = ("Z0LACw==", "aM48gA==");
     for (codec, sets, says) in [
@@ -255,6 +263,8 @@ fn an_unlatched_source_takes_packets_from_any_sender() {
             latch: Some(false),
             feedback: None,
             parameter_sets: None,
+            payload_type: None,
+            rtx_payload_type: None,
         })
         .unwrap();
     assert!(!src.latch);

@@ -371,6 +371,8 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
                 latch: None,
                 feedback: None,
                 parameter_sets: Some(sprop_parameter_sets(&media, variant)),
+                payload_type: None,
+                rtx_payload_type: None,
             })
             .unwrap()
     };
@@ -556,6 +558,8 @@ fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyf
             latch: None,
             feedback: Some(format!("127.0.0.1:{rtcp_port}")),
             parameter_sets: None,
+            payload_type: None,
+            rtx_payload_type: None,
         })
         .unwrap();
     let port = free_port_pair();

@@ -35,6 +35,14 @@ pub struct CreateSource {
     /// in-band (sets that come in-band are cached and take precedence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_sets: Option<String>,
+    /// The RTP payload type of the source's media (0 to 127). Packets with another one are
+    /// dropped (`other_payload_type`); when absent, the type of the stream's first packet is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_type: Option<u8>,
+    /// The payload type of the sender's RFC 4588 retransmissions on the same port, if any:
+    /// counted (`rtx`), not forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtx_payload_type: Option<u8>,
 }
 
 /// `POST /v1/subscribers` body (and each element of the batch body).
@@ -104,6 +112,12 @@ pub struct SourceView {
     /// Parameter sets were given with the source (`CreateSource::parameter_sets`).
     #[serde(default)]
     pub parameter_sets: bool,
+    /// The payload type the source takes: the one given, or the current stream's (learned from
+    /// its first packet).
+    #[serde(default)]
+    pub payload_type: Option<u8>,
+    #[serde(default)]
+    pub rtx_payload_type: Option<u8>,
     /// `waiting` (nothing received yet), `active`, or `idle` (nothing for `--idle-timeout`).
     #[serde(default)]
     pub state: String,

@@ -72,6 +72,12 @@ pub enum SourceCmd {
         /// comma-separated), sent before keyframes that lack them.
         #[arg(long)]
         parameter_sets: Option<String>,
+        /// The RTP payload type of the source's media; default: the first packet's.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=127))]
+        payload_type: Option<u8>,
+        /// The payload type of the sender's RFC 4588 retransmissions (counted, not forwarded).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=127))]
+        rtx_payload_type: Option<u8>,
     },
     /// List sources.
     #[command(alias = "ls")]
@@ -113,6 +119,8 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             no_latch,
             feedback,
             parameter_sets,
+            payload_type,
+            rtx_payload_type,
         }) => {
             let view = client.create_source(&CreateSource {
                 name,
@@ -122,6 +130,8 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
                 latch: no_latch.then_some(false),
                 feedback,
                 parameter_sets,
+                payload_type,
+                rtx_payload_type,
             })?;
             print_json(out, &view)
         }
@@ -400,6 +410,8 @@ mod tests {
                 no_latch: true,
                 feedback: None,
                 parameter_sets: None,
+                payload_type: None,
+                rtx_payload_type: None,
             })
         );
     }
@@ -417,6 +429,8 @@ mod tests {
                 no_latch: false,
                 feedback: None,
                 parameter_sets: None,
+                payload_type: None,
+                rtx_payload_type: None,
             })
         );
         assert_eq!(

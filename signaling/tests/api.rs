@@ -310,12 +310,18 @@ fn cli_run_against_the_server() {
         no_latch: true,
         feedback: None,
         parameter_sets: None,
+        payload_type: Some(100),
+        rtx_payload_type: None,
     }))
     .unwrap();
     let created: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        (created["id"].as_u64(), created["latch"].as_bool()),
-        (Some(1), Some(false))
+        (
+            created["id"].as_u64(),
+            created["latch"].as_bool(),
+            created["payload_type"].as_u64()
+        ),
+        (Some(1), Some(false), Some(100))
     );
     let out = run(ClientCommand::Sub(SubCmd::Add {
         source: 1,

@@ -186,7 +186,8 @@ impl Rig {
         let now = Nanos(self.now);
         let pkt = ingress
             .accept(&buf, now)
-            .expect("synthetic packets are valid");
+            .expect("synthetic packets are valid")
+            .expect("one stream per source: nothing is held");
         if pkt.is_switch_point() {
             for m in self.model.values_mut() {
                 if m.pending != Some(pkt.source) {
@@ -307,7 +308,7 @@ fn unknown_source_packets_are_counted() {
     let mut ingress = SourceIngress::new(SourceId(7), Codec::Vp8, 90_000);
     let mut buf = Vec::new();
     Vp8Stream::new(Ssrc(1), 0, 0, VideoShape::default()).next_packet(&mut buf);
-    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap();
+    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
     let mut batch = TransmitBatch::with_capacity(4);
     assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 0);
     assert_eq!(shard.counters().drops.get(DropReason::UnknownSource), 1);
@@ -323,7 +324,7 @@ fn packet_through(
 ) -> Vec<TrackId> {
     let mut buf = Vec::new();
     write(&mut buf);
-    let pkt = ingress.accept(&buf, now).unwrap();
+    let pkt = ingress.accept(&buf, now).unwrap().unwrap();
     let mut batch = TransmitBatch::with_capacity(8);
     let mut fan = shard.fan_out(&pkt, &buf, now);
     let mut sent = Vec::new();
@@ -403,7 +404,7 @@ fn send_failures_move_a_copy_from_forwarded_to_dropped() {
     let mut ingress = SourceIngress::new(a, Codec::Vp8, 90_000);
     let mut buf = Vec::new();
     Vp8Stream::new(Ssrc(1), 0, 0, VideoShape::default()).next_packet(&mut buf);
-    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap();
+    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
     let mut batch = TransmitBatch::with_capacity(8);
     let mut fan = shard.fan_out(&pkt, &buf, Nanos::ZERO);
     assert_eq!(fan.fill(&mut batch), 2);
@@ -452,7 +453,7 @@ impl H264Sender {
         if marker {
             self.ts = self.ts.wrapping_add(3000);
         }
-        let mut pkt = self.ingress.accept(&buf, now).unwrap();
+        let mut pkt = self.ingress.accept(&buf, now).unwrap().unwrap();
         if let Some(prelude) = self.ingress.prelude_for(&pkt) {
             pkt.attach_prelude(&mut buf, prelude);
         }
@@ -652,4 +653,45 @@ fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
         [TrackId(1)]
     );
     assert_eq!(shard.counters().switches_deferred, 1);
+}
+
+/// Found by review: four packets, each stepping the RTP timestamp back by 0x7fffffff, drove the
+/// splicer's last output timestamp below zero, and the next anchor overflowed `last_ts + step`
+/// (a panic in debug builds). Timestamps are modular: nothing a sender does can overflow them.
+#[test]
+fn timestamps_stepping_back_by_half_the_range_never_overflow() {
+    use crate::synth::OpusStream;
+    let (a, b) = (SourceId(1), SourceId(2));
+    let mut shard = Shard::default();
+    shard.add_source(a, Codec::Opus).unwrap();
+    shard.add_source(b, Codec::Opus).unwrap();
+    shard.add_track(config(1), a).unwrap();
+    let mut ia = SourceIngress::new(a, Codec::Opus, 48_000);
+    let mut ib = SourceIngress::new(b, Codec::Opus, 48_000);
+    let mut sa = OpusStream::new(Ssrc(1), 10, 0);
+    let mut sb = OpusStream::new(Ssrc(2), 500, 0);
+    let mut ts = 0u32;
+    for i in 0..6u64 {
+        let sent = packet_through(
+            &mut shard,
+            &mut ia,
+            |buf| {
+                let p = sa.next_packet(buf);
+                buf[4..8].copy_from_slice(&ts.to_be_bytes());
+                p
+            },
+            Nanos::from_millis(i * 20),
+        );
+        assert_eq!(sent, vec![TrackId(1)], "packet {i} forwarded");
+        ts = ts.wrapping_sub(0x7fff_ffff);
+    }
+    // The next anchor: a switch to another source.
+    shard.switch(TrackId(1), b).unwrap();
+    let sent = packet_through(
+        &mut shard,
+        &mut ib,
+        |buf| sb.next_packet(buf),
+        Nanos::from_millis(200),
+    );
+    assert_eq!(sent, vec![TrackId(1)]);
 }

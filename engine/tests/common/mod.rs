@@ -46,10 +46,22 @@ pub struct Sent {
     pub bytes: Vec<u8>,
 }
 
+/// What else may arrive on a source's port (see [`World::interfere`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Other {
+    Multiplexed,
+    Stray,
+    Retransmission,
+}
+
 pub struct SimSource {
     pub id: SourceId,
     pub ingress: SourceIngress,
     pub stream: Vp8Stream,
+    /// A second stream on the same port (FEC-like: own SSRC, same payload type).
+    pub multiplexed: Vp8Stream,
+    /// The stream before the last restart or failover, to fail back to.
+    pub previous: Option<Vp8Stream>,
     held: VecDeque<(usize, Vec<u8>)>,
     ssrc_counter: u32,
 }
@@ -91,8 +103,10 @@ impl World {
                 id,
                 ingress: SourceIngress::new(id, Codec::Vp8, 90_000),
                 stream: Vp8Stream::new(Ssrc(0xa000 + i as u32), first, u32::MAX - 40_000, shape),
+                multiplexed: Vp8Stream::new(Ssrc(0xf000 + i as u32), first ^ 0x5555, 7, shape),
                 held: VecDeque::new(),
                 ssrc_counter: 0,
+                previous: None,
             });
         }
         World {
@@ -153,7 +167,22 @@ impl World {
         s.held.clear();
         let shape = s.stream.shape;
         let first = s.stream.next_seq().0.wrapping_add(30_000);
-        s.stream = Vp8Stream::new(Ssrc(s.stream.ssrc.0 + 0x100), first, 12_345, shape);
+        // A new SSRC each time (as a restarted encoder picks one at random), never one used
+        // before: reusing one with overlapping numbers would be indistinguishable from the
+        // old stream going on.
+        let ssrc = Ssrc(0xa000 + s.id.0 - 1 + 0x100 * s.ssrc_counter);
+        let restarted = Vp8Stream::new(ssrc, first, 12_345, shape);
+        s.previous = Some(std::mem::replace(&mut s.stream, restarted));
+    }
+
+    /// Failover: the source's sender before the last restart (or failover) takes over again,
+    /// continuing its own numbering where it stopped, as a primary encoder does after an outage.
+    pub fn fail_back(&mut self, source: usize) {
+        let s = &mut self.sources[source];
+        if let Some(previous) = s.previous.take() {
+            s.held.clear();
+            s.previous = Some(std::mem::replace(&mut s.stream, previous));
+        }
     }
 
     /// One packet from `source` through the impaired network, and everything that arrives
@@ -190,10 +219,55 @@ impl World {
         }
     }
 
+    /// Something other than the source's stream arrives on its port, unimpaired: a packet of a
+    /// second stream multiplexed with the first (`Other::Multiplexed`, its own SSRC and
+    /// numbering, same payload type), a stray datagram with a random SSRC, or a retransmission
+    /// with another payload type.
+    pub fn interfere(&mut self, source: usize, kind: Other) {
+        self.now = self.now.saturating_add(Nanos::from_millis(1));
+        let s = &mut self.sources[source];
+        let mut buf = Vec::new();
+        match kind {
+            Other::Multiplexed => {
+                s.multiplexed.next_packet(&mut buf);
+            }
+            Other::Stray => {
+                let mut stray = Vp8Stream::new(
+                    Ssrc(self.rng.random()),
+                    self.rng.random(),
+                    self.rng.random(),
+                    s.stream.shape,
+                );
+                stray.next_packet(&mut buf);
+            }
+            Other::Retransmission => {
+                s.multiplexed.next_packet(&mut buf);
+                buf[1] = (buf[1] & 0x80) | 97;
+            }
+        }
+        self.arrive(source, &buf);
+    }
+
+    /// Time passes with nothing sent.
+    pub fn pause(&mut self, ms: u64) {
+        self.now = self.now.saturating_add(Nanos::from_millis(ms));
+    }
+
     fn arrive(&mut self, source: usize, bytes: &[u8]) {
-        let Ok(pkt) = self.sources[source].ingress.accept(bytes, self.now) else {
-            return;
-        };
+        // What comes out of ingress: this packet, nothing (dropped, or held on probation), or
+        // the packets a new stream held until it was taken.
+        let mut delivered = Vec::new();
+        let _ = self.sources[source]
+            .ingress
+            .ingest(bytes, self.now, |pkt, bytes, _| {
+                delivered.push((*pkt, bytes.to_vec()))
+            });
+        for (pkt, bytes) in delivered {
+            self.forward(&pkt, &bytes);
+        }
+    }
+
+    fn forward(&mut self, pkt: &corecast_engine::RxPacket, bytes: &[u8]) {
         let arrival = self.arrivals.len();
         self.arrivals.push(Arrival {
             source: pkt.source,
@@ -201,7 +275,7 @@ impl World {
             seq: pkt.seq.0,
             switch_point: pkt.is_switch_point(),
         });
-        let mut fan = self.shard.fan_out(&pkt, bytes, self.now);
+        let mut fan = self.shard.fan_out(pkt, bytes, self.now);
         while fan.fill(&mut self.batch) > 0 {
             for t in self.batch.as_slice() {
                 self.sent.entry(t.track).or_default().push(Sent {
@@ -210,7 +284,7 @@ impl World {
                     epoch: pkt.epoch,
                     in_seq: pkt.seq.0,
                     switch_point: pkt.is_switch_point(),
-                    bytes: t.to_vec(&pkt, bytes),
+                    bytes: t.to_vec(pkt, bytes),
                 });
             }
             self.batch.clear();
@@ -232,7 +306,7 @@ impl World {
             let c = s.ingress.counters();
             assert_eq!(
                 c.packets,
-                c.accepted + c.drops.total(),
+                c.accepted + c.drops.total() + c.held,
                 "{} ingress conserves",
                 s.id
             );

@@ -59,6 +59,8 @@ impl Topology {
                 latch: None,
                 feedback: None,
                 parameter_sets: None,
+                payload_type: None,
+                rtx_payload_type: None,
             };
             match t.client.create_source(&req) {
                 Ok(view) => {

@@ -50,6 +50,8 @@ pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
             latch: None,
             feedback: None,
             parameter_sets: None,
+            payload_type: None,
+            rtx_payload_type: None,
         })
         .expect("source created")
 }

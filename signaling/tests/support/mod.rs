@@ -99,6 +99,8 @@ impl Control for FakeNode {
             sender: None,
             feedback: None,
             parameter_sets: false,
+            payload_type: req.payload_type,
+            rtx_payload_type: req.rtx_payload_type,
             state: "waiting".to_string(),
             subscribers: 0,
             counters: SourceCounters::default(),
@@ -299,6 +301,8 @@ pub fn source(name: &str, codec: &str) -> CreateSource {
         latch: None,
         feedback: None,
         parameter_sets: None,
+        payload_type: None,
+        rtx_payload_type: None,
     }
 }
 
