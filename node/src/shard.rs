@@ -7,6 +7,7 @@
 //! parks in `mio::Poll` until a producer wakes it: an idle shard burns no CPU.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use corecast_engine::rtcp::{self, RtcpPacket};
 use corecast_engine::{
-    Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, SwitchOutcome, TrackConfig,
-    TrackId, TrackInfo, Transmit, TransmitBatch,
+    Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, Ssrc, SwitchOutcome,
+    TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
@@ -119,8 +120,7 @@ struct State {
     send: SendBatch,
     recv: RecvBatch,
     rtcp_buf: Vec<u8>,
-    /// Output SSRC → track, to find the track a subscriber's PLI/FIR is about.
-    by_ssrc: HashMap<u32, TrackId>,
+    feedback: Feedback,
     /// Copies the kernel refused during the current packet, recorded once its fan-out is done.
     refused: Vec<(Transmit, DropReason)>,
     /// Events that did not fit the queue; sent first next time.
@@ -139,7 +139,7 @@ impl ShardWorker {
             send: SendBatch::with_capacity(self.batch_size),
             recv: RecvBatch::with_capacity(RTCP_BATCH),
             rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
-            by_ssrc: HashMap::new(),
+            feedback: Feedback::default(),
             refused: Vec::new(),
             backlog: Vec::new(),
             io: ShardIo::default(),
@@ -219,29 +219,7 @@ impl ShardWorker {
 
     fn apply_commands(&self, s: &mut State) {
         while let Some(cmd) = self.link.commands.pop() {
-            let refused = match cmd {
-                ShardCommand::AddSource(id, codec) => s.engine.add_source(id, codec).err(),
-                ShardCommand::RemoveSource(id) => s.engine.remove_source(id).err(),
-                ShardCommand::AddTrack(config, source) => {
-                    s.by_ssrc.insert(config.ssrc.0, config.id);
-                    s.engine.add_track(config, source).err()
-                }
-                ShardCommand::RemoveTrack(id) => {
-                    if let Some(t) = s.engine.track(id) {
-                        s.by_ssrc.remove(&t.ssrc.0);
-                    }
-                    s.engine.remove_track(id).err()
-                }
-                ShardCommand::Switch(id, to) => {
-                    let r = s.engine.switch(id, to);
-                    s.backlog.push(ShardEvent::SwitchRequested(id, to, r));
-                    None
-                }
-                ShardCommand::CancelSwitch(id) => s.engine.cancel_switch(id).err(),
-            };
-            if let Some(e) = refused {
-                s.backlog.push(ShardEvent::Refused(e));
-            }
+            apply(&mut s.engine, &mut s.feedback, &mut s.backlog, cmd);
         }
     }
 
@@ -321,26 +299,13 @@ impl ShardWorker {
                 continue;
             }
             s.io.rtcp_in += 1;
-            for packet in rtcp::packets(bytes).flatten() {
-                let media: Vec<u32> = match packet {
-                    RtcpPacket::Pli { media_ssrc, .. } => vec![media_ssrc.0],
-                    RtcpPacket::Fir { entries, .. } => entries.iter().map(|e| e.ssrc.0).collect(),
-                    _ => continue,
-                };
-                for ssrc in media {
-                    let source = s
-                        .by_ssrc
-                        .get(&ssrc)
-                        .and_then(|&t| s.engine.track(t))
-                        .and_then(|t| t.source);
-                    if let Some(source) = source {
-                        s.io.keyframe_requests += 1;
-                        if self.ingest.keyframe_requests.push(source).is_ok() {
-                            self.ingest.wake.notify();
-                        }
+            let ingest = &self.ingest;
+            s.feedback
+                .keyframe_requests(bytes, g.from, &s.engine, &mut s.io, |source| {
+                    if ingest.keyframe_requests.push(source).is_ok() {
+                        ingest.wake.notify();
                     }
-                }
-            }
+                });
         }
         n > 0
     }
@@ -377,6 +342,99 @@ impl ShardWorker {
             &mut s.snapshots_dropped,
             &mut s.latency,
         );
+    }
+}
+
+/// Apply one control command to the engine, keeping `feedback`'s SSRC map in step; refusals and
+/// switch outcomes go to `backlog` for the control thread.
+fn apply(
+    engine: &mut Shard,
+    feedback: &mut Feedback,
+    backlog: &mut Vec<ShardEvent>,
+    cmd: ShardCommand,
+) {
+    let refused = match cmd {
+        ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
+        ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
+        ShardCommand::AddTrack(config, source) => feedback.add_track(engine, config, source).err(),
+        ShardCommand::RemoveTrack(id) => feedback.remove_track(engine, id).err(),
+        ShardCommand::Switch(id, to) => {
+            let r = engine.switch(id, to);
+            backlog.push(ShardEvent::SwitchRequested(id, to, r));
+            None
+        }
+        ShardCommand::CancelSwitch(id) => engine.cancel_switch(id).err(),
+    };
+    if let Some(e) = refused {
+        backlog.push(ShardEvent::Refused(e));
+    }
+}
+
+/// What a shard needs to act on subscribers' feedback: the track a PLI or FIR is about, found by
+/// its output SSRC. Tracks are added and removed through it so the map follows the engine.
+#[derive(Default)]
+pub struct Feedback {
+    /// Output SSRC → track.
+    by_ssrc: HashMap<u32, TrackId>,
+}
+
+impl Feedback {
+    /// Add a track to `engine` and map its output SSRC to it.
+    pub fn add_track(
+        &mut self,
+        engine: &mut Shard,
+        config: TrackConfig,
+        source: SourceId,
+    ) -> Result<(), ControlError> {
+        self.by_ssrc.insert(config.ssrc.0, config.id);
+        engine.add_track(config, source)
+    }
+
+    pub fn remove_track(
+        &mut self,
+        engine: &mut Shard,
+        id: TrackId,
+    ) -> Result<corecast_engine::TrackCounters, ControlError> {
+        if let Some(t) = engine.track(id) {
+            self.by_ssrc.remove(&t.ssrc.0);
+        }
+        engine.remove_track(id)
+    }
+
+    /// The track sending with output SSRC `ssrc`.
+    pub fn track(&self, ssrc: Ssrc) -> Option<TrackId> {
+        self.by_ssrc.get(&ssrc.0).copied()
+    }
+
+    /// One RTCP datagram from `from`: each PLI, and each FIR entry, about a track of `engine`
+    /// becomes `request(source)` for the track's source, counted in `io.keyframe_requests`.
+    pub fn keyframe_requests(
+        &self,
+        bytes: &[u8],
+        from: Option<SocketAddr>,
+        engine: &Shard,
+        io: &mut ShardIo,
+        mut request: impl FnMut(SourceId),
+    ) {
+        let _ = from;
+        for packet in rtcp::packets(bytes).flatten() {
+            let media: Vec<u32> = match packet {
+                RtcpPacket::Pli { media_ssrc, .. } => vec![media_ssrc.0],
+                RtcpPacket::Fir { entries, .. } => entries.iter().map(|e| e.ssrc.0).collect(),
+                _ => continue,
+            };
+            for ssrc in media {
+                let source = self
+                    .by_ssrc
+                    .get(&ssrc)
+                    .and_then(|&t| engine.track(t))
+                    .and_then(|t| t.source);
+                if let Some(source) = source {
+                    io.keyframe_requests += 1;
+                    request(source);
+                }
+            }
+        }
     }
 }
 
