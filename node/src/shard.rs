@@ -54,6 +54,8 @@ pub struct ShardIo {
     pub send_failed: u64,
     pub rtcp_in: u64,
     pub keyframe_requests: u64,
+    /// PLI/FIR requests naming a subscriber's SSRC that came from another address: ignored.
+    pub rtcp_wrong_sender: u64,
     /// Switches that waited for the old source to finish its frame (the engine's count).
     pub switches_deferred: u64,
 }
@@ -379,15 +381,17 @@ pub struct Feedback {
 }
 
 impl Feedback {
-    /// Add a track to `engine` and map its output SSRC to it.
+    /// Add a track to `engine` and, once the engine took it, map its output SSRC to it: a
+    /// refused track (a duplicate id, an unknown source) leaves the map as it was.
     pub fn add_track(
         &mut self,
         engine: &mut Shard,
         config: TrackConfig,
         source: SourceId,
     ) -> Result<(), ControlError> {
+        engine.add_track(config, source)?;
         self.by_ssrc.insert(config.ssrc.0, config.id);
-        engine.add_track(config, source)
+        Ok(())
     }
 
     pub fn remove_track(
@@ -407,7 +411,9 @@ impl Feedback {
     }
 
     /// One RTCP datagram from `from`: each PLI, and each FIR entry, about a track of `engine`
-    /// becomes `request(source)` for the track's source, counted in `io.keyframe_requests`.
+    /// becomes `request(source)` for the track's source, counted in `io.keyframe_requests`, if
+    /// it comes from that track's subscriber (see [`is_subscribers_address`]); otherwise it is
+    /// counted in `io.rtcp_wrong_sender` and ignored. Allocates nothing.
     pub fn keyframe_requests(
         &self,
         bytes: &[u8],
@@ -416,26 +422,39 @@ impl Feedback {
         io: &mut ShardIo,
         mut request: impl FnMut(SourceId),
     ) {
-        let _ = from;
-        for packet in rtcp::packets(bytes).flatten() {
-            let media: Vec<u32> = match packet {
-                RtcpPacket::Pli { media_ssrc, .. } => vec![media_ssrc.0],
-                RtcpPacket::Fir { entries, .. } => entries.iter().map(|e| e.ssrc.0).collect(),
-                _ => continue,
+        let mut asked = |ssrc: Ssrc| {
+            let Some(track) = self.track(ssrc).and_then(|t| engine.track(t)) else {
+                return;
             };
-            for ssrc in media {
-                let source = self
-                    .by_ssrc
-                    .get(&ssrc)
-                    .and_then(|&t| engine.track(t))
-                    .and_then(|t| t.source);
-                if let Some(source) = source {
-                    io.keyframe_requests += 1;
-                    request(source);
+            if !from.is_some_and(|from| is_subscribers_address(from, track.dest)) {
+                io.rtcp_wrong_sender += 1;
+                return;
+            }
+            if let Some(source) = track.source {
+                io.keyframe_requests += 1;
+                request(source);
+            }
+        };
+        for packet in rtcp::packets(bytes).flatten() {
+            match packet {
+                RtcpPacket::Pli { media_ssrc, .. } => asked(media_ssrc),
+                RtcpPacket::Fir { entries, .. } => {
+                    for entry in entries {
+                        asked(entry.ssrc);
+                    }
                 }
+                _ => {}
             }
         }
     }
+}
+
+/// Whether RTCP from `from` speaks for the subscriber that receives media at `dest`: the same IP,
+/// and the media port (rtcp-mux) or the one after it, where RTP receivers without rtcp-mux
+/// (ffmpeg, GStreamer's rtpbin) send RTCP by the RFC 3550 §11 convention.
+pub fn is_subscribers_address(from: SocketAddr, dest: SocketAddr) -> bool {
+    from.ip().to_canonical() == dest.ip().to_canonical()
+        && (from.port() == dest.port() || Some(from.port()) == dest.port().checked_add(1))
 }
 
 /// Offer a snapshot to the telemetry queue without waiting. When the queue is full the snapshot

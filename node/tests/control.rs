@@ -190,6 +190,56 @@ fn a_subscribers_pli_becomes_one_keyframe_request_to_the_source() {
 }
 
 #[test]
+fn a_pli_is_taken_only_from_the_subscribers_address() {
+    // One shard: all RTCP arrives on one socket and is read in order of arrival.
+    let (_node, client) = start(&["--shards", "1", "--pli-interval", "0"]);
+    let a = source(&client, "a", "vp8");
+    let b = source(&client, "b", "vp8");
+    let receivers: Vec<_> = (0..2).map(|_| receiver()).collect();
+    let on_a = subscribe(&client, a.id, &receivers[..1]).remove(0);
+    let on_b = subscribe(&client, b.id, &receivers[1..]).remove(0);
+    let mut sa = Sender::new(ingest_addr(&a), 0xa, 30);
+    let mut sb = Sender::new(ingest_addr(&b), 0xb, 30);
+    let mut got = vec![Vec::new(); 2];
+    until("both subscribers to receive media", || {
+        sa.send();
+        sb.send();
+        for (r, g) in receivers.iter().zip(got.iter_mut()) {
+            drain(r, g);
+        }
+        got.iter().all(|g| !g.is_empty())
+    });
+    // Whatever the start asked of the sources is behind us.
+    while sa.poll_rtcp().is_some() || sb.poll_rtcp().is_some() {}
+    let pli = |ssrc: u32| {
+        let mut pli = [0u8; PLI_LEN];
+        rtcp::write_pli(&mut pli, Ssrc(1), Ssrc(ssrc));
+        pli
+    };
+    // Another host names A's subscriber; then B's subscriber asks for itself. Once B is asked, the
+    // shard has read the stranger's PLI, and a request for A would have been sent first.
+    let stranger = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    stranger.send_to(&pli(on_a.ssrc), on_a.media_from).unwrap();
+    receivers[1]
+        .send_to(&pli(on_b.ssrc), on_b.media_from)
+        .unwrap();
+    until("B's subscriber's PLI to reach B", || {
+        sb.poll_rtcp().is_some()
+    });
+    assert!(
+        sa.poll_rtcp().is_none(),
+        "a PLI from another address asked A for a keyframe"
+    );
+    // From A's subscriber itself, it does.
+    receivers[0]
+        .send_to(&pli(on_a.ssrc), on_a.media_from)
+        .unwrap();
+    until("A's subscriber's PLI to reach A", || {
+        sa.poll_rtcp().is_some()
+    });
+}
+
+#[test]
 fn a_switch_with_no_keyframe_is_cancelled_after_the_timeout() {
     let (_node, client) = start(&["--switch-timeout", "300"]);
     let a = source(&client, "a", "vp8");
