@@ -151,6 +151,47 @@ impl ControlState {
         Ok((ControlHandle { tx }, thread))
     }
 
+    /// Wait until shard `k`'s command queue has room for `shards[k]` commands, for every `k`, and
+    /// the ingest queue for `ingest`; or give up after [`QUEUE_PATIENCE`] having sent nothing.
+    ///
+    /// A change that goes to several queues (a source to every shard and ingest, a batch of
+    /// subscribers over several shards) calls this first, so it is sent whole or not at all. The
+    /// control thread is the only producer on these queues: room seen here stays until it pushes.
+    /// (Undoing a part already sent instead would need room in the very queues that had none.)
+    fn make_room(&self, shards: &[usize], ingest: usize) -> Result<(), ApiError> {
+        let short = |q_capacity: usize, q_len: usize, need: usize| q_capacity - q_len < need;
+        let deadline = Instant::now() + QUEUE_PATIENCE;
+        loop {
+            let mut full_shard = None;
+            for (k, &need) in shards.iter().enumerate() {
+                let link = &self.shards[k].link;
+                if short(link.commands.capacity(), link.commands.len(), need) {
+                    link.wake.notify();
+                    full_shard.get_or_insert(k);
+                }
+            }
+            let q = &self.ingest.commands;
+            let ingest_full = short(q.capacity(), q.len(), ingest);
+            if ingest_full {
+                self.ingest.wake.notify();
+            }
+            match full_shard {
+                None if !ingest_full => return Ok(()),
+                _ if Instant::now() < deadline => std::thread::yield_now(),
+                Some(k) => {
+                    return Err(ApiError::unavailable(format!(
+                        "shard {k} is not taking commands; nothing was changed"
+                    )))
+                }
+                None => {
+                    return Err(ApiError::unavailable(
+                        "the ingest thread is not taking commands; nothing was changed",
+                    ))
+                }
+            }
+        }
+    }
+
     fn send_shard(&self, shard: usize, mut cmd: ShardCommand) -> Result<(), ApiError> {
         let link = &self.shards[shard].link;
         let deadline = Instant::now() + QUEUE_PATIENCE;
@@ -265,6 +306,9 @@ impl ControlState {
             .map(|text| configured_parameter_sets(codec, text))
             .transpose()?;
         let has_parameter_sets = parameter_sets.is_some();
+        // Every shard and ingest take the source, or none: a failure below sends nothing, and
+        // the socket (its port) is dropped with the error.
+        self.make_room(&vec![1; self.shards.len()], 1)?;
         let (socket, port) = self.bind_ingest(req.port)?;
         let id = self.next_source;
         self.next_source += 1;
@@ -359,6 +403,7 @@ impl ControlState {
         if !self.sources.contains_key(&id) {
             return Err(ApiError::not_found(format!("no source {id}")));
         }
+        self.make_room(&vec![1; self.shards.len()], 1)?;
         self.send_ingest(IngestCommand::RemoveSource(SourceId(id)))?;
         for shard in 0..self.shards.len() {
             self.send_shard(shard, ShardCommand::RemoveSource(SourceId(id)))?;
@@ -424,22 +469,27 @@ impl ControlState {
             }
             parsed.push((req.source, dest));
         }
-        // New subscribers start at a keyframe: ask each video source for one now rather than
-        // have them wait up to a GOP (requests are coalesced per --pli-interval by ingest).
-        let mut wanted: Vec<u32> = parsed.iter().map(|&(s, _)| s).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        for source in wanted {
-            if !self.sources[&source].codec.is_audio() {
-                self.request_keyframe(source);
-            }
-        }
-        let mut ids = Vec::with_capacity(parsed.len());
-        for (source, dest) in parsed {
-            let shard = (0..self.shards.len())
-                .min_by_key(|&k| self.shard_load[k])
-                .expect("a node has at least one shard");
-            let id = self.next_sub;
+        // Place them first, then make sure every shard that gets some can take its command:
+        // the batch is sent whole or not at all, and a refused one uses no ids.
+        let mut load = self.shard_load.clone();
+        let placement: Vec<usize> = parsed
+            .iter()
+            .map(|_| {
+                let k = (0..load.len())
+                    .min_by_key(|&k| load[k])
+                    .expect("a node has at least one shard");
+                load[k] += 1;
+                k
+            })
+            .collect();
+        let mut per_shard: Vec<Vec<(TrackConfig, SourceId)>> = vec![Vec::new(); self.shards.len()];
+        let needs: Vec<usize> = (0..self.shards.len())
+            .map(|k| usize::from(placement.contains(&k)))
+            .collect();
+        self.make_room(&needs, 0)?;
+        let (mut ids, mut ssrcs) = (Vec::with_capacity(parsed.len()), Vec::new());
+        for (&(source, dest), &shard) in parsed.iter().zip(&placement) {
+            let id = self.next_sub + ids.len() as u32;
             let ssrc = self.unused_ssrc();
             let codec = self.sources[&source].codec;
             let config = TrackConfig {
@@ -450,8 +500,18 @@ impl ControlState {
                 first_seq: SeqNo(self.rng.random()),
                 first_ts: RtpTime(self.rng.random()),
             };
-            self.send_shard(shard, ShardCommand::AddTrack(config, SourceId(source)))?;
-            self.next_sub += 1;
+            per_shard[shard].push((config, SourceId(source)));
+            ids.push(id);
+            ssrcs.push(ssrc);
+        }
+        for (shard, tracks) in per_shard.into_iter().enumerate() {
+            if !tracks.is_empty() {
+                self.send_shard(shard, ShardCommand::AddTracks(tracks))?;
+            }
+        }
+        self.next_sub += ids.len() as u32;
+        for (i, ((source, dest), shard)) in parsed.iter().copied().zip(placement).enumerate() {
+            let (id, ssrc) = (ids[i], ssrcs[i]);
             self.shard_load[shard] += 1;
             self.use_source(shard, source);
             self.subs.insert(
@@ -468,7 +528,16 @@ impl ControlState {
             );
             let data = serde_json::json!({"dest": dest.to_string(), "ssrc": ssrc, "shard": shard});
             self.emit(EventType::SubscriberAdded, Some(source), Some(id), data);
-            ids.push(id);
+        }
+        // New subscribers start at a keyframe: ask each video source for one now rather than
+        // have them wait up to a GOP (requests are coalesced per --pli-interval by ingest).
+        let mut wanted: Vec<u32> = parsed.iter().map(|&(s, _)| s).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for source in wanted {
+            if !self.sources[&source].codec.is_audio() {
+                self.request_keyframe(source);
+            }
         }
         Ok(ids)
     }

@@ -37,7 +37,9 @@ pub const WAKER: Token = Token(1);
 pub enum ShardCommand {
     AddSource(SourceId, Codec),
     RemoveSource(SourceId),
-    AddTrack(TrackConfig, SourceId),
+    /// New tracks and their sources: a batch of subscribers is one command per shard, so it
+    /// needs room for one in each queue however large it is.
+    AddTracks(Vec<(TrackConfig, SourceId)>),
     RemoveTrack(TrackId),
     Switch(TrackId, SourceId),
     CancelSwitch(TrackId),
@@ -358,7 +360,14 @@ fn apply(
     let refused = match cmd {
         ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
         ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
-        ShardCommand::AddTrack(config, source) => feedback.add_track(engine, config, source).err(),
+        ShardCommand::AddTracks(tracks) => {
+            for (config, source) in tracks {
+                if let Err(e) = feedback.add_track(engine, config, source) {
+                    backlog.push(ShardEvent::Refused(e));
+                }
+            }
+            None
+        }
         ShardCommand::RemoveTrack(id) => feedback.remove_track(engine, id).err(),
         ShardCommand::Switch(id, to) => {
             let r = engine.switch(id, to);
