@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::{Codec, RtpTime, SeqNo, SourceId, Ssrc, SwitchOutcome, TrackConfig, TrackId};
-use corecast_signaling::api::{CreateSource, CreateSubscriber, SwitchView};
+use corecast_signaling::api::{
+    CreateSource, CreateSubscriber, SwitchOutcome as ApiSwitchOutcome, SwitchView,
+};
 use corecast_signaling::ApiError;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -58,6 +60,9 @@ pub(crate) struct SourceEntry {
 pub(crate) struct SubEntry {
     pub ssrc: u32,
     pub shard: usize,
+    /// What its track was set up for; it stays with the subscriber when its source is deleted,
+    /// so a detached subscriber is only switched to a source it can take.
+    pub codec: Codec,
     pub source: Option<u32>,
     /// Source switching to, and the switch's deadline.
     pub pending: Option<(u32, Instant)>,
@@ -519,6 +524,7 @@ impl ControlState {
                 SubEntry {
                     ssrc,
                     shard,
+                    codec: self.sources[&source].codec,
                     source: Some(source),
                     pending: None,
                     requested_at: None,
@@ -583,40 +589,52 @@ impl ControlState {
             .sources
             .get(&to)
             .ok_or_else(|| ApiError::not_found(format!("no source {to}")))?;
-        let shard = sub.shard;
-        if let Some(current) = sub.source.and_then(|s| self.sources.get(&s)) {
-            if current.codec != target.codec {
-                return Err(ApiError::conflict(format!(
-                    "subscriber {id} receives {} and source {to} is {}",
-                    current.codec, target.codec
-                )));
-            }
+        // The subscriber's own codec, not its source's: a detached one has no source to ask.
+        if sub.codec != target.codec {
+            return Err(ApiError::conflict(format!(
+                "subscriber {id} receives {} and source {to} is {}",
+                sub.codec, target.codec
+            )));
         }
-        let (source, pending) = (sub.source, sub.pending.map(|(p, _)| p));
+        let (shard, source, pending) = (sub.shard, sub.source, sub.pending.map(|(p, _)| p));
+        if source == Some(to) && pending.is_none() {
+            return Ok(SwitchView {
+                outcome: ApiSwitchOutcome::Unchanged,
+                source,
+                pending_source: None,
+            });
+        }
+        // Back to the current source the engine drops the pending switch (`Unchanged`).
         self.send_shard(shard, ShardCommand::Switch(TrackId(id), SourceId(to)))?;
         if let Some(p) = pending {
             self.release_source(shard, p);
         }
         let sub = self.subs.get_mut(&id).expect("checked above");
         let now = Instant::now();
-        if source == Some(to) {
+        let outcome = if source == Some(to) {
             sub.pending = None;
             sub.requested_at = None;
+            ApiSwitchOutcome::Cancelled
         } else {
             sub.pending = Some((to, now + self.settings.switch_timeout));
             sub.requested_at = Some(now);
             self.use_source(shard, to);
             self.request_keyframe(to);
-        }
+            ApiSwitchOutcome::Pending
+        };
         if let Some(p) = pending.filter(|&p| p != to) {
             let data = serde_json::json!({"to": p, "reason": "replaced", "by": to});
             self.emit(EventType::SwitchCancelled, Some(p), Some(id), data);
         }
-        if source != Some(to) {
+        if outcome == ApiSwitchOutcome::Pending {
             let data = serde_json::json!({"from": source, "to": to});
             self.emit(EventType::SwitchRequested, Some(to), Some(id), data);
         }
-        Ok(SwitchView { pending_source: to })
+        Ok(SwitchView {
+            outcome,
+            source,
+            pending_source: (outcome == ApiSwitchOutcome::Pending).then_some(to),
+        })
     }
 
     fn drain_events(&mut self) {
@@ -635,12 +653,19 @@ impl ControlState {
             ShardEvent::SwitchRequested(_, _, Ok(_)) => {}
             ShardEvent::SwitchRequested(track, to, Err(e)) => {
                 tracing::warn!(subscriber = track.0, source = to.0, "switch refused: {e}");
-                if let Some(sub) = self.subs.get_mut(&track.0) {
-                    if sub.pending.map(|(p, _)| p) == Some(to.0) {
-                        sub.pending = None;
-                        self.release_source(shard, to.0);
-                    }
+                // Only the switch still pending is news: one replaced since was reported then.
+                let Some(sub) = self.subs.get_mut(&track.0) else {
+                    return;
+                };
+                if sub.pending.map(|(p, _)| p) != Some(to.0) {
+                    return;
                 }
+                sub.pending = None;
+                sub.requested_at = None;
+                self.release_source(shard, to.0);
+                let data =
+                    serde_json::json!({"to": to.0, "reason": "refused", "error": e.to_string()});
+                self.emit(EventType::SwitchCancelled, Some(to.0), Some(track.0), data);
             }
             ShardEvent::Switched(track, to) => self.switched(shard, track.0, to.0),
             ShardEvent::Refused(e) => tracing::warn!(shard, "shard refused a command: {e}"),

@@ -13,11 +13,11 @@ use corecast::config::PortRange;
 use corecast::control::{ControlState, Settings, ShardHandle};
 use corecast::events::{EventBus, HandlerConfig, JsonLinesConfig};
 use corecast::ingest::{IngestCommand, IngestLink};
-use corecast::shard::{ShardCommand, ShardLink};
+use corecast::shard::{ShardCommand, ShardEvent, ShardLink};
 use corecast::telemetry::Aggregates;
 use corecast::views::NodeControl;
 use corecast::wake::Wake;
-use corecast_engine::{SourceId, TrackId};
+use corecast_engine::{Codec, ControlError, SourceId, TrackId};
 use corecast_signaling::api::{CreateSource, CreateSubscriber};
 use corecast_signaling::client::{Client, ClientError};
 use corecast_signaling::server::{ApiConfig, ApiServer};
@@ -306,4 +306,56 @@ fn a_subscriber_batch_is_added_whole_or_not_at_all() {
         .map(|e| e["subscriber"].as_u64().unwrap())
         .collect();
     assert_eq!(added, [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_switch_the_shard_refuses_is_reported_cancelled() {
+    let h = Harness::start(&[64], 4);
+    let a = h.client.create_source(&vp8("a", free_port())).unwrap();
+    let b = h.client.create_source(&vp8("b", free_port())).unwrap();
+    let sub = h
+        .client
+        .create_subscriber(&CreateSubscriber {
+            source: a.id,
+            dest: "127.0.0.1:6000".into(),
+        })
+        .unwrap();
+    h.client.switch(sub.id, b.id).unwrap();
+    assert_eq!(
+        h.client.subscriber(sub.id).unwrap().pending_source,
+        Some(b.id)
+    );
+    // The shard refuses it (say its engine knows the track's codec otherwise).
+    let refusal = ControlError::CodecMismatch {
+        track: Codec::Vp8,
+        source: Codec::H264,
+    };
+    assert!(h.shards[0]
+        .events
+        .push(ShardEvent::SwitchRequested(
+            TrackId(sub.id),
+            SourceId(b.id),
+            Err(refusal)
+        ))
+        .is_ok());
+    let deadline = Instant::now() + DEADLINE;
+    while h
+        .client
+        .subscriber(sub.id)
+        .unwrap()
+        .pending_source
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the refusal was not taken");
+        std::thread::yield_now();
+    }
+    assert_eq!(h.client.subscriber(sub.id).unwrap().source, Some(a.id));
+    let events = h.finish();
+    let cancelled = of_type(&events, "switch.cancelled");
+    assert_eq!(cancelled.len(), 1, "{events:?}");
+    assert_eq!(cancelled[0]["subscriber"], sub.id);
+    assert_eq!(cancelled[0]["data"]["to"], b.id);
+    assert_eq!(cancelled[0]["data"]["reason"], "refused");
+    let error = cancelled[0]["data"]["error"].as_str().unwrap();
+    assert!(error.contains("h264"), "{error}");
 }
