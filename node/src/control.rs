@@ -487,11 +487,14 @@ impl ControlState {
                 k
             })
             .collect();
-        let mut per_shard: Vec<Vec<(TrackConfig, SourceId)>> = vec![Vec::new(); self.shards.len()];
-        let needs: Vec<usize> = (0..self.shards.len())
-            .map(|k| usize::from(placement.contains(&k)))
+        let needs: Vec<usize> = load
+            .iter()
+            .zip(&self.shard_load)
+            .map(|(after, before)| usize::from(after > before))
             .collect();
         self.make_room(&needs, 0)?;
+        // From here nothing fails: the sends below find the room made above.
+        let mut per_shard: Vec<Vec<(TrackConfig, SourceId)>> = vec![Vec::new(); self.shards.len()];
         let (mut ids, mut ssrcs) = (Vec::with_capacity(parsed.len()), Vec::new());
         for (&(source, dest), &shard) in parsed.iter().zip(&placement) {
             let id = self.next_sub + ids.len() as u32;
