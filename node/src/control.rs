@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::{Codec, RtpTime, SeqNo, SourceId, Ssrc, SwitchOutcome, TrackConfig, TrackId};
-use corecast_signaling::api::{CreateSource, CreateSubscriber, SwitchView};
+use corecast_signaling::api::{
+    CreateSource, CreateSubscriber, SwitchOutcome as ApiSwitchOutcome, SwitchView,
+};
 use corecast_signaling::ApiError;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -60,6 +62,9 @@ pub(crate) struct SourceEntry {
 pub(crate) struct SubEntry {
     pub ssrc: u32,
     pub shard: usize,
+    /// What its track was set up for; it stays with the subscriber when its source is deleted,
+    /// so a detached subscriber is only switched to a source it can take.
+    pub codec: Codec,
     pub source: Option<u32>,
     /// Source switching to, and the switch's deadline.
     pub pending: Option<(u32, Instant)>,
@@ -151,6 +156,47 @@ impl ControlState {
                 self.expire_switches();
             })?;
         Ok((ControlHandle { tx }, thread))
+    }
+
+    /// Wait until shard `k`'s command queue has room for `shards[k]` commands, for every `k`, and
+    /// the ingest queue for `ingest`; or give up after [`QUEUE_PATIENCE`] having sent nothing.
+    ///
+    /// A change that goes to several queues (a source to every shard and ingest, a batch of
+    /// subscribers over several shards) calls this first, so it is sent whole or not at all. The
+    /// control thread is the only producer on these queues: room seen here stays until it pushes.
+    /// (Undoing a part already sent instead would need room in the very queues that had none.)
+    fn make_room(&self, shards: &[usize], ingest: usize) -> Result<(), ApiError> {
+        let short = |q_capacity: usize, q_len: usize, need: usize| q_capacity - q_len < need;
+        let deadline = Instant::now() + QUEUE_PATIENCE;
+        loop {
+            let mut full_shard = None;
+            for (k, &need) in shards.iter().enumerate() {
+                let link = &self.shards[k].link;
+                if short(link.commands.capacity(), link.commands.len(), need) {
+                    link.wake.notify();
+                    full_shard.get_or_insert(k);
+                }
+            }
+            let q = &self.ingest.commands;
+            let ingest_full = short(q.capacity(), q.len(), ingest);
+            if ingest_full {
+                self.ingest.wake.notify();
+            }
+            match full_shard {
+                None if !ingest_full => return Ok(()),
+                _ if Instant::now() < deadline => std::thread::yield_now(),
+                Some(k) => {
+                    return Err(ApiError::unavailable(format!(
+                        "shard {k} is not taking commands; nothing was changed"
+                    )))
+                }
+                None => {
+                    return Err(ApiError::unavailable(
+                        "the ingest thread is not taking commands; nothing was changed",
+                    ))
+                }
+            }
+        }
     }
 
     fn send_shard(&self, shard: usize, mut cmd: ShardCommand) -> Result<(), ApiError> {
@@ -283,6 +329,9 @@ impl ControlState {
                 "`payload_type` and `rtx_payload_type` must differ",
             ));
         }
+        // Every shard and ingest take the source, or none: a failure below sends nothing, and
+        // the socket (its port) is dropped with the error.
+        self.make_room(&vec![1; self.shards.len()], 1)?;
         let (socket, port) = self.bind_ingest(req.port)?;
         let id = self.next_source;
         self.next_source += 1;
@@ -381,6 +430,7 @@ impl ControlState {
         if !self.sources.contains_key(&id) {
             return Err(ApiError::not_found(format!("no source {id}")));
         }
+        self.make_room(&vec![1; self.shards.len()], 1)?;
         self.send_ingest(IngestCommand::RemoveSource(SourceId(id)))?;
         for shard in 0..self.shards.len() {
             self.send_shard(shard, ShardCommand::RemoveSource(SourceId(id)))?;
@@ -446,22 +496,30 @@ impl ControlState {
             }
             parsed.push((req.source, dest));
         }
-        // New subscribers start at a keyframe: ask each video source for one now rather than
-        // have them wait up to a GOP (requests are coalesced per --pli-interval by ingest).
-        let mut wanted: Vec<u32> = parsed.iter().map(|&(s, _)| s).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        for source in wanted {
-            if !self.sources[&source].codec.is_audio() {
-                self.request_keyframe(source);
-            }
-        }
-        let mut ids = Vec::with_capacity(parsed.len());
-        for (source, dest) in parsed {
-            let shard = (0..self.shards.len())
-                .min_by_key(|&k| self.shard_load[k])
-                .expect("a node has at least one shard");
-            let id = self.next_sub;
+        // Place them first, then make sure every shard that gets some can take its command:
+        // the batch is sent whole or not at all, and a refused one uses no ids.
+        let mut load = self.shard_load.clone();
+        let placement: Vec<usize> = parsed
+            .iter()
+            .map(|_| {
+                let k = (0..load.len())
+                    .min_by_key(|&k| load[k])
+                    .expect("a node has at least one shard");
+                load[k] += 1;
+                k
+            })
+            .collect();
+        let needs: Vec<usize> = load
+            .iter()
+            .zip(&self.shard_load)
+            .map(|(after, before)| usize::from(after > before))
+            .collect();
+        self.make_room(&needs, 0)?;
+        // From here nothing fails: the sends below find the room made above.
+        let mut per_shard: Vec<Vec<(TrackConfig, SourceId)>> = vec![Vec::new(); self.shards.len()];
+        let (mut ids, mut ssrcs) = (Vec::with_capacity(parsed.len()), Vec::new());
+        for (&(source, dest), &shard) in parsed.iter().zip(&placement) {
+            let id = self.next_sub + ids.len() as u32;
             let ssrc = self.unused_ssrc();
             let codec = self.sources[&source].codec;
             let config = TrackConfig {
@@ -472,8 +530,18 @@ impl ControlState {
                 first_seq: SeqNo(self.rng.random()),
                 first_ts: RtpTime(self.rng.random()),
             };
-            self.send_shard(shard, ShardCommand::AddTrack(config, SourceId(source)))?;
-            self.next_sub += 1;
+            per_shard[shard].push((config, SourceId(source)));
+            ids.push(id);
+            ssrcs.push(ssrc);
+        }
+        for (shard, tracks) in per_shard.into_iter().enumerate() {
+            if !tracks.is_empty() {
+                self.send_shard(shard, ShardCommand::AddTracks(tracks))?;
+            }
+        }
+        self.next_sub += ids.len() as u32;
+        for (i, ((source, dest), shard)) in parsed.iter().copied().zip(placement).enumerate() {
+            let (id, ssrc) = (ids[i], ssrcs[i]);
             self.shard_load[shard] += 1;
             self.use_source(shard, source);
             self.subs.insert(
@@ -481,6 +549,7 @@ impl ControlState {
                 SubEntry {
                     ssrc,
                     shard,
+                    codec: self.sources[&source].codec,
                     source: Some(source),
                     pending: None,
                     requested_at: None,
@@ -490,7 +559,16 @@ impl ControlState {
             );
             let data = serde_json::json!({"dest": dest.to_string(), "ssrc": ssrc, "shard": shard});
             self.emit(EventType::SubscriberAdded, Some(source), Some(id), data);
-            ids.push(id);
+        }
+        // New subscribers start at a keyframe: ask each video source for one now rather than
+        // have them wait up to a GOP (requests are coalesced per --pli-interval by ingest).
+        let mut wanted: Vec<u32> = parsed.iter().map(|&(s, _)| s).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for source in wanted {
+            if !self.sources[&source].codec.is_audio() {
+                self.request_keyframe(source);
+            }
         }
         Ok(ids)
     }
@@ -536,40 +614,52 @@ impl ControlState {
             .sources
             .get(&to)
             .ok_or_else(|| ApiError::not_found(format!("no source {to}")))?;
-        let shard = sub.shard;
-        if let Some(current) = sub.source.and_then(|s| self.sources.get(&s)) {
-            if current.codec != target.codec {
-                return Err(ApiError::conflict(format!(
-                    "subscriber {id} receives {} and source {to} is {}",
-                    current.codec, target.codec
-                )));
-            }
+        // The subscriber's own codec, not its source's: a detached one has no source to ask.
+        if sub.codec != target.codec {
+            return Err(ApiError::conflict(format!(
+                "subscriber {id} receives {} and source {to} is {}",
+                sub.codec, target.codec
+            )));
         }
-        let (source, pending) = (sub.source, sub.pending.map(|(p, _)| p));
+        let (shard, source, pending) = (sub.shard, sub.source, sub.pending.map(|(p, _)| p));
+        if source == Some(to) && pending.is_none() {
+            return Ok(SwitchView {
+                outcome: ApiSwitchOutcome::Unchanged,
+                source,
+                pending_source: None,
+            });
+        }
+        // Back to the current source the engine drops the pending switch (`Unchanged`).
         self.send_shard(shard, ShardCommand::Switch(TrackId(id), SourceId(to)))?;
         if let Some(p) = pending {
             self.release_source(shard, p);
         }
         let sub = self.subs.get_mut(&id).expect("checked above");
         let now = Instant::now();
-        if source == Some(to) {
+        let outcome = if source == Some(to) {
             sub.pending = None;
             sub.requested_at = None;
+            ApiSwitchOutcome::Cancelled
         } else {
             sub.pending = Some((to, now + self.settings.switch_timeout));
             sub.requested_at = Some(now);
             self.use_source(shard, to);
             self.request_keyframe(to);
-        }
+            ApiSwitchOutcome::Pending
+        };
         if let Some(p) = pending.filter(|&p| p != to) {
             let data = serde_json::json!({"to": p, "reason": "replaced", "by": to});
             self.emit(EventType::SwitchCancelled, Some(p), Some(id), data);
         }
-        if source != Some(to) {
+        if outcome == ApiSwitchOutcome::Pending {
             let data = serde_json::json!({"from": source, "to": to});
             self.emit(EventType::SwitchRequested, Some(to), Some(id), data);
         }
-        Ok(SwitchView { pending_source: to })
+        Ok(SwitchView {
+            outcome,
+            source,
+            pending_source: (outcome == ApiSwitchOutcome::Pending).then_some(to),
+        })
     }
 
     fn drain_events(&mut self) {
@@ -588,12 +678,19 @@ impl ControlState {
             ShardEvent::SwitchRequested(_, _, Ok(_)) => {}
             ShardEvent::SwitchRequested(track, to, Err(e)) => {
                 tracing::warn!(subscriber = track.0, source = to.0, "switch refused: {e}");
-                if let Some(sub) = self.subs.get_mut(&track.0) {
-                    if sub.pending.map(|(p, _)| p) == Some(to.0) {
-                        sub.pending = None;
-                        self.release_source(shard, to.0);
-                    }
+                // Only the switch still pending is news: one replaced since was reported then.
+                let Some(sub) = self.subs.get_mut(&track.0) else {
+                    return;
+                };
+                if sub.pending.map(|(p, _)| p) != Some(to.0) {
+                    return;
                 }
+                sub.pending = None;
+                sub.requested_at = None;
+                self.release_source(shard, to.0);
+                let data =
+                    serde_json::json!({"to": to.0, "reason": "refused", "error": e.to_string()});
+                self.emit(EventType::SwitchCancelled, Some(to.0), Some(track.0), data);
             }
             ShardEvent::Switched(track, to) => self.switched(shard, track.0, to.0),
             ShardEvent::Refused(e) => tracing::warn!(shard, "shard refused a command: {e}"),

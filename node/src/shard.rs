@@ -7,6 +7,7 @@
 //! parks in `mio::Poll` until a producer wakes it: an idle shard burns no CPU.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use corecast_engine::rtcp::{self, RtcpPacket};
 use corecast_engine::{
-    Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, SwitchOutcome, TrackConfig,
-    TrackId, TrackInfo, Transmit, TransmitBatch,
+    Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, Ssrc, SwitchOutcome,
+    TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
@@ -36,7 +37,9 @@ pub const WAKER: Token = Token(1);
 pub enum ShardCommand {
     AddSource(SourceId, Codec),
     RemoveSource(SourceId),
-    AddTrack(TrackConfig, SourceId),
+    /// New tracks and their sources: a batch of subscribers is one command per shard, so it
+    /// needs room for one in each queue however large it is.
+    AddTracks(Vec<(TrackConfig, SourceId)>),
     RemoveTrack(TrackId),
     Switch(TrackId, SourceId),
     CancelSwitch(TrackId),
@@ -53,6 +56,8 @@ pub struct ShardIo {
     pub send_failed: u64,
     pub rtcp_in: u64,
     pub keyframe_requests: u64,
+    /// PLI/FIR requests naming a subscriber's SSRC that came from another address: ignored.
+    pub rtcp_wrong_sender: u64,
     /// Switches that waited for the old source to finish its frame (the engine's count).
     pub switches_deferred: u64,
 }
@@ -119,8 +124,7 @@ struct State {
     send: SendBatch,
     recv: RecvBatch,
     rtcp_buf: Vec<u8>,
-    /// Output SSRC → track, to find the track a subscriber's PLI/FIR is about.
-    by_ssrc: HashMap<u32, TrackId>,
+    feedback: Feedback,
     /// Copies the kernel refused during the current packet, recorded once its fan-out is done.
     refused: Vec<(Transmit, DropReason)>,
     /// Events that did not fit the queue; sent first next time.
@@ -139,7 +143,7 @@ impl ShardWorker {
             send: SendBatch::with_capacity(self.batch_size),
             recv: RecvBatch::with_capacity(RTCP_BATCH),
             rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
-            by_ssrc: HashMap::new(),
+            feedback: Feedback::default(),
             refused: Vec::new(),
             backlog: Vec::new(),
             io: ShardIo::default(),
@@ -219,29 +223,7 @@ impl ShardWorker {
 
     fn apply_commands(&self, s: &mut State) {
         while let Some(cmd) = self.link.commands.pop() {
-            let refused = match cmd {
-                ShardCommand::AddSource(id, codec) => s.engine.add_source(id, codec).err(),
-                ShardCommand::RemoveSource(id) => s.engine.remove_source(id).err(),
-                ShardCommand::AddTrack(config, source) => {
-                    s.by_ssrc.insert(config.ssrc.0, config.id);
-                    s.engine.add_track(config, source).err()
-                }
-                ShardCommand::RemoveTrack(id) => {
-                    if let Some(t) = s.engine.track(id) {
-                        s.by_ssrc.remove(&t.ssrc.0);
-                    }
-                    s.engine.remove_track(id).err()
-                }
-                ShardCommand::Switch(id, to) => {
-                    let r = s.engine.switch(id, to);
-                    s.backlog.push(ShardEvent::SwitchRequested(id, to, r));
-                    None
-                }
-                ShardCommand::CancelSwitch(id) => s.engine.cancel_switch(id).err(),
-            };
-            if let Some(e) = refused {
-                s.backlog.push(ShardEvent::Refused(e));
-            }
+            apply(&mut s.engine, &mut s.feedback, &mut s.backlog, cmd);
         }
     }
 
@@ -321,26 +303,13 @@ impl ShardWorker {
                 continue;
             }
             s.io.rtcp_in += 1;
-            for packet in rtcp::packets(bytes).flatten() {
-                let media: Vec<u32> = match packet {
-                    RtcpPacket::Pli { media_ssrc, .. } => vec![media_ssrc.0],
-                    RtcpPacket::Fir { entries, .. } => entries.iter().map(|e| e.ssrc.0).collect(),
-                    _ => continue,
-                };
-                for ssrc in media {
-                    let source = s
-                        .by_ssrc
-                        .get(&ssrc)
-                        .and_then(|&t| s.engine.track(t))
-                        .and_then(|t| t.source);
-                    if let Some(source) = source {
-                        s.io.keyframe_requests += 1;
-                        if self.ingest.keyframe_requests.push(source).is_ok() {
-                            self.ingest.wake.notify();
-                        }
+            let ingest = &self.ingest;
+            s.feedback
+                .keyframe_requests(bytes, g.from, &s.engine, &mut s.io, |source| {
+                    if ingest.keyframe_requests.push(source).is_ok() {
+                        ingest.wake.notify();
                     }
-                }
-            }
+                });
         }
         n > 0
     }
@@ -378,6 +347,123 @@ impl ShardWorker {
             &mut s.latency,
         );
     }
+}
+
+/// Apply one control command to the engine, keeping `feedback`'s SSRC map in step; refusals and
+/// switch outcomes go to `backlog` for the control thread.
+fn apply(
+    engine: &mut Shard,
+    feedback: &mut Feedback,
+    backlog: &mut Vec<ShardEvent>,
+    cmd: ShardCommand,
+) {
+    let refused = match cmd {
+        ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
+        ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
+        ShardCommand::AddTracks(tracks) => {
+            for (config, source) in tracks {
+                if let Err(e) = feedback.add_track(engine, config, source) {
+                    backlog.push(ShardEvent::Refused(e));
+                }
+            }
+            None
+        }
+        ShardCommand::RemoveTrack(id) => feedback.remove_track(engine, id).err(),
+        ShardCommand::Switch(id, to) => {
+            let r = engine.switch(id, to);
+            backlog.push(ShardEvent::SwitchRequested(id, to, r));
+            None
+        }
+        ShardCommand::CancelSwitch(id) => engine.cancel_switch(id).err(),
+    };
+    if let Some(e) = refused {
+        backlog.push(ShardEvent::Refused(e));
+    }
+}
+
+/// What a shard needs to act on subscribers' feedback: the track a PLI or FIR is about, found by
+/// its output SSRC. Tracks are added and removed through it so the map follows the engine.
+#[derive(Default)]
+pub struct Feedback {
+    /// Output SSRC → track.
+    by_ssrc: HashMap<u32, TrackId>,
+}
+
+impl Feedback {
+    /// Add a track to `engine` and, once the engine took it, map its output SSRC to it: a
+    /// refused track (a duplicate id, an unknown source) leaves the map as it was.
+    pub fn add_track(
+        &mut self,
+        engine: &mut Shard,
+        config: TrackConfig,
+        source: SourceId,
+    ) -> Result<(), ControlError> {
+        engine.add_track(config, source)?;
+        self.by_ssrc.insert(config.ssrc.0, config.id);
+        Ok(())
+    }
+
+    pub fn remove_track(
+        &mut self,
+        engine: &mut Shard,
+        id: TrackId,
+    ) -> Result<corecast_engine::TrackCounters, ControlError> {
+        if let Some(t) = engine.track(id) {
+            self.by_ssrc.remove(&t.ssrc.0);
+        }
+        engine.remove_track(id)
+    }
+
+    /// The track sending with output SSRC `ssrc`.
+    pub fn track(&self, ssrc: Ssrc) -> Option<TrackId> {
+        self.by_ssrc.get(&ssrc.0).copied()
+    }
+
+    /// One RTCP datagram from `from`: each PLI, and each FIR entry, about a track of `engine`
+    /// becomes `request(source)` for the track's source, counted in `io.keyframe_requests`, if
+    /// it comes from that track's subscriber (see [`is_subscribers_address`]); otherwise it is
+    /// counted in `io.rtcp_wrong_sender` and ignored. Allocates nothing.
+    pub fn keyframe_requests(
+        &self,
+        bytes: &[u8],
+        from: Option<SocketAddr>,
+        engine: &Shard,
+        io: &mut ShardIo,
+        mut request: impl FnMut(SourceId),
+    ) {
+        let mut asked = |ssrc: Ssrc| {
+            let Some(track) = self.track(ssrc).and_then(|t| engine.track(t)) else {
+                return;
+            };
+            if !from.is_some_and(|from| is_subscribers_address(from, track.dest)) {
+                io.rtcp_wrong_sender += 1;
+                return;
+            }
+            if let Some(source) = track.source {
+                io.keyframe_requests += 1;
+                request(source);
+            }
+        };
+        for packet in rtcp::packets(bytes).flatten() {
+            match packet {
+                RtcpPacket::Pli { media_ssrc, .. } => asked(media_ssrc),
+                RtcpPacket::Fir { entries, .. } => {
+                    for entry in entries {
+                        asked(entry.ssrc);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether RTCP from `from` speaks for the subscriber that receives media at `dest`: the same IP,
+/// and the media port (rtcp-mux) or the one after it, where RTP receivers without rtcp-mux
+/// (ffmpeg, GStreamer's rtpbin) send RTCP by the RFC 3550 §11 convention.
+pub fn is_subscribers_address(from: SocketAddr, dest: SocketAddr) -> bool {
+    from.ip().to_canonical() == dest.ip().to_canonical()
+        && (from.port() == dest.port() || Some(from.port()) == dest.port().checked_add(1))
 }
 
 /// Offer a snapshot to the telemetry queue without waiting. When the queue is full the snapshot

@@ -36,6 +36,7 @@ unsafe impl Send for SendBatch {}
 
 impl SendBatch {
     pub fn with_capacity(capacity: usize) -> SendBatch {
+        assert!(capacity > 0, "a send batch holds at least one message");
         // SAFETY: these are plain C structs for which all-zero bytes are a valid value.
         let (msg, iov, addr) = unsafe {
             (
@@ -51,8 +52,10 @@ impl SendBatch {
         }
     }
 
-    /// Send every transmit of one packet (`pkt`, bytes `buf`). Never blocks: a full socket buffer
-    /// drops the rest of the batch and counts it. `on_drop` is told each message not sent.
+    /// Send every transmit of one packet (`pkt`, bytes `buf`), in `sendmmsg` calls of up to the
+    /// batch's capacity. Never blocks: a full socket buffer drops the rest and counts it. Each
+    /// transmit is either sent or told to `on_drop`, so `sent + buffer_full + failed` is always
+    /// `transmits.len()`.
     pub fn send(
         &mut self,
         fd: RawFd,
@@ -61,8 +64,34 @@ impl SendBatch {
         buf: &[u8],
         mut on_drop: impl FnMut(&Transmit, DropReason),
     ) -> SendOutcome {
-        let n = transmits.len().min(self.msgs.len());
-        for (i, t) in transmits[..n].iter().enumerate() {
+        let mut out = SendOutcome::default();
+        let mut chunks = transmits.chunks(self.msgs.len());
+        for chunk in chunks.by_ref() {
+            if !self.send_chunk(fd, chunk, pkt, buf, &mut on_drop, &mut out) {
+                break;
+            }
+        }
+        // The socket buffer was full: what is left is dropped, as the rest of its chunk was.
+        for t in chunks.flatten() {
+            on_drop(t, DropReason::SendBufferFull);
+            out.buffer_full += 1;
+        }
+        out
+    }
+
+    /// One `sendmmsg` batch (at most the capacity); false if the socket buffer was full.
+    fn send_chunk(
+        &mut self,
+        fd: RawFd,
+        transmits: &[Transmit],
+        pkt: &RxPacket,
+        buf: &[u8],
+        on_drop: &mut impl FnMut(&Transmit, DropReason),
+        out: &mut SendOutcome,
+    ) -> bool {
+        let n = transmits.len();
+        debug_assert!(n <= self.msgs.len());
+        for (i, t) in transmits.iter().enumerate() {
             let segments = t.segments(pkt, buf);
             let mut count = 0;
             for seg in segments.iter().filter(|s| !s.is_empty()) {
@@ -82,7 +111,6 @@ impl SendBatch {
             hdr.msg_controllen = 0;
             hdr.msg_flags = 0;
         }
-        let mut out = SendOutcome::default();
         let mut at = 0;
         while at < n {
             out.syscalls += 1;
@@ -109,7 +137,7 @@ impl SendBatch {
                         on_drop(t, DropReason::SendBufferFull);
                     }
                     out.buffer_full += n - at;
-                    break;
+                    return false;
                 }
                 _ => {
                     // The first message failed on its own (bad or unreachable destination);
@@ -120,7 +148,7 @@ impl SendBatch {
                 }
             }
         }
-        out
+        true
     }
 }
 
@@ -390,6 +418,52 @@ mod tests {
             assert_eq!(&storage[..got[0].len], &want[..]);
             assert_eq!(got[0].from, Some(sender.local_addr().unwrap()));
             assert!(!got[0].truncated);
+        }
+    }
+
+    #[test]
+    fn transmits_beyond_the_batch_capacity_are_sent_too() {
+        let receivers: Vec<UdpSocket> = (0..5)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut shard = Shard::default();
+        shard.add_source(SourceId(1), Codec::Vp8).unwrap();
+        for (i, r) in receivers.iter().enumerate() {
+            let config = corecast_engine::TrackConfig {
+                id: corecast_engine::TrackId(i as u32),
+                dest: r.local_addr().unwrap(),
+                ssrc: Ssrc(100 + i as u32),
+                payload_type: 96,
+                first_seq: corecast_engine::SeqNo(1),
+                first_ts: corecast_engine::RtpTime(1),
+            };
+            shard.add_track(config, SourceId(1)).unwrap();
+        }
+        let mut ingress = SourceIngress::new(SourceId(1), Codec::Vp8, 90_000);
+        let mut buf = Vec::new();
+        Vp8Stream::new(Ssrc(9), 0, 0, VideoShape::default()).next_packet(&mut buf);
+        let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
+        let mut batch = TransmitBatch::with_capacity(8);
+        assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 5);
+
+        // Five transmits through a batch with room for two: three sendmmsg calls, all sent.
+        let mut sb = SendBatch::with_capacity(2);
+        let mut dropped = 0;
+        let out = sb.send(sender.as_raw_fd(), batch.as_slice(), &pkt, &buf, |_, _| {
+            dropped += 1
+        });
+        assert_eq!(
+            (out.sent, out.syscalls, out.buffer_full, out.failed, dropped),
+            (5, 3, 0, 0, 0)
+        );
+        for r in &receivers {
+            r.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut got = [0u8; 2048];
+            let (n, from) = r.recv_from(&mut got).unwrap();
+            assert_eq!(from, sender.local_addr().unwrap());
+            assert!(n > 12);
         }
     }
 

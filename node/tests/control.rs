@@ -7,7 +7,8 @@ use common::*;
 use corecast_engine::rtcp::{self, RtcpPacket, PLI_LEN};
 use corecast_engine::Ssrc;
 use corecast_signaling::api::{CreateSource, CreateSubscriber};
-use corecast_signaling::client::ClientError;
+use corecast_signaling::client::{Client, ClientError};
+use serde_json::Value;
 
 fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
     match r {
@@ -18,6 +19,44 @@ fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, Stri
         }) => (status, code, message),
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// `POST /v1/subscribers/{sub}/switch`: the HTTP status and the JSON body.
+fn post_switch(client: &Client, sub: u32, source: u32) -> (u16, Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent();
+    let url = format!("{}/v1/subscribers/{sub}/switch", client.base());
+    let mut answer = agent
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(format!(r#"{{"source":{source}}}"#))
+        .unwrap();
+    let body = answer.body_mut().read_to_string().unwrap();
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (answer.status().as_u16(), json)
+}
+
+/// The events a node wrote to its `--events-jsonl` file.
+fn events_in(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON envelope per line"))
+        .collect()
+}
+
+fn events_file(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!(
+        "corecast-control-{tag}-{}-{nanos}.jsonl",
+        std::process::id()
+    ))
 }
 
 #[test]
@@ -195,6 +234,143 @@ fn a_subscribers_pli_becomes_one_keyframe_request_to_the_source() {
             "requests are coalesced per --pli-interval"
         );
     }
+}
+
+#[test]
+fn a_pli_is_taken_only_from_the_subscribers_address() {
+    // One shard: all RTCP arrives on one socket and is read in order of arrival.
+    let (_node, client) = start(&["--shards", "1", "--pli-interval", "0"]);
+    let a = source(&client, "a", "vp8");
+    let b = source(&client, "b", "vp8");
+    let receivers: Vec<_> = (0..2).map(|_| receiver()).collect();
+    let on_a = subscribe(&client, a.id, &receivers[..1]).remove(0);
+    let on_b = subscribe(&client, b.id, &receivers[1..]).remove(0);
+    let mut sa = Sender::new(ingest_addr(&a), 0xa, 30);
+    let mut sb = Sender::new(ingest_addr(&b), 0xb, 30);
+    let mut got = vec![Vec::new(); 2];
+    until("both subscribers to receive media", || {
+        sa.send();
+        sb.send();
+        for (r, g) in receivers.iter().zip(got.iter_mut()) {
+            drain(r, g);
+        }
+        got.iter().all(|g| !g.is_empty())
+    });
+    // Whatever the start asked of the sources is behind us.
+    while sa.poll_rtcp().is_some() || sb.poll_rtcp().is_some() {}
+    let pli = |ssrc: u32| {
+        let mut pli = [0u8; PLI_LEN];
+        rtcp::write_pli(&mut pli, Ssrc(1), Ssrc(ssrc));
+        pli
+    };
+    // Another host names A's subscriber; then B's subscriber asks for itself. Once B is asked, the
+    // shard has read the stranger's PLI, and a request for A would have been sent first.
+    let stranger = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    stranger.send_to(&pli(on_a.ssrc), on_a.media_from).unwrap();
+    receivers[1]
+        .send_to(&pli(on_b.ssrc), on_b.media_from)
+        .unwrap();
+    until("B's subscriber's PLI to reach B", || {
+        sb.poll_rtcp().is_some()
+    });
+    assert!(
+        sa.poll_rtcp().is_none(),
+        "a PLI from another address asked A for a keyframe"
+    );
+    // From A's subscriber itself, it does.
+    receivers[0]
+        .send_to(&pli(on_a.ssrc), on_a.media_from)
+        .unwrap();
+    until("A's subscriber's PLI to reach A", || {
+        sa.poll_rtcp().is_some()
+    });
+}
+
+#[test]
+fn a_detached_subscriber_is_switched_only_to_a_source_of_its_codec() {
+    let (_node, client) = start(&[]);
+    let a = source(&client, "a", "vp8");
+    let h264 = source(&client, "h264", "h264");
+    let c = source(&client, "c", "vp8");
+    let sub = subscribe(&client, a.id, &[receiver()]).remove(0);
+    client.delete_source(a.id).unwrap();
+    assert_eq!(client.subscriber(sub.id).unwrap().source, None);
+
+    let (status, body) = post_switch(&client, sub.id, h264.id);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("vp8") && message.contains("h264"),
+        "{message}"
+    );
+    assert_eq!(client.subscriber(sub.id).unwrap().pending_source, None);
+
+    let (status, body) = post_switch(&client, sub.id, c.id);
+    assert_eq!(
+        (status, &body["outcome"]),
+        (202, &Value::from("pending")),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_switch_to_the_current_source_answers_what_it_did() {
+    let path = events_file("noop-switch");
+    let (mut node, client) = start(&["--events-jsonl", &path.display().to_string()]);
+    let a = source(&client, "a", "vp8");
+    let silent = source(&client, "silent", "vp8");
+    let receivers = vec![receiver()];
+    let sub = subscribe(&client, a.id, &receivers).remove(0);
+    let mut sa = Sender::new(ingest_addr(&a), 0xa, 30);
+    let mut got = Vec::new();
+    until("the subscriber to be live on A", || {
+        sa.send();
+        drain(&receivers[0], &mut got);
+        !got.is_empty()
+    });
+
+    // Already on A, nothing pending: nothing to do, and nothing is pending after.
+    let (status, body) = post_switch(&client, sub.id, a.id);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["outcome"], &body["source"], &body["pending_source"]),
+        (&Value::from("unchanged"), &Value::from(a.id), &Value::Null)
+    );
+
+    // A switch to a silent source stays pending; asking for A again cancels it.
+    let (status, body) = post_switch(&client, sub.id, silent.id);
+    assert_eq!(
+        (status, &body["outcome"]),
+        (202, &Value::from("pending")),
+        "{body}"
+    );
+    assert_eq!(body["pending_source"], silent.id);
+    let (status, body) = post_switch(&client, sub.id, a.id);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["outcome"], &body["source"], &body["pending_source"]),
+        (&Value::from("cancelled"), &Value::from(a.id), &Value::Null)
+    );
+    let view = client.subscriber(sub.id).unwrap();
+    assert_eq!((view.source, view.pending_source), (Some(a.id), None));
+
+    node.shutdown();
+    let events = events_in(&path);
+    let _ = std::fs::remove_file(&path);
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["type"] == kind).collect() };
+    let requested = of("switch.requested");
+    assert_eq!(requested.len(), 1, "only the real switch: {requested:?}");
+    assert_eq!(requested[0]["data"]["to"], silent.id);
+    let cancelled = of("switch.cancelled");
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(
+        (&cancelled[0]["data"]["to"], &cancelled[0]["data"]["reason"]),
+        (&Value::from(silent.id), &Value::from("replaced"))
+    );
 }
 
 #[test]

@@ -87,7 +87,7 @@ fn switch_lands_on_the_new_sources_keyframe_and_asks_it_for_one() {
     }
     for s in &subs {
         let r = client.switch(s.id, b.id).unwrap();
-        assert_eq!(r.pending_source, b.id);
+        assert_eq!(r.pending_source, Some(b.id));
     }
     // The node asks B for a keyframe; B's sender honours it, as an encoder would.
     until("a keyframe request to B", || {

@@ -147,10 +147,27 @@ pub struct SubscriberView {
     pub counters: SubscriberCounters,
 }
 
-/// `202` body of a switch request.
+/// What a switch request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchOutcome {
+    /// The subscriber switches at the new source's next switch point (answered `202`).
+    Pending,
+    /// It already receives that source and nothing was pending: nothing changed (`200`).
+    Unchanged,
+    /// It already receives that source; its pending switch to another was cancelled (`200`).
+    Cancelled,
+}
+
+/// Body of a switch request's answer: `202` while the switch is pending, `200` when the
+/// subscriber already receives the source asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SwitchView {
-    pub pending_source: u32,
+    pub outcome: SwitchOutcome,
+    /// The source it receives now (`None` while detached, its source deleted).
+    pub source: Option<u32>,
+    /// The source it switches to, if a switch is pending after this request.
+    pub pending_source: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -338,6 +355,8 @@ pub trait Control: Send + Sync + 'static {
     fn subscribers(&self) -> Vec<SubscriberView>;
     fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError>;
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError>;
+    /// `Ok` says what was done: a pending switch, or nothing because the subscriber already
+    /// receives `source` (see [`SwitchOutcome`]).
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError>;
     fn stats(&self) -> StatsView;
     /// Prometheus text exposition of every metric (`GET /metrics`).

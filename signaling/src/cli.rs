@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 
 use clap::{Args, Subcommand};
 
-use crate::api::{CreateSource, CreateSubscriber, SourceView, StatsView, SubscriberView};
+use crate::api::{
+    CreateSource, CreateSubscriber, SourceView, StatsView, SubscriberView, SwitchOutcome,
+};
 use crate::client::{Client, ClientError};
 
 /// Where the node's control API is.
@@ -154,12 +156,18 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
         }
         ClientCommand::Switch { sub, source } => {
             let view = client.switch(sub, source)?;
-            writeln!(
-                out,
-                "subscriber {sub}: switching to source {} at its next switch point",
-                view.pending_source
-            )
-            .map_err(ClientError::Output)
+            let said = match view.outcome {
+                SwitchOutcome::Pending => {
+                    format!("subscriber {sub}: switching to source {source} at its next switch point")
+                }
+                SwitchOutcome::Unchanged => {
+                    format!("subscriber {sub}: already receives source {source}; nothing changed")
+                }
+                SwitchOutcome::Cancelled => format!(
+                    "subscriber {sub}: already receives source {source}; its pending switch was cancelled"
+                ),
+            };
+            writeln!(out, "{said}").map_err(ClientError::Output)
         }
         ClientCommand::Stats { watch: false, .. } => print_stats(out, &client.stats()?),
         ClientCommand::Stats {

@@ -174,7 +174,8 @@ impl Client {
         self.empty(Method::DELETE, &format!("/v1/subscribers/{id}"))
     }
 
-    /// Takes effect at the new source's next switch point; the answer only confirms the request.
+    /// Takes effect at the new source's next switch point; the answer's `outcome` says whether a
+    /// switch is pending or the subscriber already receives `source`.
     pub fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ClientError> {
         self.json(
             Method::POST,

@@ -325,7 +325,12 @@ async fn switch(
     JsonBody(req): JsonBody<SwitchRequest>,
 ) -> Result<(StatusCode, Json<SwitchView>), ApiError> {
     let view = call(&state, move |c| c.switch(id, req.source)).await?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
+    // 202 while the switch waits for the source's switch point; 200 when nothing is to wait for.
+    let status = match view.outcome {
+        crate::api::SwitchOutcome::Pending => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(view)))
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<StatsView>, ApiError> {

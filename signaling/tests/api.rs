@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use corecast_signaling::api::{CreateSource, CreateSubscriber};
+use corecast_signaling::api::{CreateSource, CreateSubscriber, SwitchOutcome, SwitchView};
 use corecast_signaling::cli::{self, ClientArgs, ClientCommand, SourceCmd, SubCmd};
 use corecast_signaling::{ApiConfig, ApiServer, Client, ClientError, Control};
 use support::{api_err, raw, source, sub, FakeNode, Harness, JSON};
@@ -70,6 +70,30 @@ fn sources_happy_path_and_statuses() {
 }
 
 #[test]
+fn a_switch_answers_202_while_pending_and_200_when_nothing_is_to_wait_for() {
+    let h = Harness::start(ApiConfig::default(), 3);
+    let c = &h.client;
+    let a = c.create_source(&source("a", "vp8")).unwrap().id;
+    let b = c.create_source(&source("b", "vp8")).unwrap().id;
+    let s = c.create_subscriber(&sub(a, 6000)).unwrap().id;
+    let switch = |to: u32| {
+        let r = raw(
+            "POST",
+            &h.url(&format!("/v1/subscribers/{s}/switch")),
+            JSON,
+            format!(r#"{{"source":{to}}}"#).as_bytes(),
+        );
+        let view: SwitchView = serde_json::from_str(&r.body).unwrap();
+        (r.status, view.outcome, view.source, view.pending_source)
+    };
+    assert_eq!(switch(a), (200, SwitchOutcome::Unchanged, Some(a), None));
+    assert_eq!(switch(b), (202, SwitchOutcome::Pending, Some(a), Some(b)));
+    assert_eq!(switch(a), (200, SwitchOutcome::Cancelled, Some(a), None));
+    // The client reads every answer the same way.
+    assert_eq!(c.switch(s, a).unwrap().outcome, SwitchOutcome::Unchanged);
+}
+
+#[test]
 fn subscribers_happy_path_and_statuses() {
     let h = Harness::start(ApiConfig::default(), 3);
     let c = &h.client;
@@ -90,7 +114,7 @@ fn subscribers_happy_path_and_statuses() {
     assert_eq!(c.subscriber(s1.id).unwrap(), s1);
     assert_eq!(c.source(a).unwrap().subscribers, 2);
 
-    assert_eq!(c.switch(s1.id, b).unwrap().pending_source, b);
+    assert_eq!(c.switch(s1.id, b).unwrap().pending_source, Some(b));
     assert_eq!(c.subscriber(s1.id).unwrap().pending_source, Some(b));
     assert_eq!(api_err(c.switch(s1.id, 99)).0, 404);
     assert_eq!(api_err(c.switch(99, b)).0, 404);
@@ -112,7 +136,10 @@ fn subscribers_happy_path_and_statuses() {
     let switch_url = h.url(&format!("/v1/subscribers/{}/switch", batch[1].id));
     let r = raw("POST", &switch_url, JSON, br#"{"source":1}"#);
     assert_eq!(r.status, 202, "{}", r.body);
-    assert_eq!(r.body, r#"{"pending_source":1}"#);
+    assert_eq!(
+        r.body,
+        r#"{"outcome":"pending","source":2,"pending_source":1}"#
+    );
     let r = raw(
         "DELETE",
         &h.url(&format!("/v1/subscribers/{}", batch[1].id)),
@@ -351,7 +378,7 @@ fn cli_run_against_the_server() {
     let out = run(ClientCommand::Switch { sub: 1, source: 1 }).unwrap();
     assert_eq!(
         out,
-        "subscriber 1: switching to source 1 at its next switch point\n"
+        "subscriber 1: already receives source 1; nothing changed\n"
     );
     let out = run(ClientCommand::Stats {
         watch: false,
@@ -364,6 +391,26 @@ fn cli_run_against_the_server() {
     );
     assert!(out.contains("SHARD  CORE"), "{out}");
     assert!(out.contains("3 (waiting_keyframe=3)"), "{out}");
+    run(ClientCommand::Source(SourceCmd::Add {
+        name: "cam2".into(),
+        codec: "vp8".into(),
+        clock_rate: None,
+        port: Some(5006),
+        no_latch: false,
+        feedback: None,
+        parameter_sets: None,
+        payload_type: None,
+        rtx_payload_type: None,
+    }))
+    .unwrap();
+    assert_eq!(
+        run(ClientCommand::Switch { sub: 1, source: 2 }).unwrap(),
+        "subscriber 1: switching to source 2 at its next switch point\n"
+    );
+    assert_eq!(
+        run(ClientCommand::Switch { sub: 1, source: 1 }).unwrap(),
+        "subscriber 1: already receives source 1; its pending switch was cancelled\n"
+    );
     assert_eq!(
         run(ClientCommand::Sub(SubCmd::Rm { id: 1 })).unwrap(),
         "deleted subscriber 1\n"

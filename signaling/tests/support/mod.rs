@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use corecast_signaling::api::{
     CreateSource, CreateSubscriber, ErrorBody, IngestAddr, NodeStats, ShardStats, SourceCounters,
-    SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchView,
+    SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchOutcome, SwitchView,
 };
 use corecast_signaling::{ApiConfig, ApiError, ApiServer, Client, ClientError, Control};
 use ureq::http;
@@ -215,9 +215,22 @@ impl Control for FakeNode {
             .subscribers
             .get_mut(&subscriber)
             .ok_or_else(|| not_found("subscriber", subscriber))?;
+        if sub.source == Some(source) {
+            let outcome = match sub.pending_source.take() {
+                Some(_) => SwitchOutcome::Cancelled,
+                None => SwitchOutcome::Unchanged,
+            };
+            return Ok(SwitchView {
+                outcome,
+                source: sub.source,
+                pending_source: None,
+            });
+        }
         sub.pending_source = Some(source);
         Ok(SwitchView {
-            pending_source: source,
+            outcome: SwitchOutcome::Pending,
+            source: sub.source,
+            pending_source: Some(source),
         })
     }
 
