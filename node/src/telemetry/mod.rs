@@ -212,8 +212,6 @@ impl Telemetry {
                             (snap.io.copies_sent - prev.io.copies_sent) as f64 / secs;
                         shard.busy_ratio = ((snap.busy - prev.busy).as_secs_f64() / secs).min(1.0);
                     }
-                }
-                if let Some(prev) = &shard.latest {
                     // A source gone from the shard's snapshot was deleted: keep what it counted.
                     for (id, c) in &prev.sources {
                         if !snap.sources.iter().any(|(sid, _)| sid == id) {
@@ -223,6 +221,8 @@ impl Telemetry {
                 }
                 let _ = shard.latency.add(&snap.latency);
                 shard.latency_recent = snap.latency.clone();
+                // Rebuilt for this shard, so a deleted subscriber's entry goes with it.
+                agg.track_index.retain(|_, &mut (shard, _)| shard != k);
                 for (i, t) in snap.tracks.iter().enumerate() {
                     agg.track_index.insert(t.id.0, (k, i));
                 }
