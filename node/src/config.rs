@@ -170,10 +170,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CORECAST_NODE_NAME", default_value = "corecast")]
     pub node_name: String,
     /// Deliver events to a webhook: `URL[;types=source.*,switch.*][;secret=S][;batch=N]
-    /// [;batch-ms=T][;retries=N][;backoff-ms=T][;queue=N][;timeout-ms=T]`. Repeatable.
+    /// [;batch-ms=T][;retries=N][;backoff-ms=T][;queue=N][;queue-bytes=N][;timeout-ms=T]`.
+    /// Repeatable.
     #[arg(long, env = "CORECAST_WEBHOOK", value_delimiter = '|')]
     pub webhook: Vec<String>,
-    /// Write events as JSON lines to a file, or `-` for stdout: `PATH[;types=...]`. Repeatable.
+    /// Write events as JSON lines to a file, or `-` for stdout:
+    /// `PATH[;types=...][;queue=N][;queue-bytes=N]`. Repeatable.
     #[arg(long, env = "CORECAST_EVENTS_JSONL", value_delimiter = '|')]
     pub events_jsonl: Vec<String>,
 }

@@ -11,7 +11,7 @@ use corecast_signaling::api::{
 use corecast_signaling::{ApiError, Control};
 
 use crate::control::{ControlHandle, ControlState};
-use crate::telemetry::{self, Aggregates, SourceState};
+use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
 fn drop_map(drops: &DropCounts) -> BTreeMap<String, u64> {
     drops
@@ -38,9 +38,12 @@ impl ControlState {
         let mut state = SourceState::Waiting;
         if let Some(a) = agg.sources.get(&id) {
             let i = &a.stats;
-            counters.packets_received = i.ingress.packets;
-            counters.bytes_received = i.ingress.bytes;
-            counters.packets_accepted = i.ingress.accepted;
+            let t = IngestTotals::of(i);
+            counters.packets_received = t.received;
+            counters.bytes_received = t.bytes;
+            counters.packets_accepted = t.accepted;
+            counters.packets_held = t.held;
+            counters.packet_drops = drop_map(&t.packet_drops());
             counters.keyframes = i.ingress.keyframes;
             counters.restarts = i.ingress.restarts;
             counters.keyframe_requests = i.keyframe_requests_sent;
@@ -48,20 +51,23 @@ impl ControlState {
             counters.bitrate_bps = a.bitrate_bps;
             counters.fps = a.frames_per_s;
             counters.keyframe_interval_s = a.keyframe_interval_s;
-            drops.merge(&i.ingress.drops);
-            drops.merge(&i.drops);
+            drops.merge(&t.drops);
             sender = i.sender;
             payload_type = payload_type.or(i.payload_type);
             state = a.state;
         }
+        let mut copy_drops = DropCounts::default();
         for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
             if let Some((_, c)) = snap.sources.iter().find(|(sid, _)| sid.0 == id) {
+                counters.copies_due += c.track_packets;
                 counters.packets_forwarded += c.forwarded;
                 counters.bytes_forwarded += c.forwarded_bytes;
                 counters.parameter_sets_sent += c.preludes;
-                drops.merge(&c.drops);
+                copy_drops.merge(&c.drops);
             }
         }
+        drops.merge(&copy_drops);
+        counters.copy_drops = drop_map(&copy_drops);
         counters.drops = drop_map(&drops);
         Ok(SourceView {
             id,
@@ -126,10 +132,16 @@ impl ControlState {
             .filter_map(|&id| self.source_view_with(&agg, id).ok())
             .collect();
         let latency = agg.latency();
+        let ingest = agg.ingest();
         let mut node = NodeStats {
             uptime_s: agg.started.elapsed().as_secs_f64(),
             sources: self.sources.len() as u64,
             subscribers: self.subs.len() as u64,
+            packets_received: ingest.received,
+            packets_accepted: ingest.accepted,
+            packets_held: ingest.held,
+            packet_drops: drop_map(&ingest.packet_drops()),
+            delivery_drops: drop_map(&ingest.delivery_drops()),
             drops: drop_map(&agg.drops()),
             latency_p50_us: latency.value_at_quantile(0.5),
             latency_p99_us: latency.value_at_quantile(0.99),
@@ -137,14 +149,21 @@ impl ControlState {
             latency_max_us: latency.max(),
             ..Default::default()
         };
-        node.packets_received = agg.sources.values().map(|s| s.stats.ingress.packets).sum();
+        let mut copy_drops = DropCounts::default();
         let mut shards = Vec::new();
         for (k, h) in self.shards.iter().enumerate() {
             let a = &agg.shards[k];
+            let copies = a.copies();
+            let mut shard_drops = a.shard_drops();
+            shard_drops.merge(&copies.drops);
             let mut stats = ShardStats {
                 shard: k as u32,
                 core: h.core.map(|c| c as u32),
                 subscribers: self.shard_load[k] as u64,
+                drops: drop_map(&shard_drops),
+                copies_due: copies.track_packets,
+                copies_sent: copies.forwarded,
+                copy_drops: drop_map(&copies.drops),
                 packets_in_per_s: a.packets_in_per_s,
                 packets_out_per_s: a.copies_out_per_s,
                 latency_p50_us: a.latency_recent.value_at_quantile(0.5),
@@ -152,19 +171,18 @@ impl ControlState {
                 busy_ratio: a.busy_ratio,
                 ..Default::default()
             };
+            node.copies_due += copies.track_packets;
+            node.copies_sent += copies.forwarded;
+            copy_drops.merge(&copies.drops);
             if let Some(snap) = &a.latest {
-                let mut shard_drops = snap.drops;
-                for (_, c) in &snap.sources {
-                    shard_drops.merge(&c.drops);
-                }
                 stats.packets_in = snap.io.packets_in;
                 stats.packets_out = snap.io.copies_sent;
                 stats.send_batches = snap.io.batches;
-                stats.drops = drop_map(&shard_drops);
                 node.packets_forwarded += snap.io.copies_sent;
             }
             shards.push(stats);
         }
+        node.copy_drops = drop_map(&copy_drops);
         let events = self
             .events
             .stats()
@@ -175,6 +193,7 @@ impl ControlState {
                 dropped: h.dropped,
                 retries: h.retries,
                 queued: h.queued as u64,
+                queued_bytes: h.queued_bytes as u64,
             })
             .collect();
         StatsView {

@@ -124,6 +124,7 @@ fn hanging_endpoint_never_blocks_emit_or_other_handlers() {
         target: JsonLinesTarget::File(path.clone()),
         types: "*".parse().unwrap(),
         queue: 200_000,
+        queue_bytes: 1 << 30,
     };
     let configs = vec![webhook(&spec), HandlerConfig::JsonLines(jsonl)];
     let bus = EventBus::start("n".into(), configs).unwrap();
@@ -165,6 +166,51 @@ fn hanging_endpoint_never_blocks_emit_or_other_handlers() {
     assert!(stats[0].dropped > 0);
     assert_eq!(stats[1].delivered, 100_000);
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_hanging_endpoint_holds_at_most_queue_bytes() {
+    let server = Server::start(Behavior::Hang);
+    const BOUND: usize = 16 * 1024;
+    // The count bound is far away: only the byte bound can hold the queue back.
+    let spec = format!(
+        "{};queue=100000;queue-bytes={BOUND};batch=1;batch-ms=0",
+        server.url()
+    );
+    let bus = EventBus::start("n".into(), vec![webhook(&spec)]).unwrap();
+    bus.emit(numbered(EventType::Stats, 0));
+    assert!(
+        wait_for(PATIENCE, || server.requests().len() == 1),
+        "worker is stuck in a POST"
+    );
+    // About 1 KiB per envelope, like a `stats` event listing a few dozen subscribers.
+    let padding = "x".repeat(1000);
+    let big = |n: u64| Event::now(EventType::Stats).with_data(json!({"n": n, "pad": padding}));
+    let mut dropped = Vec::new();
+    for round in 0..3u64 {
+        for n in 0..100 {
+            bus.emit(big(1 + round * 100 + n));
+        }
+        let hung = &bus.stats()[0];
+        assert!(
+            hung.queued_bytes <= BOUND,
+            "round {round}: {} bytes queued, bound {BOUND}",
+            hung.queued_bytes
+        );
+        assert!(hung.queued_bytes > BOUND / 2, "{} bytes", hung.queued_bytes);
+        assert!(
+            hung.queued < 20,
+            "{} events held: bounded by bytes, not by count",
+            hung.queued
+        );
+        dropped.push(hung.dropped);
+    }
+    assert!(
+        dropped.windows(2).all(|w| w[1] >= w[0] + 90),
+        "every round pushes the oldest out, counted: {dropped:?}"
+    );
+    let stats = bus.shutdown(Duration::from_millis(200));
+    assert_eq!(stats[0].delivered, 0);
 }
 
 #[test]

@@ -67,14 +67,30 @@ pub struct IngestAddr {
     pub port: u16,
 }
 
-/// Live counters of a source, summed over ingress and every shard.
+/// Live counters of a source, summed over ingress and every shard. Two laws hold:
+/// `packets_received = packets_accepted + Σ packet_drops + packets_held`, and
+/// `copies_due = packets_forwarded + Σ copy_drops`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct SourceCounters {
+    /// RTP packets that arrived at the ingest port, those dropped before the engine included.
     pub packets_received: u64,
     pub bytes_received: u64,
     pub packets_accepted: u64,
+    /// Packets held now while a new sender stream is in probation (neither accepted nor dropped).
+    #[serde(default)]
+    pub packets_held: u64,
+    /// Received packets dropped before any shard saw them, by reason (once per packet).
+    #[serde(default)]
+    pub packet_drops: std::collections::BTreeMap<String, u64>,
+    /// Copies the shards owed subscribers: each packet times the subscribers on the source.
+    #[serde(default)]
+    pub copies_due: u64,
+    /// Copies sent to subscribers.
     pub packets_forwarded: u64,
     pub bytes_forwarded: u64,
+    /// Copies not sent, by reason (once per subscriber).
+    #[serde(default)]
+    pub copy_drops: std::collections::BTreeMap<String, u64>,
     pub keyframes: u64,
     pub restarts: u64,
     pub keyframe_requests: u64,
@@ -177,9 +193,19 @@ pub struct ShardStats {
     pub core: Option<u32>,
     pub subscribers: u64,
     pub packets_in: u64,
+    /// Datagrams sent: copies and parameter-set packets.
     pub packets_out: u64,
     pub send_batches: u64,
+    /// Every drop in this shard since start, by reason (copies, and packets for sources it does
+    /// not host).
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Copies owed to subscribers since start: `copies_due = copies_sent + Σ copy_drops`.
+    #[serde(default)]
+    pub copies_due: u64,
+    #[serde(default)]
+    pub copies_sent: u64,
+    #[serde(default)]
+    pub copy_drops: std::collections::BTreeMap<String, u64>,
     #[serde(default)]
     pub packets_in_per_s: f64,
     #[serde(default)]
@@ -202,15 +228,42 @@ pub struct EventHandlerStats {
     pub dropped: u64,
     pub retries: u64,
     pub queued: u64,
+    /// Bytes of serialized events waiting.
+    #[serde(default)]
+    pub queued_bytes: u64,
 }
 
+/// Node-wide totals since start, deleted sources and subscribers included: they never go
+/// backwards. `packets_received = packets_accepted + Σ packet_drops + packets_held`, and
+/// `copies_due = copies_sent + Σ copy_drops`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct NodeStats {
     pub uptime_s: f64,
     pub sources: u64,
     pub subscribers: u64,
+    /// RTP packets that arrived at the sources' ingest ports.
     pub packets_received: u64,
+    #[serde(default)]
+    pub packets_accepted: u64,
+    /// Held now while a new sender stream is in probation (a gauge).
+    #[serde(default)]
+    pub packets_held: u64,
+    /// Received packets dropped before any shard saw them, by reason (once per packet).
+    #[serde(default)]
+    pub packet_drops: std::collections::BTreeMap<String, u64>,
+    /// Accepted packets a shard that wanted them did not get, by reason (once per shard).
+    #[serde(default)]
+    pub delivery_drops: std::collections::BTreeMap<String, u64>,
+    /// Datagrams the shards sent: copies and parameter-set packets.
     pub packets_forwarded: u64,
+    #[serde(default)]
+    pub copies_due: u64,
+    #[serde(default)]
+    pub copies_sent: u64,
+    /// Copies not sent, by reason (once per subscriber).
+    #[serde(default)]
+    pub copy_drops: std::collections::BTreeMap<String, u64>,
+    /// Every drop, of every kind above, by reason.
     pub drops: std::collections::BTreeMap<String, u64>,
     /// Forwarding latency since start, over all shards, in microseconds.
     #[serde(default)]

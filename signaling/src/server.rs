@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware;
@@ -25,7 +26,7 @@ use crate::api::{
 
 mod request;
 
-use request::{require_token, Id, JsonBody};
+use request::{close_unless_body_read, discard_body, require_token, Id, JsonBody};
 
 /// How long [`ApiServer::shutdown`] lets in-flight requests finish before abandoning them.
 const DRAIN: Duration = Duration::from_millis(800);
@@ -103,15 +104,17 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state);
-    match config.token {
-        // Outermost, so a request without the token is refused before its body is read and
-        // unknown `/v1` paths do not reveal which routes exist.
+    let router = match config.token {
+        // Outside the routes, so a request without the token is refused before its body is read
+        // and unknown `/v1` paths do not reveal which routes exist.
         Some(token) => router.layer(middleware::from_fn_with_state(
             Arc::<[u8]>::from(token.into_bytes()),
             require_token,
         )),
         None => router,
-    }
+    };
+    // Outermost, so that it sees every refusal, the token's included.
+    router.layer(middleware::from_fn(close_unless_body_read))
 }
 
 /// The HTTP API served on a thread of its own ("corecast-http") with a current-thread tokio
@@ -356,10 +359,22 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
+async fn not_found(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    req: Request,
+) -> ApiError {
+    discard_body(req, state.max_body_bytes).await;
     ApiError::not_found(format!("no route for {method} {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+async fn method_not_allowed(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    req: Request,
+) -> ApiError {
+    discard_body(req, state.max_body_bytes).await;
     ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
 }

@@ -18,12 +18,17 @@ pub const DEFAULT_RETRIES: u32 = 5;
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 /// Events a handler's queue holds; when full, the oldest is dropped for the newest.
 pub const DEFAULT_QUEUE: usize = 10_000;
+/// Bytes of serialized events a handler's queue holds; past that, the oldest are dropped. A
+/// `stats` event of thousands of subscribers is hundreds of KB, so the count alone is no bound.
+pub const DEFAULT_QUEUE_BYTES: usize = 8 << 20;
 /// The most one POST may take, connect to last byte of the reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 // Bounds that keep a typo from allocating gigabytes (the queue is allocated up front) or
 // retrying for days (the backoff doubles).
 const MAX_QUEUE: usize = 1_000_000;
+const MIN_QUEUE_BYTES: usize = 1024;
+const MAX_QUEUE_BYTES: usize = 1 << 30;
 const MAX_BATCH: usize = 10_000;
 const MAX_RETRIES: u32 = 20;
 
@@ -37,6 +42,14 @@ pub enum HandlerConfig {
 }
 
 impl HandlerConfig {
+    /// The queue's bounds: events, and bytes of serialized events.
+    pub fn queue_bounds(&self) -> (usize, usize) {
+        match self {
+            HandlerConfig::Webhook(w) => (w.queue, w.queue_bytes),
+            HandlerConfig::JsonLines(j) => (j.queue, j.queue_bytes),
+        }
+    }
+
     /// The handler's name in stats and logs: `webhook:<url>` (credentials in the URL hidden) or
     /// `jsonl:<path>` (`jsonl:-` for stdout).
     pub fn name(&self) -> String {
@@ -67,7 +80,8 @@ impl HandlerConfig {
 }
 
 /// A webhook: `URL[;key=value]...`, keys `types`, `secret`, `batch`, `batch-ms`, `retries`,
-/// `backoff-ms`, `queue`, `timeout-ms` (see the `DEFAULT_*` constants). Values cannot contain `;`.
+/// `backoff-ms`, `queue`, `queue-bytes`, `timeout-ms` (see the `DEFAULT_*` constants). Values
+/// cannot contain `;`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     /// Where to POST; `http://` only (the node has no TLS stack).
@@ -87,6 +101,8 @@ pub struct WebhookConfig {
     pub backoff: Duration,
     /// Queue capacity in events (`queue=`).
     pub queue: usize,
+    /// Queue capacity in bytes of serialized events (`queue-bytes=`).
+    pub queue_bytes: usize,
     /// Limit on one POST, including connecting (`timeout-ms=`).
     pub timeout: Duration,
 }
@@ -103,6 +119,7 @@ impl WebhookConfig {
             retries: DEFAULT_RETRIES,
             backoff: DEFAULT_BACKOFF,
             queue: DEFAULT_QUEUE,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             timeout: DEFAULT_TIMEOUT,
         })
     }
@@ -126,6 +143,7 @@ impl fmt::Debug for WebhookConfig {
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
             .field("queue", &self.queue)
+            .field("queue_bytes", &self.queue_bytes)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -150,11 +168,12 @@ impl FromStr for WebhookConfig {
                 "retries" => config.retries = number(key, value, 0, MAX_RETRIES as usize)? as u32,
                 "backoff-ms" => config.backoff = millis(key, value, 0)?,
                 "queue" => config.queue = number(key, value, 1, MAX_QUEUE)?,
+                "queue-bytes" => config.queue_bytes = queue_bytes(value)?,
                 "timeout-ms" => config.timeout = millis(key, value, 1)?,
                 _ => {
                     return Err(ParseError::new(format!(
                         "unknown webhook option {key:?} (known: types, secret, batch, batch-ms, \
-                         retries, backoff-ms, queue, timeout-ms)"
+                         retries, backoff-ms, queue, queue-bytes, timeout-ms)"
                     )))
                 }
             }
@@ -172,7 +191,8 @@ pub enum JsonLinesTarget {
     File(PathBuf),
 }
 
-/// A JSON lines handler: `PATH` or `-` (stdout), then optionally `;types=...` and `;queue=N`.
+/// A JSON lines handler: `PATH` or `-` (stdout), then optionally `;types=...`, `;queue=N` and
+/// `;queue-bytes=N`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonLinesConfig {
     /// Where the lines go.
@@ -181,6 +201,8 @@ pub struct JsonLinesConfig {
     pub types: EventMask,
     /// Queue capacity in events.
     pub queue: usize,
+    /// Queue capacity in bytes of serialized events.
+    pub queue_bytes: usize,
 }
 
 impl FromStr for JsonLinesConfig {
@@ -201,14 +223,16 @@ impl FromStr for JsonLinesConfig {
             target,
             types: EventMask::ALL,
             queue: DEFAULT_QUEUE,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         };
         for (key, value) in options(parts)? {
             match key {
                 "types" => config.types = parse_types(value)?,
                 "queue" => config.queue = number(key, value, 1, MAX_QUEUE)?,
+                "queue-bytes" => config.queue_bytes = queue_bytes(value)?,
                 _ => {
                     return Err(ParseError::new(format!(
-                        "unknown JSON lines option {key:?} (known: types, queue)"
+                        "unknown JSON lines option {key:?} (known: types, queue, queue-bytes)"
                     )))
                 }
             }
@@ -248,6 +272,10 @@ fn number(key: &str, value: &str, min: usize, max: usize) -> Result<usize, Parse
             "{key}={value}: expected a whole number from {min} to {max}"
         ))),
     }
+}
+
+fn queue_bytes(value: &str) -> Result<usize, ParseError> {
+    number("queue-bytes", value, MIN_QUEUE_BYTES, MAX_QUEUE_BYTES)
 }
 
 fn millis(key: &str, value: &str, min: u64) -> Result<Duration, ParseError> {

@@ -1,7 +1,7 @@
 //! What the emitter and one handler's worker thread share: the bounded queue, the counters, and
 //! the shutdown deadline.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,12 +32,19 @@ pub struct HandlerStats {
     pub posts: u64,
     /// Events waiting in the queue now.
     pub queued: usize,
+    /// Bytes of serialized events waiting in the queue now (at most the handler's `queue-bytes`,
+    /// give or take the events that concurrent emits are pushing at that moment).
+    pub queued_bytes: usize,
 }
 
 /// The queue and counters of one handler. Counters are `Relaxed` atomics: each is a statistic on
 /// its own, no reader needs them consistent with one another.
 pub(crate) struct Shared {
-    pub queue: ArrayQueue<Line>,
+    queue: ArrayQueue<Line>,
+    /// Bytes of the lines in `queue`: added before a push, taken off after a pop, so it never
+    /// falls below what the queue holds.
+    bytes: AtomicUsize,
+    max_bytes: usize,
     pub delivered: AtomicU64,
     pub dropped: AtomicU64,
     pub retries: AtomicU64,
@@ -50,9 +57,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(capacity: usize) -> Shared {
+    pub fn new(capacity: usize, max_bytes: usize) -> Shared {
         Shared {
             queue: ArrayQueue::new(capacity.max(1)),
+            bytes: AtomicUsize::new(0),
+            max_bytes,
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -63,12 +72,37 @@ impl Shared {
         }
     }
 
-    /// Never blocks: a full queue loses its oldest event, which is counted. Old events go first
-    /// because a receiver catching up wants the present state more than the distant past.
+    /// Never blocks: a queue full by count or by bytes loses its oldest events, which are
+    /// counted. Old events go first because a receiver catching up wants the present state more
+    /// than the distant past. A line longer than the byte bound pushes out everything, itself too.
     pub fn push(&self, line: Line) {
-        if self.queue.force_push(line).is_some() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(line.len(), Ordering::Relaxed);
+        let mut lost = 0;
+        if let Some(old) = self.queue.force_push(line) {
+            self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
+            lost += 1;
         }
+        while self.bytes.load(Ordering::Relaxed) > self.max_bytes {
+            // Empty while over the bound: another emit has counted its line and not pushed it
+            // yet; it trims the queue itself once it has.
+            if self.pop().is_none() {
+                break;
+            }
+            lost += 1;
+        }
+        Shared::add(&self.dropped, lost);
+    }
+
+    /// The oldest queued line.
+    pub fn pop(&self) -> Option<Line> {
+        let line = self.queue.pop()?;
+        self.bytes.fetch_sub(line.len(), Ordering::Relaxed);
+        Some(line)
+    }
+
+    /// Events queued now.
+    pub fn len(&self) -> usize {
+        self.queue.len()
     }
 
     pub fn add(counter: &AtomicU64, n: usize) {
@@ -85,6 +119,7 @@ impl Shared {
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
             posts: self.posts.load(Ordering::Relaxed),
             queued: self.queue.len(),
+            queued_bytes: self.bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -143,7 +178,7 @@ impl Shared {
     /// Counts whatever is still queued as dropped (the worker is exiting past its deadline).
     pub fn drop_queued(&self) {
         let mut n = 0;
-        while self.queue.pop().is_some() {
+        while self.pop().is_some() {
             n += 1;
         }
         Shared::add(&self.dropped, n);
@@ -198,20 +233,36 @@ mod tests {
 
     #[test]
     fn full_queue_drops_oldest_and_counts() {
-        let s = Shared::new(2);
+        let s = Shared::new(2, 1024);
         for text in ["a", "b", "c", "d"] {
             s.push(Line::from(text));
         }
         assert_eq!(s.stats("x", "jsonl").dropped, 2);
         assert_eq!(s.stats("x", "jsonl").queued, 2);
-        assert_eq!(&*s.queue.pop().unwrap(), "c");
+        assert_eq!(&*s.pop().unwrap(), "c");
         s.drop_queued();
         assert_eq!(s.stats("x", "jsonl").dropped, 3);
+        assert_eq!(s.stats("x", "jsonl").queued_bytes, 0);
+    }
+
+    #[test]
+    fn queue_over_its_byte_bound_drops_oldest_and_counts() {
+        let s = Shared::new(100, 10);
+        for text in ["aaaa", "bbbb", "cccc"] {
+            s.push(Line::from(text));
+        }
+        let stats = s.stats("x", "jsonl");
+        assert_eq!((stats.queued, stats.queued_bytes, stats.dropped), (2, 8, 1));
+        assert_eq!(&*s.pop().unwrap(), "bbbb");
+        // Longer than the bound: it cannot be held, and takes the rest with it.
+        s.push(Line::from("x".repeat(11)));
+        let stats = s.stats("x", "jsonl");
+        assert_eq!((stats.queued, stats.queued_bytes, stats.dropped), (0, 0, 3));
     }
 
     #[test]
     fn sleep_refuses_to_outlast_the_deadline() {
-        let s = Shared::new(1);
+        let s = Shared::new(1, 1024);
         assert!(s.sleep(Duration::from_millis(1)));
         s.stop(Instant::now() + Duration::from_millis(50));
         let start = Instant::now();

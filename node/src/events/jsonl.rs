@@ -51,7 +51,7 @@ impl JsonLines {
         while !self.shared.past_deadline() {
             let mut lines = 0;
             while chunk.len() < CHUNK_BYTES {
-                let Some(line) = self.shared.queue.pop() else {
+                let Some(line) = self.shared.pop() else {
                     break;
                 };
                 chunk.extend_from_slice(line.as_bytes());

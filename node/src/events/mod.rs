@@ -11,7 +11,7 @@
 //!                                └─► queue[1] ──► corecast-events-1 ──► file / stdout
 //! ```
 //!
-//! A full queue drops its oldest event; a batch still failing after its retries is given up.
+//! A queue full by count or by bytes drops its oldest events; a batch still failing after its retries is given up.
 //! Both are counted in [`HandlerStats::dropped`], so losses are visible, never silent.
 
 mod config;
@@ -23,7 +23,8 @@ mod webhook;
 
 pub use config::{
     HandlerConfig, JsonLinesConfig, JsonLinesTarget, WebhookConfig, DEFAULT_BACKOFF,
-    DEFAULT_BATCH_MAX, DEFAULT_BATCH_WAIT, DEFAULT_QUEUE, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
+    DEFAULT_BATCH_MAX, DEFAULT_BATCH_WAIT, DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
 };
 pub use event::Event;
 pub use handler::HandlerStats;
@@ -73,11 +74,8 @@ impl EventBus {
             let name = config.name();
             let kind = config.kind();
             let types = config.types();
-            let capacity = match &config {
-                HandlerConfig::Webhook(w) => w.queue,
-                HandlerConfig::JsonLines(j) => j.queue,
-            };
-            let shared = Arc::new(Shared::new(capacity));
+            let (capacity, max_bytes) = config.queue_bounds();
+            let shared = Arc::new(Shared::new(capacity, max_bytes));
             // Build the worker before spawning so that opening a file fails here, in `start`.
             let body: Box<dyn FnOnce() + Send> = match config {
                 HandlerConfig::Webhook(w) => {
@@ -131,7 +129,7 @@ impl EventBus {
 
     /// Queues `event` for every handler whose mask contains its type. Never blocks and does no
     /// I/O: the envelope is serialized once (one allocation for the text, one for the shared
-    /// copy), each queue push is lock-free (a full queue drops its oldest event and counts it),
+    /// copy), each queue push is lock-free (a full queue drops its oldest events and counts them),
     /// and waking a worker costs a syscall only if that worker is parked.
     pub fn emit(&self, event: Event) {
         if !self.wanted.contains(event.kind) {
@@ -180,7 +178,7 @@ impl EventBus {
             } else {
                 tracing::warn!(
                     handler = %handler.name,
-                    queued = handler.shared.queue.len(),
+                    queued = handler.shared.len(),
                     "event handler still busy at the shutdown deadline; leaving it to exit alone"
                 );
             }

@@ -75,7 +75,7 @@ impl Webhook {
             if shared.past_deadline() {
                 return false;
             }
-            if let Some(line) = shared.queue.pop() {
+            if let Some(line) = shared.pop() {
                 batch.push(line);
                 break;
             }
@@ -88,7 +88,7 @@ impl Webhook {
         let send_by = Instant::now() + self.config.batch_wait;
         loop {
             while batch.len() < self.config.batch_max {
-                match shared.queue.pop() {
+                match shared.pop() {
                     Some(line) => batch.push(line),
                     None => break,
                 }

@@ -6,7 +6,12 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::Aggregates;
+use std::collections::BTreeMap;
+
+use corecast_engine::{DropCounts, SourceCounters};
+
+use super::totals::add_source_counters;
+use super::{Aggregates, IngestTotals};
 use crate::events::HandlerStats;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -107,7 +112,22 @@ fn label(key: &'static str, value: impl ToString) -> Labels {
     vec![(key, value.to_string())]
 }
 
+fn labels2(k1: &'static str, v1: impl ToString, k2: &'static str, v2: impl ToString) -> Labels {
+    vec![(k1, v1.to_string()), (k2, v2.to_string())]
+}
+
+fn by_reason(drops: &DropCounts) -> Vec<(Labels, u64)> {
+    drops
+        .iter()
+        .map(|(r, n)| (label("reason", r.name()), n))
+        .collect()
+}
+
 /// Render every metric of the node.
+///
+/// Families without a `source` or `subscriber` label never go backwards: they count deleted
+/// sources and subscribers too. Each drop family holds drops of one [`DropScope`](corecast_engine::DropScope), so a scrape
+/// alone checks both conservation laws (README, "Metrics").
 pub fn render_metrics(
     agg: &Aggregates,
     sources: usize,
@@ -130,153 +150,9 @@ pub fn render_metrics(
         "Seconds since the node started.",
         vec![(vec![], agg.started.elapsed().as_secs_f64())],
     );
-
-    let per_source = |f: &dyn Fn(&super::SourceAgg) -> u64| -> Vec<(Labels, u64)> {
-        agg.sources
-            .iter()
-            .map(|(id, a)| (label("source", id), f(a)))
-            .collect()
-    };
-    s.counter(
-        "corecast_packets_received",
-        "RTP packets received per source.",
-        per_source(&|a| a.stats.ingress.packets),
-    );
-    s.counter(
-        "corecast_bytes_received",
-        "Bytes received per source.",
-        per_source(&|a| a.stats.ingress.bytes),
-    );
-    s.counter(
-        "corecast_keyframes_received",
-        "Keyframes received per source.",
-        per_source(&|a| a.stats.ingress.keyframes),
-    );
-    s.counter(
-        "corecast_source_restarts",
-        "Sender restarts (new SSRC or sequence) per source.",
-        per_source(&|a| a.stats.ingress.restarts),
-    );
-    s.counter(
-        "corecast_keyframe_requests",
-        "Keyframe requests (PLI) sent to each source.",
-        per_source(&|a| a.stats.keyframe_requests_sent),
-    );
-    s.gauge(
-        "corecast_source_bitrate_bits_per_second",
-        "Received bitrate per source over the last stats interval.",
-        agg.sources
-            .iter()
-            .map(|(id, a)| (label("source", id), a.bitrate_bps))
-            .collect(),
-    );
-    s.gauge(
-        "corecast_source_active",
-        "1 while a source is sending, 0 when waiting or idle.",
-        agg.sources
-            .iter()
-            .map(|(id, a)| {
-                (
-                    label("source", id),
-                    f64::from(u8::from(a.state == super::SourceState::Active)),
-                )
-            })
-            .collect(),
-    );
-
-    let snaps: Vec<_> = agg
-        .shards
-        .iter()
-        .enumerate()
-        .filter_map(|(k, s)| s.latest.as_ref().map(|l| (k, s, l)))
-        .collect();
-    let per_shard = |f: &dyn Fn(&crate::shard::ShardSnapshot) -> u64| -> Vec<(Labels, u64)> {
-        snaps
-            .iter()
-            .map(|(k, _, l)| (label("shard", k), f(l)))
-            .collect()
-    };
-    s.counter(
-        "corecast_packets_forwarded",
-        "Copies sent to subscribers per shard.",
-        per_shard(&|l| l.io.copies_sent),
-    );
-    s.counter(
-        "corecast_switches_deferred",
-        "Switches that waited for the old source's frame to end, until the new source's next \
-         keyframe, per shard.",
-        per_shard(&|l| l.io.switches_deferred),
-    );
-    s.counter(
-        "corecast_shard_packets",
-        "Packets a shard took from its queue.",
-        per_shard(&|l| l.io.packets_in),
-    );
-    s.counter(
-        "corecast_send_batches",
-        "sendmmsg batches per shard.",
-        per_shard(&|l| l.io.batches),
-    );
-    s.counter(
-        "corecast_send_syscalls",
-        "sendmmsg calls per shard.",
-        per_shard(&|l| l.io.syscalls),
-    );
-    s.counter(
-        "corecast_send_buffer_full",
-        "Copies refused with EAGAIN/ENOBUFS per shard.",
-        per_shard(&|l| l.io.send_buffer_full),
-    );
-    s.counter(
-        "corecast_rtcp_received",
-        "Subscriber RTCP packets per shard.",
-        per_shard(&|l| l.io.rtcp_in),
-    );
-    s.counter(
-        "corecast_snapshots_dropped",
-        "Counter snapshots the telemetry queue had no room for.",
-        per_shard(&|l| l.snapshots_dropped),
-    );
-    s.gauge(
-        "corecast_shard_busy_ratio",
-        "Share of the last interval a shard spent forwarding.",
-        snaps
-            .iter()
-            .map(|(k, a, _)| (label("shard", k), a.busy_ratio))
-            .collect(),
-    );
-    let sum_by_source = |f: &dyn Fn(&corecast_engine::SourceCounters) -> u64| {
-        let mut by_source: std::collections::BTreeMap<u32, u64> = Default::default();
-        for (_, _, l) in &snaps {
-            for (id, c) in &l.sources {
-                *by_source.entry(id.0).or_default() += f(c);
-            }
-        }
-        by_source
-            .into_iter()
-            .map(|(id, n)| (label("source", id), n))
-            .collect()
-    };
-    s.counter(
-        "corecast_source_packets_forwarded",
-        "Copies of each source's packets sent to subscribers.",
-        sum_by_source(&|c| c.forwarded),
-    );
-    s.counter(
-        "corecast_source_parameter_sets_sent",
-        "Cached H.264/H.265 parameter sets sent to subscribers that started at a keyframe \
-         sent without them.",
-        sum_by_source(&|c| c.preludes),
-    );
-    s.counter(
-        "corecast_packets_dropped",
-        "Packets (or one subscriber's copy) not forwarded, by reason.",
-        agg.drops()
-            .iter()
-            .map(|(r, n)| (label("reason", r.name()), n))
-            .collect(),
-    );
-
+    ingest_families(&mut s, agg);
+    source_families(&mut s, agg);
+    shard_families(&mut s, agg);
     let latency = agg.latency();
     let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
     let mut below = 0u64;
@@ -306,7 +182,7 @@ pub fn render_metrics(
     if agg.per_subscriber_metrics {
         let mut packets = Vec::new();
         let mut bytes = Vec::new();
-        for (_, _, l) in &snaps {
+        for l in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
             for t in &l.tracks {
                 packets.push((label("subscriber", t.id.0), t.counters.packets));
                 bytes.push((label("subscriber", t.id.0), t.counters.bytes));
@@ -353,6 +229,14 @@ pub fn render_metrics(
             .map(|h| (label("handler", &h.name), h.queued as f64))
             .collect(),
     );
+    s.gauge(
+        "corecast_event_queue_bytes",
+        "Bytes of serialized events waiting per handler.",
+        handlers
+            .iter()
+            .map(|h| (label("handler", &h.name), h.queued_bytes as f64))
+            .collect(),
+    );
 
     let mut registry = Registry::default();
     registry.register_collector(Box::new(s));
@@ -360,4 +244,266 @@ pub fn render_metrics(
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .expect("writing to a String cannot fail");
     out
+}
+
+/// Node-wide ingest: `received = accepted + Σ dropped + held`.
+fn ingest_families(s: &mut Scrape, agg: &Aggregates) {
+    let t = agg.ingest();
+    s.counter(
+        "corecast_packets_received",
+        "RTP packets that arrived at the sources' ingest ports (RTCP not counted), deleted \
+         sources included.",
+        vec![(vec![], t.received)],
+    );
+    s.counter(
+        "corecast_bytes_received",
+        "Bytes of the RTP packets the sources accepted or dropped in the engine.",
+        vec![(vec![], t.bytes)],
+    );
+    s.counter(
+        "corecast_packets_accepted",
+        "Received packets handed on to the shards.",
+        vec![(vec![], t.accepted)],
+    );
+    s.gauge(
+        "corecast_packets_held",
+        "Received packets held now while a new sender stream is in probation.",
+        vec![(vec![], t.held as f64)],
+    );
+    s.counter(
+        "corecast_packets_dropped",
+        "Received packets dropped before any shard saw them, by reason (once per packet).",
+        by_reason(&t.packet_drops()),
+    );
+    s.counter(
+        "corecast_deliveries_dropped",
+        "Accepted packets one shard that wanted them did not get, by reason (once per shard).",
+        by_reason(&t.delivery_drops()),
+    );
+}
+
+/// Per source, while it exists: the ingest law per source, and what its copies did.
+fn source_families(s: &mut Scrape, agg: &Aggregates) {
+    let ingest: Vec<(u32, IngestTotals)> = agg
+        .sources
+        .iter()
+        .map(|(&id, a)| (id, IngestTotals::of(&a.stats)))
+        .collect();
+    let per_source = |f: &dyn Fn(&IngestTotals) -> u64| -> Vec<(Labels, u64)> {
+        ingest
+            .iter()
+            .map(|(id, t)| (label("source", id), f(t)))
+            .collect()
+    };
+    s.counter(
+        "corecast_source_packets_received",
+        "RTP packets that arrived at each source's ingest port.",
+        per_source(&|t| t.received),
+    );
+    s.counter(
+        "corecast_source_bytes_received",
+        "Bytes received per source.",
+        per_source(&|t| t.bytes),
+    );
+    s.counter(
+        "corecast_source_packets_accepted",
+        "Packets each source handed on to the shards.",
+        per_source(&|t| t.accepted),
+    );
+    s.gauge(
+        "corecast_source_packets_held",
+        "Packets each source holds now while a new sender stream is in probation.",
+        ingest
+            .iter()
+            .map(|(id, t)| (label("source", id), t.held as f64))
+            .collect(),
+    );
+    s.counter(
+        "corecast_source_packets_dropped",
+        "Packets each source dropped before any shard saw them, by reason.",
+        ingest
+            .iter()
+            .flat_map(|(id, t)| {
+                let drops = t.packet_drops();
+                drops
+                    .iter()
+                    .map(|(r, n)| (labels2("source", id, "reason", r.name()), n))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    );
+    let per_stats = |f: &dyn Fn(&super::SourceAgg) -> u64| -> Vec<(Labels, u64)> {
+        agg.sources
+            .iter()
+            .map(|(id, a)| (label("source", id), f(a)))
+            .collect()
+    };
+    s.counter(
+        "corecast_source_keyframes_received",
+        "Keyframes received per source.",
+        per_stats(&|a| a.stats.ingress.keyframes),
+    );
+    s.counter(
+        "corecast_source_restarts",
+        "Sender restarts (new SSRC or sequence) per source.",
+        per_stats(&|a| a.stats.ingress.restarts),
+    );
+    s.counter(
+        "corecast_source_keyframe_requests",
+        "Keyframe requests (PLI) sent to each source.",
+        per_stats(&|a| a.stats.keyframe_requests_sent),
+    );
+    s.gauge(
+        "corecast_source_bitrate_bits_per_second",
+        "Received bitrate per source over the last stats interval.",
+        agg.sources
+            .iter()
+            .map(|(id, a)| (label("source", id), a.bitrate_bps))
+            .collect(),
+    );
+    s.gauge(
+        "corecast_source_active",
+        "1 while a source is sending, 0 when waiting or idle.",
+        agg.sources
+            .iter()
+            .map(|(id, a)| {
+                (
+                    label("source", id),
+                    f64::from(u8::from(a.state == super::SourceState::Active)),
+                )
+            })
+            .collect(),
+    );
+    // Over the shards' groups of sources that still exist.
+    let mut by_source: BTreeMap<u32, SourceCounters> = BTreeMap::new();
+    for (id, c) in agg
+        .shards
+        .iter()
+        .filter_map(|s| s.latest.as_ref())
+        .flat_map(|l| &l.sources)
+    {
+        add_source_counters(by_source.entry(id.0).or_default(), c);
+    }
+    let per_group = |f: &dyn Fn(&SourceCounters) -> u64| -> Vec<(Labels, u64)> {
+        by_source
+            .iter()
+            .map(|(id, c)| (label("source", id), f(c)))
+            .collect()
+    };
+    s.counter(
+        "corecast_source_copies_sent",
+        "Copies of each source's packets sent to subscribers.",
+        per_group(&|c| c.forwarded),
+    );
+    s.counter(
+        "corecast_source_parameter_sets_sent",
+        "Cached H.264/H.265 parameter sets sent to subscribers that started at a keyframe \
+         sent without them.",
+        per_group(&|c| c.preludes),
+    );
+}
+
+/// Per shard: what it took from its queue and sent, and `copies due = sent + Σ dropped`.
+fn shard_families(s: &mut Scrape, agg: &Aggregates) {
+    let snaps: Vec<_> = agg
+        .shards
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| s.latest.as_ref().map(|l| (k, s, l)))
+        .collect();
+    let per_shard = |f: &dyn Fn(&crate::shard::ShardSnapshot) -> u64| -> Vec<(Labels, u64)> {
+        snaps
+            .iter()
+            .map(|(k, _, l)| (label("shard", k), f(l)))
+            .collect()
+    };
+    s.counter(
+        "corecast_shard_packets",
+        "Packets a shard took from its queue.",
+        per_shard(&|l| l.io.packets_in),
+    );
+    s.counter(
+        "corecast_shard_packets_dropped",
+        "Packets a shard took for a source it does not host, by reason.",
+        snaps
+            .iter()
+            .flat_map(|(k, a, _)| {
+                let drops = a.shard_drops();
+                drops
+                    .iter()
+                    .map(|(r, n)| (labels2("shard", k, "reason", r.name()), n))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    );
+    let copies: Vec<(usize, SourceCounters)> =
+        snaps.iter().map(|(k, a, _)| (*k, a.copies())).collect();
+    let per_copies = |f: &dyn Fn(&SourceCounters) -> u64| -> Vec<(Labels, u64)> {
+        copies
+            .iter()
+            .map(|(k, c)| (label("shard", k), f(c)))
+            .collect()
+    };
+    s.counter(
+        "corecast_copies_due",
+        "Copies a shard owed its subscribers: each packet times the subscribers on its source.",
+        per_copies(&|c| c.track_packets),
+    );
+    s.counter(
+        "corecast_copies_sent",
+        "Copies a shard sent to subscribers.",
+        per_copies(&|c| c.forwarded),
+    );
+    s.counter(
+        "corecast_copies_dropped",
+        "Copies a shard did not send, by reason (once per subscriber).",
+        copies
+            .iter()
+            .flat_map(|(k, c)| {
+                c.drops
+                    .iter()
+                    .map(|(r, n)| (labels2("shard", k, "reason", r.name()), n))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    );
+    s.counter(
+        "corecast_parameter_sets_sent",
+        "Cached parameter sets a shard sent ahead of keyframes that came without them.",
+        per_copies(&|c| c.preludes),
+    );
+    s.counter(
+        "corecast_switches_deferred",
+        "Switches that waited for the old source's frame to end, until the new source's next \
+         keyframe, per shard.",
+        per_shard(&|l| l.io.switches_deferred),
+    );
+    s.counter(
+        "corecast_send_batches",
+        "sendmmsg batches per shard.",
+        per_shard(&|l| l.io.batches),
+    );
+    s.counter(
+        "corecast_send_syscalls",
+        "sendmmsg calls per shard.",
+        per_shard(&|l| l.io.syscalls),
+    );
+    s.counter(
+        "corecast_rtcp_received",
+        "Subscriber RTCP packets per shard.",
+        per_shard(&|l| l.io.rtcp_in),
+    );
+    s.counter(
+        "corecast_snapshots_dropped",
+        "Counter snapshots the telemetry queue had no room for.",
+        per_shard(&|l| l.snapshots_dropped),
+    );
+    s.gauge(
+        "corecast_shard_busy_ratio",
+        "Share of the last interval a shard spent forwarding.",
+        snaps
+            .iter()
+            .map(|(k, a, _)| (label("shard", k), a.busy_ratio))
+            .collect(),
+    );
 }

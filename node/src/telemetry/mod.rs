@@ -5,15 +5,19 @@
 //! Shards and ingest never wait for it: they push a snapshot per stats interval onto a bounded
 //! queue and drop (and count) it when the queue is full. The aggregates sit behind a mutex that
 //! only this thread, the control thread and HTTP handlers take, never the packet path.
+//!
+//! Node-wide and per-shard totals never go backwards: the counters of a deleted source are kept
+//! in `removed` totals (see [`totals`]).
 
 mod metrics;
+pub mod totals;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use corecast_engine::DropCounts;
+use corecast_engine::{DropCounts, SourceCounters};
 use serde_json::json;
 
 use crate::events::{Event, EventBus, EventType};
@@ -21,6 +25,7 @@ use crate::ingest::{IngestLink, IngestSourceStats};
 use crate::shard::{new_latency_histogram, LatencyHistogram, ShardLink, ShardSnapshot};
 
 pub use metrics::render_metrics;
+pub use totals::IngestTotals;
 
 /// Whether a source is sending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +56,25 @@ pub struct ShardAgg {
     pub packets_in_per_s: f64,
     pub copies_out_per_s: f64,
     pub busy_ratio: f64,
+    /// This shard's counters of sources deleted since start, as last seen.
+    pub removed: SourceCounters,
+}
+
+impl ShardAgg {
+    /// This shard's counters over every source it ever hosted: copies due, sent, dropped by
+    /// reason (Copy scope), parameter sets sent.
+    pub fn copies(&self) -> SourceCounters {
+        let mut sum = self.removed;
+        for (_, c) in self.latest.iter().flat_map(|l| &l.sources) {
+            totals::add_source_counters(&mut sum, c);
+        }
+        sum
+    }
+
+    /// Packets this shard dropped because it hosts no such source (Shard scope), since start.
+    pub fn shard_drops(&self) -> DropCounts {
+        self.latest.as_ref().map(|l| l.drops).unwrap_or_default()
+    }
 }
 
 /// One source as telemetry sees it.
@@ -76,6 +100,8 @@ pub struct Aggregates {
     pub per_subscriber_metrics: bool,
     /// Ingest snapshots the telemetry queue had no room for.
     pub ingest_snapshots_dropped: u64,
+    /// What ingest counted of the sources deleted since start, as last seen.
+    pub removed_sources: IngestTotals,
 }
 
 impl Aggregates {
@@ -90,27 +116,32 @@ impl Aggregates {
                     packets_in_per_s: 0.0,
                     copies_out_per_s: 0.0,
                     busy_ratio: 0.0,
+                    removed: SourceCounters::default(),
                 })
                 .collect(),
             sources: BTreeMap::new(),
             track_index: HashMap::new(),
             per_subscriber_metrics,
             ingest_snapshots_dropped: 0,
+            removed_sources: IngestTotals::default(),
         }
     }
 
-    /// Every drop, by reason, at ingest and in every shard.
-    pub fn drops(&self) -> DropCounts {
-        let mut all = DropCounts::default();
+    /// What ingest counted, over every source since start (deleted ones included).
+    pub fn ingest(&self) -> IngestTotals {
+        let mut sum = self.removed_sources;
         for s in self.sources.values() {
-            all.merge(&s.stats.ingress.drops);
-            all.merge(&s.stats.drops);
+            sum.add(&IngestTotals::of(&s.stats));
         }
-        for snap in self.shards.iter().filter_map(|s| s.latest.as_ref()) {
-            all.merge(&snap.drops);
-            for (_, c) in &snap.sources {
-                all.merge(&c.drops);
-            }
+        sum
+    }
+
+    /// Every drop since start, by reason, at ingest and in every shard, of every scope.
+    pub fn drops(&self) -> DropCounts {
+        let mut all = self.ingest().drops;
+        for shard in &self.shards {
+            all.merge(&shard.shard_drops());
+            all.merge(&shard.copies().drops);
         }
         all
     }
@@ -181,9 +212,17 @@ impl Telemetry {
                             (snap.io.copies_sent - prev.io.copies_sent) as f64 / secs;
                         shard.busy_ratio = ((snap.busy - prev.busy).as_secs_f64() / secs).min(1.0);
                     }
+                    // A source gone from the shard's snapshot was deleted: keep what it counted.
+                    for (id, c) in &prev.sources {
+                        if !snap.sources.iter().any(|(sid, _)| sid == id) {
+                            totals::add_source_counters(&mut shard.removed, c);
+                        }
+                    }
                 }
                 let _ = shard.latency.add(&snap.latency);
                 shard.latency_recent = snap.latency.clone();
+                // Rebuilt for this shard, so a deleted subscriber's entry goes with it.
+                agg.track_index.retain(|_, &mut (shard, _)| shard != k);
                 for (i, t) in snap.tracks.iter().enumerate() {
                     agg.track_index.insert(t.id.0, (k, i));
                 }
@@ -193,7 +232,15 @@ impl Telemetry {
         while let Some(list) = self.ingest.snapshots.pop() {
             let now = Instant::now();
             let live: Vec<u32> = list.iter().filter_map(|s| s.id.map(|id| id.0)).collect();
-            agg.sources.retain(|id, _| live.contains(id));
+            let mut removed = agg.removed_sources;
+            agg.sources.retain(|id, s| {
+                let keep = live.contains(id);
+                if !keep {
+                    removed.add(&IngestTotals::of(&s.stats).deleted());
+                }
+                keep
+            });
+            agg.removed_sources = removed;
             for stats in list {
                 let Some(id) = stats.id.map(|id| id.0) else {
                     continue;
@@ -281,7 +328,8 @@ impl Telemetry {
         }
     }
 
-    /// `stats` (deltas per source and subscriber since the last one) and `drops` (when any).
+    /// `stats` (deltas since the last one, of the sources and subscribers that moved) and
+    /// `drops` (when any).
     fn periodic_events(&self, reported: &mut Reported) {
         let agg = lock(&self.aggregates);
         if !self.events.wants(EventType::Stats) && !self.events.wants(EventType::Drops) {
@@ -289,35 +337,49 @@ impl Telemetry {
         }
         let mut sources = serde_json::Map::new();
         for (&id, s) in &agg.sources {
-            let last = reported.sources.entry(id).or_default();
             let c = &s.stats.ingress;
+            let last = reported.sources.entry(id).or_default();
+            let (packets, bytes) = (
+                c.packets.saturating_sub(last.0),
+                c.bytes.saturating_sub(last.1),
+            );
+            *last = (c.packets, c.bytes);
+            if packets == 0 && bytes == 0 {
+                continue;
+            }
             sources.insert(
                 id.to_string(),
                 json!({
-                    "packets": c.packets - last.0,
-                    "bytes": c.bytes - last.1,
+                    "packets": packets,
+                    "bytes": bytes,
                     "bitrate_bps": s.bitrate_bps.round(),
                     "fps": (s.frames_per_s * 10.0).round() / 10.0,
                     "state": s.state.name(),
                 }),
             );
-            *last = (c.packets, c.bytes);
-        }
-        let mut subscribers = serde_json::Map::new();
-        for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
-            for t in &snap.tracks {
-                let last = reported.tracks.entry(t.id.0).or_default();
-                let (packets, bytes) = (t.counters.packets, t.counters.bytes);
-                subscribers.insert(
-                    t.id.0.to_string(),
-                    json!({"packets": packets.saturating_sub(last.0), "bytes": bytes.saturating_sub(last.1)}),
-                );
-                *last = (packets, bytes);
-            }
         }
         reported
-            .tracks
-            .retain(|id, _| subscribers.contains_key(&id.to_string()));
+            .sources
+            .retain(|id, _| agg.sources.contains_key(id));
+        // With thousands of subscribers, listing the idle ones would be most of the event.
+        let mut subscribers = serde_json::Map::new();
+        let mut live = std::collections::HashSet::new();
+        for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
+            for t in &snap.tracks {
+                live.insert(t.id.0);
+                let last = reported.tracks.entry(t.id.0).or_default();
+                let (packets, bytes) = (t.counters.packets, t.counters.bytes);
+                let delta = (packets.saturating_sub(last.0), bytes.saturating_sub(last.1));
+                *last = (packets, bytes);
+                if delta != (0, 0) {
+                    subscribers.insert(
+                        t.id.0.to_string(),
+                        json!({"packets": delta.0, "bytes": delta.1}),
+                    );
+                }
+            }
+        }
+        reported.tracks.retain(|id, _| live.contains(id));
         let latency = agg.latency();
         let data = json!({
             "interval_ms": self.settings.stats_interval.as_millis() as u64,

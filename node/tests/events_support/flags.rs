@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use corecast::events::{
     EventType, HandlerConfig, JsonLinesConfig, JsonLinesTarget, WebhookConfig, DEFAULT_QUEUE,
+    DEFAULT_QUEUE_BYTES,
 };
 
 #[test]
@@ -21,9 +22,11 @@ fn webhook_flag_values() {
         (c.queue, c.timeout),
         (DEFAULT_QUEUE, Duration::from_secs(2))
     );
+    assert_eq!(c.queue_bytes, DEFAULT_QUEUE_BYTES);
+    assert_eq!(DEFAULT_QUEUE_BYTES, 8 << 20);
 
     let spec = "http://hooks.local/x;types=source.*,switch.completed;secret=s3cret;batch=50;\
-                batch-ms=100;retries=3;backoff-ms=250;queue=500;timeout-ms=1500";
+                batch-ms=100;retries=3;backoff-ms=250;queue=500;queue-bytes=65536;timeout-ms=1500";
     let c: WebhookConfig = spec.parse().unwrap();
     assert_eq!(c.types.to_string(), "source.*,switch.completed");
     assert!(c.types.contains(EventType::SourceIdle) && !c.types.contains(EventType::Stats));
@@ -34,6 +37,7 @@ fn webhook_flag_values() {
     );
     assert_eq!((c.retries, c.backoff), (3, Duration::from_millis(250)));
     assert_eq!((c.queue, c.timeout), (500, Duration::from_millis(1500)));
+    assert_eq!(c.queue_bytes, 65536);
     assert!(
         !format!("{c:?}").contains("s3cret"),
         "Debug hides the secret"
@@ -51,6 +55,8 @@ fn webhook_flag_values() {
         ("http://h/;retries=-1", "retries=-1"),
         ("http://h/;timeout-ms=0", "timeout-ms=0"),
         ("http://h/;queue=99999999999", "queue="),
+        ("http://h/;queue-bytes=10", "queue-bytes=10"),
+        ("http://h/;queue-bytes=8MiB", "queue-bytes=8MiB"),
         ("http://h/;secret=", "secret"),
         ("http://h/;batch=5;batch=6", "twice"),
         ("http://h/;types=source.*,bogus", "bogus"),
@@ -71,7 +77,7 @@ fn json_lines_flag_values() {
     let c: JsonLinesConfig = "-".parse().unwrap();
     assert_eq!(c.target, JsonLinesTarget::Stdout);
     assert_eq!(HandlerConfig::JsonLines(c).name(), "jsonl:-");
-    let c: JsonLinesConfig = "/var/log/corecast.jsonl;types=switch.*;queue=50"
+    let c: JsonLinesConfig = "/var/log/corecast.jsonl;types=switch.*;queue=50;queue-bytes=4096"
         .parse()
         .unwrap();
     assert_eq!(
@@ -79,7 +85,7 @@ fn json_lines_flag_values() {
         JsonLinesTarget::File("/var/log/corecast.jsonl".into())
     );
     assert_eq!(c.types.to_string(), "switch.*");
-    assert_eq!(c.queue, 50);
+    assert_eq!((c.queue, c.queue_bytes), (50, 4096));
     for (value, needle) in [
         ("", "needs a path"),
         ("x.jsonl;secret=1", "unknown JSON lines option"),

@@ -3,11 +3,14 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::HttpBody;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -40,10 +43,44 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        check_json_content_type(req.headers())?;
+        if let Err(e) = check_json_content_type(req.headers()) {
+            // Discarded, so the connection can carry the client's next request.
+            let _ = read_body(req, state.max_body_bytes).await;
+            return Err(e);
+        }
         let bytes = read_body(req, state.max_body_bytes).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Set once a request's body has been read to its end. hyper closes a keep-alive connection
+/// whose last request body was left unread (unless the rest of it had already arrived) and says
+/// nothing; [`close_unless_body_read`] makes that explicit.
+#[derive(Clone)]
+struct BodyRead(Arc<AtomicBool>);
+
+/// Outermost layer: a response to a request whose body was not read to its end carries
+/// `Connection: close`, so the client opens a new connection for its next request instead of
+/// writing into one the server is closing (and getting a broken pipe).
+pub(super) async fn close_unless_body_read(mut req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    req.extensions_mut().insert(BodyRead(Arc::clone(&read)));
+    let mut response = next.run(req).await;
+    if !read.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Reads and throws away the body of a request refused for its route or method, so the
+/// connection stays usable (one past the drain limit is closed, and says so).
+pub(super) async fn discard_body(req: Request, limit: usize) {
+    let _ = read_body(req, limit).await;
 }
 
 /// How much of an oversized body is read and thrown away before answering 413. A blocking client
@@ -68,6 +105,7 @@ async fn read_body(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     if declared.is_some_and(|n| n > drain_limit as u64) {
         return Err(too_large());
     }
+    let read = req.extensions().get::<BodyRead>().cloned();
     let mut body = req.into_body();
     let capacity = declared.map_or(0, |n| n.min(limit as u64) as usize);
     let mut buf = Vec::with_capacity(capacity);
@@ -86,6 +124,9 @@ async fn read_body(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
         } else {
             buf = Vec::new();
         }
+    }
+    if let Some(BodyRead(read)) = read {
+        read.store(true, Ordering::Release);
     }
     if seen > limit {
         return Err(too_large());
