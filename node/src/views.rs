@@ -178,6 +178,8 @@ impl ControlState {
                 stats.packets_in = snap.io.packets_in;
                 stats.packets_out = snap.io.copies_sent;
                 stats.send_batches = snap.io.batches;
+                stats.rtcp_received = snap.io.rtcp_in;
+                stats.rtcp_wrong_sender = snap.io.rtcp_wrong_sender;
                 node.packets_forwarded += snap.io.copies_sent;
             }
             shards.push(stats);

@@ -239,7 +239,14 @@ fn a_subscribers_pli_becomes_one_keyframe_request_to_the_source() {
 #[test]
 fn a_pli_is_taken_only_from_the_subscribers_address() {
     // One shard: all RTCP arrives on one socket and is read in order of arrival.
-    let (_node, client) = start(&["--shards", "1", "--pli-interval", "0"]);
+    let (_node, client) = start(&[
+        "--shards",
+        "1",
+        "--pli-interval",
+        "0",
+        "--stats-interval",
+        "50",
+    ]);
     let a = source(&client, "a", "vp8");
     let b = source(&client, "b", "vp8");
     let receivers: Vec<_> = (0..2).map(|_| receiver()).collect();
@@ -283,6 +290,10 @@ fn a_pli_is_taken_only_from_the_subscribers_address() {
         .unwrap();
     until("A's subscriber's PLI to reach A", || {
         sa.poll_rtcp().is_some()
+    });
+    until("the stranger's PLI to be counted", || {
+        let shard = &client.stats().unwrap().shards[0];
+        shard.rtcp_wrong_sender == 1 && shard.rtcp_received >= 3
     });
 }
 

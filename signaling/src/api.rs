@@ -218,6 +218,12 @@ pub struct ShardStats {
     /// Share of the last interval spent forwarding.
     #[serde(default)]
     pub busy_ratio: f64,
+    /// Subscribers' RTCP packets received, and keyframe requests ignored because they named a
+    /// subscriber's SSRC but came from another address than the subscriber's.
+    #[serde(default)]
+    pub rtcp_received: u64,
+    #[serde(default)]
+    pub rtcp_wrong_sender: u64,
 }
 
 /// Delivery counters of one event handler.

@@ -494,6 +494,11 @@ fn shard_families(s: &mut Scrape, agg: &Aggregates) {
         per_shard(&|l| l.io.rtcp_in),
     );
     s.counter(
+        "corecast_rtcp_wrong_sender",
+        "Keyframe requests naming a subscriber's SSRC from another address than the subscriber's: ignored.",
+        per_shard(&|l| l.io.rtcp_wrong_sender),
+    );
+    s.counter(
         "corecast_snapshots_dropped",
         "Counter snapshots the telemetry queue had no room for.",
         per_shard(&|l| l.snapshots_dropped),
