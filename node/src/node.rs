@@ -6,6 +6,7 @@
 //! control → ingest (commands), shards and control → ingest (keyframe requests, several
 //! producers), ingest → control (snapshots).
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -35,11 +36,26 @@ const SNAPSHOT_QUEUE: usize = 4;
 /// What shutdown gives event handlers to deliver what they hold, within the 2 s budget.
 const EVENTS_FLUSH: Duration = Duration::from_millis(600);
 
-/// Where each shard runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where each shard runs, and how a shard thread pins itself there.
+#[derive(Clone, Debug)]
 pub struct Placement {
     /// Core per shard, or `None` per shard when not pinning.
     pub cores: Vec<Option<usize>>,
+    /// Pins the calling thread to a core: [`pin_current_thread`], unless a test puts a stand-in
+    /// here to make a shard fail to pin (the real call cannot be made to fail on demand, since
+    /// [`Placement::choose`] only picks cores the process may use).
+    pub pin: fn(usize) -> io::Result<()>,
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_current_thread(core: usize) -> io::Result<()> {
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        Ok(())
+    } else {
+        // core_affinity says only whether it worked; on Linux that is one sched_setaffinity
+        // call, whose errno is the kernel's reason.
+        Err(io::Error::last_os_error())
+    }
 }
 
 impl Placement {
@@ -94,6 +110,7 @@ impl Placement {
                 .into_iter()
                 .map(|c| (!args.no_pin).then_some(c))
                 .collect(),
+            pin: pin_current_thread,
         })
     }
 }
@@ -129,7 +146,11 @@ impl Node {
     /// Start every thread; fails loudly (with what and why) if a port cannot be bound or a
     /// shard cannot be pinned.
     pub fn start(args: &ServeArgs) -> Result<Node, String> {
-        let placement = Placement::choose(args)?;
+        Node::start_placed(args, Placement::choose(args)?)
+    }
+
+    /// [`Node::start`] with the shards where `placement` puts them, pinned by its `pin`.
+    pub fn start_placed(args: &ServeArgs, placement: Placement) -> Result<Node, String> {
         let handlers = event_handlers(args)?;
         let events = Arc::new(
             EventBus::start(args.node_name.clone(), handlers)
@@ -215,7 +236,7 @@ impl Node {
                 .name(format!("corecast-shard-{index}"))
                 .spawn(move || {
                     if let Some(core) = core {
-                        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        if (placement.pin)(core).is_err() {
                             let _ = tx.send(Err(format!(
                                 "shard {index} could not be pinned to core {core}"
                             )));
