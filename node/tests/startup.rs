@@ -142,5 +142,8 @@ fn an_http_address_in_use_fails_start_up_and_stops_every_thread() {
     let error = start_error(args, placement);
     assert!(error.contains(&addr), "{error}");
     assert_no_node_threads();
+    // A node that never reported node.started does not report that it is stopping.
+    let written = std::fs::read_to_string(events).unwrap();
+    assert!(!written.contains("node."), "{written}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
