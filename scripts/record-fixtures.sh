@@ -7,26 +7,27 @@
 # Needs gst-launch-1.0 with vpx, x264, x265 and the rtp plugins; on Debian/Ubuntu:
 #   apt-get install gstreamer1.0-tools gstreamer1.0-plugins-{base,good,bad,ugly}
 # AV1 needs av1enc (aom, in plugins-bad). Its RTP payloader, rtpav1pay, only exists in
-# gst-plugins-rs, which Debian 12 does not package, so av1 always records av1.obu: the encoder's
-# temporal units as a raw OBU stream (AV1 spec section 5, "low overhead bitstream format") that
-# the test packetizes itself. Where rtpav1pay is installed it also records av1.rtp, which the
-# test checks when present.
+# gst-plugins-rs, which Debian 12 does not package, so av1 records av1.obu: the encoder's temporal
+# units as a raw OBU stream (AV1 spec section 5, "low overhead bitstream format"), and then
+# packetizes it into av1.rtp with webrtc-rs's AV1 payloader (engine/examples/packetize_av1.rs).
+# Without av1enc it packetizes the av1.obu already there.
 #
 # Every stream is 30 frames of 160x120 at 15 fps (2 s) with a keyframe every 12 frames, so each
 # fixture holds exactly 3 keyframes (frames 0, 12, 24); the test relies on that GOP. A small MTU
-# makes keyframes span several packets. Set RECORDER to a prebuilt record_rtp binary to skip
-# the cargo build.
+# makes keyframes span several packets. Set RECORDER and AV1_PACKETIZER to prebuilt record_rtp
+# and packetize_av1 binaries to skip the cargo build.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out_dir=$root/engine/tests/fixtures
 port=${PORT:-5004}
 frames=30
+fps=15
 gop=12
 mtu=400
 
 src="videotestsrc num-buffers=$frames pattern=smpte horizontal-speed=2 \
-  ! video/x-raw,format=I420,width=160,height=120,framerate=15/1"
+  ! video/x-raw,format=I420,width=160,height=120,framerate=$fps/1"
 sink="udpsink host=127.0.0.1 port=$port"
 # libaom's CBR mode hits an assertion at this size (aom 3.6), and its VBR overshoots the target
 # by far, so the quantizer floor is what keeps the fixture small.
@@ -50,15 +51,14 @@ declare -A pipelines=(
   # asked), so this fixture's later keyframes lack them too.
   [h265]="x265enc key-int-max=$gop speed-preset=ultrafast tune=zerolatency bitrate=150 \
     ! rtph265pay mtu=$mtu config-interval=-1 aggregate-mode=zero-latency"
-  [av1]="$av1enc ! rtpav1pay mtu=$mtu"
 )
 
-if [[ -n ${RECORDER:-} ]]; then
-  recorder=$RECORDER
-else
+examples=$root/target/release/examples
+recorder=${RECORDER:-$examples/record_rtp}
+packetizer=${AV1_PACKETIZER:-$examples/packetize_av1}
+if [[ -z ${RECORDER:-} || -z ${AV1_PACKETIZER:-} ]]; then
   cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p corecast-engine \
-    --example record_rtp
-  recorder=$root/target/release/examples/record_rtp
+    --example record_rtp --example packetize_av1
 fi
 
 mkdir -p "$out_dir"
@@ -80,14 +80,19 @@ recorder_pid=""
 trap '[[ -z $recorder_pid ]] || kill "$recorder_pid" 2>/dev/null || true' EXIT
 
 for codec in "${codecs[@]}"; do
-  pipeline=${pipelines[$codec]:?unknown codec $codec}
-  if [[ $codec == av1 ]] && have_elements av1.obu av1enc av1parse; then
-    # shellcheck disable=SC2086 # pipeline descriptions are meant to be word-split
-    gst-launch-1.0 -q $src ! $av1enc ! av1parse \
-      ! video/x-av1,stream-format=obu-stream,alignment=tu ! filesink location="$out_dir/av1.obu"
-    echo "av1: $(stat -c %s "$out_dir/av1.obu") bytes -> $out_dir/av1.obu" >&2
+  if [[ $codec == av1 ]]; then
+    if have_elements av1.obu av1enc av1parse; then
+      # shellcheck disable=SC2086 # pipeline descriptions are meant to be word-split
+      gst-launch-1.0 -q $src ! $av1enc ! av1parse \
+        ! video/x-av1,stream-format=obu-stream,alignment=tu ! filesink location="$out_dir/av1.obu"
+      echo "av1: $(stat -c %s "$out_dir/av1.obu") bytes -> $out_dir/av1.obu" >&2
+    fi
+    "$packetizer" "$out_dir/av1.obu" "$out_dir/av1.rtp.tmp" --mtu "$mtu" --fps "$fps"
+    mv "$out_dir/av1.rtp.tmp" "$out_dir/av1.rtp"
+    continue
   fi
-  # Skip, not fail, when this machine lacks an element: AV1 payloading is often missing.
+  pipeline=${pipelines[$codec]:?unknown codec $codec}
+  # Skip, not fail, when this machine lacks an element.
   # shellcheck disable=SC2046 # one element name per word
   have_elements "$codec.rtp" $(grep -oE '(^|! *)[a-z0-9]+( |$)' <<<"$pipeline" | tr -d '! ') || continue
   file=$out_dir/$codec.rtp

@@ -6,8 +6,10 @@
 //! keyframes are frames 0, 12 and 24. That GOP, and the RTP header's timestamps and marker bits,
 //! are the independent signals the detectors' answers are checked against.
 //!
-//! AV1 has no RTP payloader packaged with GStreamer on Debian, so `av1.obu` holds the encoder's
-//! temporal units as a raw OBU stream and this test packetizes it per the AV1 RTP spec.
+//! AV1 has no RTP payloader packaged with GStreamer on Debian (rtpav1pay is in gst-plugins-rs), so
+//! the recording keeps libaom's output (GStreamer's av1enc) as a raw OBU stream, `av1.obu`, and
+//! `av1.rtp` is that stream packetized by webrtc-rs's AV1 payloader (a port of libwebrtc's), run
+//! by `examples/packetize_av1.rs`.
 
 mod common;
 
@@ -19,8 +21,6 @@ const FRAMES: usize = 30;
 const KEYFRAMES: [usize; 3] = [0, 12, 24];
 /// 90 kHz clock at 15 fps.
 const FRAME_TICKS: u32 = 6000;
-/// Payload budget matching the recordings' MTU of 400 less a 12-byte RTP header.
-const AV1_PAYLOAD_BUDGET: usize = 388;
 
 struct Packet {
     marker: bool,
@@ -191,37 +191,35 @@ fn h265_gstreamer() {
     check_stream(Codec::H265, &read_fixture("h265.rtp"), false);
 }
 
-/// Only present where gst-plugins-rs's rtpav1pay was available to the recording script.
 #[test]
-fn av1_gstreamer_rtp_if_recorded() {
-    if !fixture_path("av1.rtp").exists() {
-        eprintln!("no av1.rtp fixture (needs rtpav1pay); av1_aom_obu_stream covers AV1");
-        return;
-    }
-    check_stream(Codec::Av1, &read_fixture("av1.rtp"), true);
-}
-
-#[test]
-fn av1_aom_obu_stream() {
-    let path = fixture_path("av1.obu");
-    let stream = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let units = temporal_units(&stream);
-    assert_eq!(units.len(), FRAMES);
-    // Once as packetizers that set N on keyframes do, once as those that leave it at 0: the
-    // sequence header alone must then find the keyframes.
-    for set_n in [true, false] {
-        let mut packets = Vec::new();
-        for (n, unit) in units.iter().enumerate() {
-            let payloads = packetize_av1(unit, AV1_PAYLOAD_BUDGET, set_n);
-            let last = payloads.len() - 1;
-            packets.extend(payloads.into_iter().enumerate().map(|(i, payload)| Packet {
-                marker: i == last,
-                timestamp: n as u32 * FRAME_TICKS,
+fn av1_webrtc_rs_payloader() {
+    let packets = read_fixture("av1.rtp");
+    check_stream(Codec::Av1, &packets, true);
+    // The packets carry exactly the encoder's OBUs: the fixture is av1.obu, packetized.
+    let stream = std::fs::read(fixture_path("av1.obu")).expect("av1.obu");
+    assert_eq!(
+        depacketize_av1(&packets),
+        temporal_units(&stream),
+        "av1.rtp does not hold av1.obu's temporal units"
+    );
+    // webrtc-rs sets N on a temporal unit that opens with a sequence header, so the check above
+    // saw it on each keyframe. With N cleared, as packetizers that leave it at 0 send them, the
+    // sequence header alone must find the keyframes.
+    let with_n = packets.iter().filter(|p| p.payload[0] & 0x08 != 0).count();
+    assert_eq!(with_n, KEYFRAMES.len(), "packets with N set");
+    let without_n: Vec<Packet> = packets
+        .iter()
+        .map(|p| {
+            let mut payload = p.payload.clone();
+            payload[0] &= !0x08;
+            Packet {
+                marker: p.marker,
+                timestamp: p.timestamp,
                 payload,
-            }));
-        }
-        check_stream(Codec::Av1, &packets, true);
-    }
+            }
+        })
+        .collect();
+    check_stream(Codec::Av1, &without_n, true);
 }
 
 /// Splits a low-overhead bitstream (every OBU has obu_size) into temporal units at each temporal
@@ -254,55 +252,41 @@ fn temporal_units(mut stream: &[u8]) -> Vec<Vec<Vec<u8>>> {
     units
 }
 
-/// Greedy AV1 packetizer: aggregates OBUs, fragments those that do not fit (Y on the packet that
-/// is continued, Z on the one that continues), uses W for packets of up to three elements.
-fn packetize_av1(unit: &[Vec<u8>], budget: usize, set_n: bool) -> Vec<Vec<u8>> {
-    let mut packets = Vec::new();
-    let mut elements: Vec<&[u8]> = Vec::new();
-    // Room accounting charges two length bytes per element, enough for elements below 16 KiB.
-    let mut used = 1;
-    let mut continues = false;
-    let mut flush = |elements: &mut Vec<&[u8]>, used: &mut usize, y: bool, z: &mut bool| {
-        let w = if elements.len() <= 3 {
-            elements.len()
-        } else {
-            0
-        };
-        let n = set_n && packets.is_empty() && unit[0][0] >> 3 & 0x0f == 1;
-        let mut p = vec![u8::from(*z) << 7 | u8::from(y) << 6 | (w as u8) << 4 | u8::from(n) << 3];
-        for (i, e) in elements.iter().enumerate() {
-            if w == 0 || i + 1 < w {
-                write_leb128(&mut p, e.len());
-            }
-            p.extend_from_slice(e);
+/// Reassembles each frame's OBUs from AV1 RTP payloads (aggregation header: Z continues the
+/// previous packet's last OBU, W counts the elements, the last of which has no length when W is
+/// set).
+fn depacketize_av1(packets: &[Packet]) -> Vec<Vec<Vec<u8>>> {
+    let mut units: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut unit_timestamp = None;
+    for p in packets {
+        if unit_timestamp != Some(p.timestamp) {
+            units.push(Vec::new());
+            unit_timestamp = Some(p.timestamp);
         }
-        packets.push(p);
-        elements.clear();
-        *used = 1;
-        *z = y;
-    };
-    for obu in unit {
-        let mut rest = obu.as_slice();
-        loop {
-            let room = budget.saturating_sub(used + 2);
-            if room == 0 {
-                flush(&mut elements, &mut used, false, &mut continues);
-                continue;
+        let unit = units.last_mut().unwrap();
+        let (z, w) = (
+            p.payload[0] & 0x80 != 0,
+            usize::from(p.payload[0] >> 4 & 0x03),
+        );
+        let mut rest = &p.payload[1..];
+        let mut index = 0;
+        while !rest.is_empty() {
+            let element = if w != 0 && index + 1 == w {
+                std::mem::take(&mut rest)
+            } else {
+                let (size, leb_len) = read_leb128(rest);
+                let element = &rest[leb_len..leb_len + size];
+                rest = &rest[leb_len + size..];
+                element
+            };
+            match unit.last_mut() {
+                Some(obu) if z && index == 0 => obu.extend_from_slice(element),
+                _ => unit.push(element.to_vec()),
             }
-            let take = rest.len().min(room);
-            elements.push(&rest[..take]);
-            used += 2 + take;
-            rest = &rest[take..];
-            if rest.is_empty() {
-                break;
-            }
-            flush(&mut elements, &mut used, true, &mut continues);
+            index += 1;
         }
     }
-    if !elements.is_empty() {
-        flush(&mut elements, &mut used, false, &mut continues);
-    }
-    packets
+    units
 }
 
 fn read_leb128(bytes: &[u8]) -> (usize, usize) {
@@ -314,12 +298,4 @@ fn read_leb128(bytes: &[u8]) -> (usize, usize) {
         }
     }
     panic!("bad leb128");
-}
-
-fn write_leb128(out: &mut Vec<u8>, mut value: usize) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }

@@ -98,3 +98,43 @@ fn pinning_to_a_core_the_process_cannot_use_fails_loudly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("core 4000"));
 }
+
+#[test]
+fn an_http_address_in_use_fails_loudly_and_promptly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corecast"))
+        .args(["serve", "--http", &addr, "--no-pin", "--shards", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("corecast starts");
+    // Read stderr on a thread of its own, so the wait below is bounded even if it never closes.
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = tx.send(text);
+    });
+    let limit = Duration::from_secs(10);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("corecast did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let stderr = rx
+        .recv_timeout(limit)
+        .expect("stderr closes when corecast exits");
+    assert!(
+        stderr.contains(&format!("cannot serve the HTTP API on {addr}")),
+        "{stderr}"
+    );
+}
