@@ -190,11 +190,8 @@ impl Splicer {
         let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
         let newest = seq >= self.next_seq;
         if newest {
-            // Timestamps are modular (a sender may step them anywhere): only a forward step of
-            // at most a second of media is a frame interval.
-            let step = ts.wrapping_sub(self.last_ts);
-            if step > 0 && step <= u64::from(pkt.clock_rate) && self.last_sent.is_some() {
-                self.frame_step = step;
+            if ts > self.last_ts && self.last_sent.is_some() {
+                self.frame_step = ts - self.last_ts;
             }
             self.next_seq = seq + 1;
             self.last_ts = ts;
@@ -242,8 +239,12 @@ impl Splicer {
                 let step = (elapsed * pkt.clock_rate as u128 / 1_000_000_000) as u64;
                 // Never less than the last frame interval: a new source's keyframe can arrive
                 // just after the old source's last packet, and two frames a few ms apart look
-                // like one time slot to a player (ffmpeg reports non-monotonic timestamps).
-                self.last_ts.wrapping_add(step.max(self.frame_step).max(1))
+                // like one time slot to a player (ffmpeg reports non-monotonic timestamps). A
+                // sender may step its timestamps anywhere, so a "frame interval" beyond a second
+                // of media is not one, and the sum wraps (timestamps are modular) rather than
+                // overflow.
+                let frame_step = self.frame_step.min(u64::from(pkt.clock_rate));
+                self.last_ts.wrapping_add(step.max(frame_step).max(1))
             }
             None => self.last_ts,
         };
