@@ -366,8 +366,16 @@ mod tests {
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
 
-    #[test]
-    fn sendmmsg_and_recvmmsg_round_trip_the_spliced_packets() {
+    /// One synthetic VP8 packet fanned out to five loopback receivers, ready to send.
+    struct Copies {
+        receivers: Vec<UdpSocket>,
+        sender: UdpSocket,
+        pkt: corecast_engine::RxPacket,
+        buf: Vec<u8>,
+        batch: TransmitBatch,
+    }
+
+    fn five_copies() -> Copies {
         let receivers: Vec<UdpSocket> = (0..5)
             .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -390,8 +398,25 @@ mod tests {
         Vp8Stream::new(Ssrc(9), 0, 0, VideoShape::default()).next_packet(&mut buf);
         let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
         let mut batch = TransmitBatch::with_capacity(8);
-        let mut fan = shard.fan_out(&pkt, &buf, Nanos::ZERO);
-        assert_eq!(fan.fill(&mut batch), 5);
+        assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 5);
+        Copies {
+            receivers,
+            sender,
+            pkt,
+            buf,
+            batch,
+        }
+    }
+
+    #[test]
+    fn sendmmsg_and_recvmmsg_round_trip_the_spliced_packets() {
+        let Copies {
+            receivers,
+            sender,
+            pkt,
+            buf,
+            batch,
+        } = five_copies();
         let expected: Vec<Vec<u8>> = batch
             .as_slice()
             .iter()
@@ -423,29 +448,13 @@ mod tests {
 
     #[test]
     fn transmits_beyond_the_batch_capacity_are_sent_too() {
-        let receivers: Vec<UdpSocket> = (0..5)
-            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut shard = Shard::default();
-        shard.add_source(SourceId(1), Codec::Vp8).unwrap();
-        for (i, r) in receivers.iter().enumerate() {
-            let config = corecast_engine::TrackConfig {
-                id: corecast_engine::TrackId(i as u32),
-                dest: r.local_addr().unwrap(),
-                ssrc: Ssrc(100 + i as u32),
-                payload_type: 96,
-                first_seq: corecast_engine::SeqNo(1),
-                first_ts: corecast_engine::RtpTime(1),
-            };
-            shard.add_track(config, SourceId(1)).unwrap();
-        }
-        let mut ingress = SourceIngress::new(SourceId(1), Codec::Vp8, 90_000);
-        let mut buf = Vec::new();
-        Vp8Stream::new(Ssrc(9), 0, 0, VideoShape::default()).next_packet(&mut buf);
-        let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
-        let mut batch = TransmitBatch::with_capacity(8);
-        assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 5);
+        let Copies {
+            receivers,
+            sender,
+            pkt,
+            buf,
+            batch,
+        } = five_copies();
 
         // Five transmits through a batch with room for two: three sendmmsg calls, all sent.
         let mut sb = SendBatch::with_capacity(2);

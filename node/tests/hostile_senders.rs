@@ -67,9 +67,7 @@ impl Received {
     fn drain(&mut self) {
         let mut buf = [0u8; 2048];
         while let Ok(n) = self.socket.recv(&mut buf) {
-            let mut got = Vec::new();
-            drain_one(&buf[..n], &mut got);
-            self.got.extend(got);
+            self.got.push(got(&buf[..n]));
             self.bodies.push(body(&buf[..n]));
         }
     }
@@ -97,20 +95,6 @@ impl Received {
             assert_eq!(w[1].ssrc, w[0].ssrc, "one SSRC");
         }
     }
-}
-
-fn drain_one(bytes: &[u8], out: &mut Vec<Got>) {
-    let h = corecast_engine::rtp::RtpHeader::parse(bytes).expect("the node sends valid RTP");
-    let payload = h.payload(bytes);
-    let info = corecast_engine::codec::inspect(corecast_engine::Codec::Vp8, payload).unwrap();
-    out.push(Got {
-        ssrc: h.ssrc.0,
-        seq: h.seq.0,
-        ts: h.timestamp.0,
-        first_payload_byte: payload[0],
-        keyframe_start: info.is_switch_point(),
-        len: bytes.len(),
-    });
 }
 
 /// A subscriber on `source`, live (it received a packet of `tx`).
@@ -164,19 +148,23 @@ fn a_stray_datagram_with_another_ssrc_does_not_cut_the_stream() {
     assert_eq!(client.source(src.id).unwrap().counters.restarts, 0);
 }
 
+fn request(payload_type: Option<u8>, rtx_payload_type: Option<u8>) -> CreateSource {
+    CreateSource {
+        name: "cam".into(),
+        codec: "vp8".into(),
+        clock_rate: None,
+        port: None,
+        latch: None,
+        feedback: None,
+        parameter_sets: None,
+        payload_type,
+        rtx_payload_type,
+    }
+}
+
 fn create(client: &Client, payload_type: Option<u8>, rtx_payload_type: Option<u8>) -> SourceView {
     client
-        .create_source(&CreateSource {
-            name: "cam".into(),
-            codec: "vp8".into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
-            feedback: None,
-            parameter_sets: None,
-            payload_type,
-            rtx_payload_type,
-        })
+        .create_source(&request(payload_type, rtx_payload_type))
         .expect("source created")
 }
 
@@ -260,17 +248,7 @@ fn a_payload_type_outside_rtp_range_is_refused_by_the_api() {
     let (_node, client) = start(&[]);
     for (pt, rtx) in [(Some(128), None), (None, Some(200)), (Some(96), Some(96))] {
         let err = client
-            .create_source(&CreateSource {
-                name: "cam".into(),
-                codec: "vp8".into(),
-                clock_rate: None,
-                port: None,
-                latch: None,
-                feedback: None,
-                parameter_sets: None,
-                payload_type: pt,
-                rtx_payload_type: rtx,
-            })
+            .create_source(&request(pt, rtx))
             .expect_err("refused");
         match err {
             corecast_signaling::client::ClientError::Api {

@@ -3,6 +3,7 @@
 //! what every track must have sent, then compares it with what the track did send.
 #![allow(dead_code)]
 
+pub mod counting_alloc;
 pub mod fixtures;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -147,17 +147,22 @@ pub struct Got {
 pub fn drain(socket: &UdpSocket, out: &mut Vec<Got>) {
     let mut buf = [0u8; 2048];
     while let Ok(n) = socket.recv(&mut buf) {
-        let h = RtpHeader::parse(&buf[..n]).expect("the node sends valid RTP");
-        let payload = h.payload(&buf[..n]);
-        let info = corecast_engine::codec::inspect(corecast_engine::Codec::Vp8, payload).unwrap();
-        out.push(Got {
-            ssrc: h.ssrc.0,
-            seq: h.seq.0,
-            ts: h.timestamp.0,
-            first_payload_byte: payload[0],
-            keyframe_start: info.is_switch_point(),
-            len: n,
-        });
+        out.push(got(&buf[..n]));
+    }
+}
+
+/// The header fields of one VP8 packet the node sent.
+pub fn got(packet: &[u8]) -> Got {
+    let h = RtpHeader::parse(packet).expect("the node sends valid RTP");
+    let payload = h.payload(packet);
+    let info = corecast_engine::codec::inspect(corecast_engine::Codec::Vp8, payload).unwrap();
+    Got {
+        ssrc: h.ssrc.0,
+        seq: h.seq.0,
+        ts: h.timestamp.0,
+        first_payload_byte: payload[0],
+        keyframe_start: info.is_switch_point(),
+        len: packet.len(),
     }
 }
 
