@@ -11,6 +11,13 @@
 # Corpora grow under fuzz/corpus/<target>/ (seeded from engine/tests/fixtures/ on every run);
 # crashes land in fuzz/artifacts/<target>/. CORECAST_FUZZ_JOBS targets run at once (default:
 # one per core).
+#
+# A crash becomes a hand-written test (engine/tests/fuzz_regressions.rs) and its input a file in
+# fuzz/regressions/<target>/. The structure-aware targets (parameter_sets, ingress, shard) read
+# their input through `arbitrary`: changing their input types changes what a kept input means,
+# so re-find or drop those inputs then; the test is the lasting record.
+# Lint the fuzz crate with: cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+# (not run here: it would build every dependency once more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -133,8 +140,11 @@ for t in "${targets[@]}"; do
 done
 flush
 
-printf '%-16s %12s %8s %8s %8s\n' target runs exec/s cov ft
+kept=$(find fuzz/regressions -type f 2>/dev/null | wc -l)
+echo "fuzz: replayed the $kept inputs kept in fuzz/regressions/"
+[ "$seconds" -gt 0 ] && printf '%-16s %12s %8s %8s %8s\n' target runs exec/s cov ft
 for t in "${targets[@]}"; do
+  [ "$seconds" -gt 0 ] || break
   # libFuzzer's closing status line: "#N DONE cov: C ft: F corp: ... exec/s: E ...".
   line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "target/fuzz/$t.log" | tail -1 || true)
   if [ -n "$line" ]; then

@@ -33,7 +33,8 @@ struct Input {
 enum Step {
     /// The recording's next packets, as recorded (1 to 16 of them).
     Next(u8),
-    Packet(PacketSpec),
+    /// 1 to 256 packets bent the same way.
+    Packet(PacketSpec, u8),
     Raw(Vec<u8>),
     /// Time passes, in milliseconds.
     Wait(u16),
@@ -67,8 +68,8 @@ fuzz_target!(|input: Input| {
     let mut seen = Seen::default();
     for step in &input.steps {
         let (spec, count) = match step {
-            Step::Next(n) => (PacketSpec::NEXT, 1 + n % 16),
-            Step::Packet(spec) => (*spec, 1),
+            Step::Next(n) => (PacketSpec::NEXT, 1 + u16::from(n % 16)),
+            Step::Packet(spec, repeat) => (*spec, 1 + u16::from(*repeat)),
             Step::Raw(bytes) => {
                 datagram.clone_from(bytes);
                 one(&mut ingress, &datagram, now, &mut out, &mut seen);

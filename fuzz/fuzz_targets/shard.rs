@@ -43,9 +43,11 @@ enum Step {
         source: u8,
         count: u8,
     },
+    /// 1 to 256 packets of the source bent the same way.
     Packet {
         source: u8,
         spec: PacketSpec,
+        repeat: u8,
     },
     AddSource(u8),
     RemoveSource(u8),
@@ -151,7 +153,15 @@ impl Harness {
                     self.packet(source, &PacketSpec::NEXT);
                 }
             }
-            Step::Packet { source, ref spec } => self.packet(source, spec),
+            Step::Packet {
+                source,
+                ref spec,
+                repeat,
+            } => {
+                for _ in 0..=repeat {
+                    self.packet(source, spec);
+                }
+            }
             Step::AddSource(s) => {
                 let source = &self.sources[usize::from(s) % SOURCES];
                 let _ = self.shard.add_source(source.id, source.ingress.codec());

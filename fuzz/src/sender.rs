@@ -45,6 +45,9 @@ pub enum TsSpec {
     Recorded,
     /// The sender's clock jumps this far and continues from there.
     Jump(i32),
+    /// The sender's clock steps back by 2^31 - 1, the most that still reads as backwards: the
+    /// boundary of timestamp unwrapping, which random jumps rarely hit packet after packet.
+    HalfBack,
     /// This packet only.
     Stray(u32),
 }
@@ -149,6 +152,10 @@ impl Sender {
             }
             TsSpec::Jump(d) => {
                 self.ts = self.ts.wrapping_add(d as u32);
+                self.ts
+            }
+            TsSpec::HalfBack => {
+                self.ts = self.ts.wrapping_sub(0x7fff_ffff);
                 self.ts
             }
             TsSpec::Stray(t) => t,
