@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test and check of the workspace, as CI runs it: formatting, lints, the test suites,
-# the docs, a build of the benchmarks and examples, and a few-second run of the benchmark
-# harness (rawlimit, loadgen against corecast and GStreamer), so none of them can rot.
+# the docs, a build of the benchmarks and examples, a short run of every fuzz target, and a
+# few-second run of the benchmark harness (rawlimit, loadgen against corecast and GStreamer),
+# so none of them can rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,16 @@ cargo run --release -q -p corecast-engine --example demo --locked -- 300 4 >/dev
 echo "== cargo test"
 mkdir -p target
 cargo test --workspace --locked 2>&1 | tee target/test-output.log
+
+# Every fuzz target for CORECAST_FUZZ_SECONDS each (default 30; 0 only builds them and replays
+# fuzz/regressions/), failing on a crash. Two or three minutes, most of it the first build.
+echo "== fuzz targets, briefly (scripts/fuzz.sh ${CORECAST_FUZZ_SECONDS:-30})"
+if cargo +nightly --version >/dev/null 2>&1 && cargo fuzz --version >/dev/null 2>&1; then
+  scripts/fuzz.sh "${CORECAST_FUZZ_SECONDS:-30}"
+else
+  echo "!!! SKIPPED: the fuzz targets need the nightly toolchain and cargo-fuzz"
+  echo "!!! (rustup toolchain install nightly --profile minimal; cargo install cargo-fuzz --locked)"
+fi
 
 echo "== benchmark harness, briefly (scripts/bench.sh --quick; writes only under target/)"
 scripts/bench.sh --quick

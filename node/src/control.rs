@@ -767,8 +767,8 @@ pub fn output_payload_type(codec: Codec) -> u8 {
 }
 
 /// Parse `CreateSource::parameter_sets`: base64 NAL units separated by commas, checked to be a
-/// complete set for `codec`.
-fn configured_parameter_sets(codec: Codec, text: &str) -> Result<ParameterSets, ApiError> {
+/// complete set for `codec`. Public for the fuzz target `fuzz/fuzz_targets/api_json.rs`.
+pub fn configured_parameter_sets(codec: Codec, text: &str) -> Result<ParameterSets, ApiError> {
     use base64::Engine;
     let units = text
         .split(',')

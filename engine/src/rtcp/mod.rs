@@ -210,6 +210,13 @@ impl<'a, T: Record> Records<'a, T> {
     pub fn iter(&self) -> RecordIter<'a, T> {
         RecordIter(*self)
     }
+
+    /// The entries' bytes, borrowed from the datagram: the fuzz target checks they lie inside
+    /// the packet that holds them.
+    #[cfg(feature = "fuzzing")]
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
 }
 
 impl<'a> Records<'a, NackPair> {

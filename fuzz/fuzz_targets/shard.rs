@@ -1,0 +1,359 @@
+//! A shard driven by three sources' ingress (recorded streams the fuzzer bends, as in the
+//! ingress target) with control commands interleaved: sources and tracks added and removed,
+//! switches requested and cancelled, sends reported failed, time passing. After every packet and
+//! command:
+//! - per (shard, source): `track_packets == forwarded + drops (per copy)`, and the shard's
+//!   packets are its sources' (present and removed) plus those for unknown sources;
+//! - per track: no output sequence number is sent twice, every copy carries the track's SSRC
+//!   and payload type and is the packet with its header rewritten (a prelude: the prelude);
+//! - a track that got a packet is on the packet's source and live; a switch applied at a
+//!   packet moved the track to that source; a switch request did what its outcome says.
+#![no_main]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use arbitrary::Arbitrary;
+use corecast_engine::codec::parameter_sets::ParameterSets;
+use corecast_engine::rtp::RtpHeader;
+use corecast_engine::{
+    DropReason, DropScope, Layout, Nanos, RtpTime, SeqNo, Shard, SourceId, SourceIngress, Ssrc,
+    SwitchOutcome, TrackConfig, TrackId, Transmit, TransmitBatch,
+};
+use corecast_fuzz::{offer, Delivered, PacketSpec, Sender, SeqLedger, StreamKind};
+use libfuzzer_sys::fuzz_target;
+
+const SOURCES: usize = 3;
+const TRACKS: u8 = 8;
+const PAYLOAD_TYPE: u8 = 102;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    kinds: [StreamKind; SOURCES],
+    configured: [bool; SOURCES],
+    scan: bool,
+    batch: u8,
+    steps: Vec<Step>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Step {
+    /// The source's next packets, as recorded (1 to 16 of them).
+    Next {
+        source: u8,
+        count: u8,
+    },
+    /// 1 to 256 packets of the source bent the same way.
+    Packet {
+        source: u8,
+        spec: PacketSpec,
+        repeat: u8,
+    },
+    AddSource(u8),
+    RemoveSource(u8),
+    AddTrack {
+        track: u8,
+        source: u8,
+        first_seq: u16,
+        first_ts: u32,
+    },
+    RemoveTrack(u8),
+    Switch {
+        track: u8,
+        source: u8,
+    },
+    CancelSwitch(u8),
+    /// The I/O layer could not send the last fan-out's transmit at this index.
+    SendFailed {
+        index: u8,
+        full: bool,
+    },
+    ClearSwitched,
+    /// Time passes, in milliseconds.
+    Wait(u16),
+}
+
+struct Source {
+    id: SourceId,
+    ingress: SourceIngress,
+    sender: Sender,
+}
+
+struct Harness {
+    shard: Shard,
+    sources: Vec<Source>,
+    batch: TransmitBatch,
+    now: Nanos,
+    /// Output sequence numbers sent per track, since the track was added.
+    ledgers: HashMap<TrackId, SeqLedger>,
+    /// Packets counted by sources the shard no longer hosts.
+    removed_packets: u64,
+    /// The last fan-out's transmits and packet sizes, until the next command.
+    last: Vec<(Transmit, usize)>,
+    datagram: Vec<u8>,
+    out: Vec<Delivered>,
+}
+
+fuzz_target!(|input: Input| {
+    let sources = (0..SOURCES)
+        .map(|i| {
+            let kind = input.kinds[i];
+            let codec = kind.codec();
+            let id = SourceId(i as u32 + 1);
+            let mut ingress = SourceIngress::new(id, codec, codec.default_clock_rate());
+            if let (true, Some(units)) = (input.configured[i], kind.sdp_parameter_sets()) {
+                ingress.set_configured_parameter_sets(
+                    ParameterSets::configured(codec, units).unwrap(),
+                );
+            }
+            Source {
+                id,
+                ingress,
+                sender: Sender::new(kind, 96),
+            }
+        })
+        .collect();
+    let mut h = Harness {
+        shard: Shard::new(if input.scan {
+            Layout::Scan
+        } else {
+            Layout::Grouped
+        }),
+        sources,
+        batch: TransmitBatch::with_capacity(2 + usize::from(input.batch % 15)),
+        now: Nanos::from_millis(1),
+        ledgers: HashMap::new(),
+        removed_packets: 0,
+        last: Vec::new(),
+        datagram: Vec::new(),
+        out: Vec::new(),
+    };
+    for step in &input.steps {
+        h.step(step);
+        h.check_counters();
+    }
+});
+
+fn source_id(i: u8) -> SourceId {
+    SourceId(u32::from(i) % SOURCES as u32 + 1)
+}
+
+fn track_id(i: u8) -> TrackId {
+    TrackId(u32::from(i % TRACKS))
+}
+
+impl Harness {
+    fn step(&mut self, step: &Step) {
+        if !matches!(step, Step::SendFailed { .. }) {
+            self.last.clear();
+        }
+        match *step {
+            Step::Next { source, count } => {
+                for _ in 0..1 + count % 16 {
+                    self.packet(source, &PacketSpec::NEXT);
+                }
+            }
+            Step::Packet {
+                source,
+                ref spec,
+                repeat,
+            } => {
+                for _ in 0..=repeat {
+                    self.packet(source, spec);
+                }
+            }
+            Step::AddSource(s) => {
+                let source = &self.sources[usize::from(s) % SOURCES];
+                let _ = self.shard.add_source(source.id, source.ingress.codec());
+            }
+            Step::RemoveSource(s) => {
+                if let Ok(counters) = self.shard.remove_source(source_id(s)) {
+                    assert_eq!(
+                        counters.track_packets,
+                        counters.forwarded + counters.drops.total_of(DropScope::Copy)
+                    );
+                    self.removed_packets += counters.packets;
+                    assert_eq!(self.shard.tracks_on(source_id(s)), 0);
+                    assert!(
+                        self.shard
+                            .tracks()
+                            .all(|t| t.source != Some(source_id(s))
+                                && t.pending != Some(source_id(s)))
+                    );
+                }
+            }
+            Step::AddTrack {
+                track,
+                source,
+                first_seq,
+                first_ts,
+            } => {
+                let id = track_id(track);
+                let config = TrackConfig {
+                    id,
+                    dest: SocketAddr::from(([127, 0, 0, 1], 5000 + id.0 as u16)),
+                    ssrc: Ssrc(0xabc0_0000 | id.0),
+                    payload_type: PAYLOAD_TYPE,
+                    first_seq: SeqNo(first_seq),
+                    first_ts: RtpTime(first_ts),
+                };
+                if self.shard.add_track(config, source_id(source)).is_ok() {
+                    self.ledgers.insert(id, SeqLedger::default());
+                }
+            }
+            Step::RemoveTrack(t) => {
+                if self.shard.remove_track(track_id(t)).is_ok() {
+                    self.ledgers.remove(&track_id(t));
+                }
+            }
+            Step::Switch { track, source } => {
+                let (id, to) = (track_id(track), source_id(source));
+                let Ok(outcome) = self.shard.switch(id, to) else {
+                    return;
+                };
+                let info = self.shard.track(id).unwrap();
+                match outcome {
+                    SwitchOutcome::Pending => assert_eq!(info.pending, Some(to)),
+                    SwitchOutcome::Moved | SwitchOutcome::Unchanged => {
+                        assert_eq!((info.source, info.pending), (Some(to), None))
+                    }
+                }
+            }
+            Step::CancelSwitch(t) => {
+                if self.shard.cancel_switch(track_id(t)).is_ok() {
+                    assert_eq!(self.shard.track(track_id(t)).unwrap().pending, None);
+                }
+            }
+            Step::SendFailed { index, full } => {
+                if self.last.is_empty() {
+                    return;
+                }
+                let (transmit, bytes) = self.last.remove(usize::from(index) % self.last.len());
+                let reason = if full {
+                    DropReason::SendBufferFull
+                } else {
+                    DropReason::SendFailed
+                };
+                self.shard.record_send_failure(&transmit, bytes, reason);
+            }
+            Step::ClearSwitched => self.shard.clear_switched(),
+            Step::Wait(ms) => {
+                self.now = self.now.saturating_add(Nanos::from_millis(u64::from(ms)));
+            }
+        }
+    }
+
+    /// One datagram of source `s`, through its ingress and then the shard.
+    fn packet(&mut self, s: u8, spec: &PacketSpec) {
+        let source = &mut self.sources[usize::from(s) % SOURCES];
+        source.sender.packet(spec, &mut self.datagram);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        offer(&mut source.ingress, &self.datagram, self.now, &mut out);
+        for d in &out {
+            self.fan_out(d);
+        }
+        self.out = out;
+        self.now = self.now.saturating_add(Nanos::from_micros(500));
+    }
+
+    fn fan_out(&mut self, d: &Delivered) {
+        let (pkt, buf) = (&d.pkt, &d.bytes[..]);
+        let switched_before = self.shard.switched().len();
+        let mut sent = Vec::new();
+        let mut fan_out = self.shard.fan_out(pkt, buf, self.now);
+        let mut fills = 0;
+        while fan_out.fill(&mut self.batch) > 0 {
+            fills += 1;
+            assert!(
+                fills <= 2 * usize::from(TRACKS) + 1,
+                "the fan-out never ends"
+            );
+            for t in self.batch.as_slice() {
+                sent.push((*t, t.to_vec(pkt, buf)));
+            }
+            self.batch.clear();
+        }
+        assert!(fan_out.is_done());
+
+        for &id in &self.shard.switched()[switched_before..] {
+            let info = self.shard.track(id).expect("a switched track exists");
+            assert_eq!((info.source, info.pending), (Some(pkt.source), None));
+        }
+        let packet = &buf[..usize::from(pkt.header.len)];
+        for (t, bytes) in &sent {
+            let info = self
+                .shard
+                .track(t.track)
+                .expect("a transmit's track exists");
+            assert_eq!(info.source, Some(pkt.source), "{t:?} sent off its source");
+            let h = RtpHeader::parse(bytes).expect("a copy parses as RTP");
+            assert_eq!((h.ssrc, h.payload_type), (info.ssrc, PAYLOAD_TYPE));
+            let ledger = self.ledgers.get_mut(&t.track).unwrap();
+            assert!(
+                ledger.record(h.seq.0),
+                "{} sent sequence number {} twice",
+                t.track,
+                h.seq.0
+            );
+            if t.prelude {
+                let prelude = pkt
+                    .prelude
+                    .expect("a prelude transmit has a prelude")
+                    .range();
+                assert_eq!(h.payload(bytes), &buf[prelude]);
+                let copy = packet_copy(&sent, t.track);
+                assert_eq!(
+                    h.timestamp, copy.timestamp,
+                    "a prelude has its packet's time"
+                );
+                assert_eq!(
+                    h.seq.0.wrapping_add(1),
+                    copy.seq.0,
+                    "a prelude comes just before"
+                );
+            } else {
+                assert!(info.live, "{} sent a packet but is not live", t.track);
+                assert_eq!(bytes.len(), packet.len());
+                assert_eq!(
+                    (h.marker, h.payload_len()),
+                    (pkt.header.marker, pkt.header.payload_len())
+                );
+                let start = usize::from(pkt.header.payload_start);
+                assert_eq!(bytes[12..start], packet[12..start], "CSRCs and extensions");
+                assert_eq!(
+                    bytes[start + pkt.rewrite_len()..],
+                    packet[start + pkt.rewrite_len()..]
+                );
+            }
+            self.last.push((*t, usize::from(pkt.header.len)));
+        }
+    }
+
+    fn check_counters(&self) {
+        let mut packets = self.removed_packets;
+        for (source, c) in self.shard.sources() {
+            assert_eq!(
+                c.track_packets,
+                c.forwarded + c.drops.total_of(DropScope::Copy),
+                "{source}: track_packets = forwarded + drops: {c:?}"
+            );
+            assert_eq!(c.drops.total(), c.drops.total_of(DropScope::Copy));
+            packets += c.packets;
+        }
+        let shard = self.shard.counters();
+        assert_eq!(
+            shard.packets,
+            packets + shard.drops.total_of(DropScope::Shard),
+            "the shard's packets are its sources'"
+        );
+    }
+}
+
+/// The header of `track`'s copy of the packet (not its prelude) among `sent`.
+fn packet_copy(sent: &[(Transmit, Vec<u8>)], track: TrackId) -> RtpHeader {
+    sent.iter()
+        .find(|(t, _)| t.track == track && !t.prelude)
+        .map(|(_, b)| RtpHeader::parse(b).unwrap())
+        .expect("the prelude's packet was sent too")
+}

@@ -1,0 +1,83 @@
+//! What the fuzz targets share: the committed codec recordings, embedded so the structure-aware
+//! targets send real encoder output ([`recording`]); a sender whose every header field the
+//! fuzzer may bend ([`Sender`], [`PacketSpec`]); and the one step that offers a datagram to
+//! ingress and collects what comes out ([`offer`]).
+//!
+//! The targets are in `fuzz_targets/`; `scripts/fuzz.sh` builds and runs them.
+
+mod recording;
+mod sender;
+
+pub use recording::{recording, StreamKind, Template};
+pub use sender::{HeaderExtras, PacketSpec, Pick, Sender, SeqSpec, SsrcSpec, TsSpec};
+
+use corecast_engine::{DropReason, Nanos, RxPacket, SourceIngress};
+
+/// One packet ingress handed on, with the buffer it points into (the datagram, and its prelude
+/// after it when ingress has one for it).
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub pkt: RxPacket,
+    pub bytes: Vec<u8>,
+}
+
+/// Offer one datagram to `ingress` and append to `out` every packet it hands on as a result.
+/// Returns the drop reason when the datagram itself was dropped.
+///
+/// The only place the targets call `SourceIngress::accept`, so a change to how ingress hands
+/// packets out (held in probation and released later) is adapted here alone.
+pub fn offer(
+    ingress: &mut SourceIngress,
+    datagram: &[u8],
+    now: Nanos,
+    out: &mut Vec<Delivered>,
+) -> Option<DropReason> {
+    match ingress.accept(datagram, now) {
+        Ok(mut pkt) => {
+            let mut bytes = datagram.to_vec();
+            if let Some(prelude) = ingress.prelude_for(&pkt) {
+                let prelude = prelude.to_vec();
+                pkt.attach_prelude(&mut bytes, &prelude);
+            }
+            out.push(Delivered { pkt, bytes });
+            None
+        }
+        Err(reason) => Some(reason),
+    }
+}
+
+/// Output RTP sequence numbers of one track, unwrapped to 64 bits, to tell a number used twice
+/// from a wrap of the 16-bit field.
+#[derive(Clone, Debug, Default)]
+pub struct SeqLedger {
+    highest: Option<u64>,
+    sent: std::collections::HashSet<u64>,
+}
+
+impl SeqLedger {
+    /// Record `wire`; false if that (unwrapped) number was sent before.
+    pub fn record(&mut self, wire: u16) -> bool {
+        let ext = match self.highest {
+            // Nearest to the highest so far: the splicer never steps by 2^15 or more at once.
+            Some(h) => {
+                let delta = wire.wrapping_sub(h as u16) as i16 as i64;
+                (h as i64 + delta) as u64
+            }
+            None => (1 << 32) + u64::from(wire),
+        };
+        self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
+        self.sent.insert(ext)
+    }
+}
+
+/// Run `f`, code of another crate used as a cross-check, and give `None` if it panics: a panic
+/// there is that crate's bug, not ours (webrtc-rs `rtp` 0.17.2 panics on some header
+/// extensions), and must not end the run. libFuzzer's panic hook aborts, so it is set aside
+/// meanwhile.
+pub fn foreign<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.ok()
+}
