@@ -40,7 +40,11 @@ const MAX_MISORDER: i32 = 3000;
 pub const PREVIOUS_STREAM_MEMORY: Nanos = Nanos::from_millis(1_000);
 /// Extended values start here so a packet reordered before the first one does not underflow.
 const SEQ_BASE: u64 = 1 << 32;
-const TS_BASE: u64 = 1 << 40;
+/// Timestamps may step back as far as forward (B-frames, or a sender that steps them anywhere):
+/// from here, 2^31 packets each stepping back by 2^31 (weeks of a hostile sender) still do not
+/// reach zero, so extended timestamps keep their order; the arithmetic wraps rather than
+/// overflow even beyond.
+const TS_BASE: u64 = 1 << 62;
 
 const WINDOW_WORDS: usize = (REORDER_WINDOW / 64) as usize;
 

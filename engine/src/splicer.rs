@@ -74,7 +74,8 @@ impl Splicer {
             anchor: None,
             // Extended values start above one wrap so nothing below ever underflows.
             next_seq: (1 << 16) + first_seq.0 as u64,
-            last_ts: (1 << 32) + first_ts.0 as u64,
+            // Timestamps may go back as far as forward, so they start far from zero too.
+            last_ts: (1 << 62) + first_ts.0 as u64,
             frame_step: 0,
             last_sent: None,
             last_picture_id: None,

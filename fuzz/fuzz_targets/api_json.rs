@@ -22,7 +22,7 @@ use axum::http::{Method, Request, StatusCode};
 use corecast_engine::{codec, Codec};
 use corecast_signaling::api::{
     CreateSource, CreateSubscriber, IngestAddr, SourceCounters, SourceView, StatsView,
-    SubscriberCounters, SubscriberView, SwitchRequest, SwitchView,
+    SubscriberCounters, SubscriberView, SwitchOutcome, SwitchRequest, SwitchView,
 };
 use corecast_signaling::{router, ApiConfig, ApiError, Control, ErrorBody};
 use libfuzzer_sys::fuzz_target;
@@ -70,6 +70,8 @@ fn source_view(id: u32) -> SourceView {
         sender: None,
         feedback: None,
         parameter_sets: false,
+        payload_type: None,
+        rtx_payload_type: None,
         state: "waiting".into(),
         subscribers: 0,
         counters: SourceCounters::default(),
@@ -137,7 +139,9 @@ impl Control for Stub {
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError> {
         self.record(Call::Switch(subscriber, source));
         Ok(SwitchView {
-            pending_source: source,
+            outcome: SwitchOutcome::Pending,
+            source: None,
+            pending_source: Some(source),
         })
     }
     fn stats(&self) -> StatsView {

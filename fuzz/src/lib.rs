@@ -21,29 +21,27 @@ pub struct Delivered {
     pub bytes: Vec<u8>,
 }
 
-/// Offer one datagram to `ingress` and append to `out` every packet it hands on as a result.
-/// Returns the drop reason when the datagram itself was dropped.
+/// Offer one datagram to `ingress` and append to `out` every packet it hands on as a result:
+/// none (dropped, or held while another stream is on probation), the datagram itself, or the
+/// packets a stream held until its probation ended. Returns the drop reason when the datagram
+/// itself was dropped.
 ///
-/// The only place the targets call `SourceIngress::accept`, so a change to how ingress hands
-/// packets out (held in probation and released later) is adapted here alone.
+/// The only place the targets call into `SourceIngress`'s packet path.
 pub fn offer(
     ingress: &mut SourceIngress,
     datagram: &[u8],
     now: Nanos,
     out: &mut Vec<Delivered>,
 ) -> Option<DropReason> {
-    match ingress.accept(datagram, now) {
-        Ok(mut pkt) => {
-            let mut bytes = datagram.to_vec();
-            if let Some(prelude) = ingress.prelude_for(&pkt) {
-                let prelude = prelude.to_vec();
-                pkt.attach_prelude(&mut bytes, &prelude);
+    ingress
+        .ingest(datagram, now, |pkt, bytes, prelude| {
+            let (mut pkt, mut bytes) = (*pkt, bytes.to_vec());
+            if let Some(prelude) = prelude {
+                pkt.attach_prelude(&mut bytes, prelude);
             }
             out.push(Delivered { pkt, bytes });
-            None
-        }
-        Err(reason) => Some(reason),
-    }
+        })
+        .err()
 }
 
 /// Output RTP sequence numbers of one track, unwrapped to 64 bits, to tell a number used twice
