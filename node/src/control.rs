@@ -739,16 +739,21 @@ impl ControlState {
             {
                 continue;
             }
+            let mut waited_ms = None;
             if let Some(sub) = self.subs.get_mut(&id) {
                 sub.pending = None;
+                waited_ms = sub
+                    .requested_at
+                    .take()
+                    .map(|t| t.elapsed().as_millis() as u64);
             }
             self.release_source(shard, source);
             self.switches_timed_out += 1;
-            tracing::warn!(
-                subscriber = id,
-                source,
-                "switch timed out and was cancelled"
-            );
+            let reason = "no keyframe came from the source within --switch-timeout; it may \
+                          not answer keyframe requests (PLI) or not be sending";
+            tracing::warn!(subscriber = id, source, "switch timed out: {reason}");
+            let data = serde_json::json!({"to": source, "waited_ms": waited_ms, "reason": reason});
+            self.emit(EventType::SwitchTimedOut, Some(source), Some(id), data);
         }
     }
 }

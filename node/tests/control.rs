@@ -386,7 +386,13 @@ fn a_switch_to_the_current_source_answers_what_it_did() {
 
 #[test]
 fn a_switch_with_no_keyframe_is_cancelled_after_the_timeout() {
-    let (_node, client) = start(&["--switch-timeout", "300"]);
+    let path = events_file("switch-timeout");
+    let (mut node, client) = start(&[
+        "--switch-timeout",
+        "300",
+        "--events-jsonl",
+        &path.display().to_string(),
+    ]);
     let a = source(&client, "a", "vp8");
     let silent = source(&client, "silent", "vp8");
     let receivers = vec![receiver()];
@@ -423,6 +429,27 @@ fn a_switch_with_no_keyframe_is_cancelled_after_the_timeout() {
     for w in got.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
     }
+    // The README documents `switch.timed_out`; it was never emitted.
+    node.shutdown();
+    let events = events_in(&path);
+    let _ = std::fs::remove_file(&path);
+    let timed_out: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "switch.timed_out")
+        .collect();
+    assert_eq!(timed_out.len(), 1, "{events:?}");
+    let e = timed_out[0];
+    assert_eq!(
+        (&e["subscriber"], &e["source"], &e["data"]["to"]),
+        (
+            &Value::from(subs[0].id),
+            &Value::from(silent.id),
+            &Value::from(silent.id)
+        )
+    );
+    assert!(e["data"]["waited_ms"].as_u64().is_some_and(|ms| ms >= 300));
+    let reason = e["data"]["reason"].as_str().unwrap();
+    assert!(reason.contains("keyframe"), "{reason}");
 }
 
 #[test]
