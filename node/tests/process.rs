@@ -45,16 +45,21 @@ fn stop_within(
     signal: libc::c_int,
     limit: Duration,
 ) -> std::process::ExitStatus {
-    let started = Instant::now();
     // SAFETY: kill only sends a signal to the child we spawned.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    exit_within(child, limit)
+}
+
+/// The child's exit status, once it exits; kills it and panics if it has not within `limit`.
+fn exit_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            panic!("corecast did not stop within {limit:?}");
+            panic!("corecast did not exit within {limit:?}");
         }
         std::thread::yield_now();
     }
@@ -118,17 +123,7 @@ fn an_http_address_in_use_fails_loudly_and_promptly() {
         let _ = tx.send(text);
     });
     let limit = Duration::from_secs(10);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("corecast did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = exit_within(&mut child, limit);
     assert_eq!(status.code(), Some(1), "{status:?}");
     let stderr = rx
         .recv_timeout(limit)
