@@ -264,10 +264,6 @@ impl SourceIngress {
         self.clock_rate
     }
 
-    pub fn config(&self) -> &IngressConfig {
-        &self.config
-    }
-
     pub fn counters(&self) -> &IngressCounters {
         &self.counters
     }
