@@ -66,8 +66,10 @@ pub struct Checker {
     ssrc: Option<u32>,
     payload_type: Option<u8>,
     seq: SeqWindow,
-    /// Sequence numbers lost in the streams of SSRCs before the current one.
+    /// Sequence numbers lost, and distinct ones received, in the streams of SSRCs before the
+    /// current one.
     lost_before: u64,
+    unique_before: u64,
     last: Option<Last>,
     frame: Frame,
     started_on_keyframe: Option<bool>,
@@ -91,6 +93,7 @@ impl Checker {
             payload_type: None,
             seq: SeqWindow::new(),
             lost_before: 0,
+            unique_before: 0,
             last: None,
             frame: Frame::default(),
             started_on_keyframe: None,
@@ -117,6 +120,7 @@ impl Checker {
     pub fn counts(&self) -> Counts {
         Counts {
             lost: self.lost_before + self.seq.missing(),
+            unique: self.unique_before + self.seq.unique(),
             ..self.counts
         }
     }
@@ -229,6 +233,7 @@ impl Checker {
                 // Another stream: its numbering is its own, so start counting afresh.
                 self.ssrc = Some(h.ssrc.0);
                 self.lost_before += self.seq.missing();
+                self.unique_before += self.seq.unique();
                 self.seq = SeqWindow::new();
                 self.last = None;
                 self.frame = Frame::default();
