@@ -29,7 +29,7 @@ pub struct Limits {
 }
 
 /// A UDP socket bound to `addr` (IPv4 or IPv6; an IPv6 one takes only IPv6), reads timing out
-/// after [`POLL`].
+/// after 50 ms so the read loop notices a stop or a limit.
 pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if addr.is_ipv6() {

@@ -71,7 +71,7 @@ impl Vp8 {
     }
 
     fn frame(&mut self, per_frame: usize) -> Vec<Pkt> {
-        let key = self.frame % self.gop == 0;
+        let key = self.frame.is_multiple_of(self.gop);
         let packets = (0..per_frame)
             .map(|i| {
                 let payload = match (i, key) {
@@ -414,7 +414,7 @@ fn audio_needs_no_keyframe_and_no_marker_bits() {
         .map(|i| Pkt {
             pt: 111,
             // Opus sets the marker on a talkspurt's first packet.
-            marker: i % 20 == 0,
+            marker: i.is_multiple_of(20),
             seq: 65500u16.wrapping_add(i),
             ts: 960 * u32::from(i),
             ssrc: 9,
