@@ -73,6 +73,9 @@ pub struct Checker {
     last: Option<Last>,
     frame: Frame,
     started_on_keyframe: Option<bool>,
+    /// The first packet's sequence number and timestamp, while its access unit may still reach
+    /// a keyframe (H.264/H.265: an AUD or SEI may come before the SPS).
+    start: Option<(u16, u64)>,
     first_at: Option<Nanos>,
     last_at: Option<Nanos>,
     keyframes: Vec<Keyframe>,
@@ -97,6 +100,7 @@ impl Checker {
             last: None,
             frame: Frame::default(),
             started_on_keyframe: None,
+            start: None,
             first_at: None,
             last_at: None,
             keyframes: Vec::new(),
@@ -177,7 +181,6 @@ impl Checker {
         self.last_at = Some(now);
         self.check_ids(&h, now);
         let info = self.inspect(seq, payload, now);
-        let first = self.seq.span() == 0;
         let skipped = match self.seq.place(seq) {
             Place::Duplicate => {
                 self.counts.duplicates += 1;
@@ -207,8 +210,8 @@ impl Checker {
         if let Some(last) = self.last {
             self.check_timestamp(seq, ts, &last, now);
         }
-        if first && self.started_on_keyframe.is_none() {
-            self.check_start(seq, info.as_ref(), now);
+        if self.started_on_keyframe.is_none() {
+            self.check_start(seq, ts, info.as_ref(), now);
         }
         if let (Some(codec), Some(info)) = (self.codec, info) {
             if !codec.is_audio() {
@@ -320,14 +323,23 @@ impl Checker {
         }
     }
 
-    fn check_start(&mut self, seq: u16, info: Option<&PayloadInfo>, now: Nanos) {
-        if self.codec.is_none() {
+    /// Whether a decoder could start at the stream's first packet: it is a switch point, or
+    /// (H.264/H.265) whole units that can open an access unit (AUD, SEI) lead to one within the
+    /// same timestamp.
+    fn check_start(&mut self, seq: u16, ts: u64, info: Option<&PayloadInfo>, now: Nanos) {
+        let Some(codec) = self.codec else {
             return;
-        }
-        let ok = info.is_some_and(PayloadInfo::is_switch_point);
-        self.started_on_keyframe = Some(ok);
-        if !ok {
-            self.note(now, What::NotStartedOnKeyframe { seq });
+        };
+        let (first_seq, first_ts) = *self.start.get_or_insert((seq, ts));
+        let same_unit = ts == first_ts;
+        let decided = match info {
+            Some(i) if same_unit && i.is_switch_point() => Some(true),
+            Some(i) if same_unit && codec.parameter_sets_in_band() && i.frame_start => None,
+            _ => Some(false),
+        };
+        self.started_on_keyframe = decided;
+        if decided == Some(false) {
+            self.note(now, What::NotStartedOnKeyframe { seq: first_seq });
         }
     }
 
@@ -390,7 +402,8 @@ impl Checker {
             codec: self.codec,
             ssrc: self.ssrc,
             payload_type: self.payload_type,
-            started_on_keyframe: self.started_on_keyframe,
+            // An access unit that never reached its keyframe before the end.
+            started_on_keyframe: self.started_on_keyframe.or(self.start.map(|_| false)),
             first_at: self.first_at,
             last_at: self.last_at,
             keyframe_times: self.keyframes.clone(),

@@ -489,6 +489,25 @@ fn h264_keyframes_need_parameter_sets_before_them() {
 }
 
 #[test]
+fn an_h264_stream_may_open_with_an_sei_before_its_keyframe() {
+    // x264 writes an SEI before its first SPS; a decoder starts there all the same.
+    let sei: &[u8] = &[0x06, 0x05, 0x10];
+    let good = h264(&[(sei, false), (SPS, false), (PPS, false), (IDR, true)], 0);
+    let r = check(Some(Codec::H264), &good).report();
+    assert!(r.consistent, "{r:#?}");
+    assert_eq!(r.started_on_keyframe, Some(true));
+    // An SEI before an ordinary picture, or before nothing at all: not a place to start.
+    let bad = h264(&[(sei, false), (P_SLICE, true), (P_SLICE, true)], 7);
+    assert_eq!(
+        errors_of(&check(Some(Codec::H264), &bad)),
+        [What::NotStartedOnKeyframe { seq: 7 }]
+    );
+    let r = check(Some(Codec::H264), &bad[..1]).report();
+    assert_eq!(r.started_on_keyframe, Some(false));
+    assert!(!r.consistent);
+}
+
+#[test]
 fn new_parameter_sets_are_noted_as_a_likely_switch() {
     let other_sps: &[u8] = &[0x67, 0x64, 0x00, 0x1f, 0xac];
     let packets = h264(
