@@ -4,9 +4,11 @@
 //! - [`ingest`]: the thread that receives sources' packets and hands them to shards.
 //! - [`shard`]: the core-pinned workers that fan packets out with `sendmmsg` ([`sys`]).
 //! - [`control`]: the thread that owns the topology; [`views`] answers the HTTP API from it.
+//! - [`check`]: `corecast check`, a consistency checker for one received stream.
 //!
 //! DESIGN.md shows the threads, the queues between them and the packet path through them.
 
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -1,9 +1,11 @@
 //! `corecast`: `serve` runs a node; `loadgen` and `demo` load one and verify what it forwards
-//! (`corecast::loadgen`); the other subcommands are a client of its HTTP API.
+//! (`corecast::loadgen`); `check` checks one received stream (`corecast::check`); the other
+//! subcommands are a client of its HTTP API.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use corecast::check::CheckArgs;
 use corecast::config::{parse_serve, LogFormat, ServeArgs};
 use corecast::loadgen::cli::LoadgenArgs;
 use corecast::loadgen::demo::DemoArgs;
@@ -30,6 +32,9 @@ enum Command {
     Loadgen(Box<LoadgenArgs>),
     /// Start a node and load it in this process, with a live table (3 sources, 300 subscribers).
     Demo(Box<DemoArgs>),
+    /// Receive one subscriber's stream and check it is consistent: one SSRC, no gaps,
+    /// timestamps in order, a start on a keyframe, parameter sets before H.264/H.265 keyframes.
+    Check(Box<CheckArgs>),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Loadgen(args) => corecast::loadgen::cli::main(&args, &cli.client),
         Command::Demo(args) => corecast::loadgen::demo::main(&args),
+        Command::Check(args) => corecast::check::main(&args),
         Command::Client(cmd) => {
             match corecast_signaling::cli::run(&cli.client, cmd, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,

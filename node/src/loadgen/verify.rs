@@ -32,12 +32,8 @@ use corecast_engine::Codec;
 use serde::Serialize;
 
 use super::payload::{has_magic, open, Trailer};
-
-/// Sequence numbers remembered behind the highest, to tell duplicates from late packets.
-pub const WINDOW: u64 = 4096;
-const WORDS: usize = (WINDOW / 64) as usize;
-/// Extended numbers start here so that early reordering never goes below zero.
-const BASE: u64 = 1 << 32;
+pub use crate::check::sequence::WINDOW;
+use crate::check::sequence::{extend_timestamp, Place, SeqWindow, TIMESTAMP_BASE};
 
 /// What one subscriber (or, summed, all of them) received.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -95,25 +91,13 @@ pub struct Verifier {
     sources: u32,
     counts: Counts,
     ssrc: Option<u32>,
-    started: bool,
-    highest: u64,
-    lowest: u64,
+    seq: SeqWindow,
     /// Extended timestamp of the highest-numbered packet.
     ts: u64,
-    window: Box<[u64; WORDS]>,
     /// Source of the highest-numbered verified packet, and its tag.
     current: Option<(u32, u64)>,
     /// What the first foreign or mismatched datagram looked like, for the report.
     first_fault: Option<String>,
-}
-
-/// Where an arriving sequence number falls.
-enum Place {
-    /// Higher than any before (or the first).
-    Ahead,
-    Duplicate,
-    /// Lower than the highest, not seen before.
-    Reordered,
 }
 
 /// The payload bytes a forwarder may rewrite, by what the codec says is there.
@@ -136,11 +120,8 @@ impl Verifier {
             sources,
             counts: Counts::default(),
             ssrc: None,
-            started: false,
-            highest: 0,
-            lowest: 0,
+            seq: SeqWindow::new(),
             ts: 0,
-            window: Box::new([0; WORDS]),
             current: None,
             first_fault: None,
         }
@@ -200,19 +181,22 @@ impl Verifier {
             Some(s) if s != h.ssrc.0 => self.counts.ssrc_changes += 1,
             Some(_) => {}
         }
-        let first = !self.started;
-        match self.place(h.seq.0) {
+        let first = self.seq.span() == 0;
+        match self.seq.place(h.seq.0) {
             Place::Duplicate => {
                 self.counts.duplicates += 1;
                 return None;
             }
-            Place::Reordered => {}
-            Place::Ahead => {
+            Place::Reordered => {
+                self.counts.unique += 1;
+                self.counts.reordered += 1;
+            }
+            Place::Ahead { .. } => {
+                self.counts.unique += 1;
                 let ts = if first {
-                    BASE + u64::from(h.timestamp.0)
+                    TIMESTAMP_BASE + u64::from(h.timestamp.0)
                 } else {
-                    let delta = h.timestamp.0.wrapping_sub(self.ts as u32) as i32;
-                    self.ts.wrapping_add_signed(i64::from(delta))
+                    extend_timestamp(self.ts, h.timestamp.0)
                 };
                 if !first && ts < self.ts {
                     self.counts.timestamp_regressions += 1;
@@ -236,62 +220,9 @@ impl Verifier {
         verified.map(|(_, t)| recv_ns.saturating_sub(t.send_ns))
     }
 
-    fn bit(&mut self, ext: u64) -> (&mut u64, u64) {
-        let i = ext % WINDOW;
-        (&mut self.window[(i / 64) as usize], 1u64 << (i % 64))
-    }
-
-    fn place(&mut self, seq: u16) -> Place {
-        if !self.started {
-            self.started = true;
-            self.highest = BASE + u64::from(seq);
-            self.lowest = self.highest;
-            self.counts.unique += 1;
-            let (w, m) = self.bit(self.highest);
-            *w |= m;
-            return Place::Ahead;
-        }
-        let delta = seq.wrapping_sub(self.highest as u16) as i16;
-        let ext = self.highest.wrapping_add_signed(i64::from(delta));
-        if ext > self.highest {
-            if ext - self.highest >= WINDOW {
-                self.window.fill(0);
-            } else {
-                for s in self.highest + 1..ext {
-                    let (w, m) = self.bit(s);
-                    *w &= !m;
-                }
-            }
-            self.highest = ext;
-            let (w, m) = self.bit(ext);
-            *w |= m;
-            self.counts.unique += 1;
-            return Place::Ahead;
-        }
-        if self.highest - ext >= WINDOW {
-            // Too old to remember: counted as new, since it cannot be told apart.
-            self.lowest = self.lowest.min(ext);
-            self.counts.unique += 1;
-            self.counts.reordered += 1;
-            return Place::Reordered;
-        }
-        let (w, m) = self.bit(ext);
-        if *w & m != 0 {
-            return Place::Duplicate;
-        }
-        *w |= m;
-        self.lowest = self.lowest.min(ext);
-        self.counts.unique += 1;
-        self.counts.reordered += 1;
-        Place::Reordered
-    }
-
     /// Sequence numbers missing between the lowest and highest received so far.
     pub fn gaps(&self) -> u64 {
-        if !self.started {
-            return 0;
-        }
-        (self.highest - self.lowest + 1).saturating_sub(self.counts.unique)
+        self.seq.missing()
     }
 
     /// The result once every source has stopped sending and in-flight packets were drained.
@@ -304,7 +235,7 @@ impl Verifier {
     /// (the tail). A subscriber that received nothing expected everything its first source sent.
     /// `lost` is `expected` minus the distinct sequence numbers received.
     pub fn finish(&self, sent: &[u64], initial: u32) -> Outcome {
-        if !self.started {
+        if self.seq.span() == 0 {
             let expected = sent.get(initial as usize).copied().unwrap_or(0);
             return Outcome {
                 counts: self.counts,
@@ -319,7 +250,7 @@ impl Verifier {
                 .unwrap_or(0)
                 .saturating_sub(tag + 1)
         });
-        let expected = self.highest - self.lowest + 1 + tail;
+        let expected = self.seq.span() + tail;
         Outcome {
             counts: self.counts,
             expected,
