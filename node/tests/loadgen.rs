@@ -454,6 +454,16 @@ fn demo_runs_for_its_duration_and_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("shard"), "the live table: {stdout}");
+    // Each refresh says which interval its figures cover, and what each latency measures.
+    assert!(
+        stdout.contains("s of node uptime (one stats interval)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("forward p99 µs") && stdout.contains("end-to-end p99"));
+    assert!(
+        stdout.contains("3 VP8 sources, 300 subscribers in all"),
+        "{stdout}"
+    );
     assert!(stdout.contains("PASS"), "the summary: {stdout}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }

@@ -134,6 +134,7 @@ impl LoadgenArgs {
             recv_base_port: self.recv_base_port,
             rcvbuf: self.rcvbuf,
             drain: Duration::from_millis(self.drain_ms),
+            tick_origin: None,
             stop: Stop::new(),
         }
     }

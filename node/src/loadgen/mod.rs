@@ -71,6 +71,10 @@ pub struct Config {
     /// Time given to packets in flight after sending stops, at least; the drain goes on while
     /// packets still arrive (up to 10 s more) and ends after 500 ms without one.
     pub drain: Duration,
+    /// Progress windows end on whole seconds after this instant (`corecast demo` gives the
+    /// node's start, so each window is one of the node's 1 s stats intervals and the two sets of
+    /// numbers cover the same time); default: the start of sending.
+    pub tick_origin: Option<std::time::Instant>,
     /// Ends the run early when triggered (e.g. on Ctrl-C); the run triggers it itself when
     /// sending ends, so give each run its own.
     pub stop: Stop,
@@ -101,6 +105,7 @@ impl Default for Config {
             recv_base_port: None,
             rcvbuf: 4 << 20,
             drain: Duration::from_millis(500),
+            tick_origin: None,
             stop: Stop::default(),
         }
     }
@@ -111,14 +116,19 @@ impl Default for Config {
 pub struct Progress {
     /// Seconds since sending started.
     pub elapsed_s: f64,
+    /// The window the per-interval figures (`received_pps`, `p99_us`) cover, in seconds since
+    /// [`Config::tick_origin`] (or since sending started).
+    pub window_start_s: f64,
+    pub window_end_s: f64,
     pub packets_sent: u64,
     /// Datagrams received by all subscribers so far.
     pub packets_received: u64,
-    /// Received per second over the last interval.
+    /// Datagrams received per second over the window.
     pub received_pps: f64,
     /// Sequence gaps still open across subscribers (loss so far; a late packet closes one).
     pub gaps: u64,
-    /// End-to-end p99 over the last interval, in µs; `None` when nothing arrived.
+    /// End-to-end p99 of the copies received in the window, in µs (the load generator's send
+    /// to its receive); `None` when nothing arrived.
     pub p99_us: Option<u64>,
     pub switches_requested: u64,
 }
