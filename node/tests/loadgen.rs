@@ -316,6 +316,66 @@ fn loadgen_against_a_node_switches_on_keyframes_without_loss() {
     assert!(client.subscribers().unwrap().is_empty());
 }
 
+/// `corecast loadgen` against `node` with `extra` flags: its exit status and JSON report.
+fn loadgen_cli(
+    node: &corecast::Node,
+    extra: &[&str],
+) -> (std::process::ExitStatus, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corecast"))
+        .args([
+            "loadgen",
+            "--server",
+            &node.http_addr().to_string(),
+            "--json",
+        ])
+        .args(["--sources", "1", "--subscribers", "20", "--duration", "1"])
+        .args(extra)
+        .output()
+        .expect("corecast runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status, report)
+}
+
+#[test]
+fn loadgen_passes_under_its_default_thresholds_and_reports_them() {
+    let (node, _client) = common::start(&[]);
+    let (status, r) = loadgen_cli(&node, &[]);
+    assert!(status.success(), "{status}: {r:#}");
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["max_p99_ms"], 200.0, "{r:#}");
+    assert_eq!(r["max_loss"], 0.001, "{r:#}");
+    assert_eq!(r["thresholds_exceeded"], serde_json::json!([]), "{r:#}");
+    let p99_ms = r["p99_ms"].as_f64().unwrap();
+    assert_eq!(p99_ms, r["latency_us"]["p99"].as_f64().unwrap() / 1000.0);
+    assert!(p99_ms > 0.0, "{r:#}");
+}
+
+#[test]
+fn loadgen_fails_with_a_reason_when_p99_exceeds_its_threshold() {
+    let (node, _client) = common::start(&[]);
+    let (status, r) = loadgen_cli(&node, &["--max-p99-ms", "0"]);
+    assert_eq!(status.code(), Some(1), "{r:#}");
+    assert_eq!(r["passed"], false, "{r:#}");
+    assert_eq!(
+        r["thresholds_exceeded"],
+        serde_json::json!(["p99"]),
+        "{r:#}"
+    );
+    let failures = r["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "only latency failed: {r:#}");
+    let why = failures[0].as_str().unwrap();
+    assert!(
+        why.contains("p99") && why.contains("--max-p99-ms 0"),
+        "{why}"
+    );
+}
+
 // ---- Raw mode, through an in-test forwarder ----
 
 /// What the in-test forwarder does to the stream.

@@ -374,6 +374,7 @@ fn measure(
         late_frames: sent.late_frames,
         send_retries: sent.send_retries,
         max_loss: cfg.max_loss,
+        max_p99_ms: cfg.max_p99.map(|d| d.as_secs_f64() * 1000.0),
         ..Report::default()
     };
     let mut counts = Counts::default();
