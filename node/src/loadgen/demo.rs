@@ -188,7 +188,7 @@ impl Observer for Table {
     }
 }
 
-/// `corecast demo`: 0 when the load generator's checks passed.
+/// `corecast demo`: 0 when the load generator's checks passed (latency is shown, not judged).
 pub fn main(args: &DemoArgs) -> ExitCode {
     let mut argv = vec![
         "--http".to_string(),
@@ -245,6 +245,10 @@ pub fn main(args: &DemoArgs) -> ExitCode {
         switch_every,
         stop,
         tick_origin: Some(node.started()),
+        // The demo shows latency live but judges only the stream's correctness and loss: it
+        // runs node and load generator in one process, often in a debug build, and 300
+        // subscribers there queue for seconds without anything being wrong with the node.
+        max_p99: None,
         ..Config::default()
     };
     let switching = match switch_every {
