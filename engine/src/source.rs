@@ -213,6 +213,10 @@ pub struct SourceIngress {
     /// Parameter sets given with the source (from the sender's SDP), used while none have come
     /// in-band in the current stream.
     configured_sets: Option<ParameterSets>,
+    /// Epoch and extended timestamp of the last keyframe accepted.
+    last_keyframe: Option<(u32, u64)>,
+    /// Media time between the last two keyframes of one epoch.
+    keyframe_interval: Option<Nanos>,
 }
 
 impl SourceIngress {
@@ -243,6 +247,8 @@ impl SourceIngress {
             counters: IngressCounters::default(),
             parameter_sets: ParameterSets::new(codec),
             configured_sets: None,
+            last_keyframe: None,
+            keyframe_interval: None,
         }
     }
 
@@ -266,6 +272,13 @@ impl SourceIngress {
 
     pub fn counters(&self) -> &IngressCounters {
         &self.counters
+    }
+
+    /// Media time (RTP timestamps) between the last two keyframes of one stream: the sender's
+    /// own spacing, free of network jitter. `None` until two keyframes of one epoch were
+    /// accepted; a restart keeps the last value until its stream has two.
+    pub fn keyframe_interval(&self) -> Option<Nanos> {
+        self.keyframe_interval
     }
 
     /// The SSRC of the current stream, once a packet has arrived.
@@ -393,8 +406,24 @@ impl SourceIngress {
             self.counters.frames += 1;
             if pkt.payload.keyframe {
                 self.counters.keyframes += 1;
+                self.note_keyframe(pkt);
             }
         }
+    }
+
+    fn note_keyframe(&mut self, pkt: &RxPacket) {
+        let ts = pkt.timestamp.0;
+        match self.last_keyframe {
+            // A reordered keyframe is older than the last one: it measures nothing.
+            Some((epoch, last)) if epoch == pkt.epoch && ts <= last => return,
+            Some((epoch, last)) if epoch == pkt.epoch && self.clock_rate > 0 => {
+                let nanos = u128::from(ts - last) * 1_000_000_000 / u128::from(self.clock_rate);
+                self.keyframe_interval = Some(Nanos(u64::try_from(nanos).unwrap_or(u64::MAX)));
+            }
+            // Another epoch's timestamps are on another clock: measure from this one on.
+            _ => {}
+        }
+        self.last_keyframe = Some((pkt.epoch, ts));
     }
 
     fn classify(&mut self, buf: &[u8], now: Nanos) -> Result<Option<RxPacket>, DropReason> {

@@ -71,6 +71,14 @@ pub struct IngestSourceStats {
     pub rtcp_packets: u64,
     /// The payload type the source takes now (given, or learned from the stream).
     pub payload_type: Option<u8>,
+    /// Media time between the source's last two keyframes ([`SourceIngress::keyframe_interval`]).
+    pub keyframe_interval: Option<Duration>,
+}
+
+/// Every source's counters, taken at one instant (on a stats interval boundary).
+pub struct IngestSnapshot {
+    pub taken_at: Instant,
+    pub sources: Vec<IngestSourceStats>,
 }
 
 /// What the ingest thread shares with the rest of the node.
@@ -78,7 +86,7 @@ pub struct IngestLink {
     pub commands: ArrayQueue<IngestCommand>,
     /// Sources that a subscriber or a pending switch wants a keyframe from.
     pub keyframe_requests: ArrayQueue<SourceId>,
-    pub snapshots: ArrayQueue<Vec<IngestSourceStats>>,
+    pub snapshots: ArrayQueue<IngestSnapshot>,
     pub wake: Wake,
     pub stop: AtomicBool,
 }
@@ -212,7 +220,7 @@ impl Ingest {
             self.serve_keyframe_requests();
             if Instant::now() >= next_snapshot {
                 self.publish_snapshot();
-                next_snapshot = Instant::now() + self.stats_every;
+                next_snapshot = self.clock.next_boundary(self.stats_every);
             }
         }
         self.publish_snapshot();
@@ -433,8 +441,16 @@ impl Ingest {
                 keyframe_requests_sent: s.keyframe.sent,
                 rtcp_packets: s.rtcp_packets,
                 payload_type: s.ingress.payload_type(now),
+                keyframe_interval: s
+                    .ingress
+                    .keyframe_interval()
+                    .map(|n| Duration::from_nanos(n.0)),
             })
             .collect();
+        let stats = IngestSnapshot {
+            taken_at: Instant::now(),
+            sources: stats,
+        };
         // The newest snapshot replaces an unread old one.
         if let Err(stats) = self.link.snapshots.push(stats) {
             let _ = self.link.snapshots.pop();

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corecast_signaling::server::{ApiConfig, ApiServer};
 use crossbeam_queue::ArrayQueue;
@@ -178,6 +178,7 @@ pub struct Node {
     telemetry_stop: Arc<AtomicBool>,
     events: Option<Arc<EventBus>>,
     pub media_from: Vec<SocketAddr>,
+    started: Instant,
 }
 
 /// The event handlers named by `--webhook` and `--events-jsonl`.
@@ -231,12 +232,14 @@ impl Node {
             telemetry_stop: Arc::new(AtomicBool::new(false)),
             events: Some(Arc::new(events)),
             media_from: Vec::new(),
+            started: Instant::now(),
         };
         let clock = Clock::start();
+        node.started = clock.origin();
         let handles = node.start_shards(args, &placement, clock)?;
         node.media_from = handles.iter().map(|h| h.media_from).collect();
         node.start_ingest(args, ingest_poll, clock)?;
-        let aggregates = node.start_telemetry(args)?;
+        let aggregates = node.start_telemetry(args, clock)?;
         // Declared after `node`, so an early return drops it first: the control thread runs
         // until its last handle is gone, and the node's `Drop` joins it.
         let control = node.start_control(args, handles, aggregates)?;
@@ -334,11 +337,15 @@ impl Node {
         Ok(())
     }
 
-    fn start_telemetry(&mut self, args: &ServeArgs) -> Result<SharedAggregates, StartError> {
-        let aggregates = Arc::new(std::sync::Mutex::new(Aggregates::new(
-            self.shards.len(),
-            args.metrics_per_subscriber,
-        )));
+    fn start_telemetry(
+        &mut self,
+        args: &ServeArgs,
+        clock: Clock,
+    ) -> Result<SharedAggregates, StartError> {
+        let mut aggregates = Aggregates::new(self.shards.len(), args.metrics_per_subscriber);
+        // Uptime and the stats windows count from the clock the snapshots are scheduled on.
+        aggregates.started = clock.origin();
+        let aggregates = Arc::new(std::sync::Mutex::new(aggregates));
         let telemetry = Telemetry {
             aggregates: aggregates.clone(),
             shards: self.shards.iter().map(|(l, _)| l.clone()).collect(),
@@ -407,6 +414,12 @@ impl Node {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// When the node's clock started: its uptime, and the boundaries of its stats intervals
+    /// (whole multiples of `--stats-interval` after it), count from here.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Stop taking requests and packets, let the shards send what they hold, and join every

@@ -165,7 +165,7 @@ impl ShardWorker {
             self.report(&mut s);
             if Instant::now() >= next_snapshot {
                 self.snapshot(&mut s);
-                next_snapshot = Instant::now() + self.snapshot_every;
+                next_snapshot = self.clock.next_boundary(self.snapshot_every);
             }
             if stopping && self.link.packets.is_empty() {
                 self.snapshot(&mut s);

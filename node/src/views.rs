@@ -51,6 +51,10 @@ impl ControlState {
             counters.bitrate_bps = a.bitrate_bps;
             counters.fps = a.frames_per_s;
             counters.keyframe_interval_s = a.keyframe_interval_s;
+            if let Some(w) = a.window {
+                let (start, end) = w.uptime_s(agg.started);
+                (counters.interval_start_s, counters.interval_end_s) = (Some(start), Some(end));
+            }
             drops.merge(&t.drops);
             sender = i.sender;
             payload_type = payload_type.or(i.payload_type);
@@ -171,6 +175,10 @@ impl ControlState {
                 busy_ratio: a.busy_ratio,
                 ..Default::default()
             };
+            if let Some(w) = a.window {
+                let (start, end) = w.uptime_s(agg.started);
+                (stats.interval_start_s, stats.interval_end_s) = (Some(start), Some(end));
+            }
             node.copies_due += copies.track_packets;
             node.copies_sent += copies.forwarded;
             copy_drops.merge(&copies.drops);

@@ -273,8 +273,17 @@ fn verifier_accepts_a_switch_on_a_keyframe_and_counts_one_mid_frame() {
 
 // ---- Against a node ----
 
+/// The runs that carry traffic take turns: run side by side on two cores they starve each
+/// other's receivers, and the latency each measures (judged by `--max-p99-ms`) is then the
+/// other runs' doing.
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RUNS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn loadgen_against_a_node_switches_on_keyframes_without_loss() {
+    let _turn = one_run_at_a_time();
     // Away from the default ports, where a stray sender may be aimed at some other node.
     let (node, client) = common::start(&["--rtp-ports", "47000-47499"]);
     let cfg = Config {
@@ -314,6 +323,68 @@ fn loadgen_against_a_node_switches_on_keyframes_without_loss() {
     // What the run created is gone.
     assert!(client.sources().unwrap().is_empty());
     assert!(client.subscribers().unwrap().is_empty());
+}
+
+/// `corecast loadgen` against `node` with `extra` flags: its exit status and JSON report.
+fn loadgen_cli(
+    node: &corecast::Node,
+    extra: &[&str],
+) -> (std::process::ExitStatus, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corecast"))
+        .args([
+            "loadgen",
+            "--server",
+            &node.http_addr().to_string(),
+            "--json",
+        ])
+        .args(["--sources", "1", "--subscribers", "20", "--duration", "1"])
+        .args(extra)
+        .output()
+        .expect("corecast runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status, report)
+}
+
+#[test]
+fn loadgen_passes_under_its_default_thresholds_and_reports_them() {
+    let _turn = one_run_at_a_time();
+    let (node, _client) = common::start(&[]);
+    let (status, r) = loadgen_cli(&node, &[]);
+    assert!(status.success(), "{status}: {r:#}");
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["max_p99_ms"], 200.0, "{r:#}");
+    assert_eq!(r["max_loss"], 0.001, "{r:#}");
+    assert_eq!(r["thresholds_exceeded"], serde_json::json!([]), "{r:#}");
+    let p99_ms = r["p99_ms"].as_f64().unwrap();
+    assert_eq!(p99_ms, r["latency_us"]["p99"].as_f64().unwrap() / 1000.0);
+    assert!(p99_ms > 0.0, "{r:#}");
+}
+
+#[test]
+fn loadgen_fails_with_a_reason_when_p99_exceeds_its_threshold() {
+    let _turn = one_run_at_a_time();
+    let (node, _client) = common::start(&[]);
+    let (status, r) = loadgen_cli(&node, &["--max-p99-ms", "0"]);
+    assert_eq!(status.code(), Some(1), "{r:#}");
+    assert_eq!(r["passed"], false, "{r:#}");
+    assert_eq!(
+        r["thresholds_exceeded"],
+        serde_json::json!(["p99"]),
+        "{r:#}"
+    );
+    let failures = r["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "only latency failed: {r:#}");
+    let why = failures[0].as_str().unwrap();
+    assert!(
+        why.contains("p99") && why.contains("--max-p99-ms 0"),
+        "{why}"
+    );
 }
 
 // ---- Raw mode, through an in-test forwarder ----
@@ -396,6 +467,7 @@ impl Observer for Ready {
 }
 
 fn raw_run(faults: Faults) -> (Report, u64) {
+    let _turn = one_run_at_a_time();
     let (tx, rx) = mpsc::channel();
     let fwd = forwarder(rx, faults);
     let cfg = Config {
@@ -403,6 +475,8 @@ fn raw_run(faults: Faults) -> (Report, u64) {
         raw_from: Some(fwd.input),
         subscribers: 20,
         duration: Some(Duration::from_millis(1500)),
+        // Any loss fails, so the one packet the damaging forwarder drops does.
+        max_loss: 0.0,
         ..Config::default()
     };
     let report = loadgen::run(&cfg, &mut Ready(Some(tx))).expect("the run is set up");
@@ -440,6 +514,7 @@ fn raw_mode_through_a_damaging_forwarder_fails_and_says_why() {
 
 #[test]
 fn demo_runs_for_its_duration_and_passes() {
+    let _turn = one_run_at_a_time();
     let started = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_corecast"))
         .args(["demo", "--duration", "3", "--http", "127.0.0.1:0"])
@@ -454,6 +529,16 @@ fn demo_runs_for_its_duration_and_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("shard"), "the live table: {stdout}");
+    // Each refresh says which interval its figures cover, and what each latency measures.
+    assert!(
+        stdout.contains("s of node uptime (one stats interval)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("forward p99 µs") && stdout.contains("end-to-end p99"));
+    assert!(
+        stdout.contains("3 VP8 sources, 300 subscribers in all"),
+        "{stdout}"
+    );
     assert!(stdout.contains("PASS"), "the summary: {stdout}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }

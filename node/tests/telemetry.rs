@@ -615,3 +615,50 @@ fn a_webhook_that_never_answers_does_not_slow_forwarding() {
     );
     drop(listener);
 }
+
+/// Send whole frames; returns how many packets went out.
+fn send_frames(sender: &mut Sender, frames: usize) -> u64 {
+    let (mut packets, mut done) = (0, 0);
+    while done < frames {
+        packets += 1;
+        done += usize::from(sender.send().marker);
+    }
+    packets
+}
+
+#[test]
+fn the_keyframe_interval_is_the_senders_spacing_not_the_stats_interval() {
+    let (_node, client) = start(&["--stats-interval", "50"]);
+    let src = source(&client, "cam", "vp8");
+    // 30 fps and a keyframe every 90 frames: 3 s of media time apart, sent as fast as the
+    // loop goes, so the spacing is known only from the RTP timestamps.
+    let mut sender = Sender::new(ingest_addr(&src), 7, 90);
+    let mut sent = send_frames(&mut sender, 90);
+    let seen = |keyframes: u64, sent: u64| {
+        let mut view = None;
+        until("ingest's counters to reach the stats", || {
+            let v = client.source(src.id).unwrap();
+            let done = v.counters.packets_accepted == sent && v.counters.keyframes == keyframes;
+            view = Some(v);
+            done
+        });
+        view.unwrap()
+    };
+    let one = seen(1, sent);
+    assert_eq!(
+        one.counters.keyframe_interval_s, None,
+        "one keyframe: {one:?}"
+    );
+    // Frames 90 to 210: keyframes at frames 90 and 180, about 7 s of media in all.
+    sent += send_frames(&mut sender, 121);
+    let three = seen(3, sent);
+    let interval = three.counters.keyframe_interval_s.expect("an interval");
+    assert!(
+        (interval - 3.0).abs() < 1e-6,
+        "{interval} s, not 3 s: {three:?}"
+    );
+    // The rates say which interval of uptime they cover.
+    let c = &three.counters;
+    let (start, end) = (c.interval_start_s.unwrap(), c.interval_end_s.unwrap());
+    assert!(0.0 < start && start < end, "{start}..{end}");
+}

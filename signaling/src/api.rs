@@ -100,14 +100,21 @@ pub struct SourceCounters {
     pub parameter_sets_sent: u64,
     /// Drops by reason name (`DropReason::name`), non-zero entries only.
     pub drops: std::collections::BTreeMap<String, u64>,
-    /// Rates over the last stats interval.
+    /// Rates over the last stats interval: from `interval_start_s` to `interval_end_s`.
     #[serde(default)]
     pub packets_per_second: f64,
     #[serde(default)]
     pub bitrate_bps: f64,
     #[serde(default)]
     pub fps: f64,
-    /// Mean seconds between keyframes, once two have been seen in an interval.
+    /// Node uptime in seconds at the start and end of the interval the rates cover (the same
+    /// stats interval boundaries as every shard's); `None` until two snapshots were taken.
+    #[serde(default)]
+    pub interval_start_s: Option<f64>,
+    #[serde(default)]
+    pub interval_end_s: Option<f64>,
+    /// Seconds of media time (RTP timestamps) between the source's last two keyframes, once
+    /// two have arrived.
     #[serde(default)]
     pub keyframe_interval_s: Option<f64>,
 }
@@ -206,18 +213,29 @@ pub struct ShardStats {
     pub copies_sent: u64,
     #[serde(default)]
     pub copy_drops: std::collections::BTreeMap<String, u64>,
+    /// Over the last stats interval (`interval_start_s` to `interval_end_s`), as the
+    /// latency and busy share below: packets taken from ingest per second, datagrams sent per
+    /// second.
     #[serde(default)]
     pub packets_in_per_s: f64,
     #[serde(default)]
     pub packets_out_per_s: f64,
-    /// Forwarding latency over the last stats interval, in microseconds.
+    /// Forwarding latency of the copies sent in the last stats interval, in microseconds: from
+    /// the kernel's receive timestamp at the ingest socket to the return of the `sendmmsg`
+    /// that carried the copy.
     #[serde(default)]
     pub latency_p50_us: u64,
     #[serde(default)]
     pub latency_p99_us: u64,
-    /// Share of the last interval spent forwarding.
+    /// Share of the last stats interval spent forwarding.
     #[serde(default)]
     pub busy_ratio: f64,
+    /// Node uptime in seconds at the start and end of the interval the rates, latency and busy
+    /// share cover; `None` until the shard sent two snapshots.
+    #[serde(default)]
+    pub interval_start_s: Option<f64>,
+    #[serde(default)]
+    pub interval_end_s: Option<f64>,
     /// Subscribers' RTCP packets received, and keyframe requests ignored because they named a
     /// subscriber's SSRC but came from another address than the subscriber's.
     #[serde(default)]

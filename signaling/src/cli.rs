@@ -270,6 +270,11 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
             n.latency_p50_us, n.latency_p99_us, n.latency_p999_us, n.latency_max_us
         )?;
         writeln!(out)?;
+        writeln!(
+            out,
+            "per shard, over the last stats interval{}: packets per second in and out, latency of the copies sent in it, share of it spent forwarding",
+            interval(stats.shards.first().and_then(|s| s.interval_start_s.zip(s.interval_end_s)))
+        )?;
         let rows = stats
             .shards
             .iter()
@@ -302,6 +307,15 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
         writeln!(out)
     })();
     result.map_err(ClientError::Output)?;
+    writeln!(
+        out,
+        "per source: bitrate and frame rate over the last stats interval{}, media time between the last two keyframes",
+        interval(stats.sources.first().and_then(|s| {
+            let c = &s.counters;
+            c.interval_start_s.zip(c.interval_end_s)
+        }))
+    )
+    .map_err(ClientError::Output)?;
     let rows = stats
         .sources
         .iter()
@@ -326,11 +340,18 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
         "STATE",
         "BITRATE",
         "FPS",
-        "KEYFRAMES",
+        "KEYFRAME EVERY",
         "SUBSCRIBERS",
         "DROPS",
     ];
     write_table(out, &headers, rows).map_err(ClientError::Output)
+}
+
+/// ` (12.0-13.0 s of uptime)`, or nothing before the node has two snapshots.
+fn interval(window: Option<(f64, f64)>) -> String {
+    window.map_or_else(String::new, |(start, end)| {
+        format!(" ({start:.1}-{end:.1} s of uptime)")
+    })
 }
 
 /// `total` or `total (reason=n, ...)`, so the cause of drops shows without a second command.

@@ -524,3 +524,57 @@ fn h264_access_unit_opened_by_an_aud_switches_at_its_first_sps() {
         assert_eq!(pkt.is_switch_point(), want, "packet {i}");
     }
 }
+
+/// Send `frames` whole frames of `stream`, the first arriving at `at_ms`, one frame per 33 ms;
+/// returns `keyframe_interval()` after each keyframe's first packet.
+fn send_frames(
+    ing: &mut SourceIngress,
+    stream: &mut crate::synth::Vp8Stream,
+    frames: u64,
+    at_ms: u64,
+) -> Vec<Option<Nanos>> {
+    let mut seen = Vec::new();
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    while sent < frames {
+        buf.clear();
+        let p = stream.next_packet(&mut buf);
+        let now = Nanos::from_millis(at_ms + sent * 33);
+        let _ = ing.ingest(&buf, now, |_, _, _| {});
+        if p.keyframe && p.frame_start {
+            seen.push(ing.keyframe_interval());
+        }
+        sent += u64::from(p.marker);
+    }
+    seen
+}
+
+/// The interval is the sender's keyframe spacing in media time: a keyframe every 3 s over 7 s of
+/// frames reads 3 s, a keyframe forced 31 frames later reads 31/30 s, and a restarted stream
+/// (another epoch, its own timestamps) keeps the last value until it has two keyframes.
+#[test]
+fn keyframe_interval_is_the_media_time_between_the_last_two_keyframes() {
+    use crate::synth::{VideoShape, Vp8Stream};
+    let shape = VideoShape {
+        gop: 90,
+        ..VideoShape::default()
+    };
+    let mut ing = SourceIngress::new(SourceId(3), Codec::Vp8, 90_000);
+    // Timestamps cross the 32-bit wrap between the first two keyframes.
+    let mut stream = Vp8Stream::new(Ssrc(7), 65_000, u32::MAX - 90_000, shape);
+    let three = Some(Nanos(3_000_000_000));
+    // 211 frames (7 s): keyframes at frames 0, 90 and 180.
+    assert_eq!(
+        send_frames(&mut ing, &mut stream, 211, 0),
+        [None, three, three]
+    );
+    stream.force_keyframe();
+    let forced = Some(Nanos(31 * 1_000_000_000 / 30));
+    assert_eq!(send_frames(&mut ing, &mut stream, 1, 7_000), [forced]);
+    // The sender restarts (new SSRC, far-off timestamps) after a silence.
+    let mut restarted = Vp8Stream::new(Ssrc(8), 100, 12_345, shape);
+    let seen = send_frames(&mut ing, &mut restarted, 100, 9_000);
+    assert_eq!(ing.counters().restarts, 1);
+    assert_eq!(seen, [forced, three]);
+    assert_eq!(ing.counters().keyframes, 6);
+}

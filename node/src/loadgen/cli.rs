@@ -36,6 +36,16 @@ fn seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+fn milliseconds_or_none(s: &str) -> Result<Option<f64>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        _ => Err(format!("`{s}` is not a number of milliseconds or `none`")),
+    }
+}
+
 /// Flags of `corecast loadgen`.
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct LoadgenArgs {
@@ -72,9 +82,15 @@ pub struct LoadgenArgs {
     /// Every this many seconds, switch every subscriber to the next source (0: never).
     #[arg(long, default_value_t = 0.0, value_parser = seconds)]
     pub switch_every: f64,
-    /// Fraction of expected packets that may be lost before the run fails.
-    #[arg(long, default_value_t = 0.0)]
+    /// Fraction of the expected packets that may be lost (0.001 is 0.1%; 1: loss is not
+    /// judged); the run fails above it.
+    #[arg(long, default_value_t = super::DEFAULT_MAX_LOSS)]
     pub max_loss: f64,
+    /// End-to-end p99 latency in milliseconds above which the run fails, or `none` (latency is
+    /// not judged).
+    // Spelled out so clap takes the parser's Option as the value, not as "flag may be absent".
+    #[arg(long, default_value = "200", value_parser = milliseconds_or_none)]
+    pub max_p99_ms: std::option::Option<f64>,
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -126,6 +142,9 @@ impl LoadgenArgs {
             },
             switch_every: secs(self.switch_every),
             max_loss: self.max_loss,
+            max_p99: self
+                .max_p99_ms
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             server_pid: self.server_pid,
             recv_threads: self.recv_threads as usize,
             bind_ip: self.bind_ip,
@@ -134,6 +153,7 @@ impl LoadgenArgs {
             recv_base_port: self.recv_base_port,
             rcvbuf: self.rcvbuf,
             drain: Duration::from_millis(self.drain_ms),
+            tick_origin: None,
             stop: Stop::new(),
         }
     }
@@ -254,5 +274,39 @@ pub fn main(args: &LoadgenArgs, client: &ClientArgs) -> ExitCode {
             eprintln!("loadgen: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: LoadgenArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<LoadgenArgs, clap::Error> {
+        Wrap::try_parse_from(std::iter::once("loadgen").chain(argv.iter().copied())).map(|w| w.args)
+    }
+
+    #[test]
+    fn thresholds_default_to_the_documented_limits_and_none_turns_latency_off() {
+        let d = parse(&[]).unwrap();
+        assert_eq!(d.max_p99_ms, Some(super::super::DEFAULT_MAX_P99_MS as f64));
+        assert_eq!(d.max_loss, super::super::DEFAULT_MAX_LOSS);
+        let client = ClientArgs {
+            server: "127.0.0.1:1".into(),
+            token: None,
+        };
+        let cfg = d.config(&client);
+        assert_eq!(cfg.max_p99, Config::default().max_p99);
+        assert_eq!(parse(&["--max-p99-ms", "none"]).unwrap().max_p99_ms, None);
+        assert_eq!(parse(&["--max-p99-ms", "0"]).unwrap().max_p99_ms, Some(0.0));
+        let bad = parse(&["--max-p99-ms", "soon"]).unwrap_err().to_string();
+        assert!(bad.contains("not a number of milliseconds"), "{bad}");
     }
 }

@@ -4,14 +4,15 @@
 //!
 //! The receive time is read once per `recvmmsg` batch, on the clock the senders stamp packets
 //! with; latency (receive − send) goes into an hdrhistogram in microseconds. A thread publishes
-//! its counters for the live progress line every [`PUBLISH_EVERY`] and sleeps in `epoll` when
-//! nothing arrives (no busy loop).
+//! its counters for the live progress line every [`PUBLISH_EVERY`], and at once when asked
+//! ([`Receiver::publish_now`], at each progress tick), and sleeps in `epoll` when nothing
+//! arrives (no busy loop).
 
 use std::io;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,11 @@ pub struct RecvProgress {
     pub gaps: AtomicU64,
     /// Latency samples since the orchestrator last took them.
     pub interval: Mutex<Histogram<u64>>,
+    /// Publishes asked for by [`Receiver::publish_now`], and the last one done (with a condvar
+    /// to wait on it), so a progress window ends when the orchestrator says, not up to
+    /// [`PUBLISH_EVERY`] earlier.
+    asked: AtomicU64,
+    done: (Mutex<u64>, Condvar),
 }
 
 /// What a receiving thread hands back at the end.
@@ -85,6 +91,8 @@ impl Receiver {
             received: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
             interval: Mutex::new(latency_histogram()),
+            asked: AtomicU64::new(0),
+            done: (Mutex::new(0), Condvar::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -103,6 +111,28 @@ impl Receiver {
             waker,
             thread,
         })
+    }
+
+    /// Ask the thread to publish what it has received up to now; returns the request's number
+    /// for [`Receiver::wait_published`].
+    pub fn publish_now(&self) -> io::Result<u64> {
+        let n = self.progress.asked.fetch_add(1, Ordering::AcqRel) + 1;
+        self.waker.wake()?;
+        Ok(n)
+    }
+
+    /// Wait until request `n` is published, at most until `deadline`; true if it was.
+    pub fn wait_published(&self, n: u64, deadline: Instant) -> bool {
+        let (done, cv) = &self.progress.done;
+        let mut guard = done.lock().unwrap();
+        while *guard < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = cv.wait_timeout(guard, left).unwrap().0;
+        }
+        true
     }
 
     /// Read what is already waiting, stop, and hand back the verifiers.
@@ -166,7 +196,9 @@ impl Worker {
                     }
                 }
             }
-            if stopping || Instant::now() >= next_publish {
+            let asked = self.progress.asked.load(Ordering::Acquire);
+            let was_asked = asked > *self.progress.done.0.lock().unwrap();
+            if stopping || was_asked || Instant::now() >= next_publish {
                 self.progress.received.store(received, Ordering::Relaxed);
                 let gaps = self.subs.iter().map(|s| s.verifier.gaps()).sum();
                 self.progress.gaps.store(gaps, Ordering::Relaxed);
@@ -179,6 +211,9 @@ impl Worker {
                     .expect("same bounds");
                 interval.reset();
                 next_publish = Instant::now() + PUBLISH_EVERY;
+                let (done, cv) = &self.progress.done;
+                *done.lock().unwrap() = asked;
+                cv.notify_all();
             }
             if stopping {
                 break;

@@ -106,7 +106,15 @@ pub struct Report {
     /// Frames sent more than 5 ms after they were due (the sender fell behind).
     pub late_frames: u64,
     pub send_retries: u64,
+    /// `--max-loss`: the largest `loss_fraction` that passes (a fraction: 0.001 is 0.1%).
     pub max_loss: f64,
+    /// `--max-p99-ms`: the largest end-to-end p99 that passes, in ms; null when not judged.
+    pub max_p99_ms: Option<f64>,
+    /// The measured end-to-end p99 the threshold is compared with, in ms (`latency_us.p99`).
+    pub p99_ms: f64,
+    /// The thresholds the run exceeded, by name: `p99`, `loss`; each also has a line in
+    /// `failures`.
+    pub thresholds_exceeded: Vec<String>,
     pub passed: bool,
     /// Why the run failed, one line each; empty when it passed.
     pub failures: Vec<String>,
@@ -136,11 +144,21 @@ impl Report {
         } else {
             self.lost as f64 / self.packets_expected as f64
         };
+        self.p99_ms = self.latency_us.p99 as f64 / 1000.0;
         let mut f = Vec::new();
+        let mut exceeded = Vec::new();
         if self.packets_sent == 0 {
             f.push("no packet was sent".to_string());
         }
+        if let Some(max) = self.max_p99_ms.filter(|&max| self.p99_ms > max) {
+            exceeded.push("p99".to_string());
+            f.push(format!(
+                "end-to-end p99 {:.1} ms is above --max-p99-ms {max}",
+                self.p99_ms
+            ));
+        }
         if self.loss_fraction > self.max_loss {
+            exceeded.push("loss".to_string());
             f.push(format!(
                 "loss {:.4}% ({} of {} expected) is above --max-loss {:.4}%",
                 self.loss_fraction * 100.0,
@@ -171,6 +189,7 @@ impl Report {
         }
         self.passed = f.is_empty();
         self.failures = f;
+        self.thresholds_exceeded = exceeded;
     }
 
     /// A few readable lines.
@@ -225,6 +244,13 @@ impl Report {
             s,
             "  latency   p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs ({} samples)",
             l.p50, l.p90, l.p99, l.p999, l.max, l.samples
+        );
+        let _ = writeln!(
+            s,
+            "  limits    p99 at most {}, loss at most {:.4}%",
+            self.max_p99_ms
+                .map_or("(not judged)".to_string(), |m| format!("{m} ms")),
+            self.max_loss * 100.0
         );
         let cpu = |c: Option<f64>| c.map_or("-".to_string(), |c| format!("{c:.2} s"));
         let _ = writeln!(
@@ -292,11 +318,38 @@ mod tests {
         };
         r.judge();
         assert!(r.passed, "{:?}", r.failures);
+        assert!(r.thresholds_exceeded.is_empty());
         r.max_loss = 0.0;
         r.duplicates = 2;
         r.judge();
         assert!(!r.passed);
         assert_eq!(r.failures.len(), 2, "{:?}", r.failures);
         assert!(r.failures[1].contains("2 duplicate"));
+        assert_eq!(r.thresholds_exceeded, ["loss"]);
+    }
+
+    #[test]
+    fn a_p99_above_its_limit_fails_and_none_is_not_judged() {
+        let mut r = Report {
+            packets_sent: 10,
+            latency_us: Latency {
+                p99: 200_001,
+                ..Latency::default()
+            },
+            max_p99_ms: Some(200.0),
+            ..Report::default()
+        };
+        r.judge();
+        assert!(!r.passed);
+        assert_eq!(r.p99_ms, 200.001);
+        assert_eq!(r.thresholds_exceeded, ["p99"]);
+        assert!(r.failures[0].contains("p99 200.0 ms is above --max-p99-ms 200"));
+        r.latency_us.p99 = 200_000;
+        r.judge();
+        assert!(r.passed, "{:?}", r.failures);
+        r.latency_us.p99 = u64::MAX / 2;
+        r.max_p99_ms = None;
+        r.judge();
+        assert!(r.passed, "{:?}", r.failures);
     }
 }

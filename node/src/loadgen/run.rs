@@ -15,12 +15,15 @@ use super::send::{self, SendProgress, SourceSender};
 use super::stream::{SourceStream, StreamShape};
 use super::verify::Counts;
 use super::{Config, Observer, Progress};
+use crate::clock::next_boundary;
 
 /// Send buffer asked for each source socket.
 const SNDBUF: usize = 4 << 20;
 /// Timeout of API calls: a batch of thousands of subscribers takes a while.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
+/// How long a tick waits for the receivers to publish; they answer within a poll wake-up.
+const PUBLISH_WAIT: Duration = Duration::from_millis(200);
 /// The drain ends once nothing arrived for this long (two receiver publishes).
 const QUIET: Duration = Duration::from_millis(500);
 /// The drain lasts at most this much longer than asked, however long packets keep arriving.
@@ -278,19 +281,43 @@ fn measure(
             let switches = &switches;
             scope.spawn(move || api::switch_rounds(t, every, origin, start, until, stop, switches));
         }
-        let mut last = Progress::default();
-        let mut tick = start + TICK;
+        // Progress windows end on whole ticks after `ticks_from`: with `Config::tick_origin`
+        // the node's start, so each window is one of the node's stats intervals.
+        let sending = origin + start;
+        let ticks_from = cfg.tick_origin.unwrap_or(sending);
+        let since = |t: Instant| t.saturating_duration_since(ticks_from).as_secs_f64();
+        let mut last = Progress {
+            window_end_s: since(sending),
+            ..Progress::default()
+        };
+        let mut tick = next_boundary(ticks_from, TICK, sending);
         loop {
-            let now = origin.elapsed();
+            let now = Instant::now();
             if now < tick {
                 if stop.wait(tick - now) {
                     break;
                 }
                 continue;
             }
-            last = progress(&receivers, &send_progress, &switches, tick - start, &last);
+            // Every receiver publishes what it has at the tick, so the window ends there.
+            let asked: Vec<Option<u64>> = receivers.iter().map(|r| r.publish_now().ok()).collect();
+            let deadline = Instant::now() + PUBLISH_WAIT;
+            for (r, n) in receivers.iter().zip(asked) {
+                if let Some(n) = n {
+                    r.wait_published(n, deadline);
+                }
+            }
+            let window = (last.window_end_s, since(tick));
+            last = progress(
+                &receivers,
+                &send_progress,
+                &switches,
+                tick - sending,
+                window,
+                &last,
+            );
             observer.progress(&last);
-            tick += TICK;
+            tick = next_boundary(ticks_from, TICK, tick);
         }
         let sent = sender
             .join()
@@ -347,6 +374,7 @@ fn measure(
         late_frames: sent.late_frames,
         send_retries: sent.send_retries,
         max_loss: cfg.max_loss,
+        max_p99_ms: cfg.max_p99.map(|d| d.as_secs_f64() * 1000.0),
         ..Report::default()
     };
     let mut counts = Counts::default();
@@ -412,16 +440,21 @@ fn drain(receivers: &[Receiver], min: Duration) -> Duration {
     started.elapsed()
 }
 
+/// Where the run stands at a tick: `elapsed` since sending started, over `window` (start and
+/// end, in seconds since the ticks' origin).
 fn progress(
     receivers: &[Receiver],
     sent: &SendProgress,
     switches: &SwitchCounters,
     elapsed: Duration,
+    window: (f64, f64),
     last: &Progress,
 ) -> Progress {
     let mut interval = latency_histogram();
     let mut p = Progress {
         elapsed_s: elapsed.as_secs_f64(),
+        window_start_s: window.0,
+        window_end_s: window.1,
         packets_sent: sent.packets.load(Ordering::Relaxed),
         switches_requested: switches.requested.load(Ordering::Relaxed),
         ..Progress::default()
@@ -433,7 +466,7 @@ fn progress(
         interval.add(&*h).expect("same bounds");
         h.reset();
     }
-    let dt = p.elapsed_s - last.elapsed_s;
+    let dt = p.window_end_s - p.window_start_s;
     if dt > 0.0 {
         p.received_pps =
             (p.packets_received - last.packets_received.min(p.packets_received)) as f64 / dt;

@@ -47,12 +47,35 @@ impl SourceState {
     }
 }
 
+/// The time between two snapshots of one thread: what its rates, busy share and recent latency
+/// cover. Threads snapshot on the same boundaries of the node's clock
+/// ([`crate::clock::Clock::next_boundary`]), so the windows of one refresh coincide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    /// Start and end in seconds of uptime (since `origin`, the node's start).
+    pub fn uptime_s(&self, origin: Instant) -> (f64, f64) {
+        let s = |t: Instant| t.saturating_duration_since(origin).as_secs_f64();
+        (s(self.start), s(self.end))
+    }
+
+    fn secs(&self) -> f64 {
+        self.end.saturating_duration_since(self.start).as_secs_f64()
+    }
+}
+
 /// One shard as telemetry sees it.
 pub struct ShardAgg {
     pub latest: Option<Box<ShardSnapshot>>,
-    /// Latency of every copy since start, and of the last interval.
+    /// Latency of every copy since start, and of the copies sent in `window`.
     pub latency: LatencyHistogram,
     pub latency_recent: LatencyHistogram,
+    /// Between the last two snapshots: what the rates, busy share and `latency_recent` cover.
+    pub window: Option<Window>,
     pub packets_in_per_s: f64,
     pub copies_out_per_s: f64,
     pub busy_ratio: f64,
@@ -84,9 +107,12 @@ pub struct SourceAgg {
     pub packets_per_s: f64,
     pub bitrate_bps: f64,
     pub frames_per_s: f64,
-    /// Mean time between keyframes over the last interval that had any.
+    /// Between the last two ingest snapshots: what the rates cover.
+    pub window: Option<Window>,
+    /// Media time between the source's last two keyframes, in seconds.
     pub keyframe_interval_s: Option<f64>,
     last_growth: Instant,
+    /// When `stats` was taken.
     at: Instant,
 }
 
@@ -113,6 +139,7 @@ impl Aggregates {
                     latest: None,
                     latency: new_latency_histogram(),
                     latency_recent: new_latency_histogram(),
+                    window: None,
                     packets_in_per_s: 0.0,
                     copies_out_per_s: 0.0,
                     busy_ratio: 0.0,
@@ -201,11 +228,13 @@ impl Telemetry {
             while let Some(snap) = link.snapshots.pop() {
                 let shard = &mut agg.shards[k];
                 if let Some(prev) = &shard.latest {
-                    let secs = snap
-                        .taken_at
-                        .saturating_duration_since(prev.taken_at)
-                        .as_secs_f64();
+                    let window = Window {
+                        start: prev.taken_at,
+                        end: snap.taken_at,
+                    };
+                    let secs = window.secs();
                     if secs > 0.0 {
+                        shard.window = Some(window);
                         shard.packets_in_per_s =
                             (snap.io.packets_in - prev.io.packets_in) as f64 / secs;
                         shard.copies_out_per_s =
@@ -229,8 +258,8 @@ impl Telemetry {
                 agg.shards[k].latest = Some(snap);
             }
         }
-        while let Some(list) = self.ingest.snapshots.pop() {
-            let now = Instant::now();
+        while let Some(snap) = self.ingest.snapshots.pop() {
+            let (taken_at, list) = (snap.taken_at, snap.sources);
             let live: Vec<u32> = list.iter().filter_map(|s| s.id.map(|id| id.0)).collect();
             let mut removed = agg.removed_sources;
             agg.sources.retain(|id, s| {
@@ -245,12 +274,14 @@ impl Telemetry {
                 let Some(id) = stats.id.map(|id| id.0) else {
                     continue;
                 };
-                self.update_source(&mut agg, id, stats, now);
+                self.update_source(&mut agg, id, stats, taken_at);
             }
         }
     }
 
+    /// Fold in a source's counters taken at `now` (on ingest's clock).
     fn update_source(&self, agg: &mut Aggregates, id: u32, stats: IngestSourceStats, now: Instant) {
+        let keyframe_interval_s = stats.keyframe_interval.map(|d| d.as_secs_f64());
         let Some(s) = agg.sources.get_mut(&id) else {
             agg.sources.insert(
                 id,
@@ -264,7 +295,8 @@ impl Telemetry {
                     packets_per_s: 0.0,
                     bitrate_bps: 0.0,
                     frames_per_s: 0.0,
-                    keyframe_interval_s: None,
+                    window: None,
+                    keyframe_interval_s,
                     last_growth: now,
                     at: now,
                 },
@@ -274,17 +306,19 @@ impl Telemetry {
             }
             return;
         };
-        let secs = now.saturating_duration_since(s.at).as_secs_f64();
+        let window = Window {
+            start: s.at,
+            end: now,
+        };
+        let secs = window.secs();
         let (old, new) = (&s.stats.ingress, &stats.ingress);
         if secs > 0.0 {
+            s.window = Some(window);
             s.packets_per_s = (new.packets - old.packets) as f64 / secs;
             s.bitrate_bps = (new.bytes - old.bytes) as f64 * 8.0 / secs;
             s.frames_per_s = (new.frames - old.frames) as f64 / secs;
-            let keyframes = new.keyframes - old.keyframes;
-            if keyframes > 0 {
-                s.keyframe_interval_s = Some(secs / keyframes as f64);
-            }
         }
+        s.keyframe_interval_s = keyframe_interval_s;
         if new.restarts > old.restarts {
             let data = json!({"restarts": new.restarts - old.restarts, "total": new.restarts});
             self.emit(EventType::SourceRestarted, Some(id), data);
