@@ -71,6 +71,10 @@ pub struct IngestSourceStats {
     pub rtcp_packets: u64,
     /// The payload type the source takes now (given, or learned from the stream).
     pub payload_type: Option<u8>,
+    /// H.264/H.265: the parameter sets a decoder needs, as the prelude carries them (the
+    /// stream's own once complete, else the configured ones), in decoding order; empty while
+    /// none are known. Shared with the previous snapshot while unchanged.
+    pub parameter_sets: Arc<[Vec<u8>]>,
 }
 
 /// What the ingest thread shares with the rest of the node.
@@ -98,6 +102,8 @@ struct Source {
     drops: DropCounts,
     rtcp_packets: u64,
     keyframe: KeyframeRequests,
+    /// The parameter sets last published (see [`IngestSourceStats::parameter_sets`]).
+    published_sets: Arc<[Vec<u8>]>,
 }
 
 /// Coalescing and rate limit of keyframe requests to one source.
@@ -292,6 +298,7 @@ impl Ingest {
                 drops: DropCounts::default(),
                 rtcp_packets: 0,
                 keyframe: KeyframeRequests::default(),
+                published_sets: Arc::default(),
             },
         );
         // Data may have arrived before the socket was registered.
@@ -421,6 +428,15 @@ impl Ingest {
         let now = self.clock.now();
         for s in self.sources.values_mut() {
             s.ingress.handle_timeout(now);
+            // Compared once per snapshot, never per packet; copied only when they changed.
+            let known = s
+                .ingress
+                .parameter_sets()
+                .map(ParameterSets::units)
+                .unwrap_or_default();
+            if *s.published_sets != *known {
+                s.published_sets = known.into();
+            }
         }
         let stats: Vec<IngestSourceStats> = self
             .sources
@@ -433,6 +449,7 @@ impl Ingest {
                 keyframe_requests_sent: s.keyframe.sent,
                 rtcp_packets: s.rtcp_packets,
                 payload_type: s.ingress.payload_type(now),
+                parameter_sets: s.published_sets.clone(),
             })
             .collect();
         // The newest snapshot replaces an unread old one.
