@@ -42,6 +42,8 @@ pub struct Settings {
     pub rcvbuf: usize,
     pub max_subscribers: usize,
     pub switch_timeout: Duration,
+    /// `--node-name`, for the SDPs the node writes.
+    pub node_name: String,
 }
 
 pub(crate) struct SourceEntry {
