@@ -128,16 +128,21 @@ impl ControlState {
     }
 
     /// The SDP of subscriber `id` now: its current source's parameter sets as of the latest
-    /// ingest snapshot (at most one `--stats-interval` old).
+    /// ingest snapshot (at most one `--stats-interval` old), or the configured ones before the
+    /// first.
     pub(crate) fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
         let sub = self
             .subs
             .get(&id)
             .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
         let current = sub.source.and_then(|s| Some((s, self.sources.get(&s)?)));
-        let sets = current.and_then(|(s, _)| {
+        let sets = current.map(|(s, entry)| {
             let agg = telemetry::lock(&self.telemetry);
-            Some(agg.sources.get(&s)?.stats.parameter_sets.clone())
+            agg.sources
+                .get(&s)
+                .map(|a| a.stats.parameter_sets.clone())
+                .filter(|sets| !sets.is_empty())
+                .unwrap_or_else(|| entry.configured_sets.clone())
         });
         let sdp = SubscriberSdp {
             node: &self.settings.node_name,
