@@ -304,10 +304,17 @@ impl SourceIngress {
         if !pkt.is_switch_point() || pkt.payload.parameter_sets {
             return None;
         }
+        self.parameter_sets().and_then(ParameterSets::prelude)
+    }
+
+    /// The parameter sets a decoder of the current stream needs, the ones a prelude carries: the
+    /// stream's own once it has sent every kind in-band, else those configured. `None` while
+    /// neither is known (and for codecs without parameter sets).
+    pub fn parameter_sets(&self) -> Option<&ParameterSets> {
         self.parameter_sets
             .as_ref()
-            .and_then(ParameterSets::prelude)
-            .or_else(|| self.configured_sets.as_ref()?.prelude())
+            .filter(|s| s.prelude().is_some())
+            .or(self.configured_sets.as_ref())
     }
 
     /// Offer one datagram and hand every packet that comes out of it to `deliver`, in order,

@@ -308,3 +308,44 @@ fn a_restarted_stream_starts_with_an_empty_cache() {
     }
     assert_eq!(released, records.len() - start, "every packet came through");
 }
+
+/// What an SDP's `sprop-*` is built from: nothing until the stream has sent every kind, then the
+/// stream's own units in decoding order; the configured ones fill in meanwhile.
+#[test]
+fn known_parameter_sets_are_the_streams_once_complete_else_the_configured_ones() {
+    use corecast_engine::codec::parameter_sets::ParameterSets;
+    let records = rtp_records("h264-sets-once.rtp");
+    let mut ingress = SourceIngress::new(SourceId(1), Codec::H264, 90_000);
+    assert!(ingress.parameter_sets().is_none(), "nothing known yet");
+    let (sdp_sps, sdp_pps) = ([0x67, 0x42, 0xc0, 0x0d], [0x68, 0xce, 0x3c]);
+    let configured = ParameterSets::configured(Codec::H264, &[&sdp_sps, &sdp_pps]).unwrap();
+    ingress.set_configured_parameter_sets(configured);
+    assert_eq!(
+        ingress.parameter_sets().unwrap().units(),
+        [sdp_sps.to_vec(), sdp_pps.to_vec()]
+    );
+    let mut in_band = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let pkt = ingress
+            .accept(record, Nanos::from_millis(i as u64))
+            .unwrap()
+            .expect("one stream: nothing held");
+        if pkt.payload.parameter_sets {
+            in_band.extend(nal_units(
+                Codec::H264,
+                RtpHeader::parse(record).unwrap().payload(record),
+            ));
+        }
+    }
+    let units = ingress.parameter_sets().unwrap().units();
+    assert_eq!(units.len(), 2);
+    assert_eq!(units[0][0] & 0x1f, 7, "SPS first");
+    assert_eq!(units[1][0] & 0x1f, 8, "then PPS");
+    assert_ne!(
+        units[0], sdp_sps,
+        "the stream's own replace the configured ones"
+    );
+    for unit in units {
+        assert!(in_band.contains(unit), "{unit:02x?} came in-band");
+    }
+}

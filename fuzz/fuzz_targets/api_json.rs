@@ -121,6 +121,8 @@ impl Control for Stub {
                     pending_source: None,
                     dest,
                     media_from: dest,
+                    codec: "vp8".into(),
+                    payload_type: 96,
                     counters: SubscriberCounters::default(),
                 })
             })
@@ -130,6 +132,9 @@ impl Control for Stub {
         Vec::new()
     }
     fn subscriber(&self, _id: u32) -> Result<SubscriberView, ApiError> {
+        Err(ApiError::not_found("no such subscriber"))
+    }
+    fn subscriber_sdp(&self, _id: u32) -> Result<String, ApiError> {
         Err(ApiError::not_found("no such subscriber"))
     }
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {

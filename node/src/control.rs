@@ -42,6 +42,8 @@ pub struct Settings {
     pub rcvbuf: usize,
     pub max_subscribers: usize,
     pub switch_timeout: Duration,
+    /// `--node-name`, for the SDPs the node writes.
+    pub node_name: String,
 }
 
 pub(crate) struct SourceEntry {
@@ -52,6 +54,9 @@ pub(crate) struct SourceEntry {
     pub latch: bool,
     pub feedback: Option<SocketAddr>,
     pub parameter_sets: bool,
+    /// The configured parameter sets' NAL units (empty if none), for SDPs written before
+    /// ingest's first snapshot of the source.
+    pub configured_sets: Arc<[Vec<u8>]>,
     pub payload_type: Option<u8>,
     pub rtx_payload_type: Option<u8>,
     pub mask: Arc<AtomicU64>,
@@ -313,6 +318,10 @@ impl ControlState {
             .map(|text| configured_parameter_sets(codec, text))
             .transpose()?;
         let has_parameter_sets = parameter_sets.is_some();
+        let configured_sets: Arc<[Vec<u8>]> = parameter_sets
+            .as_ref()
+            .map(|s| s.units().into())
+            .unwrap_or_default();
         for (field, pt) in [
             ("payload_type", req.payload_type),
             ("rtx_payload_type", req.rtx_payload_type),
@@ -364,6 +373,7 @@ impl ControlState {
                 latch,
                 feedback,
                 parameter_sets: has_parameter_sets,
+                configured_sets,
                 payload_type: req.payload_type,
                 rtx_payload_type: req.rtx_payload_type,
                 mask,

@@ -73,6 +73,10 @@ pub struct IngestSourceStats {
     pub payload_type: Option<u8>,
     /// Media time between the source's last two keyframes ([`SourceIngress::keyframe_interval`]).
     pub keyframe_interval: Option<Duration>,
+    /// H.264/H.265: the parameter sets a decoder needs, as the prelude carries them (the
+    /// stream's own once complete, else the configured ones), in decoding order; empty while
+    /// none are known. Shared with the previous snapshot while unchanged.
+    pub parameter_sets: Arc<[Vec<u8>]>,
 }
 
 /// Every source's counters, taken at one instant (on a stats interval boundary).
@@ -106,6 +110,8 @@ struct Source {
     drops: DropCounts,
     rtcp_packets: u64,
     keyframe: KeyframeRequests,
+    /// The parameter sets last published (see [`IngestSourceStats::parameter_sets`]).
+    published_sets: Arc<[Vec<u8>]>,
 }
 
 /// Coalescing and rate limit of keyframe requests to one source.
@@ -300,6 +306,7 @@ impl Ingest {
                 drops: DropCounts::default(),
                 rtcp_packets: 0,
                 keyframe: KeyframeRequests::default(),
+                published_sets: Arc::default(),
             },
         );
         // Data may have arrived before the socket was registered.
@@ -429,6 +436,15 @@ impl Ingest {
         let now = self.clock.now();
         for s in self.sources.values_mut() {
             s.ingress.handle_timeout(now);
+            // Compared once per snapshot, never per packet; copied only when they changed.
+            let known = s
+                .ingress
+                .parameter_sets()
+                .map(ParameterSets::units)
+                .unwrap_or_default();
+            if *s.published_sets != *known {
+                s.published_sets = known.into();
+            }
         }
         let stats: Vec<IngestSourceStats> = self
             .sources
@@ -445,6 +461,7 @@ impl Ingest {
                     .ingress
                     .keyframe_interval()
                     .map(|n| Duration::from_nanos(n.0)),
+                parameter_sets: s.published_sets.clone(),
             })
             .collect();
         let stats = IngestSnapshot {

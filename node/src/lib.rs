@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod loadgen;
 pub mod node;
 pub mod pool;
+pub mod sdp;
 pub mod shard;
 pub mod sys;
 pub mod telemetry;

@@ -373,6 +373,7 @@ impl Node {
             rcvbuf: args.rcvbuf,
             max_subscribers: args.max_subscribers,
             switch_timeout: Duration::from_millis(args.switch_timeout),
+            node_name: args.node_name.clone(),
         };
         let state = ControlState::new(
             settings,

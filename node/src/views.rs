@@ -10,7 +10,8 @@ use corecast_signaling::api::{
 };
 use corecast_signaling::{ApiError, Control};
 
-use crate::control::{ControlHandle, ControlState};
+use crate::control::{output_payload_type, ControlHandle, ControlState};
+use crate::sdp::{SdpSource, SubscriberSdp};
 use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
 fn drop_map(drops: &DropCounts) -> BTreeMap<String, u64> {
@@ -124,8 +125,45 @@ impl ControlState {
             pending_source: sub.pending.map(|(p, _)| p),
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
+            codec: sub.codec.name().to_string(),
+            payload_type: output_payload_type(sub.codec),
             counters,
         })
+    }
+
+    /// The SDP of subscriber `id` now: its current source's parameter sets as of the latest
+    /// ingest snapshot (at most one `--stats-interval` old), or the configured ones before the
+    /// first.
+    pub(crate) fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
+        let sub = self
+            .subs
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
+        let current = sub.source.and_then(|s| Some((s, self.sources.get(&s)?)));
+        let sets = current.map(|(s, entry)| {
+            let agg = telemetry::lock(&self.telemetry);
+            agg.sources
+                .get(&s)
+                .map(|a| a.stats.parameter_sets.clone())
+                .filter(|sets| !sets.is_empty())
+                .unwrap_or_else(|| entry.configured_sets.clone())
+        });
+        let sdp = SubscriberSdp {
+            node: &self.settings.node_name,
+            subscriber: id,
+            dest: sub.dest,
+            media_from: self.shards[sub.shard].media_from,
+            codec: sub.codec,
+            payload_type: output_payload_type(sub.codec),
+            clock_rate: current.map_or(sub.codec.default_clock_rate(), |(_, s)| s.clock_rate),
+            source: current.map(|(s, entry)| SdpSource {
+                id: s,
+                name: &entry.name,
+                parameter_sets: sets.as_deref().unwrap_or_default(),
+            }),
+            generated: std::time::SystemTime::now(),
+        };
+        Ok(sdp.render())
     }
 
     pub(crate) fn stats_view(&self) -> StatsView {
@@ -274,6 +312,10 @@ impl Control for NodeControl {
 
     fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError> {
         self.handle.call(move |st| st.subscriber_view(id))?
+    }
+
+    fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
+        self.handle.call(move |st| st.subscriber_sdp(id))?
     }
 
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {

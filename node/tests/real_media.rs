@@ -4,6 +4,9 @@
 //! broken timestamps, which GStreamer's decoders would hide. Pass: not one warning, and about as
 //! many decoded frames as the time played.
 //!
+//! ffmpeg opens the subscriber's SDP as the node serves it (`GET /v1/subscribers/{id}/sdp`), as a
+//! user would; nothing here writes one by hand.
+//!
 //! Needs gst-launch-1.0 (base, good, bad, ugly plugins) and ffmpeg; `.ci/run` installs them. Set
 //! CORECAST_SKIP_MEDIA_TESTS=1 to skip on a machine without them.
 
@@ -16,7 +19,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use corecast::control::output_payload_type;
 use corecast_engine::Codec;
 use corecast_signaling::client::Client;
 
@@ -43,8 +45,6 @@ fn tools_present() -> bool {
 
 struct Media {
     codec: Codec,
-    /// `encoding/clock[/channels]` for the SDP.
-    rtpmap: &'static str,
     audio: bool,
     sets: Sets,
 }
@@ -64,19 +64,16 @@ enum Sets {
 
 const VP8: Media = Media {
     codec: Codec::Vp8,
-    rtpmap: "VP8/90000",
     audio: false,
     sets: Sets::InBand,
 };
 const VP9: Media = Media {
     codec: Codec::Vp9,
-    rtpmap: "VP9/90000",
     audio: false,
     sets: Sets::InBand,
 };
 const H264: Media = Media {
     codec: Codec::H264,
-    rtpmap: "H264/90000",
     audio: false,
     sets: Sets::InBand,
 };
@@ -91,13 +88,11 @@ const H264_SETS_IN_SDP: Media = Media {
 /// x265 writes VPS/SPS/PPS once, before its first keyframe, unless asked to repeat them.
 const H265_SETS_ONCE: Media = Media {
     codec: Codec::H265,
-    rtpmap: "H265/90000",
     audio: false,
     sets: Sets::Once,
 };
 const OPUS: Media = Media {
     codec: Codec::Opus,
-    rtpmap: "opus/48000/2",
     audio: true,
     sets: Sets::InBand,
 };
@@ -240,17 +235,17 @@ struct Decoder {
 }
 
 impl Decoder {
-    fn start(media: &Media, port: u16, name: &str) -> Decoder {
+    /// ffmpeg on `sdp` (a subscriber's, from the node), listening on `port` (the SDP's) before
+    /// this returns.
+    fn start(sdp: &str, port: u16, name: &str) -> Decoder {
+        assert!(
+            sdp.contains(&format!("\r\nm=video {port} "))
+                || sdp.contains(&format!("\r\nm=audio {port} ")),
+            "the SDP is for port {port}:\n{sdp}"
+        );
         let dir =
             std::env::temp_dir().join(format!("corecast-media-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let kind = if media.audio { "audio" } else { "video" };
-        let pt = output_payload_type(media.codec);
-        let sdp = format!(
-            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=corecast\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m={kind} {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {}\r\n",
-            media.rtpmap
-        );
         let sdp_path = dir.join("sub.sdp");
         std::fs::write(&sdp_path, sdp).unwrap();
         let progress = dir.join("progress.txt");
@@ -384,7 +379,7 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
             dest: format!("127.0.0.1:{port}"),
         })
         .unwrap();
-    let decoder = Decoder::start(&media, port, codec);
+    let decoder = Decoder::start(&client.subscriber_sdp(sub.id).unwrap(), port, codec);
     let mut senders = [
         sender(&media, a.ingest.port, 0),
         sender(&media, b.ingest.port, 1),
@@ -480,6 +475,128 @@ fn opus_switches_at_any_packet_decode_cleanly() {
     switch_between_live_encoders(OPUS, 4);
 }
 
+/// Whether /metrics (with `--metrics-per-subscriber`) has a series for subscriber `id`: the
+/// shards' latest snapshots list the tracks they hold, so once it is gone its shard has removed
+/// the track and sends it nothing more.
+fn in_shard_snapshot(client: &Client, id: u32) -> bool {
+    let text = ureq::get(&format!("{}/metrics", client.base()))
+        .call()
+        .expect("/metrics answers")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    text.contains(&format!(
+        "corecast_subscriber_packets_sent_total{{subscriber=\"{id}\"}}"
+    ))
+}
+
+/// Watching a subscriber from its first picture, as the README says: the player is started on
+/// the subscriber's SDP before the subscriber is added. The sender already runs; for H.264 with
+/// parameter sets sent only at the start, the SDP carries the ones the node cached from it (and
+/// with sets never in-band, the ones the source was created with). The SDP comes from a first
+/// subscriber at the player's address, removed before the player listens; the one added after
+/// it has the same SDP but for the lines naming it, and ffmpeg decodes it without a word.
+fn plays_a_fetched_sdp_from_the_first_picture(media: Media) {
+    if !tools_present() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_node, client) = start(&["--stats-interval", "50", "--metrics-per-subscriber"]);
+    let codec = media.codec.name();
+    let cam = client
+        .create_source(&corecast_signaling::api::CreateSource {
+            name: "cam".into(),
+            codec: codec.into(),
+            clock_rate: None,
+            port: None,
+            latch: None,
+            feedback: None,
+            parameter_sets: (media.sets == Sets::SdpOnly).then(|| sprop_parameter_sets(&media, 0)),
+            payload_type: None,
+            rtx_payload_type: None,
+        })
+        .unwrap();
+    let _sender = sender(&media, cam.ingest.port, 0);
+    let port = free_port_pair();
+    let add = || {
+        client
+            .create_subscriber(&corecast_signaling::api::CreateSubscriber {
+                source: cam.id,
+                dest: format!("127.0.0.1:{port}"),
+            })
+            .unwrap()
+    };
+    let first = add();
+    let mut sdp = String::new();
+    until(
+        "the first subscriber's SDP, with parameter sets for H.264",
+        || {
+            sdp = client.subscriber_sdp(first.id).unwrap();
+            media.codec != Codec::H264 || sdp.contains(";sprop-parameter-sets=")
+        },
+    );
+    if media.sets == Sets::SdpOnly {
+        let configured = sprop_parameter_sets(&media, 0);
+        assert!(
+            sdp.contains(&format!("sprop-parameter-sets={configured}")),
+            "{sdp}"
+        );
+    }
+    until("the first subscriber to reach its shard", || {
+        in_shard_snapshot(&client, first.id)
+    });
+    client.delete_subscriber(first.id).unwrap();
+    until("its shard to drop it", || {
+        !in_shard_snapshot(&client, first.id)
+    });
+    let decoder = Decoder::start(&sdp, port, &format!("first-picture-{codec}"));
+    let sub = add();
+    let not_naming_it = |sdp: &str| -> Vec<String> {
+        sdp.lines()
+            .filter(|l| !["o=", "s=", "i="].iter().any(|p| l.starts_with(p)))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        not_naming_it(&client.subscriber_sdp(sub.id).unwrap()),
+        not_naming_it(&sdp),
+        "the SDP of a subscriber depends on its destination and source, not on which it is"
+    );
+    // It starts at the sender's next keyframe; from then on, every frame must decode.
+    play(&client, sub.id, 1);
+    let started = Instant::now();
+    play(&client, sub.id, 90);
+    let played = started.elapsed();
+    let (warnings, frames, _) = decoder.finish();
+    assert!(
+        warnings.is_empty(),
+        "ffmpeg reported problems with the node's SDP:\n{}\n{sdp}",
+        warnings.join("\n")
+    );
+    let expected = played.as_secs_f64() * 30.0;
+    assert!(
+        frames >= 30 && frames as f64 >= expected * 0.8,
+        "{frames} frames decoded in {played:?}, about {expected:.0} expected"
+    );
+}
+
+#[test]
+fn ffmpeg_plays_a_vp8_subscriber_from_its_sdp() {
+    plays_a_fetched_sdp_from_the_first_picture(VP8);
+}
+
+/// SPS/PPS only at the stream's start: the SDP has the ones the node cached in-band.
+#[test]
+fn ffmpeg_plays_an_h264_subscriber_from_its_sdp_with_the_sets_cached_in_band() {
+    plays_a_fetched_sdp_from_the_first_picture(H264_SETS_ONCE);
+}
+
+/// SPS/PPS never in-band: the SDP has the ones the source was created with.
+#[test]
+fn ffmpeg_plays_an_h264_subscriber_from_its_sdp_with_the_configured_sets() {
+    plays_a_fetched_sdp_from_the_first_picture(H264_SETS_IN_SDP);
+}
+
 #[test]
 fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
     if !tools_present() {
@@ -495,7 +612,7 @@ fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
             dest: format!("127.0.0.1:{port}"),
         })
         .unwrap();
-    let decoder = Decoder::start(&VP8, port, "restart");
+    let decoder = Decoder::start(&client.subscriber_sdp(sub.id).unwrap(), port, "restart");
     let mut first = sender(&VP8, a.ingest.port, 0);
     play(&client, sub.id, 60);
     first.stop();
@@ -569,7 +686,11 @@ fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyf
             dest: format!("127.0.0.1:{port}"),
         })
         .unwrap();
-    let decoder = Decoder::start(&VP8, port, "keyframe-request");
+    let decoder = Decoder::start(
+        &client.subscriber_sdp(sub.id).unwrap(),
+        port,
+        "keyframe-request",
+    );
     let _a = sender(&VP8, a.ingest.port, 0);
     let _b = long_gop_sender(b.ingest.port, rtcp_port);
     // Well past B's first keyframe, and long before its next one (10 s later).

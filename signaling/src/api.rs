@@ -167,6 +167,12 @@ pub struct SubscriberView {
     pub dest: SocketAddr,
     /// The address media is sent from; subscribers send RTCP (PLI, FIR, RR, NACK) here.
     pub media_from: SocketAddr,
+    /// The codec it receives (`vp8`, `vp9`, `h264`, `h265`, `av1` or `opus`): its first
+    /// source's, kept across switches and after that source is deleted.
+    pub codec: String,
+    /// The RTP payload type of the packets it receives: fixed per codec by the node, whatever the
+    /// sources send, so it holds across switches. `GET /v1/subscribers/{id}/sdp` says the rest.
+    pub payload_type: u8,
     pub counters: SubscriberCounters,
 }
 
@@ -431,6 +437,9 @@ pub trait Control: Send + Sync + 'static {
     ) -> Result<Vec<SubscriberView>, ApiError>;
     fn subscribers(&self) -> Vec<SubscriberView>;
     fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError>;
+    /// The SDP (`application/sdp` text) a plain-RTP receiver at the subscriber's `dest` opens
+    /// to play what it receives.
+    fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError>;
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError>;
     /// `Ok` says what was done: a pending switch, or nothing because the subscriber already
     /// receives `source` (see [`SwitchOutcome`]).

@@ -106,6 +106,9 @@ pub enum SubCmd {
     /// Delete a subscriber.
     #[command(alias = "delete")]
     Rm { id: u32 },
+    /// Print the subscriber's SDP, for a player at its destination: `corecast sub sdp 1 >
+    /// sub1.sdp`, then e.g. `ffplay -protocol_whitelist file,udp,rtp -i sub1.sdp`.
+    Sdp { id: u32 },
 }
 
 /// Runs one client command against the node, writing its result to `out`. On `Err` the caller
@@ -153,6 +156,10 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
         ClientCommand::Sub(SubCmd::Rm { id }) => {
             client.delete_subscriber(id)?;
             writeln!(out, "deleted subscriber {id}").map_err(ClientError::Output)
+        }
+        ClientCommand::Sub(SubCmd::Sdp { id }) => {
+            let sdp = client.subscriber_sdp(id)?;
+            out.write_all(sdp.as_bytes()).map_err(ClientError::Output)
         }
         ClientCommand::Switch { sub, source } => {
             let view = client.switch(sub, source)?;
@@ -521,6 +528,11 @@ mod tests {
             parse(&["sub", "list"]).unwrap().cmd,
             ClientCommand::Sub(SubCmd::List)
         );
+        assert_eq!(
+            parse(&["sub", "sdp", "4"]).unwrap().cmd,
+            ClientCommand::Sub(SubCmd::Sdp { id: 4 })
+        );
+        assert!(parse(&["sub", "sdp"]).is_err(), "the id is needed");
         assert_eq!(
             parse(&["sub", "rm", "3"]).unwrap().cmd,
             ClientCommand::Sub(SubCmd::Rm { id: 3 })

@@ -170,6 +170,18 @@ impl Client {
         self.json(Method::GET, &format!("/v1/subscribers/{id}"), None::<&()>)
     }
 
+    /// The subscriber's SDP, as text (see [`Control::subscriber_sdp`](crate::Control::subscriber_sdp)).
+    pub fn subscriber_sdp(&self, id: u32) -> Result<String, ClientError> {
+        let path = format!("/v1/subscribers/{id}/sdp");
+        let (url, mut response) = self.send(Method::GET, &path, None::<&()>)?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .map_err(|source| ClientError::Transport { url, source })
+    }
+
     pub fn delete_subscriber(&self, id: u32) -> Result<(), ClientError> {
         self.empty(Method::DELETE, &format!("/v1/subscribers/{id}"))
     }

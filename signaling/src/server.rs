@@ -97,6 +97,7 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
             get(get_subscriber).delete(delete_subscriber),
         )
         .route("/v1/subscribers/{id}/switch", post(switch))
+        .route("/v1/subscribers/{id}/sdp", get(subscriber_sdp))
         .route("/v1/stats", get(stats))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -312,6 +313,19 @@ async fn get_subscriber(
     Id(id): Id,
 ) -> Result<Json<SubscriberView>, ApiError> {
     call(&state, move |c| c.subscriber(id)).await.map(Json)
+}
+
+/// `application/sdp` (RFC 4566 §8.1), so `curl -o sub.sdp` or a browser saves a file players
+/// open as is.
+async fn subscriber_sdp(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let text = call(&state, move |c| c.subscriber_sdp(id)).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/sdp")],
+        text,
+    ))
 }
 
 async fn delete_subscriber(

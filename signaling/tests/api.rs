@@ -8,10 +8,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use corecast_signaling::api::{CreateSource, CreateSubscriber, SwitchOutcome, SwitchView};
+use corecast_signaling::api::{
+    CreateSource, CreateSubscriber, ErrorBody, SwitchOutcome, SwitchView,
+};
 use corecast_signaling::cli::{self, ClientArgs, ClientCommand, SourceCmd, SubCmd};
 use corecast_signaling::{ApiConfig, ApiServer, Client, ClientError, Control};
-use support::{api_err, raw, source, sub, FakeNode, Harness, JSON};
+use support::{api_err, fake_sdp, raw, source, sub, FakeNode, Harness, JSON};
 
 #[test]
 fn sources_happy_path_and_statuses() {
@@ -162,6 +164,42 @@ fn subscribers_happy_path_and_statuses() {
         200
     );
     assert_eq!(raw("GET", &h.url("/v1/subscribers"), &[], b"").status, 200);
+
+    // The SDP: as text, typed as SDP, the same through the client; 404 JSON for an unknown one.
+    let view = c.subscriber(id.as_u64().unwrap() as u32).unwrap();
+    assert_eq!((view.codec.as_str(), view.payload_type), ("vp8", 96));
+    let r = raw(
+        "GET",
+        &h.url(&format!("/v1/subscribers/{id}/sdp")),
+        &[],
+        b"",
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, fake_sdp(&view).as_str()));
+    assert_eq!(
+        r.headers.get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/sdp")
+    );
+    assert_eq!(c.subscriber_sdp(view.id).unwrap(), r.body);
+    let r = raw("GET", &h.url("/v1/subscribers/99/sdp"), &[], b"");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.error(),
+        ErrorBody {
+            error: "not_found".into(),
+            message: "no subscriber with id 99".into()
+        }
+    );
+    assert_eq!(api_err(c.subscriber_sdp(99)).0, 404);
+    let r = raw(
+        "POST",
+        &h.url(&format!("/v1/subscribers/{id}/sdp")),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.error().error.as_str()),
+        (405, "method_not_allowed")
+    );
 
     let stats = c.stats().unwrap();
     assert_eq!(
@@ -410,6 +448,11 @@ fn cli_run_against_the_server() {
     assert_eq!(
         run(ClientCommand::Switch { sub: 1, source: 1 }).unwrap(),
         "subscriber 1: already receives source 1; its pending switch was cancelled\n"
+    );
+    // Printed as is, so `corecast sub sdp 1 > sub1.sdp` writes the file players open.
+    assert_eq!(
+        run(ClientCommand::Sub(SubCmd::Sdp { id: 1 })).unwrap(),
+        fake_sdp(&h.client.subscriber(1).unwrap())
     );
     assert_eq!(
         run(ClientCommand::Sub(SubCmd::Rm { id: 1 })).unwrap(),

@@ -122,6 +122,16 @@ impl ParameterSets {
         (!self.prelude.is_empty()).then_some(self.prelude.as_slice())
     }
 
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The NAL units kept, one per kind in decoding order: H.264 SPS, PPS; H.265 VPS, SPS, PPS.
+    /// A kind not seen yet is empty. For an SDP's `sprop-*` (once [`Self::prelude`] is `Some`).
+    pub fn units(&self) -> &[Vec<u8>] {
+        &self.nals[..self.kinds()]
+    }
+
     /// Forget every set: a restarted sender may have new ones.
     pub fn clear(&mut self) {
         self.nals.iter_mut().for_each(Vec::clear);

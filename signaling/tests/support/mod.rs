@@ -173,6 +173,8 @@ impl Control for FakeNode {
                 pending_source: None,
                 dest,
                 media_from: "0.0.0.0:4000".parse().unwrap(),
+                codec: st.sources[&source].codec.clone(),
+                payload_type: 96,
                 counters: SubscriberCounters::default(),
             };
             st.sources.get_mut(&source).unwrap().subscribers += 1;
@@ -192,6 +194,16 @@ impl Control for FakeNode {
             .get(&id)
             .cloned()
             .ok_or_else(|| not_found("subscriber", id))
+    }
+
+    /// Not the node's SDP (`corecast::sdp` is tested there): enough to tell subscribers apart.
+    fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
+        let st = self.lock();
+        let sub = st
+            .subscribers
+            .get(&id)
+            .ok_or_else(|| not_found("subscriber", id))?;
+        Ok(fake_sdp(sub))
     }
 
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {
@@ -269,6 +281,17 @@ impl Control for FakeNode {
             events: Vec::new(),
         }
     }
+}
+
+/// The fake's SDP for `sub`.
+pub fn fake_sdp(sub: &SubscriberView) -> String {
+    format!(
+        "v=0\r\ns=subscriber {}\r\nc=IN IP4 {}\r\nt=0 0\r\nm=video {} RTP/AVP {}\r\n",
+        sub.id,
+        sub.dest.ip(),
+        sub.dest.port(),
+        sub.payload_type
+    )
 }
 
 /// A running server over a fresh fake, and a client pointed at it.
