@@ -137,6 +137,9 @@ impl Control for Stub {
     fn subscriber_sdp(&self, _id: u32) -> Result<String, ApiError> {
         Err(ApiError::not_found("no such subscriber"))
     }
+    fn source_sdp(&self, _id: u32, _dest: std::net::SocketAddr) -> Result<String, ApiError> {
+        Err(ApiError::not_found("no such source"))
+    }
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {
         self.record(Call::DeleteSubscriber(id));
         Err(ApiError::not_found(format!("no subscriber {id}")))

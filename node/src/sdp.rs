@@ -31,7 +31,8 @@ pub struct SdpSource<'a> {
 pub struct SubscriberSdp<'a> {
     /// The node's `--node-name`.
     pub node: &'a str,
-    pub subscriber: u32,
+    /// `None` for the SDP of a subscriber not added yet (`GET /v1/sources/{id}/sdp?dest=`).
+    pub subscriber: Option<u32>,
     /// Where the receiver listens: the SDP's `c=` and `m=`.
     pub dest: SocketAddr,
     /// Where the media comes from (the shard's socket): the `o=` address.
@@ -54,6 +55,14 @@ impl SubscriberSdp<'_> {
         let from = match self.source {
             Some(s) => format!("source {} ({})", s.id, s.name),
             None => "no source (its source was deleted; switch it to play again)".to_string(),
+        };
+        let (subscriber, session_id) = match self.subscriber {
+            Some(id) => (format!("subscriber {id}"), u64::from(id)),
+            // Not the id of any subscriber, so it cannot be mistaken for one's session.
+            None => (
+                format!("a subscriber at {} not added yet", self.dest),
+                u64::from(u32::MAX) + 1 + self.source.map_or(0, |s| u64::from(s.id)),
+            ),
         };
         let mut media = MediaDescription {
             media_name: MediaName {
@@ -96,17 +105,16 @@ impl SubscriberSdp<'_> {
             origin: Origin {
                 username: "-".into(),
                 // RFC 4566 §5.2: unique per session, and a version that grows when it changes.
-                session_id: self.subscriber.into(),
+                session_id,
                 session_version: generated.as_micros() as u64,
                 network_type: "IN".into(),
                 address_type: address_type(self.media_from.ip()).into(),
                 unicast_address: self.media_from.ip().to_string(),
             },
-            session_name: format!("corecast subscriber {}", self.subscriber),
+            session_name: format!("corecast {subscriber}"),
             session_information: Some(format!(
-                "node {}, subscriber {}, {from}, generated {}",
+                "node {}, {subscriber}, {from}, generated {}",
                 self.node,
-                self.subscriber,
                 httpdate::fmt_http_date(self.generated)
             )),
             connection_information: Some(ConnectionInformation {

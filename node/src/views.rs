@@ -2,6 +2,8 @@
 //! latest counter snapshots, and implements the signaling crate's `Control` trait.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use corecast_engine::DropCounts;
 use corecast_signaling::api::{
@@ -10,7 +12,7 @@ use corecast_signaling::api::{
 };
 use corecast_signaling::{ApiError, Control};
 
-use crate::control::{output_payload_type, ControlHandle, ControlState};
+use crate::control::{output_payload_type, ControlHandle, ControlState, SourceEntry};
 use crate::sdp::{SdpSource, SubscriberSdp};
 use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
@@ -140,17 +142,10 @@ impl ControlState {
             .get(&id)
             .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
         let current = sub.source.and_then(|s| Some((s, self.sources.get(&s)?)));
-        let sets = current.map(|(s, entry)| {
-            let agg = telemetry::lock(&self.telemetry);
-            agg.sources
-                .get(&s)
-                .map(|a| a.stats.parameter_sets.clone())
-                .filter(|sets| !sets.is_empty())
-                .unwrap_or_else(|| entry.configured_sets.clone())
-        });
+        let sets = current.map(|(s, entry)| self.known_parameter_sets(s, entry));
         let sdp = SubscriberSdp {
             node: &self.settings.node_name,
-            subscriber: id,
+            subscriber: Some(id),
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec,
@@ -164,6 +159,45 @@ impl ControlState {
             generated: std::time::SystemTime::now(),
         };
         Ok(sdp.render())
+    }
+
+    /// The SDP a subscriber of source `id` at `dest` will have once added: the same media
+    /// description, so a player started with it plays the subscriber from its first packet.
+    pub(crate) fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ApiError> {
+        let entry = self
+            .sources
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no source {id}")))?;
+        let sets = self.known_parameter_sets(id, entry);
+        let sdp = SubscriberSdp {
+            node: &self.settings.node_name,
+            subscriber: None,
+            dest,
+            // Every shard sends from the same `--rtp-ip`; which one the subscriber lands on is
+            // decided when it is added, and only the address goes into the SDP.
+            media_from: self.shards[0].media_from,
+            codec: entry.codec,
+            payload_type: output_payload_type(entry.codec),
+            clock_rate: entry.clock_rate,
+            source: Some(SdpSource {
+                id,
+                name: &entry.name,
+                parameter_sets: &sets,
+            }),
+            generated: std::time::SystemTime::now(),
+        };
+        Ok(sdp.render())
+    }
+
+    /// Source `id`'s parameter sets as of the latest ingest snapshot (at most one
+    /// `--stats-interval` old), or the configured ones before the first.
+    fn known_parameter_sets(&self, id: u32, entry: &SourceEntry) -> Arc<[Vec<u8>]> {
+        let agg = telemetry::lock(&self.telemetry);
+        agg.sources
+            .get(&id)
+            .map(|a| a.stats.parameter_sets.clone())
+            .filter(|sets| !sets.is_empty())
+            .unwrap_or_else(|| entry.configured_sets.clone())
     }
 
     pub(crate) fn stats_view(&self) -> StatsView {
@@ -316,6 +350,10 @@ impl Control for NodeControl {
 
     fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
         self.handle.call(move |st| st.subscriber_sdp(id))?
+    }
+
+    fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ApiError> {
+        self.handle.call(move |st| st.source_sdp(id, dest))?
     }
 
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {

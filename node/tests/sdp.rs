@@ -150,6 +150,46 @@ fn the_sdp_describes_what_the_subscriber_receives_at_its_destination() {
     }
 }
 
+/// The SDP fetched for a source and a destination before the subscriber exists is the one the
+/// subscriber then has, but for the lines that name the session: a player started with it plays
+/// the subscriber from its first packet.
+#[test]
+fn a_sources_sdp_for_a_destination_is_the_subscribers_to_be() {
+    let (_node, client) = start(&[]);
+    let configured = h264_source(&client, "configured", Some(CONFIGURED));
+    let mic = source(&client, "mic", "opus");
+    for (source, dest) in [(configured, "127.0.0.1:5020"), (mic.id, "[::1]:5022")] {
+        let ahead = client.source_sdp(source, dest.parse().unwrap()).unwrap();
+        assert!(
+            ahead.contains(&format!(
+                "\r\ns=corecast a subscriber at {dest} not added yet\r\n"
+            )),
+            "{ahead}"
+        );
+        let sub = client
+            .create_subscriber(&CreateSubscriber {
+                source,
+                dest: dest.into(),
+            })
+            .unwrap();
+        let media = |text: &str| {
+            text.lines()
+                .filter(|l| !["o=", "s=", "i="].iter().any(|p| l.starts_with(p)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(media(&ahead), media(&sdp(&client, sub.id)));
+    }
+    match client.source_sdp(999, "127.0.0.1:5004".parse().unwrap()) {
+        Err(ClientError::Api {
+            status, message, ..
+        }) => {
+            assert_eq!((status, message.as_str()), (404, "no source 999"))
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+}
+
 #[test]
 fn h264_sdp_has_the_current_sources_parameter_sets_configured_or_learned_in_band() {
     let (_node, client) = start(&["--stats-interval", "50"]);

@@ -440,6 +440,10 @@ pub trait Control: Send + Sync + 'static {
     /// The SDP (`application/sdp` text) a plain-RTP receiver at the subscriber's `dest` opens
     /// to play what it receives.
     fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError>;
+    /// The SDP a subscriber of source `id` at `dest` would have: what a player at `dest`
+    /// opens before the subscriber exists, so that it is listening when the first packet (the
+    /// keyframe the subscriber starts at) arrives.
+    fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ApiError>;
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError>;
     /// `Ok` says what was done: a pending switch, or nothing because the subscriber already
     /// receives `source` (see [`SwitchOutcome`]).

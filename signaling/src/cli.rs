@@ -87,6 +87,15 @@ pub enum SourceCmd {
     /// Delete a source (its subscribers stay, idle).
     #[command(alias = "delete")]
     Rm { id: u32 },
+    /// Print the SDP a subscriber of this source at --dest will have, so a player can listen
+    /// there before the subscriber is added: `corecast source sdp 1 --dest 127.0.0.1:5004 >
+    /// sub.sdp`.
+    Sdp {
+        id: u32,
+        /// IP:PORT the player listens on (the subscriber's `--dest`).
+        #[arg(long)]
+        dest: SocketAddr,
+    },
 }
 
 #[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
@@ -159,6 +168,10 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
         }
         ClientCommand::Sub(SubCmd::Sdp { id }) => {
             let sdp = client.subscriber_sdp(id)?;
+            out.write_all(sdp.as_bytes()).map_err(ClientError::Output)
+        }
+        ClientCommand::Source(SourceCmd::Sdp { id, dest }) => {
+            let sdp = client.source_sdp(id, dest)?;
             out.write_all(sdp.as_bytes()).map_err(ClientError::Output)
         }
         ClientCommand::Switch { sub, source } => {
@@ -533,6 +546,19 @@ mod tests {
             ClientCommand::Sub(SubCmd::Sdp { id: 4 })
         );
         assert!(parse(&["sub", "sdp"]).is_err(), "the id is needed");
+        assert_eq!(
+            parse(&["source", "sdp", "2", "--dest", "[::1]:5004"])
+                .unwrap()
+                .cmd,
+            ClientCommand::Source(SourceCmd::Sdp {
+                id: 2,
+                dest: "[::1]:5004".parse().unwrap()
+            })
+        );
+        assert!(
+            parse(&["source", "sdp", "2"]).is_err(),
+            "the destination is needed"
+        );
         assert_eq!(
             parse(&["sub", "rm", "3"]).unwrap().cmd,
             ClientCommand::Sub(SubCmd::Rm { id: 3 })

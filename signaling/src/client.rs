@@ -1,5 +1,6 @@
 //! A blocking client for the control API, for the `corecast` CLI and for tests.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -172,8 +173,19 @@ impl Client {
 
     /// The subscriber's SDP, as text (see [`Control::subscriber_sdp`](crate::Control::subscriber_sdp)).
     pub fn subscriber_sdp(&self, id: u32) -> Result<String, ClientError> {
-        let path = format!("/v1/subscribers/{id}/sdp");
-        let (url, mut response) = self.send(Method::GET, &path, None::<&()>)?;
+        self.text(&format!("/v1/subscribers/{id}/sdp"))
+    }
+
+    /// The SDP a subscriber of source `id` at `dest` would have (see
+    /// [`Control::source_sdp`](crate::Control::source_sdp)).
+    pub fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ClientError> {
+        // An IPv6 destination's brackets are not allowed unencoded in a query (RFC 3986).
+        let dest = dest.to_string().replace('[', "%5B").replace(']', "%5D");
+        self.text(&format!("/v1/sources/{id}/sdp?dest={dest}"))
+    }
+
+    fn text(&self, path: &str) -> Result<String, ClientError> {
+        let (url, mut response) = self.send(Method::GET, path, None::<&()>)?;
         response
             .body_mut()
             .with_config()

@@ -85,6 +85,7 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
     let router = Router::new()
         .route("/v1/sources", post(create_source).get(list_sources))
         .route("/v1/sources/{id}", get(get_source).delete(delete_source))
+        .route("/v1/sources/{id}/sdp", get(source_sdp))
         .route(
             "/v1/subscribers",
             post(create_subscriber).get(list_subscribers),
@@ -322,6 +323,38 @@ async fn subscriber_sdp(
     Id(id): Id,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let text = call(&state, move |c| c.subscriber_sdp(id)).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/sdp")],
+        text,
+    ))
+}
+
+/// `?dest=IP:PORT` of `GET /v1/sources/{id}/sdp`.
+#[derive(serde::Deserialize)]
+struct SdpQuery {
+    dest: Option<String>,
+}
+
+/// The SDP for a subscriber of the source that does not exist yet (see
+/// [`Control::source_sdp`]), so a player can be started before it is added.
+async fn source_sdp(
+    State(state): State<AppState>,
+    Id(id): Id,
+    query: Result<axum::extract::Query<SdpQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let query = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Some(raw) = query.dest.as_deref() else {
+        return Err(ApiError::bad_request(
+            "`dest` is required: the IP:PORT the player listens on, e.g. \
+             `?dest=127.0.0.1:5004` (IPv6: `?dest=[::1]:5004`)",
+        ));
+    };
+    let dest: SocketAddr = raw.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "`dest` `{raw}` is not IP:PORT (e.g. `127.0.0.1:5004` or `[::1]:5004`)"
+        ))
+    })?;
+    let text = call(&state, move |c| c.source_sdp(id, dest)).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/sdp")],
         text,

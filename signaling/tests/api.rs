@@ -72,6 +72,65 @@ fn sources_happy_path_and_statuses() {
 }
 
 #[test]
+fn a_sources_sdp_for_a_destination_needs_a_valid_dest_and_a_known_source() {
+    let h = Harness::open();
+    let c = &h.client;
+    let cam = c.create_source(&source("cam1", "vp8")).unwrap();
+    let r = raw(
+        "GET",
+        &h.url("/v1/sources/1/sdp?dest=127.0.0.1:5004"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers["content-type"], "application/sdp");
+    assert!(
+        r.body.contains("s=source 1 for 127.0.0.1:5004"),
+        "{}",
+        r.body
+    );
+    // The client encodes an IPv6 destination's brackets; the server decodes them.
+    let v6 = c.source_sdp(cam.id, "[::1]:6000".parse().unwrap()).unwrap();
+    assert!(v6.contains("s=source 1 for [::1]:6000"), "{v6}");
+
+    for (query, status, message) in [
+        ("", 400, "`dest` is required"),
+        ("?dest=", 400, "`dest` `` is not IP:PORT"),
+        (
+            "?dest=localhost:5004",
+            400,
+            "`dest` `localhost:5004` is not IP:PORT",
+        ),
+        ("?dest=127.0.0.1", 400, "`dest` `127.0.0.1` is not IP:PORT"),
+    ] {
+        let r = raw(
+            "GET",
+            &h.url(&format!("/v1/sources/1/sdp{query}")),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, status, "{query}: {}", r.body);
+        let error = r.error();
+        assert_eq!(error.error, "bad_request", "{query}");
+        assert!(
+            error.message.starts_with(message),
+            "{query}: {}",
+            error.message
+        );
+    }
+    let r = raw(
+        "GET",
+        &h.url("/v1/sources/9/sdp?dest=127.0.0.1:5004"),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.error().message.as_str()),
+        (404, "no source with id 9")
+    );
+}
+
+#[test]
 fn a_switch_answers_202_while_pending_and_200_when_nothing_is_to_wait_for() {
     let h = Harness::start(ApiConfig::default(), 3);
     let c = &h.client;

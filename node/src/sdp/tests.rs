@@ -11,7 +11,7 @@ const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
 fn sdp(codec: Codec, payload_type: u8, sets: &[Vec<u8>]) -> SubscriberSdp<'_> {
     SubscriberSdp {
         node: "edge-1",
-        subscriber: 7,
+        subscriber: Some(7),
         dest: "127.0.0.1:5004".parse().unwrap(),
         media_from: "127.0.0.1:41000".parse().unwrap(),
         codec,
@@ -188,4 +188,29 @@ fn a_detached_subscriber_says_it_has_no_source() {
         media_attr(&text, "fmtp").as_deref(),
         Some("102 packetization-mode=1")
     );
+}
+
+#[test]
+fn a_subscriber_not_added_yet_has_the_same_media_and_says_so() {
+    let added = sdp(Codec::Vp8, 96, &[]).render();
+    let ahead = SubscriberSdp {
+        subscriber: None,
+        ..sdp(Codec::Vp8, 96, &[])
+    }
+    .render();
+    let media = |text: &str| text[text.find("m=").unwrap()..].to_string();
+    assert_eq!(media(&added), media(&ahead));
+    let parsed = parse(&ahead);
+    assert_eq!(
+        parsed.session_name,
+        "corecast a subscriber at 127.0.0.1:5004 not added yet"
+    );
+    assert!(
+        parsed.origin.session_id > u64::from(u32::MAX),
+        "no subscriber's id"
+    );
+    assert!(parsed
+        .session_information
+        .unwrap()
+        .contains("a subscriber at 127.0.0.1:5004 not added yet, source 2 (cam1)"));
 }

@@ -206,6 +206,17 @@ impl Control for FakeNode {
         Ok(fake_sdp(sub))
     }
 
+    fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ApiError> {
+        let st = self.lock();
+        let source = st.sources.get(&id).ok_or_else(|| not_found("source", id))?;
+        Ok(format!(
+            "v=0\r\ns=source {} for {dest}\r\nc=IN IP4 {}\r\nt=0 0\r\nm=video {} RTP/AVP 96\r\n",
+            source.id,
+            dest.ip(),
+            dest.port()
+        ))
+    }
+
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {
         let mut st = self.lock();
         let sub = st
