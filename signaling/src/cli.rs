@@ -12,6 +12,8 @@ use crate::api::{
 };
 use crate::client::{Client, ClientError};
 
+mod watch;
+
 /// Where the node's control API is. Both flags are global: they go before or after the
 /// subcommand (`corecast --server X stats`, `corecast stats --server X`).
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
@@ -179,14 +181,10 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
         ClientCommand::Stats {
             watch: true,
             interval_ms,
-        } => loop {
-            let stats = client.stats()?;
-            // Clear the screen and home the cursor, so the tables update in place.
-            write!(out, "\x1b[2J\x1b[H").map_err(ClientError::Output)?;
-            print_stats(out, &stats)?;
-            out.flush().map_err(ClientError::Output)?;
-            std::thread::sleep(std::time::Duration::from_millis(interval_ms.max(100)));
-        },
+        } => {
+            let interval = std::time::Duration::from_millis(interval_ms.max(100));
+            watch::watch_stats(|| client.stats(), interval, &watch::interrupts()?, out)
+        }
     }
 }
 
