@@ -236,7 +236,6 @@ pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, ServeArgsError> {
             .map(|w| w.args)
             .map_err(|e| ServeArgsError::Invalid(e.to_string()))
     };
-
     let first = parse(argv)?;
     let Some(path) = first.config.clone() else {
         return Ok(first);
