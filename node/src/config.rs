@@ -88,10 +88,23 @@ impl fmt::Display for CoreList {
     }
 }
 
+/// How `serve` writes its logs (to stderr).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// One line per event, for a person reading a terminal or a file.
     Text,
+    /// One JSON object per line, for a log collector.
     Json,
+}
+
+/// The value as `--log-format` takes it (`text`, `json`).
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self
+            .to_possible_value()
+            .expect("LogFormat has no skipped variants");
+        f.write_str(value.get_name())
+    }
 }
 
 /// Flags of `corecast serve`.
@@ -145,6 +158,7 @@ pub struct ServeArgs {
     /// Microseconds an idle shard busy-polls before it parks (lower latency, more CPU).
     #[arg(long, env = "CORECAST_SPIN_US", default_value_t = 0)]
     pub spin_us: u64,
+    /// Log lines as plain text or as JSON objects (colours only when stderr is a terminal).
     #[arg(long, env = "CORECAST_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Milliseconds between counter snapshots (shards to the telemetry thread, `stats` events).
@@ -180,35 +194,58 @@ pub struct ServeArgs {
     pub events_jsonl: Vec<String>,
 }
 
+/// Why [`parse_serve`] returned no settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServeArgsError {
+    /// `--help` was asked for: the help text, which belongs on stdout (exit status 0).
+    Help(String),
+    /// The settings are wrong: what is wrong, for stderr (exit status 2).
+    Invalid(String),
+}
+
+impl fmt::Display for ServeArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeArgsError::Help(text) | ServeArgsError::Invalid(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for ServeArgsError {}
+
 /// Parses `serve` flags with the environment and, if named, a TOML file. `argv` holds the flags
 /// only (not the program or subcommand name).
-pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, String> {
+pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, ServeArgsError> {
     #[derive(Parser)]
     #[command(name = "corecast serve", args_override_self = true)]
     struct Wrapper {
         #[command(flatten)]
         args: ServeArgs,
     }
-    let parse = |argv: &[String]| -> Result<ServeArgs, String> {
+    let parse = |argv: &[String]| -> Result<ServeArgs, ServeArgsError> {
         let cmd = Wrapper::command();
         let matches = cmd
             .try_get_matches_from(
                 std::iter::once("corecast serve".to_string()).chain(argv.iter().cloned()),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e.kind() {
+                clap::error::ErrorKind::DisplayHelp => ServeArgsError::Help(e.to_string()),
+                _ => ServeArgsError::Invalid(e.to_string()),
+            })?;
         Wrapper::from_arg_matches(&matches)
             .map(|w| w.args)
-            .map_err(|e| e.to_string())
+            .map_err(|e| ServeArgsError::Invalid(e.to_string()))
     };
     let first = parse(argv)?;
     let Some(path) = first.config.clone() else {
         return Ok(first);
     };
+    let invalid = ServeArgsError::Invalid;
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        .map_err(|e| invalid(format!("cannot read config file {}: {e}", path.display())))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        .map_err(|e| invalid(format!("config file {}: {e}", path.display())))?;
     let known: Vec<String> = Wrapper::command()
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
@@ -217,10 +254,10 @@ pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, String> {
     for (key, value) in &table {
         let flag = key.replace('_', "-");
         if !known.contains(&flag) || flag == "config" {
-            return Err(format!(
+            return Err(invalid(format!(
                 "config file {}: unknown setting `{key}` (settings are the flag names of `corecast serve --help`)",
                 path.display()
-            ));
+            )));
         }
         // The environment wins over the file.
         let env = format!("CORECAST_{}", flag.replace('-', "_").to_uppercase());
@@ -239,17 +276,22 @@ pub fn parse_serve(argv: &[String]) -> Result<ServeArgs, String> {
                 }
             }
             other => {
-                return Err(format!(
+                return Err(invalid(format!(
                     "config file {}: `{key}` must be a string, integer or boolean, not {}",
                     path.display(),
                     other.type_str()
-                ))
+                )))
             }
         }
     }
     // File settings first, so the command line given after them overrides them.
     from_file.extend(argv.iter().cloned());
-    parse(&from_file).map_err(|e| format!("{e}(with settings from {})", path.display()))
+    parse(&from_file).map_err(|e| match e {
+        ServeArgsError::Invalid(e) => {
+            invalid(format!("{e}(with settings from {})", path.display()))
+        }
+        help => help,
+    })
 }
 
 #[cfg(test)]
@@ -295,9 +337,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_a_reason() {
-        let e = parse_serve(&args("--rtp-ports 5000-4000")).unwrap_err();
+        let e = parse_serve(&args("--rtp-ports 5000-4000"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty"), "{e}");
-        let e = parse_serve(&args("--cores 1,1")).unwrap_err();
+        let e = parse_serve(&args("--cores 1,1")).unwrap_err().to_string();
         assert!(e.contains("twice"), "{e}");
         assert!(parse_serve(&args("--shards 2 --cores 0,1")).is_err());
         assert!(parse_serve(&args("--batch 0")).is_err());
@@ -327,9 +371,51 @@ mod tests {
         assert_eq!(a.batch, 16, "command line wins");
 
         std::fs::write(&file, "rtp-portz = \"1-2\"\n").unwrap();
-        let e = parse_serve(&args(&format!("--config {f}"))).unwrap_err();
+        let e = parse_serve(&args(&format!("--config {f}")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown setting `rtp-portz`"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn help_is_a_help_result_naming_every_flag_with_a_description() {
+        let Err(ServeArgsError::Help(text)) = parse_serve(&args("--help")) else {
+            panic!("--help is not reported as help");
+        };
+        assert!(text.contains("--log-format"), "{text}");
+        assert!(matches!(
+            parse_serve(&args("--no-such-flag")),
+            Err(ServeArgsError::Invalid(_))
+        ));
+
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let undescribed: Vec<String> = Wrapper::command()
+            .get_arguments()
+            .filter(|a| a.get_help().is_none_or(|h| h.to_string().trim().is_empty()))
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "flags without a description: {undescribed:?}"
+        );
+    }
+
+    #[test]
+    fn log_format_displays_as_the_flag_value() {
+        assert_eq!(LogFormat::Text.to_string(), "text");
+        assert_eq!(LogFormat::Json.to_string(), "json");
+        assert_eq!(
+            parse_serve(&args("--log-format json"))
+                .unwrap()
+                .log_format
+                .to_string(),
+            "json"
+        );
     }
 
     #[test]

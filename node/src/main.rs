@@ -2,11 +2,12 @@
 //! (`corecast::loadgen`); `check` checks one received stream (`corecast::check`); the other
 //! subcommands are a client of its HTTP API.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use corecast::check::CheckArgs;
-use corecast::config::{parse_serve, LogFormat, ServeArgs};
+use corecast::config::{parse_serve, LogFormat, ServeArgs, ServeArgsError};
 use corecast::loadgen::cli::LoadgenArgs;
 use corecast::loadgen::demo::DemoArgs;
 use corecast::Node;
@@ -45,8 +46,12 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some("serve") {
         return match parse_serve(&argv[2..]) {
             Ok(args) => serve(args),
-            Err(e) => {
-                eprintln!("{e}");
+            Err(ServeArgsError::Help(text)) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(ServeArgsError::Invalid(reason)) => {
+                eprintln!("{reason}");
                 ExitCode::from(2)
             }
         };
@@ -71,8 +76,10 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     // Logs go to stderr, so stdout stays for the start-up report and `--events-jsonl -`.
+    // Colour codes only for a terminal: in a file or a pipe they are noise.
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -107,7 +114,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     );
     let mut signals = signals;
     let signal = signals.forever().next();
-    tracing::info!(?signal, "stopping");
+    let signal = signal
+        .and_then(signal_hook::low_level::signal_name)
+        .unwrap_or("unknown");
+    tracing::info!(signal, "stopping");
     node.shutdown();
     println!("corecast: stopped");
     ExitCode::SUCCESS
@@ -142,5 +152,44 @@ fn print_config(a: &ServeArgs) {
     println!("  pli-interval    = {} ms", a.pli_interval);
     println!("  switch-timeout  = {} ms", a.switch_timeout);
     println!("  spin-us         = {}", a.spin_us);
-    println!("  log-format      = {:?}", a.log_format);
+    println!("  log-format      = {}", a.log_format);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(argv: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("corecast").chain(argv.iter().copied()))
+            .expect("valid command line")
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn server_goes_before_or_after_the_subcommand() {
+        assert_eq!(parse(&["--server", "h:1", "stats"]).client.server, "h:1");
+        assert_eq!(parse(&["stats", "--server", "h:2"]).client.server, "h:2");
+        assert_eq!(
+            parse(&["source", "list", "--token", "t"])
+                .client
+                .token
+                .as_deref(),
+            Some("t")
+        );
+        // loadgen keeps flags of its own with the same names; the global ones are its default.
+        let Command::Loadgen(args) = parse(&["loadgen", "--server", "h:3"]).command else {
+            panic!("not loadgen");
+        };
+        assert_eq!(args.config(&parse(&["stats"]).client).server, "h:3");
+        let cli = parse(&["--server", "h:4", "loadgen"]);
+        let Command::Loadgen(args) = cli.command else {
+            panic!("not loadgen");
+        };
+        assert_eq!(args.config(&cli.client).server, "h:4");
+    }
 }

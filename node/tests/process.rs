@@ -1,13 +1,21 @@
 //! The `corecast` binary as a person runs it: `serve` prints its configuration, serves the API,
-//! and stops cleanly (exit 0, within 2 s) on SIGTERM and SIGINT; bad flags are refused clearly.
+//! and stops cleanly (exit 0, within 2 s) on SIGTERM and SIGINT; bad flags are refused clearly,
+//! `--help` is an answer (stdout, exit 0), and logs written to a pipe are plain text.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use corecast_signaling::client::Client;
 
 fn serve(extra: &[&str]) -> (Child, Vec<String>, String) {
+    serve_logging_to(extra, Stdio::null())
+}
+
+/// `serve` with its logs (stderr) going to `stderr`; returns the child, the lines it printed on
+/// stdout before the control API's address, and that address.
+fn serve_logging_to(extra: &[&str], stderr: Stdio) -> (Child, Vec<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corecast"))
         .args([
             "serve",
@@ -19,7 +27,7 @@ fn serve(extra: &[&str]) -> (Child, Vec<String>, String) {
         ])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("corecast starts");
     let mut lines = Vec::new();
@@ -65,6 +73,18 @@ fn exit_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// Reads `pipe` to its end on a thread of its own, so a wait for it can be bounded even if it
+/// never closes.
+fn read_on_a_thread(mut pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    rx
+}
+
 #[test]
 fn serve_prints_its_configuration_and_stops_cleanly_on_sigterm() {
     let (mut child, lines, addr) = serve(&["--pli-interval", "250"]);
@@ -82,6 +102,41 @@ fn sigint_stops_it_too() {
     let (mut child, _, _) = serve(&[]);
     let status = stop_within(&mut child, libc::SIGINT, Duration::from_secs(2));
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_and_name_the_signal_and_format_as_written() {
+    let (mut child, lines, _) = serve_logging_to(&[], Stdio::piped());
+    let text = lines.join("");
+    assert!(text.contains("log-format      = text\n"), "{text}");
+    let stderr = read_on_a_thread(child.stderr.take().unwrap());
+    let status = stop_within(&mut child, libc::SIGINT, Duration::from_secs(2));
+    assert!(status.success(), "{status:?}");
+    let logs = stderr
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stderr closes when corecast exits");
+    assert!(logs.contains("stopping"), "{logs}");
+    assert!(logs.contains("signal=\"SIGINT\""), "{logs}");
+    assert!(
+        !logs.contains('\x1b'),
+        "colour codes in logs written to a pipe: {logs:?}"
+    );
+}
+
+#[test]
+fn serve_help_goes_to_stdout_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_corecast"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--log-format <LOG_FORMAT>"), "{help}");
+    assert!(
+        help.contains("Log lines as plain text or as JSON"),
+        "{help}"
+    );
+    assert!(out.stderr.is_empty(), "{out:?}");
 }
 
 #[test]
@@ -114,14 +169,7 @@ fn an_http_address_in_use_fails_loudly_and_promptly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("corecast starts");
-    // Read stderr on a thread of its own, so the wait below is bounded even if it never closes.
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        let _ = tx.send(text);
-    });
+    let rx = read_on_a_thread(child.stderr.take().unwrap());
     let limit = Duration::from_secs(10);
     let status = exit_within(&mut child, limit);
     assert_eq!(status.code(), Some(1), "{status:?}");
@@ -131,5 +179,10 @@ fn an_http_address_in_use_fails_loudly_and_promptly() {
     assert!(
         stderr.contains(&format!("cannot serve the HTTP API on {addr}")),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches(&addr).count(),
+        1,
+        "each layer of the error adds only what is new: {stderr}"
     );
 }

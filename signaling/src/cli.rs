@@ -12,14 +12,22 @@ use crate::api::{
 };
 use crate::client::{Client, ClientError};
 
-/// Where the node's control API is.
+mod watch;
+
+/// Where the node's control API is. Both flags are global: they go before or after the
+/// subcommand (`corecast --server X stats`, `corecast stats --server X`).
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct ClientArgs {
     /// Control API address: HOST:PORT or http://HOST:PORT.
-    #[arg(long, env = "CORECAST_SERVER", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "CORECAST_SERVER",
+        default_value = "127.0.0.1:8080"
+    )]
     pub server: String,
     /// Bearer token, when the node requires one.
-    #[arg(long, env = "CORECAST_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "CORECAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
@@ -193,14 +201,10 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
         ClientCommand::Stats {
             watch: true,
             interval_ms,
-        } => loop {
-            let stats = client.stats()?;
-            // Clear the screen and home the cursor, so the tables update in place.
-            write!(out, "\x1b[2J\x1b[H").map_err(ClientError::Output)?;
-            print_stats(out, &stats)?;
-            out.flush().map_err(ClientError::Output)?;
-            std::thread::sleep(std::time::Duration::from_millis(interval_ms.max(100)));
-        },
+        } => {
+            let interval = std::time::Duration::from_millis(interval_ms.max(100));
+            watch::watch_stats(|| client.stats(), interval, &watch::interrupts()?, out)
+        }
     }
 }
 
@@ -609,6 +613,38 @@ mod tests {
         if std::env::var_os("CORECAST_TOKEN").is_none() {
             assert_eq!(parse(&["stats"]).unwrap().args.token, None);
         }
+    }
+
+    #[test]
+    fn server_and_token_flags_also_follow_the_subcommand() {
+        let after = parse(&["stats", "--server", "10.0.0.1:9000", "--token", "t0k"]).unwrap();
+        assert_eq!(after.args.server, "10.0.0.1:9000");
+        assert_eq!(after.args.token.as_deref(), Some("t0k"));
+        // Deeper subcommands too, and mixed with the subcommand's own flags.
+        let deep = parse(&[
+            "sub",
+            "add",
+            "--source",
+            "1",
+            "--server",
+            "10.0.0.2:81",
+            "--dest",
+            "10.0.0.3:5000",
+        ])
+        .unwrap();
+        assert_eq!(deep.args.server, "10.0.0.2:81");
+        assert_eq!(
+            deep.cmd,
+            ClientCommand::Sub(SubCmd::Add {
+                source: 1,
+                dest: "10.0.0.3:5000".parse().unwrap(),
+            })
+        );
+        let switch = parse(&["switch", "3", "4", "--server", "h:1"]).unwrap();
+        assert_eq!(
+            (switch.args.server.as_str(), switch.cmd),
+            ("h:1", ClientCommand::Switch { sub: 3, source: 4 })
+        );
     }
 
     #[test]

@@ -128,8 +128,8 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds `addr` before returning, so a port in use is reported here (the error names the
-    /// address), then serves on a new thread.
+    /// Binds `addr` before returning, so a port in use is reported here, then serves on a new
+    /// thread. The error is the bare cause: the caller, which chose `addr`, names it.
     pub fn spawn(
         addr: SocketAddr,
         control: Arc<dyn Control>,
@@ -141,12 +141,7 @@ impl ApiServer {
                 "the HTTP API token is empty",
             ));
         }
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot listen for the HTTP API on {addr}: {e}"),
-            )
-        })?;
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
