@@ -276,7 +276,8 @@ impl SourceIngress {
 
     /// Media time (RTP timestamps) between the last two keyframes of one stream: the sender's
     /// own spacing, free of network jitter. `None` until two keyframes of one epoch were
-    /// accepted; a restart keeps the last value until its stream has two.
+    /// accepted; a restart keeps the last value until its stream has two. Always `None` for
+    /// audio, where every packet is a switch point and the "interval" would be the packet time.
     pub fn keyframe_interval(&self) -> Option<Nanos> {
         self.keyframe_interval
     }
@@ -419,6 +420,9 @@ impl SourceIngress {
     }
 
     fn note_keyframe(&mut self, pkt: &RxPacket) {
+        if self.codec.is_audio() {
+            return;
+        }
         let ts = pkt.timestamp.0;
         match self.last_keyframe {
             // A reordered keyframe is older than the last one: it measures nothing.

@@ -114,7 +114,7 @@ pub struct SourceCounters {
     #[serde(default)]
     pub interval_end_s: Option<f64>,
     /// Seconds of media time (RTP timestamps) between the source's last two keyframes, once
-    /// two have arrived.
+    /// two have arrived; never for audio (every packet is a switch point).
     #[serde(default)]
     pub keyframe_interval_s: Option<f64>,
 }

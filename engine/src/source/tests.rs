@@ -578,3 +578,17 @@ fn keyframe_interval_is_the_media_time_between_the_last_two_keyframes() {
     assert_eq!(seen, [forced, three]);
     assert_eq!(ing.counters().keyframes, 6);
 }
+
+/// Audio has no keyframe interval: every Opus packet is a switch point, so one would read as
+/// the packet time (20 ms), which no operator means by it.
+#[test]
+fn audio_has_no_keyframe_interval() {
+    let mut ing = ingress();
+    for seq in 0..50u16 {
+        let pkt = rtp(0x0abc, 111, seq, u32::from(seq) * 960, true);
+        let _ = ing.ingest(&pkt, Nanos::from_millis(u64::from(seq) * 20), |_, _, _| {});
+    }
+    assert_eq!(ing.counters().accepted, 50);
+    assert!(ing.counters().keyframes > 1, "Opus packets are switch points");
+    assert_eq!(ing.keyframe_interval(), None);
+}
