@@ -358,7 +358,7 @@ fn loadgen_passes_under_its_default_thresholds_and_reports_them() {
     let (status, r) = loadgen_cli(&node, &[]);
     assert!(status.success(), "{status}: {r:#}");
     assert_eq!(r["passed"], true, "{r:#}");
-    assert_eq!(r["max_p99_ms"], 200.0, "{r:#}");
+    assert_eq!(r["max_p99_ms"], 500.0, "{r:#}");
     assert_eq!(r["max_loss"], 0.001, "{r:#}");
     assert_eq!(r["thresholds_exceeded"], serde_json::json!([]), "{r:#}");
     let p99_ms = r["p99_ms"].as_f64().unwrap();

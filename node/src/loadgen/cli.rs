@@ -89,7 +89,7 @@ pub struct LoadgenArgs {
     /// End-to-end p99 latency in milliseconds above which the run fails, or `none` (latency is
     /// not judged).
     // Spelled out so clap takes the parser's Option as the value, not as "flag may be absent".
-    #[arg(long, default_value = "200", value_parser = milliseconds_or_none)]
+    #[arg(long, default_value = "500", value_parser = milliseconds_or_none)]
     pub max_p99_ms: std::option::Option<f64>,
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
@@ -297,6 +297,7 @@ mod tests {
     fn thresholds_default_to_the_documented_limits_and_none_turns_latency_off() {
         let d = parse(&[]).unwrap();
         assert_eq!(d.max_p99_ms, Some(super::super::DEFAULT_MAX_P99_MS as f64));
+        assert_eq!(d.max_p99_ms, Some(500.0), "the README's figure");
         assert_eq!(d.max_loss, super::super::DEFAULT_MAX_LOSS);
         let client = ClientArgs {
             server: "127.0.0.1:1".into(),
