@@ -589,6 +589,9 @@ fn audio_has_no_keyframe_interval() {
         let _ = ing.ingest(&pkt, Nanos::from_millis(u64::from(seq) * 20), |_, _, _| {});
     }
     assert_eq!(ing.counters().accepted, 50);
-    assert!(ing.counters().keyframes > 1, "Opus packets are switch points");
+    assert!(
+        ing.counters().keyframes > 1,
+        "Opus packets are switch points"
+    );
     assert_eq!(ing.keyframe_interval(), None);
 }
