@@ -293,6 +293,7 @@ fn every_shell_block_is_fenced_by_the_rule_and_the_driving_examples_are_run() {
     // A regression of the parser (or of the fences) must not leave the test running nothing.
     assert_eq!(run_in("Driving a node"), 2, "{blocks:#?}");
     assert_eq!(run_in("Watching a subscriber"), 2, "{blocks:#?}");
+    assert_eq!(run_in("Checking a stream in the field"), 1, "{blocks:#?}");
     assert_eq!(run_in("Load testing"), 1, "{blocks:#?}");
     assert!(blocks
         .iter()
@@ -383,6 +384,12 @@ fn the_readme_blocks_run_as_written_against_the_serve_blocks_node() {
     assert!(watch.contains("not added yet"), "{watch}");
     assert!(sub3.contains("s=corecast subscriber 3\r\n"), "{sub3}");
     assert_eq!(media(&watch), media(&sub3));
+
+    // "Checking a stream in the field": the check saw the sender's stream through the node.
+    let check: serde_json::Value = serde_json::from_str(&read("check.json")).unwrap();
+    assert_eq!(check["consistent"], true, "{check:#}");
+    assert_eq!(check["started_on_keyframe"], true, "{check:#}");
+    assert!(check["received"].as_u64().unwrap() > 10, "{check:#}");
     std::fs::remove_dir_all(&workdir).unwrap();
 
     let status = node.stop().expect("the node stops on Ctrl-C");
