@@ -53,7 +53,7 @@ impl ControlState {
             counters.packets_per_second = a.packets_per_s;
             counters.bitrate_bps = a.bitrate_bps;
             counters.fps = a.frames_per_s;
-            counters.keyframe_interval_s = a.keyframe_interval_s;
+            counters.keyframe_interval_s = a.stats.keyframe_interval.map(|d| d.as_secs_f64());
             if let Some(w) = a.window {
                 let (start, end) = w.uptime_s(agg.started);
                 (counters.interval_start_s, counters.interval_end_s) = (Some(start), Some(end));

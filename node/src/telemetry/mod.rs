@@ -109,8 +109,6 @@ pub struct SourceAgg {
     pub frames_per_s: f64,
     /// Between the last two ingest snapshots: what the rates cover.
     pub window: Option<Window>,
-    /// Media time between the source's last two keyframes, in seconds.
-    pub keyframe_interval_s: Option<f64>,
     last_growth: Instant,
     /// When `stats` was taken.
     at: Instant,
@@ -281,7 +279,6 @@ impl Telemetry {
 
     /// Fold in a source's counters taken at `now` (on ingest's clock).
     fn update_source(&self, agg: &mut Aggregates, id: u32, stats: IngestSourceStats, now: Instant) {
-        let keyframe_interval_s = stats.keyframe_interval.map(|d| d.as_secs_f64());
         let Some(s) = agg.sources.get_mut(&id) else {
             agg.sources.insert(
                 id,
@@ -296,7 +293,6 @@ impl Telemetry {
                     bitrate_bps: 0.0,
                     frames_per_s: 0.0,
                     window: None,
-                    keyframe_interval_s,
                     last_growth: now,
                     at: now,
                 },
@@ -318,7 +314,6 @@ impl Telemetry {
             s.bitrate_bps = (new.bytes - old.bytes) as f64 * 8.0 / secs;
             s.frames_per_s = (new.frames - old.frames) as f64 / secs;
         }
-        s.keyframe_interval_s = keyframe_interval_s;
         if new.restarts > old.restarts {
             let data = json!({"restarts": new.restarts - old.restarts, "total": new.restarts});
             self.emit(EventType::SourceRestarted, Some(id), data);
