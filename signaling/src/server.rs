@@ -311,17 +311,21 @@ async fn get_subscriber(
     call(&state, move |c| c.subscriber(id)).await.map(Json)
 }
 
-/// `application/sdp` (RFC 4566 §8.1), so `curl -o sub.sdp` or a browser saves a file players
-/// open as is.
 async fn subscriber_sdp(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let text = call(&state, move |c| c.subscriber_sdp(id)).await?;
-    Ok((
+    Ok(sdp_response(text))
+}
+
+/// `application/sdp` (RFC 4566 §8.1), so `curl -o sub.sdp` or a browser saves a file players
+/// open as is.
+fn sdp_response(text: String) -> impl axum::response::IntoResponse {
+    (
         [(axum::http::header::CONTENT_TYPE, "application/sdp")],
         text,
-    ))
+    )
 }
 
 /// `?dest=IP:PORT` of `GET /v1/sources/{id}/sdp`.
@@ -350,10 +354,7 @@ async fn source_sdp(
         ))
     })?;
     let text = call(&state, move |c| c.source_sdp(id, dest)).await?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/sdp")],
-        text,
-    ))
+    Ok(sdp_response(text))
 }
 
 async fn delete_subscriber(
