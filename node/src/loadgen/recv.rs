@@ -170,6 +170,9 @@ impl Worker {
         let mut interval = latency_histogram();
         let mut received = 0u64;
         let mut next_publish = Instant::now() + PUBLISH_EVERY;
+        // The last request published; this thread alone writes `progress.done`, so it needs no
+        // lock to read it back on every wake-up.
+        let mut published = 0u64;
         loop {
             let timeout = next_publish.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -197,7 +200,7 @@ impl Worker {
                 }
             }
             let asked = self.progress.asked.load(Ordering::Acquire);
-            let was_asked = asked > *self.progress.done.0.lock().unwrap();
+            let was_asked = asked > published;
             if stopping || was_asked || Instant::now() >= next_publish {
                 self.progress.received.store(received, Ordering::Relaxed);
                 let gaps = self.subs.iter().map(|s| s.verifier.gaps()).sum();
@@ -211,6 +214,7 @@ impl Worker {
                     .expect("same bounds");
                 interval.reset();
                 next_publish = Instant::now() + PUBLISH_EVERY;
+                published = asked;
                 let (done, cv) = &self.progress.done;
                 *done.lock().unwrap() = asked;
                 cv.notify_all();
