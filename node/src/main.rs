@@ -181,11 +181,12 @@ mod tests {
                 .as_deref(),
             Some("t")
         );
-        // loadgen keeps flags of its own with the same names; the global ones are its default.
-        let Command::Loadgen(args) = parse(&["loadgen", "--server", "h:3"]).command else {
+        // loadgen takes the global flags too, after its name or before it.
+        let cli = parse(&["loadgen", "--server", "h:3"]);
+        let Command::Loadgen(args) = cli.command else {
             panic!("not loadgen");
         };
-        assert_eq!(args.config(&parse(&["stats"]).client).server, "h:3");
+        assert_eq!(args.config(&cli.client).server, "h:3");
         let cli = parse(&["--server", "h:4", "loadgen"]);
         let Command::Loadgen(args) = cli.command else {
             panic!("not loadgen");

@@ -49,12 +49,6 @@ fn milliseconds_or_none(s: &str) -> Result<Option<f64>, String> {
 /// Flags of `corecast loadgen`.
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct LoadgenArgs {
-    /// Control API of the node under test (default: the global --server, 127.0.0.1:8080).
-    #[arg(long)]
-    pub server: Option<String>,
-    /// Bearer token for the control API (default: the global --token).
-    #[arg(long, hide_env_values = true)]
-    pub token: Option<String>,
     /// Sources to create and send.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub sources: u32,
@@ -128,8 +122,8 @@ impl LoadgenArgs {
     pub fn config(&self, client: &ClientArgs) -> Config {
         let secs = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
         Config {
-            server: self.server.clone().unwrap_or_else(|| client.server.clone()),
-            token: self.token.clone().or_else(|| client.token.clone()),
+            server: client.server.clone(),
+            token: client.token.clone(),
             sources: self.sources,
             subscribers: self.subscribers,
             duration: Some(Duration::from_secs_f64(self.duration)),
