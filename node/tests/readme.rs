@@ -42,7 +42,7 @@ const EXPECTED: &[(&str, &str)] = &[
     (r#"--json '{"source":1}'"#, r#""outcome":"pending""#),
     ("corecast loadgen", r#""passed":true"#),
     (
-        "corecast sub add --source 1 --dest 127.0.0.1:5008",
+        "corecast subscriber add --source 1 --dest 127.0.0.1:5008",
         r#""id": 3"#,
     ),
 ];

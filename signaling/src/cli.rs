@@ -36,13 +36,13 @@ pub enum ClientCommand {
     /// Add, list or remove sources.
     #[command(subcommand)]
     Source(SourceCmd),
-    /// Add, list or remove subscribers.
-    #[command(subcommand)]
-    Sub(SubCmd),
+    /// Add, list or remove subscribers (`sub` for short).
+    #[command(subcommand, alias = "sub")]
+    Subscriber(SubscriberCmd),
     /// Move a subscriber to another source (applied at that source's next keyframe).
     Switch {
         /// Subscriber id.
-        sub: u32,
+        subscriber: u32,
         /// Source id to switch to.
         source: u32,
     },
@@ -107,7 +107,7 @@ pub enum SourceCmd {
 }
 
 #[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
-pub enum SubCmd {
+pub enum SubscriberCmd {
     /// Create a subscriber and print it as JSON.
     Add {
         /// Source id to attach to.
@@ -123,7 +123,7 @@ pub enum SubCmd {
     /// Delete a subscriber.
     #[command(alias = "delete")]
     Rm { id: u32 },
-    /// Print the subscriber's SDP, for a player at its destination: `corecast sub sdp 1 >
+    /// Print the subscriber's SDP, for a player at its destination: `corecast subscriber sdp 1 >
     /// sub1.sdp`, then e.g. `ffplay -protocol_whitelist file,udp,rtp -i sub1.sdp`.
     Sdp { id: u32 },
 }
@@ -162,19 +162,21 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             client.delete_source(id)?;
             writeln!(out, "deleted source {id}").map_err(ClientError::Output)
         }
-        ClientCommand::Sub(SubCmd::Add { source, dest }) => {
+        ClientCommand::Subscriber(SubscriberCmd::Add { source, dest }) => {
             let view = client.create_subscriber(&CreateSubscriber {
                 source,
                 dest: dest.to_string(),
             })?;
             print_json(out, &view)
         }
-        ClientCommand::Sub(SubCmd::List) => print_subscribers(out, &client.subscribers()?),
-        ClientCommand::Sub(SubCmd::Rm { id }) => {
+        ClientCommand::Subscriber(SubscriberCmd::List) => {
+            print_subscribers(out, &client.subscribers()?)
+        }
+        ClientCommand::Subscriber(SubscriberCmd::Rm { id }) => {
             client.delete_subscriber(id)?;
             writeln!(out, "deleted subscriber {id}").map_err(ClientError::Output)
         }
-        ClientCommand::Sub(SubCmd::Sdp { id }) => {
+        ClientCommand::Subscriber(SubscriberCmd::Sdp { id }) => {
             let sdp = client.subscriber_sdp(id)?;
             out.write_all(sdp.as_bytes()).map_err(ClientError::Output)
         }
@@ -182,17 +184,17 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             let sdp = client.source_sdp(id, dest)?;
             out.write_all(sdp.as_bytes()).map_err(ClientError::Output)
         }
-        ClientCommand::Switch { sub, source } => {
-            let view = client.switch(sub, source)?;
+        ClientCommand::Switch { subscriber, source } => {
+            let view = client.switch(subscriber, source)?;
             let said = match view.outcome {
                 SwitchOutcome::Pending => {
-                    format!("subscriber {sub}: switching to source {source} at its next switch point")
+                    format!("subscriber {subscriber}: switching to source {source} at its next switch point")
                 }
                 SwitchOutcome::Unchanged => {
-                    format!("subscriber {sub}: already receives source {source}; nothing changed")
+                    format!("subscriber {subscriber}: already receives source {source}; nothing changed")
                 }
                 SwitchOutcome::Cancelled => format!(
-                    "subscriber {sub}: already receives source {source}; its pending switch was cancelled"
+                    "subscriber {subscriber}: already receives source {source}; its pending switch was cancelled"
                 ),
             };
             writeln!(out, "{said}").map_err(ClientError::Output)
@@ -520,36 +522,43 @@ mod tests {
     }
 
     #[test]
-    fn sub_commands() {
+    fn subscriber_commands() {
         assert_eq!(
-            parse(&["sub", "add", "--source", "1", "--dest", "10.0.0.2:5000"])
-                .unwrap()
-                .cmd,
-            ClientCommand::Sub(SubCmd::Add {
+            parse(&[
+                "subscriber",
+                "add",
+                "--source",
+                "1",
+                "--dest",
+                "10.0.0.2:5000"
+            ])
+            .unwrap()
+            .cmd,
+            ClientCommand::Subscriber(SubscriberCmd::Add {
                 source: 1,
                 dest: "10.0.0.2:5000".parse().unwrap(),
             })
         );
         assert_eq!(
-            parse(&["sub", "add", "--source", "1", "--dest", "[::1]:5000"])
+            parse(&["subscriber", "add", "--source", "1", "--dest", "[::1]:5000"])
                 .unwrap()
                 .cmd,
-            ClientCommand::Sub(SubCmd::Add {
+            ClientCommand::Subscriber(SubscriberCmd::Add {
                 source: 1,
                 dest: "[::1]:5000".parse().unwrap(),
             })
         );
-        assert!(parse(&["sub", "add", "--source", "1", "--dest", "10.0.0.2"]).is_err());
-        assert!(parse(&["sub", "add", "--dest", "10.0.0.2:5000"]).is_err());
+        assert!(parse(&["subscriber", "add", "--source", "1", "--dest", "10.0.0.2"]).is_err());
+        assert!(parse(&["subscriber", "add", "--dest", "10.0.0.2:5000"]).is_err());
         assert_eq!(
-            parse(&["sub", "list"]).unwrap().cmd,
-            ClientCommand::Sub(SubCmd::List)
+            parse(&["subscriber", "list"]).unwrap().cmd,
+            ClientCommand::Subscriber(SubscriberCmd::List)
         );
         assert_eq!(
-            parse(&["sub", "sdp", "4"]).unwrap().cmd,
-            ClientCommand::Sub(SubCmd::Sdp { id: 4 })
+            parse(&["subscriber", "sdp", "4"]).unwrap().cmd,
+            ClientCommand::Subscriber(SubscriberCmd::Sdp { id: 4 })
         );
-        assert!(parse(&["sub", "sdp"]).is_err(), "the id is needed");
+        assert!(parse(&["subscriber", "sdp"]).is_err(), "the id is needed");
         assert_eq!(
             parse(&["source", "sdp", "2", "--dest", "[::1]:5004"])
                 .unwrap()
@@ -564,8 +573,13 @@ mod tests {
             "the destination is needed"
         );
         assert_eq!(
+            parse(&["subscriber", "rm", "3"]).unwrap().cmd,
+            ClientCommand::Subscriber(SubscriberCmd::Rm { id: 3 })
+        );
+        // `sub` stays as the short form scripts written before the full word may use.
+        assert_eq!(
             parse(&["sub", "rm", "3"]).unwrap().cmd,
-            ClientCommand::Sub(SubCmd::Rm { id: 3 })
+            ClientCommand::Subscriber(SubscriberCmd::Rm { id: 3 })
         );
     }
 
@@ -573,7 +587,10 @@ mod tests {
     fn switch_and_stats() {
         assert_eq!(
             parse(&["switch", "12", "2"]).unwrap().cmd,
-            ClientCommand::Switch { sub: 12, source: 2 }
+            ClientCommand::Switch {
+                subscriber: 12,
+                source: 2
+            }
         );
         assert!(parse(&["switch", "12"]).is_err());
         assert_eq!(
@@ -635,7 +652,7 @@ mod tests {
         assert_eq!(deep.args.server, "10.0.0.2:81");
         assert_eq!(
             deep.cmd,
-            ClientCommand::Sub(SubCmd::Add {
+            ClientCommand::Subscriber(SubscriberCmd::Add {
                 source: 1,
                 dest: "10.0.0.3:5000".parse().unwrap(),
             })
@@ -643,7 +660,13 @@ mod tests {
         let switch = parse(&["switch", "3", "4", "--server", "h:1"]).unwrap();
         assert_eq!(
             (switch.args.server.as_str(), switch.cmd),
-            ("h:1", ClientCommand::Switch { sub: 3, source: 4 })
+            (
+                "h:1",
+                ClientCommand::Switch {
+                    subscriber: 3,
+                    source: 4
+                }
+            )
         );
     }
 

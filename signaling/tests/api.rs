@@ -509,7 +509,7 @@ fn cli_run_against_the_server() {
         run(ClientCommand::Switch { sub: 1, source: 1 }).unwrap(),
         "subscriber 1: already receives source 1; its pending switch was cancelled\n"
     );
-    // Printed as is, so `corecast sub sdp 1 > sub1.sdp` writes the file players open.
+    // Printed as is, so `corecast subscriber sdp 1 > sub1.sdp` writes the file players open.
     assert_eq!(
         run(ClientCommand::Sub(SubCmd::Sdp { id: 1 })).unwrap(),
         fake_sdp(&h.client.subscriber(1).unwrap())
