@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use corecast_signaling::api::{
     CreateSource, CreateSubscriber, ErrorBody, SwitchOutcome, SwitchView,
 };
-use corecast_signaling::cli::{self, ClientArgs, ClientCommand, SourceCmd, SubCmd};
+use corecast_signaling::cli::{self, ClientArgs, ClientCommand, SourceCmd, SubscriberCmd};
 use corecast_signaling::{ApiConfig, ApiServer, Client, ClientError, Control};
 use support::{api_err, fake_sdp, raw, source, sub, FakeNode, Harness, JSON};
 
@@ -448,7 +448,7 @@ fn cli_run_against_the_server() {
         ),
         (Some(1), Some(false), Some(100))
     );
-    let out = run(ClientCommand::Sub(SubCmd::Add {
+    let out = run(ClientCommand::Subscriber(SubscriberCmd::Add {
         source: 1,
         dest: "10.0.0.9:6000".parse().unwrap(),
     }))
@@ -465,7 +465,7 @@ fn cli_run_against_the_server() {
         lines[1].starts_with("1   cam1  vp8    90000  0.0.0.0:5004  no"),
         "{out}"
     );
-    let out = run(ClientCommand::Sub(SubCmd::List)).unwrap();
+    let out = run(ClientCommand::Subscriber(SubscriberCmd::List)).unwrap();
     assert!(
         out.lines()
             .nth(1)
@@ -473,7 +473,11 @@ fn cli_run_against_the_server() {
             .starts_with("1   1       -        10.0.0.9:6000"),
         "{out}"
     );
-    let out = run(ClientCommand::Switch { sub: 1, source: 1 }).unwrap();
+    let out = run(ClientCommand::Switch {
+        subscriber: 1,
+        source: 1,
+    })
+    .unwrap();
     assert_eq!(
         out,
         "subscriber 1: already receives source 1; nothing changed\n"
@@ -502,20 +506,28 @@ fn cli_run_against_the_server() {
     }))
     .unwrap();
     assert_eq!(
-        run(ClientCommand::Switch { sub: 1, source: 2 }).unwrap(),
+        run(ClientCommand::Switch {
+            subscriber: 1,
+            source: 2
+        })
+        .unwrap(),
         "subscriber 1: switching to source 2 at its next switch point\n"
     );
     assert_eq!(
-        run(ClientCommand::Switch { sub: 1, source: 1 }).unwrap(),
+        run(ClientCommand::Switch {
+            subscriber: 1,
+            source: 1
+        })
+        .unwrap(),
         "subscriber 1: already receives source 1; its pending switch was cancelled\n"
     );
     // Printed as is, so `corecast subscriber sdp 1 > sub1.sdp` writes the file players open.
     assert_eq!(
-        run(ClientCommand::Sub(SubCmd::Sdp { id: 1 })).unwrap(),
+        run(ClientCommand::Subscriber(SubscriberCmd::Sdp { id: 1 })).unwrap(),
         fake_sdp(&h.client.subscriber(1).unwrap())
     );
     assert_eq!(
-        run(ClientCommand::Sub(SubCmd::Rm { id: 1 })).unwrap(),
+        run(ClientCommand::Subscriber(SubscriberCmd::Rm { id: 1 })).unwrap(),
         "deleted subscriber 1\n"
     );
 
