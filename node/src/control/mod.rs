@@ -5,11 +5,11 @@
 //! The HTTP API reaches it through [`ControlHandle`], which sends a closure over a channel and
 //! waits for its reply, so every change to the topology happens on this one thread, in order.
 //!
-//! - [`actor`]: the thread, [`ControlHandle::call`], and the command queues it sends on.
-//! - [`topology`]: what the node holds (sources, subscribers, shard load and masks, SSRCs).
-//! - [`validate`]: requests checked and parsed before anything changes.
+//! - `actor`: the thread, [`ControlHandle::call`], and the command queues it sends on.
+//! - `topology`: what the node holds (sources, subscribers, shard load and masks, SSRCs).
+//! - `validate`: requests checked and parsed before anything changes.
 //! - `sources`, `subscribers`, `switches`: the requests and shard events that change the topology.
-//! - [`error`]: [`NodeError`], the one error of all of it, and its mapping to the HTTP API's.
+//! - `error`: [`NodeError`], the one error of all of it, and its mapping to the HTTP API's.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

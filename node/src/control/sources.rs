@@ -17,7 +17,7 @@ use crate::ingest::{IngestCommand, NewSource};
 use crate::shard::ShardCommand;
 
 impl ControlState {
-    pub fn create_source(&mut self, req: CreateSource) -> Result<SourceId, NodeError> {
+    pub(crate) fn create_source(&mut self, req: CreateSource) -> Result<SourceId, NodeError> {
         let req = validate::source(&req, &self.sources)?;
         let has_parameter_sets = req.parameter_sets.is_some();
         let configured_sets: Arc<[Vec<u8>]> = req
@@ -121,7 +121,7 @@ impl ControlState {
         Err(Unavailable::NoFreePort(range).into())
     }
 
-    pub fn delete_source(&mut self, id: SourceId) -> Result<(), NodeError> {
+    pub(crate) fn delete_source(&mut self, id: SourceId) -> Result<(), NodeError> {
         if !self.sources.contains_key(&id) {
             return Err(NodeError::NotFound(What::Source(id)));
         }

@@ -11,7 +11,7 @@ use crate::events::EventType;
 use crate::shard::ShardCommand;
 
 impl ControlState {
-    pub fn create_subscribers(
+    pub(crate) fn create_subscribers(
         &mut self,
         reqs: Vec<CreateSubscriber>,
     ) -> Result<Vec<TrackId>, NodeError> {
@@ -91,7 +91,7 @@ impl ControlState {
         Ok(ids)
     }
 
-    pub fn delete_subscriber(&mut self, id: TrackId) -> Result<(), NodeError> {
+    pub(crate) fn delete_subscriber(&mut self, id: TrackId) -> Result<(), NodeError> {
         let sub = self
             .subs
             .get(&id)

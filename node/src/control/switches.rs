@@ -12,7 +12,7 @@ use crate::events::EventType;
 use crate::shard::{ShardCommand, ShardEvent};
 
 impl ControlState {
-    pub fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchView, NodeError> {
+    pub(crate) fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchView, NodeError> {
         let sub = self
             .subs
             .get(&id)

@@ -6,7 +6,7 @@
 //! control → ingest (commands), shards and control → ingest (keyframe requests, several
 //! producers), ingest → control (snapshots).
 //!
-//! - [`config`]: [`NodeConfig`], read from `ServeArgs`, and [`Placement`].
+//! - `config`: [`NodeConfig`], read from `ServeArgs`, and [`Placement`].
 //! - `start`: the start-up steps, in order, and [`StartError`].
 //! - `threads`: the guard per running part that stops and joins it.
 
