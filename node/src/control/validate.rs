@@ -178,3 +178,123 @@ pub fn configured_parameter_sets(
     let refs: Vec<&[u8]> = units.iter().map(Vec::as_slice).collect();
     ParameterSets::configured(codec, &refs).map_err(|e| bad(format!("`parameter_sets`: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vp8() -> CreateSource {
+        CreateSource {
+            name: "cam".into(),
+            codec: "vp8".into(),
+            clock_rate: None,
+            port: None,
+            latch: None,
+            feedback: None,
+            parameter_sets: None,
+            payload_type: None,
+            rtx_payload_type: None,
+        }
+    }
+
+    fn refusal(req: CreateSource) -> String {
+        match source(&req, &BTreeMap::new()) {
+            Err(NodeError::BadRequest(message)) => message,
+            Err(other) => panic!("not a bad request: {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_source_request_is_refused_for_its_first_bad_field() {
+        let rows: [(CreateSource, &str); 6] = [
+            (
+                CreateSource {
+                    name: "  ".into(),
+                    ..vp8()
+                },
+                "`name` must be 1 to 128 characters",
+            ),
+            (
+                CreateSource {
+                    codec: "mjpeg".into(),
+                    ..vp8()
+                },
+                "unknown codec `mjpeg`",
+            ),
+            (
+                CreateSource {
+                    clock_rate: Some(999),
+                    ..vp8()
+                },
+                "`clock_rate` 999 is outside 1000..=1000000",
+            ),
+            (
+                CreateSource {
+                    feedback: Some("here".into()),
+                    ..vp8()
+                },
+                "`feedback` `here` is not an ip:port address",
+            ),
+            (
+                CreateSource {
+                    rtx_payload_type: Some(128),
+                    payload_type: Some(200),
+                    ..vp8()
+                },
+                "`payload_type` 200 is outside 0..=127",
+            ),
+            (
+                CreateSource {
+                    payload_type: Some(97),
+                    rtx_payload_type: Some(97),
+                    ..vp8()
+                },
+                "`payload_type` and `rtx_payload_type` must differ",
+            ),
+        ];
+        for (req, expected) in rows {
+            let message = refusal(req);
+            assert!(message.starts_with(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_valid_source_request_comes_out_typed_with_its_defaults() {
+        let req = source(
+            &CreateSource {
+                name: " cam ".into(),
+                feedback: Some("127.0.0.1:5004".into()),
+                ..vp8()
+            },
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(req.name, "cam");
+        assert_eq!(
+            (req.codec, req.clock_rate, req.latch),
+            (Codec::Vp8, 90_000, true)
+        );
+        assert_eq!(req.feedback, Some("127.0.0.1:5004".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_subscriber_batch_names_the_entry_it_refuses() {
+        let reqs = [
+            CreateSubscriber {
+                source: 1,
+                dest: "127.0.0.1:6000".into(),
+            },
+            CreateSubscriber {
+                source: 1,
+                dest: "127.0.0.1:6002".into(),
+            },
+        ];
+        // No source 1: the first entry is refused, and says so.
+        let e = subscribers(&reqs, &BTreeMap::new()).err().unwrap();
+        assert_eq!(e.to_string(), "entry 0: no source 1");
+        // Alone, it is not an entry of anything.
+        let e = subscribers(&reqs[..1], &BTreeMap::new()).err().unwrap();
+        assert_eq!(e.to_string(), "no source 1");
+    }
+}

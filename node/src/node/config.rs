@@ -226,3 +226,55 @@ impl Placement {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_serve;
+
+    fn args(argv: &[&str]) -> ServeArgs {
+        parse_serve(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn flags_become_typed_values() {
+        let config = NodeConfig::from_args(&args(&[
+            "--no-pin",
+            "--shards",
+            "3",
+            "--switch-timeout",
+            "1500",
+            "--spin-us",
+            "40",
+            "--queue-depth",
+            "64",
+            "--events-jsonl",
+            "-",
+        ]))
+        .unwrap();
+        assert_eq!(config.switch_timeout, Duration::from_millis(1500));
+        assert_eq!(config.spin, Duration::from_micros(40));
+        assert_eq!(config.pli_interval, Duration::from_millis(500));
+        assert_eq!(config.queue_depth, 64);
+        assert_eq!(config.placement.cores, [None, None, None]);
+        assert_eq!(config.event_handlers.len(), 1);
+    }
+
+    #[test]
+    fn flags_a_node_cannot_start_with_say_which() {
+        let e = NodeConfig::from_args(&args(&["--no-pin", "--shards", "0"])).unwrap_err();
+        assert_eq!(e, ConfigError::NoShards);
+        assert_eq!(e.to_string(), "--shards must be at least 1");
+        let e = NodeConfig::from_args(&args(&["--no-pin", "--shards", "65"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "65 shards requested; at most 64 are supported"
+        );
+        let e = NodeConfig::from_args(&args(&["--no-pin", "--webhook", "ftp://x"])).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::EventHandler { flag: "--webhook", value, .. } if value == "ftp://x"),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("--webhook ftp://x: "), "{e}");
+    }
+}
