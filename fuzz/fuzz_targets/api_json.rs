@@ -84,7 +84,8 @@ impl Control for Stub {
         let codec = Codec::from_name(&req.codec)
             .ok_or_else(|| ApiError::bad_request(format!("unknown codec `{}`", req.codec)))?;
         if let Some(text) = &req.parameter_sets {
-            let sets = corecast::control::configured_parameter_sets(codec, text)?;
+            let sets = corecast::control::configured_parameter_sets(codec, text)
+                .map_err(corecast::control::NodeError::from)?;
             let prelude = sets.prelude().expect("accepted sets make a prelude");
             let info = codec::inspect(codec, prelude).expect("the prelude inspects");
             assert!(info.is_switch_point() && info.parameter_sets);

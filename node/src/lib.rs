@@ -1,6 +1,7 @@
 //! The corecast node: the engine driven by real sockets and threads.
 //!
-//! - [`node::Node`] starts and stops everything; [`config`] reads `corecast serve`'s settings.
+//! - [`node::Node`] starts and stops everything, as a [`node::NodeConfig`] says; [`config`] reads
+//!   `corecast serve`'s flags.
 //! - [`ingest`]: the thread that receives sources' packets and hands them to shards.
 //! - [`shard`]: the core-pinned workers that fan packets out with `sendmmsg` ([`sys`]).
 //! - [`control`]: the thread that owns the topology; [`views`] answers the HTTP API from it.
@@ -16,8 +17,8 @@ pub mod events;
 pub mod ingest;
 pub mod loadgen;
 pub mod node;
-pub mod pool;
-pub mod sdp;
+pub(crate) mod pool;
+pub(crate) mod sdp;
 pub mod shard;
 pub mod sys;
 pub mod telemetry;

@@ -89,10 +89,6 @@ impl Pool {
         }
         None
     }
-
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
 }
 
 #[cfg(test)]

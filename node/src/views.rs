@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use corecast_engine::DropCounts;
+use corecast_engine::{DropCounts, SourceId, TrackId};
 use corecast_signaling::api::{
     CreateSource, CreateSubscriber, EventHandlerStats, IngestAddr, NodeStats, ShardStats,
     SourceCounters, SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchView,
 };
 use corecast_signaling::{ApiError, Control};
 
-use crate::control::{output_payload_type, ControlHandle, ControlState, SourceEntry};
+use crate::control::{
+    output_payload_type, ControlHandle, ControlState, NodeError, SourceEntry, What,
+};
 use crate::sdp::{SdpSource, SubscriberSdp};
 use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
@@ -24,22 +26,22 @@ fn drop_map(drops: &DropCounts) -> BTreeMap<String, u64> {
 }
 
 impl ControlState {
-    pub(crate) fn source_view(&self, id: u32) -> Result<SourceView, ApiError> {
+    pub(crate) fn source_view(&self, id: SourceId) -> Result<SourceView, NodeError> {
         let agg = telemetry::lock(&self.telemetry);
         self.source_view_with(&agg, id)
     }
 
-    fn source_view_with(&self, agg: &Aggregates, id: u32) -> Result<SourceView, ApiError> {
+    fn source_view_with(&self, agg: &Aggregates, id: SourceId) -> Result<SourceView, NodeError> {
         let s = self
             .sources
             .get(&id)
-            .ok_or_else(|| ApiError::not_found(format!("no source {id}")))?;
+            .ok_or(NodeError::NotFound(What::Source(id)))?;
         let mut counters = SourceCounters::default();
         let mut drops = DropCounts::default();
         let mut sender = None;
         let mut payload_type = s.payload_type;
         let mut state = SourceState::Waiting;
-        if let Some(a) = agg.sources.get(&id) {
+        if let Some(a) = agg.sources.get(&id.0) {
             let i = &a.stats;
             let t = IngestTotals::of(i);
             counters.packets_received = t.received;
@@ -65,7 +67,7 @@ impl ControlState {
         }
         let mut copy_drops = DropCounts::default();
         for snap in agg.shards.iter().filter_map(|s| s.latest.as_ref()) {
-            if let Some((_, c)) = snap.sources.iter().find(|(sid, _)| sid.0 == id) {
+            if let Some((_, c)) = snap.sources.iter().find(|(sid, _)| *sid == id) {
                 counters.copies_due += c.track_packets;
                 counters.packets_forwarded += c.forwarded;
                 counters.bytes_forwarded += c.forwarded_bytes;
@@ -77,7 +79,7 @@ impl ControlState {
         counters.copy_drops = drop_map(&copy_drops);
         counters.drops = drop_map(&drops);
         Ok(SourceView {
-            id,
+            id: id.0,
             name: s.name.clone(),
             codec: s.codec.name().to_string(),
             clock_rate: s.clock_rate,
@@ -97,22 +99,22 @@ impl ControlState {
         })
     }
 
-    pub(crate) fn subscriber_view(&self, id: u32) -> Result<SubscriberView, ApiError> {
+    pub(crate) fn subscriber_view(&self, id: TrackId) -> Result<SubscriberView, NodeError> {
         let sub = self
             .subs
             .get(&id)
-            .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
+            .ok_or(NodeError::NotFound(What::Subscriber(id)))?;
         let mut counters = SubscriberCounters {
             switches: sub.switches,
             ..Default::default()
         };
         let agg = telemetry::lock(&self.telemetry);
-        let track = agg.track_index.get(&id).and_then(|&(shard, i)| {
+        let track = agg.track_index.get(&id.0).and_then(|&(shard, i)| {
             agg.shards[shard]
                 .latest
                 .as_ref()
                 .and_then(|s| s.tracks.get(i))
-                .filter(|t| t.id.0 == id)
+                .filter(|t| t.id == id)
         });
         if let Some(t) = track {
             counters.packets_sent = t.counters.packets;
@@ -120,11 +122,11 @@ impl ControlState {
             counters.drops = drop_map(&t.counters.drops);
         }
         Ok(SubscriberView {
-            id,
-            ssrc: sub.ssrc,
+            id: id.0,
+            ssrc: sub.ssrc.0,
             shard: sub.shard as u32,
-            source: sub.source,
-            pending_source: sub.pending.map(|(p, _)| p),
+            source: sub.source.map(|s| s.0),
+            pending_source: sub.pending.map(|(p, _)| p.0),
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec.name().to_string(),
@@ -136,23 +138,23 @@ impl ControlState {
     /// The SDP of subscriber `id` now: its current source's parameter sets as of the latest
     /// ingest snapshot (at most one `--stats-interval` old), or the configured ones before the
     /// first.
-    pub(crate) fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
+    pub(crate) fn subscriber_sdp(&self, id: TrackId) -> Result<String, NodeError> {
         let sub = self
             .subs
             .get(&id)
-            .ok_or_else(|| ApiError::not_found(format!("no subscriber {id}")))?;
+            .ok_or(NodeError::NotFound(What::Subscriber(id)))?;
         let current = sub.source.and_then(|s| Some((s, self.sources.get(&s)?)));
         let sets = current.map(|(s, entry)| self.known_parameter_sets(s, entry));
         let sdp = SubscriberSdp {
             node: &self.settings.node_name,
-            subscriber: Some(id),
+            subscriber: Some(id.0),
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec,
             payload_type: output_payload_type(sub.codec),
             clock_rate: current.map_or(sub.codec.default_clock_rate(), |(_, s)| s.clock_rate),
             source: current.map(|(s, entry)| SdpSource {
-                id: s,
+                id: s.0,
                 name: &entry.name,
                 parameter_sets: sets.as_deref().unwrap_or_default(),
             }),
@@ -163,11 +165,11 @@ impl ControlState {
 
     /// The SDP a subscriber of source `id` at `dest` will have once added: the same media
     /// description, so a player started with it plays the subscriber from its first packet.
-    pub(crate) fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ApiError> {
+    pub(crate) fn source_sdp(&self, id: SourceId, dest: SocketAddr) -> Result<String, NodeError> {
         let entry = self
             .sources
             .get(&id)
-            .ok_or_else(|| ApiError::not_found(format!("no source {id}")))?;
+            .ok_or(NodeError::NotFound(What::Source(id)))?;
         let sets = self.known_parameter_sets(id, entry);
         let sdp = SubscriberSdp {
             node: &self.settings.node_name,
@@ -180,7 +182,7 @@ impl ControlState {
             payload_type: output_payload_type(entry.codec),
             clock_rate: entry.clock_rate,
             source: Some(SdpSource {
-                id,
+                id: id.0,
                 name: &entry.name,
                 parameter_sets: &sets,
             }),
@@ -191,10 +193,10 @@ impl ControlState {
 
     /// Source `id`'s parameter sets as of the latest ingest snapshot (at most one
     /// `--stats-interval` old), or the configured ones before the first.
-    fn known_parameter_sets(&self, id: u32, entry: &SourceEntry) -> Arc<[Vec<u8>]> {
+    fn known_parameter_sets(&self, id: SourceId, entry: &SourceEntry) -> Arc<[Vec<u8>]> {
         let agg = telemetry::lock(&self.telemetry);
         agg.sources
-            .get(&id)
+            .get(&id.0)
             .map(|a| a.stats.parameter_sets.clone())
             .filter(|sets| !sets.is_empty())
             .unwrap_or_else(|| entry.configured_sets.clone())
@@ -300,8 +302,9 @@ pub struct NodeControl {
 
 impl Control for NodeControl {
     fn create_source(&self, req: CreateSource) -> Result<SourceView, ApiError> {
-        self.handle
-            .call(move |st| st.create_source(req).and_then(|id| st.source_view(id)))?
+        Ok(self
+            .handle
+            .call(move |st| st.create_source(req).and_then(|id| st.source_view(id)))??)
     }
 
     fn sources(&self) -> Vec<SourceView> {
@@ -316,21 +319,25 @@ impl Control for NodeControl {
     }
 
     fn source(&self, id: u32) -> Result<SourceView, ApiError> {
-        self.handle.call(move |st| st.source_view(id))?
+        Ok(self.handle.call(move |st| st.source_view(SourceId(id)))??)
     }
 
     fn delete_source(&self, id: u32) -> Result<(), ApiError> {
-        self.handle.call(move |st| st.delete_source(id))?
+        Ok(self
+            .handle
+            .call(move |st| st.delete_source(SourceId(id)))??)
     }
 
     fn create_subscribers(
         &self,
         reqs: Vec<CreateSubscriber>,
     ) -> Result<Vec<SubscriberView>, ApiError> {
-        self.handle.call(move |st| {
+        Ok(self.handle.call(move |st| {
             let ids = st.create_subscribers(reqs)?;
-            ids.into_iter().map(|id| st.subscriber_view(id)).collect()
-        })?
+            ids.into_iter()
+                .map(|id| st.subscriber_view(id))
+                .collect::<Result<Vec<_>, NodeError>>()
+        })??)
     }
 
     fn subscribers(&self) -> Vec<SubscriberView> {
@@ -345,23 +352,33 @@ impl Control for NodeControl {
     }
 
     fn subscriber(&self, id: u32) -> Result<SubscriberView, ApiError> {
-        self.handle.call(move |st| st.subscriber_view(id))?
+        Ok(self
+            .handle
+            .call(move |st| st.subscriber_view(TrackId(id)))??)
     }
 
     fn subscriber_sdp(&self, id: u32) -> Result<String, ApiError> {
-        self.handle.call(move |st| st.subscriber_sdp(id))?
+        Ok(self
+            .handle
+            .call(move |st| st.subscriber_sdp(TrackId(id)))??)
     }
 
     fn source_sdp(&self, id: u32, dest: SocketAddr) -> Result<String, ApiError> {
-        self.handle.call(move |st| st.source_sdp(id, dest))?
+        Ok(self
+            .handle
+            .call(move |st| st.source_sdp(SourceId(id), dest))??)
     }
 
     fn delete_subscriber(&self, id: u32) -> Result<(), ApiError> {
-        self.handle.call(move |st| st.delete_subscriber(id))?
+        Ok(self
+            .handle
+            .call(move |st| st.delete_subscriber(TrackId(id)))??)
     }
 
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError> {
-        self.handle.call(move |st| st.switch(subscriber, source))?
+        Ok(self
+            .handle
+            .call(move |st| st.switch(TrackId(subscriber), SourceId(source)))??)
     }
 
     fn stats(&self) -> StatsView {

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use corecast::config::{parse_serve, ServeArgs};
-use corecast::node::Placement;
+use corecast::node::{threads_running, threads_started, Placement};
 use corecast::Node;
 
 /// Start-up takes well under a second; this is only there to turn a hang into a failure.
@@ -146,4 +146,29 @@ fn an_http_address_in_use_fails_start_up_and_stops_every_thread() {
     let written = std::fs::read_to_string(events).unwrap();
     assert!(!written.contains("node."), "{written}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_start_up_has_joined_every_thread_it_started_by_the_time_it_returns() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(threads_running(), 0);
+    let before = threads_started();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let args = args(&["--http", &addr, "--no-pin", "--shards", "2"]);
+    let placement = Placement::choose(&args).unwrap();
+    let error = start_error(args, placement);
+    assert!(error.contains(&addr), "{error}");
+    // The HTTP API is bound last: two shards, ingest, telemetry and control had started...
+    assert_eq!(threads_started() - before, 5);
+    // ...and each was joined before start-up returned, so there is nothing to wait for here.
+    assert_eq!(threads_running(), 0);
+
+    // A node that starts runs them all until it is dropped.
+    drop(taken);
+    let args = self::args(&["--http", "127.0.0.1:0", "--no-pin", "--shards", "2"]);
+    let node = Node::start(&args).expect("the node starts");
+    assert_eq!(threads_running(), 5);
+    drop(node);
+    assert_eq!(threads_running(), 0);
 }

@@ -1,0 +1,123 @@
+//! The control thread: owns the topology (sources, subscribers, which shard holds which track),
+//! validates requests, and drives the ingest thread and the shards through their command queues.
+//! It is never on the packet path: shards and ingest only read the per-source shard mask it keeps.
+//!
+//! The HTTP API reaches it through [`ControlHandle`], which sends a closure over a channel and
+//! waits for its reply, so every change to the topology happens on this one thread, in order.
+//!
+//! - `actor`: the thread, [`ControlHandle::call`], and the command queues it sends on.
+//! - `topology`: what the node holds (sources, subscribers, shard load and masks, SSRCs).
+//! - `validate`: requests checked and parsed before anything changes.
+//! - `sources`, `subscribers`, `switches`: the requests and shard events that change the topology.
+//! - `error`: [`NodeError`], the one error of all of it, and its mapping to the HTTP API's.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use corecast_engine::{SourceId, TrackId};
+use rand::{rngs::StdRng, SeedableRng};
+
+use crate::config::PortRange;
+use crate::events::{Event, EventBus, EventType};
+use crate::ingest::IngestLink;
+use crate::shard::ShardLink;
+use crate::telemetry::SharedAggregates;
+
+pub(crate) mod actor;
+pub(crate) mod error;
+mod sources;
+mod subscribers;
+mod switches;
+pub(crate) mod topology;
+pub(crate) mod validate;
+
+pub use actor::ControlHandle;
+pub use error::{Conflict, NodeError, Unavailable, What};
+pub use topology::output_payload_type;
+pub(crate) use topology::{SourceEntry, SubEntry};
+pub use validate::{configured_parameter_sets, ParameterSetsError};
+
+/// The control thread's view of one shard.
+pub struct ShardHandle {
+    pub link: Arc<ShardLink>,
+    /// The address the shard sends media from.
+    pub media_from: SocketAddr,
+    /// The core it is pinned to, if pinned.
+    pub core: Option<usize>,
+}
+
+/// What the control thread needs of the node's configuration.
+pub struct Settings {
+    /// `--rtp-ip`: where sources' ingest sockets are bound.
+    pub rtp_ip: IpAddr,
+    /// `--rtp-ports`: ingest ports for sources that do not ask for one.
+    pub ports: PortRange,
+    /// `--rcvbuf`: receive buffer asked for each ingest socket.
+    pub rcvbuf: usize,
+    /// `--max-subscribers`.
+    pub max_subscribers: usize,
+    /// `--switch-timeout`.
+    pub switch_timeout: std::time::Duration,
+    /// `--node-name`, for the SDPs the node writes.
+    pub node_name: String,
+}
+
+/// Everything the control thread owns; only that thread touches it.
+pub struct ControlState {
+    pub(crate) settings: Settings,
+    pub(crate) shards: Vec<ShardHandle>,
+    pub(crate) ingest: Arc<IngestLink>,
+    pub(crate) sources: BTreeMap<SourceId, SourceEntry>,
+    pub(crate) subs: BTreeMap<TrackId, SubEntry>,
+    /// Output SSRCs in use, so a new subscriber's is unique without scanning them all.
+    ssrcs: HashSet<u32>,
+    next_source: u32,
+    next_sub: u32,
+    rng: StdRng,
+    /// Subscribers per shard, for placing new ones.
+    pub(crate) shard_load: Vec<usize>,
+    pub(crate) telemetry: SharedAggregates,
+    pub(crate) events: Arc<EventBus>,
+    pub(crate) switches_timed_out: u64,
+}
+
+impl ControlState {
+    pub fn new(
+        settings: Settings,
+        shards: Vec<ShardHandle>,
+        ingest: Arc<IngestLink>,
+        telemetry: SharedAggregates,
+        events: Arc<EventBus>,
+    ) -> ControlState {
+        let n = shards.len();
+        ControlState {
+            settings,
+            shards,
+            ingest,
+            sources: BTreeMap::new(),
+            subs: BTreeMap::new(),
+            ssrcs: HashSet::new(),
+            next_source: 1,
+            next_sub: 1,
+            rng: StdRng::from_os_rng(),
+            shard_load: vec![0; n],
+            telemetry,
+            events,
+            switches_timed_out: 0,
+        }
+    }
+
+    fn emit(
+        &self,
+        kind: EventType,
+        source: Option<SourceId>,
+        sub: Option<TrackId>,
+        data: serde_json::Value,
+    ) {
+        let mut event = Event::now(kind).with_data(data);
+        event.source = source.map(|s| s.0);
+        event.subscriber = sub.map(|t| t.0);
+        self.events.emit(event);
+    }
+}

@@ -1,0 +1,128 @@
+//! What the node holds: its sources and subscribers, which shard each subscriber's track is on,
+//! how loaded each shard is, which shards need each source's packets (the shard mask ingest
+//! reads), and the output SSRCs in use.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corecast_engine::{Codec, SourceId, Ssrc, TrackId};
+use rand::Rng;
+
+use super::ControlState;
+
+pub(crate) struct SourceEntry {
+    pub name: String,
+    pub codec: Codec,
+    pub clock_rate: u32,
+    pub port: u16,
+    pub latch: bool,
+    pub feedback: Option<SocketAddr>,
+    pub parameter_sets: bool,
+    /// The configured parameter sets' NAL units (empty if none), for SDPs written before
+    /// ingest's first snapshot of the source.
+    pub configured_sets: Arc<[Vec<u8>]>,
+    pub payload_type: Option<u8>,
+    pub rtx_payload_type: Option<u8>,
+    /// Bit `k` set: shard `k` has tracks on this source, so ingest hands it the packets.
+    pub mask: Arc<AtomicU64>,
+    /// Per shard: tracks attached to or switching to this source.
+    pub users: Vec<u32>,
+}
+
+pub(crate) struct SubEntry {
+    pub ssrc: Ssrc,
+    pub shard: usize,
+    /// What its track was set up for; it stays with the subscriber when its source is deleted,
+    /// so a detached subscriber is only switched to a source it can take.
+    pub codec: Codec,
+    pub source: Option<SourceId>,
+    /// Source switching to, and the switch's deadline.
+    pub pending: Option<(SourceId, Instant)>,
+    /// When the pending switch was asked for, to report how long it took.
+    pub requested_at: Option<Instant>,
+    pub dest: SocketAddr,
+    pub switches: u64,
+}
+
+impl ControlState {
+    /// A track on `shard` starts using `source` (attached or switching to it).
+    pub(super) fn use_source(&mut self, shard: usize, source: SourceId) {
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.users[shard] += 1;
+            s.mask.fetch_or(1 << shard, Ordering::Release);
+        }
+    }
+
+    /// A track on `shard` stops using `source`; the last one clears the shard's bit.
+    pub(super) fn release_source(&mut self, shard: usize, source: SourceId) {
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.users[shard] = s.users[shard].saturating_sub(1);
+            if s.users[shard] == 0 {
+                s.mask.fetch_and(!(1 << shard), Ordering::Release);
+            }
+        }
+    }
+
+    /// The next source id, used up.
+    pub(super) fn take_source_id(&mut self) -> SourceId {
+        let id = SourceId(self.next_source);
+        self.next_source += 1;
+        id
+    }
+
+    /// The ids the next `n` subscribers get, in order; none used up until
+    /// [`take_subscriber_ids`](Self::take_subscriber_ids).
+    pub(super) fn next_subscriber_ids(&self, n: usize) -> impl Iterator<Item = TrackId> {
+        (self.next_sub..).take(n).map(TrackId)
+    }
+
+    /// Use up the ids of `n` subscribers just added.
+    pub(super) fn take_subscriber_ids(&mut self, n: usize) {
+        self.next_sub += n as u32;
+    }
+
+    /// The shard for each of `n` new subscribers: each goes to the least loaded shard, counting
+    /// those placed before it. `shard_load` is not changed; the placement can still be dropped.
+    pub(super) fn place(&self, n: usize) -> Vec<usize> {
+        let mut load = self.shard_load.clone();
+        (0..n)
+            .map(|_| {
+                let k = (0..load.len())
+                    .min_by_key(|&k| load[k])
+                    .expect("a node has at least one shard");
+                load[k] += 1;
+                k
+            })
+            .collect()
+    }
+
+    /// A random output SSRC no other subscriber has (nor 0), now in use.
+    pub(super) fn unused_ssrc(&mut self) -> Ssrc {
+        loop {
+            let ssrc: u32 = self.rng.random();
+            if ssrc != 0 && self.ssrcs.insert(ssrc) {
+                return Ssrc(ssrc);
+            }
+        }
+    }
+
+    /// `ssrc` is free again.
+    pub(super) fn free_ssrc(&mut self, ssrc: Ssrc) {
+        self.ssrcs.remove(&ssrc.0);
+    }
+}
+
+/// The payload type subscribers receive: fixed per codec, so it stays the same across switches
+/// whatever the sources use.
+pub fn output_payload_type(codec: Codec) -> u8 {
+    match codec {
+        Codec::Vp8 => 96,
+        Codec::Vp9 => 98,
+        Codec::H264 => 102,
+        Codec::H265 => 104,
+        Codec::Av1 => 106,
+        Codec::Opus => 111,
+    }
+}
