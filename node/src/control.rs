@@ -536,7 +536,7 @@ impl ControlState {
                 id: TrackId(id),
                 dest,
                 ssrc: Ssrc(ssrc),
-                payload_type: output_payload_type(codec),
+                payload_type: codec.output_payload_type(),
                 first_seq: SeqNo(self.rng.random()),
                 first_ts: RtpTime(self.rng.random()),
             };
@@ -768,37 +768,11 @@ impl ControlState {
     }
 }
 
-/// The payload type subscribers receive: fixed per codec, so it stays the same across switches
-/// whatever the sources use.
-pub fn output_payload_type(codec: Codec) -> u8 {
-    match codec {
-        Codec::Vp8 => 96,
-        Codec::Vp9 => 98,
-        Codec::H264 => 102,
-        Codec::H265 => 104,
-        Codec::Av1 => 106,
-        Codec::Opus => 111,
-    }
-}
-
-/// Parse `CreateSource::parameter_sets`: base64 NAL units separated by commas, checked to be a
-/// complete set for `codec`. Public for the fuzz target `fuzz/fuzz_targets/api_json.rs`.
+/// Parse `CreateSource::parameter_sets` into a set checked to be complete for `codec`. Public
+/// for the fuzz target `fuzz/fuzz_targets/api_json.rs`.
 pub fn configured_parameter_sets(codec: Codec, text: &str) -> Result<ParameterSets, ApiError> {
-    use base64::Engine;
-    let units = text
-        .split(',')
-        .map(str::trim)
-        .enumerate()
-        .map(|(i, unit)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(unit)
-                .map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "`parameter_sets` unit {i} (`{unit}`) is not base64: {e}"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<Vec<u8>>, ApiError>>()?;
+    let units = corecast_signaling::api::parameter_set_units(text)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let refs: Vec<&[u8]> = units.iter().map(Vec::as_slice).collect();
     ParameterSets::configured(codec, &refs)
         .map_err(|e| ApiError::bad_request(format!("`parameter_sets`: {e}")))
