@@ -2,7 +2,7 @@
 //!
 //! - [`node::Node`] starts and stops everything; [`config`] reads `corecast serve`'s settings.
 //! - [`ingest`]: the thread that receives sources' packets and hands them to shards.
-//! - [`shard`]: the core-pinned workers that fan packets out with `sendmmsg` ([`sys`]).
+//! - [`shard`]: the core-pinned workers that fan packets out with `sendmmsg` (`corecast_udp`).
 //! - [`control`]: the thread that owns the topology; [`views`] answers the HTTP API from it.
 //! - [`check`]: `corecast check`, a consistency checker for one received stream.
 //!
@@ -19,7 +19,6 @@ pub mod node;
 pub mod pool;
 pub mod sdp;
 pub mod shard;
-pub mod sys;
 pub mod telemetry;
 pub mod views;
 pub mod wake;
