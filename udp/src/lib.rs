@@ -9,6 +9,7 @@
 //!   truncation flag and the kernel's receive timestamp ([`Received`]).
 //! - [`options`]: receive timestamps and buffer sizes.
 //! - [`time`]: the calling thread's CPU clock, and the fixed grid that stats windows follow.
+//! - [`PortRange`]: a range of UDP ports as the command line writes them (`40000-40999`).
 //!
 //! The API knows nothing of RTP: a datagram is a destination and byte segments
 //! ([`Datagram`]). The node builds them from the engine's transmits
@@ -22,11 +23,13 @@
 #![warn(missing_docs)]
 
 pub mod options;
+mod ports;
 mod recv;
 mod send;
 mod sockaddr;
 pub mod time;
 
 pub use options::{enable_receive_timestamps, Buffer};
+pub use ports::PortRange;
 pub use recv::{Received, RecvBatch};
 pub use send::{Datagram, Refusal, SendBatch, SendOutcome, SEGMENTS};

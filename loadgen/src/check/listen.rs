@@ -10,7 +10,7 @@ use corecast_udp::Buffer;
 use socket2::{Domain, Socket, Type};
 
 use super::checker::Checker;
-use crate::loadgen::Stop;
+use crate::Stop;
 
 /// How long one read waits: how soon a stop or a limit is noticed on a silent socket.
 const POLL: Duration = Duration::from_millis(50);

@@ -31,8 +31,8 @@ use corecast_signaling::api::parameter_set_units;
 pub use checker::Checker;
 pub use report::Report;
 
-use crate::loadgen::cli::stop_on_signals;
-use crate::loadgen::Stop;
+use crate::cli::stop_on_signals;
+use crate::Stop;
 
 /// `--parameter-sets` as the API reads `parameter_sets`, with the API's messages.
 fn configured_parameter_sets(codec: Codec, text: &str) -> Result<ParameterSets, String> {
