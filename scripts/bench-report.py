@@ -147,7 +147,7 @@ def saturation(results):
 
 def burst_packets(meta):
     """Packets in a delta frame and in a keyframe of the load generator's VP8 stream (the same
-    arithmetic as node/src/loadgen/stream.rs: keyframes are five deltas, a GOP averages the
+    arithmetic as loadgen/src/stream.rs: keyframes are five deltas, a GOP averages the
     bitrate, frames are cut into equal packets of at most packet_size - 12 payload bytes)."""
     per_frame = meta.get("bitrate", 2_000_000) // 8 // meta.get("fps", 30)
     gop = meta.get("gop", 60)

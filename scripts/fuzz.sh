@@ -41,7 +41,8 @@ echo "== fuzz: format, lock file, build (nightly, debug assertions on)"
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo +nightly fetch --locked --manifest-path fuzz/Cargo.toml -q
 # Safe Rust: a bad index or an overflow panics without AddressSanitizer, which would only slow
-# the runs (the engine has no `unsafe`; the node's is in sys.rs, which no target reaches).
+# the runs (the engine has no `unsafe`; the project's is in udp/ (corecast-udp), which no target
+# reaches).
 cargo +nightly fuzz build --sanitizer none
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 

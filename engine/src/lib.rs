@@ -40,6 +40,9 @@ pub mod rtp;
 pub mod shard;
 pub mod source;
 pub mod splicer;
+// Test support, not the node's: its own unit tests, and with the `synth` feature the
+// integration tests, benches, fuzz targets and the load generator.
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod transmit;
 pub mod types;

@@ -124,6 +124,19 @@ impl Codec {
         matches!(self, Codec::H264 | Codec::H265)
     }
 
+    /// The payload type subscribers receive: fixed per codec, so it stays the same across
+    /// switches whatever the sources use (and `corecast check` can tell the codec from it).
+    pub fn output_payload_type(self) -> u8 {
+        match self {
+            Codec::Vp8 => 96,
+            Codec::Vp9 => 98,
+            Codec::H264 => 102,
+            Codec::H265 => 104,
+            Codec::Av1 => 106,
+            Codec::Opus => 111,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Codec::Vp8 => "vp8",

@@ -9,38 +9,8 @@ use std::str::FromStr;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-/// An inclusive UDP port range, written `LO-HI`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PortRange {
-    pub lo: u16,
-    pub hi: u16,
-}
-
-impl FromStr for PortRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<PortRange, String> {
-        let (lo, hi) = s
-            .split_once('-')
-            .ok_or_else(|| format!("`{s}` is not a port range like 40000-40999"))?;
-        let port = |p: &str| {
-            p.trim()
-                .parse::<u16>()
-                .map_err(|_| format!("`{p}` is not a port number"))
-        };
-        let (lo, hi) = (port(lo)?, port(hi)?);
-        if lo == 0 || lo > hi {
-            return Err(format!("port range {lo}-{hi} is empty or starts at 0"));
-        }
-        Ok(PortRange { lo, hi })
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.lo, self.hi)
-    }
-}
+/// `--rtp-ports`' type, shared with `corecast demo` (which cannot depend on this library).
+pub use corecast_udp::PortRange;
 
 /// A list of CPU core ids, written like `0,2,4-7`.
 #[derive(Clone, Debug, PartialEq, Eq)]

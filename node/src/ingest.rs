@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,12 +19,12 @@ use corecast_engine::{
     Codec, DropCounts, DropReason, IngressConfig, IngressCounters, Nanos, RxPacket, SourceId,
     SourceIngress, Ssrc,
 };
+use corecast_udp::{Received, RecvBatch};
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::clock::Clock;
 use crate::pool::{Pool, Slot, MAX_PACKET};
-use crate::sys::{Received, RecvBatch};
 use crate::wake::Wake;
 
 const RECV_BATCH: usize = 32;
@@ -263,7 +262,7 @@ impl Ingest {
             tracing::error!(source = %new.id, "cannot make the ingest socket non-blocking: {e}");
             return;
         }
-        if let Err(e) = crate::sys::enable_receive_timestamps(new.socket.as_raw_fd()) {
+        if let Err(e) = corecast_udp::enable_receive_timestamps(&new.socket) {
             tracing::warn!(
                 source = %new.id,
                 "no kernel receive timestamps ({e}); latency is measured from the read instead"
@@ -336,7 +335,7 @@ impl Ingest {
                 std::array::from_fn(|_| chunks.next().expect("scratch holds a full batch"));
             let n = match self
                 .recv
-                .recv(source.socket.as_raw_fd(), &mut bufs, &mut self.received)
+                .recv(&source.socket, &mut bufs, &mut self.received)
             {
                 Ok(n) => n,
                 Err(e) => {

@@ -1,16 +1,18 @@
 //! `corecast`: `serve` runs a node; `loadgen` and `demo` load one and verify what it forwards
-//! (`corecast::loadgen`); `check` checks one received stream (`corecast::check`); the other
-//! subcommands are a client of its HTTP API.
+//! (`corecast_loadgen`); `check` checks one received stream (`corecast_loadgen::check`); the
+//! other subcommands are a client of its HTTP API.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use corecast::check::CheckArgs;
 use corecast::config::{parse_serve, LogFormat, ServeArgs, ServeArgsError};
-use corecast::loadgen::cli::LoadgenArgs;
-use corecast::loadgen::demo::DemoArgs;
 use corecast::Node;
+use corecast_loadgen::check::CheckArgs;
+use corecast_loadgen::cli::LoadgenArgs;
+use corecast_loadgen::demo::{DemoArgs, DemoNode};
 use corecast_signaling::cli::{ClientArgs, ClientCommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -59,9 +61,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::Loadgen(args) => corecast::loadgen::cli::main(&args, &cli.client),
-        Command::Demo(args) => corecast::loadgen::demo::main(&args),
-        Command::Check(args) => corecast::check::main(&args),
+        Command::Loadgen(args) => corecast_loadgen::cli::main(&args, &cli.client),
+        Command::Demo(args) => corecast_loadgen::demo::main::<InProcessNode>(&args),
+        Command::Check(args) => corecast_loadgen::check::main(&args),
         Command::Client(cmd) => {
             match corecast_signaling::cli::run(&cli.client, cmd, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +73,39 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The node `corecast demo` runs in this process.
+struct InProcessNode(Node);
+
+impl DemoNode for InProcessNode {
+    type Settings = ServeArgs;
+
+    fn parse_serve(argv: &[String]) -> Result<ServeArgs, String> {
+        parse_serve(argv).map_err(|e| e.to_string())
+    }
+
+    fn start(settings: &ServeArgs) -> Result<InProcessNode, String> {
+        Node::start(settings)
+            .map(InProcessNode)
+            .map_err(|e| e.to_string())
+    }
+
+    fn http_addr(&self) -> SocketAddr {
+        self.0.http_addr()
+    }
+
+    fn started(&self) -> Instant {
+        self.0.started()
+    }
+
+    fn shards(&self) -> usize {
+        self.0.media_from.len()
+    }
+
+    fn shutdown(mut self) {
+        self.0.shutdown();
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,13 +18,13 @@ use corecast_engine::{
     Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, Ssrc, SwitchOutcome,
     TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
+use corecast_udp::{Datagram, Received, RecvBatch, Refusal, SendBatch};
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::clock::Clock;
 use crate::ingest::IngestLink;
 use crate::pool::Slot;
-use crate::sys::{Received, RecvBatch, SendBatch};
 use crate::wake::Wake;
 
 /// Packets taken before commands and RTCP get a turn.
@@ -229,7 +229,7 @@ impl ShardWorker {
 
     /// Fan out up to a turn's worth of packets; true if any.
     fn forward(&self, s: &mut State) -> bool {
-        let fd = self.socket.as_raw_fd();
+        let fd = self.socket.as_fd();
         let mut any = false;
         for _ in 0..PACKETS_PER_TURN {
             let Some(slot) = self.link.packets.pop() else {
@@ -244,9 +244,14 @@ impl ShardWorker {
             let mut fan = s.engine.fan_out(pkt, buf, now);
             while fan.fill(&mut s.batch) > 0 {
                 let refused = &mut s.refused;
-                let out = s.send.send(fd, s.batch.as_slice(), pkt, buf, |t, reason| {
-                    refused.push((*t, reason));
-                });
+                let out = s.send.send(
+                    fd,
+                    s.batch.as_slice(),
+                    |t| datagram(t, pkt, buf),
+                    |t, why| {
+                        refused.push((*t, drop_reason(why)));
+                    },
+                );
                 s.io.batches += 1;
                 s.io.syscalls += out.syscalls as u64;
                 s.io.copies_sent += out.sent as u64;
@@ -289,7 +294,7 @@ impl ShardWorker {
         let mut bufs: [&mut [u8]; RTCP_BATCH] =
             std::array::from_fn(|_| chunks.next().expect("rtcp_buf holds a full batch"));
         let mut got = [Received::default(); RTCP_BATCH];
-        let n = match s.recv.recv(self.socket.as_raw_fd(), &mut bufs, &mut got) {
+        let n = match s.recv.recv(&self.socket, &mut bufs, &mut got) {
             Ok(n) => n,
             Err(e) => {
                 // ICMP errors from unreachable subscribers surface here; they are not ours to fix.
@@ -477,6 +482,23 @@ fn hand_over(
     if let Err(lost) = queue.push(snapshot) {
         *dropped += 1;
         let _ = latency.add(&lost.latency);
+    }
+}
+
+/// The datagram a transmit of `pkt` (bytes `buf`) is: its segments go as one iovec each, so
+/// every copy references the one shared payload.
+fn datagram<'a>(t: &'a Transmit, pkt: &corecast_engine::RxPacket, buf: &'a [u8]) -> Datagram<'a> {
+    Datagram {
+        dest: t.dest,
+        segments: t.segments(pkt, buf),
+    }
+}
+
+/// The drop reason a copy the kernel refused is counted under.
+fn drop_reason(refusal: Refusal) -> DropReason {
+    match refusal {
+        Refusal::BufferFull => DropReason::SendBufferFull,
+        Refusal::Failed => DropReason::SendFailed,
     }
 }
 

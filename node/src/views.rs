@@ -12,9 +12,7 @@ use corecast_signaling::api::{
 };
 use corecast_signaling::{ApiError, Control};
 
-use crate::control::{
-    output_payload_type, ControlHandle, ControlState, NodeError, SourceEntry, What,
-};
+use crate::control::{ControlHandle, ControlState, NodeError, SourceEntry, What};
 use crate::sdp::{SdpSource, SubscriberSdp};
 use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
@@ -130,7 +128,7 @@ impl ControlState {
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec.name().to_string(),
-            payload_type: output_payload_type(sub.codec),
+            payload_type: sub.codec.output_payload_type(),
             counters,
         })
     }
@@ -151,7 +149,7 @@ impl ControlState {
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec,
-            payload_type: output_payload_type(sub.codec),
+            payload_type: sub.codec.output_payload_type(),
             clock_rate: current.map_or(sub.codec.default_clock_rate(), |(_, s)| s.clock_rate),
             source: current.map(|(s, entry)| SdpSource {
                 id: s.0,
@@ -179,7 +177,7 @@ impl ControlState {
             // decided when it is added, and only the address goes into the SDP.
             media_from: self.shards[0].media_from,
             codec: entry.codec,
-            payload_type: output_payload_type(entry.codec),
+            payload_type: entry.codec.output_payload_type(),
             clock_rate: entry.clock_rate,
             source: Some(SdpSource {
                 id: id.0,

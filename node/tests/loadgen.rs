@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use corecast::loadgen::stream::SourceStream;
-use corecast::loadgen::verify::Outcome;
-use corecast::loadgen::{self, Config, Observer, Report, StreamShape, Verifier};
 use corecast_engine::rtp::RtpHeader;
 use corecast_engine::{Codec, Ssrc};
+use corecast_loadgen::stream::SourceStream;
+use corecast_loadgen::verify::Outcome;
+use corecast_loadgen::{self as loadgen, Config, Observer, Report, StreamShape, Verifier};
 
 fn shape() -> StreamShape {
     StreamShape {

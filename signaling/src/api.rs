@@ -45,6 +45,49 @@ pub struct CreateSource {
     pub rtx_payload_type: Option<u8>,
 }
 
+/// The NAL units of a [`CreateSource::parameter_sets`] text (base64 units separated by commas,
+/// spaces around them allowed), in order. Whether they make a complete set for the source's
+/// codec is the engine's to judge (`ParameterSets::configured`); `corecast check
+/// --parameter-sets` takes the same text.
+pub fn parameter_set_units(text: &str) -> Result<Vec<Vec<u8>>, NotBase64> {
+    use base64::Engine;
+    text.split(',')
+        .map(str::trim)
+        .enumerate()
+        .map(|(index, unit)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(unit)
+                .map_err(|e| NotBase64 {
+                    index,
+                    unit: unit.to_string(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// A unit of a `parameter_sets` text that is not base64.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotBase64 {
+    /// Its place in the list, from 0.
+    pub index: usize,
+    /// The unit as written.
+    pub unit: String,
+    reason: String,
+}
+
+impl std::fmt::Display for NotBase64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`parameter_sets` unit {} (`{}`) is not base64: {}",
+            self.index, self.unit, self.reason
+        )
+    }
+}
+
+impl std::error::Error for NotBase64 {}
+
 /// `POST /v1/subscribers` body (and each element of the batch body).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

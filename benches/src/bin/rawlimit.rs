@@ -37,18 +37,24 @@
 //! CSRCs is K = 3), to see what that scatter-gather costs the kernel.
 
 use std::io;
-use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use corecast_udp::time::thread_cpu_time as thread_cpu;
+use corecast_udp::{Buffer, Datagram, Received, RecvBatch, SendBatch};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
 
 const USAGE: &str =
     "usage: rawlimit [--receivers N (100)] [--seconds S (3)] [--size BYTES (1200)] \
                      [--batch N (64)] [--iovecs K (1)] [--receiver epoll|spin (epoll)] [--sender-in-epoll] [--json]";
+
+/// Most segments per message `--iovecs` may ask for.
+const MAX_IOVECS: usize = 16;
 
 struct Opts {
     receivers: usize,
@@ -123,7 +129,7 @@ fn parse_args() -> Result<Opts, String> {
             "--receivers and --batch must be ≥ 1 (batch ≤ 1024), --seconds > 0\n{USAGE}"
         ));
     }
-    if o.size == 0 || o.size > 65_000 || o.iovecs == 0 || o.iovecs > 16 {
+    if o.size == 0 || o.size > 65_000 || o.iovecs == 0 || o.iovecs > MAX_IOVECS {
         return Err(format!(
             "--size must be 1..=65000 and --iovecs 1..=16\n{USAGE}"
         ));
@@ -138,16 +144,6 @@ fn parse_args() -> Result<Opts, String> {
     Ok(o)
 }
 
-/// CPU time consumed so far by the calling thread.
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime only writes the timespec we pass; CLOCK_THREAD_CPUTIME_ID is
-    // always supported on Linux.
-    let mut ts: libc::timespec = unsafe { zeroed() };
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// The kernel's UDP `RcvbufErrors` counter (datagrams dropped because a receive buffer was full).
 fn udp_rcvbuf_errors() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/net/snmp").ok()?;
@@ -155,26 +151,6 @@ fn udp_rcvbuf_errors() -> Option<u64> {
     let (names, values) = (lines.next()?, lines.next()?);
     let i = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
     values.split_whitespace().nth(i)?.parse().ok()
-}
-
-/// Asks for a buffer size, forcing past `net.core.*mem_max` when running with CAP_NET_ADMIN.
-fn set_buf(sock: &UdpSocket, force: libc::c_int, plain: libc::c_int, bytes: usize) {
-    let v = bytes as libc::c_int;
-    for opt in [force, plain] {
-        // SAFETY: setsockopt reads one c_int from the pointer we pass, with its size.
-        let r = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &v as *const libc::c_int as *const libc::c_void,
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            return;
-        }
-    }
 }
 
 /// The receivers: sockets bound on 127.0.0.1 and one thread draining them.
@@ -193,7 +169,8 @@ impl Receivers {
         for _ in 0..n {
             let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
             s.set_nonblocking(true)?;
-            set_buf(&s, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 4 << 20);
+            // Forced past net.core.rmem_max when running with CAP_NET_ADMIN; what is granted is enough.
+            let _ = Buffer::Receive.force_size(&s, 4 << 20);
             match s.local_addr()? {
                 SocketAddr::V4(a) => addrs.push(a),
                 SocketAddr::V6(_) => unreachable!("bound on 127.0.0.1"),
@@ -254,53 +231,37 @@ enum Wait {
 /// Small receive buffers (`MSG_TRUNC` semantics: the kernel copies only what fits), since only
 /// arrivals are counted; this keeps the receiver cheap so it keeps up.
 struct RecvScratch {
-    bufs: Vec<[u8; 64]>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
+    bufs: Vec<u8>,
+    batch: RecvBatch,
+    got: [Received; RecvScratch::BATCH],
 }
 
 impl RecvScratch {
     const BATCH: usize = 64;
+    const SIZE: usize = 64;
 
     fn new() -> RecvScratch {
         RecvScratch {
-            bufs: vec![[0u8; 64]; Self::BATCH],
-            // SAFETY: plain C structs for which all-zero bytes are valid.
-            iovs: vec![unsafe { zeroed() }; Self::BATCH],
-            msgs: vec![unsafe { zeroed() }; Self::BATCH],
+            bufs: vec![0u8; Self::BATCH * Self::SIZE],
+            batch: RecvBatch::with_capacity(Self::BATCH),
+            got: [Received::default(); Self::BATCH],
         }
     }
 
-    /// Reads `fd` until it is empty; returns how many datagrams arrived.
-    fn read_dry(&mut self, fd: libc::c_int) -> u64 {
+    /// Reads `socket` until it is empty; returns how many datagrams arrived.
+    fn read_dry(&mut self, socket: &UdpSocket) -> u64 {
         let mut got = 0;
+        let mut chunks = self.bufs.chunks_mut(Self::SIZE);
+        let mut bufs: [&mut [u8]; Self::BATCH] =
+            std::array::from_fn(|_| chunks.next().expect("bufs holds a full batch"));
         loop {
-            for i in 0..Self::BATCH {
-                self.iovs[i] = libc::iovec {
-                    iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
-                    iov_len: self.bufs[i].len(),
-                };
-                // SAFETY: all-zero is a valid msghdr; we then point it at our iovec.
-                self.msgs[i].msg_hdr = unsafe { zeroed() };
-                self.msgs[i].msg_hdr.msg_iov = &mut self.iovs[i];
-                self.msgs[i].msg_hdr.msg_iovlen = 1;
-            }
-            // SAFETY: msgs point at iovs and bufs, which live and do not move for the duration
-            // of the call.
-            let r = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    self.msgs.as_mut_ptr(),
-                    Self::BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if r <= 0 {
-                return got;
-            }
-            got += r as u64;
-            if (r as usize) < Self::BATCH {
+            let n = self
+                .batch
+                .recv(socket, &mut bufs, &mut self.got)
+                .unwrap_or(0);
+            got += n as u64;
+            // Fewer than asked for: the socket was empty (so an edge-triggered wait is rearmed).
+            if n < Self::BATCH {
                 return got;
             }
         }
@@ -318,7 +279,7 @@ fn drain(
     let mut scratch = RecvScratch::new();
     if wait == Wait::Spin {
         while !stop.load(Ordering::Relaxed) {
-            let got: u64 = socks.iter().map(|s| scratch.read_dry(s.as_raw_fd())).sum();
+            let got: u64 = socks.iter().map(|s| scratch.read_dry(s)).sum();
             if got > 0 {
                 received.fetch_add(got, Ordering::Relaxed);
             }
@@ -326,36 +287,29 @@ fn drain(
         cpu.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
         return;
     }
-    // SAFETY: epoll_create1 has no pointer arguments.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    assert!(ep >= 0, "epoll_create1: {}", io::Error::last_os_error());
+    let mut poll = Poll::new().expect("an epoll instance");
     for (i, s) in socks.iter().enumerate() {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: i as u64,
-        };
-        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, s.as_raw_fd(), &mut ev) };
-        assert_eq!(r, 0, "epoll_ctl: {}", io::Error::last_os_error());
+        poll.registry()
+            .register(&mut SourceFd(&s.as_raw_fd()), Token(i), Interest::READABLE)
+            .expect("register a receiving socket with epoll");
     }
-    let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    let mut events = Events::with_capacity(256);
     while !stop.load(Ordering::Relaxed) {
-        // SAFETY: `events` has room for the count we pass.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 50) };
-        if n < 0 {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(50)))
+            .is_err()
+        {
             continue; // EINTR
         }
-        let got: u64 = events[..n as usize]
+        let got: u64 = events
             .iter()
-            .map(|ev| scratch.read_dry(socks[ev.u64 as usize].as_raw_fd()))
+            .map(|ev| scratch.read_dry(&socks[ev.token().0]))
             .sum();
         if got > 0 {
             received.fetch_add(got, Ordering::Relaxed);
         }
     }
     cpu.store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
-    // SAFETY: `ep` is our own descriptor, closed once.
-    unsafe { libc::close(ep) };
 }
 
 /// What one sending run measured.
@@ -401,8 +355,9 @@ fn run_send_to(sock: &UdpSocket, dests: &[SocketAddrV4], payload: &[u8], secs: f
 }
 
 /// `sendmmsg` of `batch` messages per syscall, each to the next receiver in turn, each message
-/// `iovecs` segments of the same buffer.
-fn run_sendmmsg(
+/// `iovecs` segments of the same buffer, sent by corecast's own send path
+/// ([`corecast_udp::SendBatch`], as the node's shards send).
+fn run_sendmmsg<const N: usize>(
     sock: &UdpSocket,
     dests: &[SocketAddrV4],
     payload: &[u8],
@@ -410,20 +365,8 @@ fn run_sendmmsg(
     batch: usize,
     iovecs: usize,
 ) -> SendRun {
-    // Destinations converted to sockaddr_in once, as a fan-out keeps them per subscriber.
-    let addrs: Vec<libc::sockaddr_in> = dests
-        .iter()
-        .map(|a| libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: a.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*a.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        })
-        .collect();
-    // Each message's iovecs. With one, every message points at the whole shared payload. With
-    // K > 1, laid out as corecast lays out a copy (`Transmit::segments`): a 12-byte head of the
+    // Each message's segments. With one, every message is the whole shared payload. With K > 1,
+    // laid out as corecast lays out a copy (`Transmit::segments`): a 12-byte head of the
     // message's own (the rewritten RTP header), K - 2 five-byte pieces of it (a rewritten codec
     // prefix), then the rest of the shared payload, from an unaligned offset.
     let head_len = if iovecs == 1 {
@@ -431,67 +374,41 @@ fn run_sendmmsg(
     } else {
         12 + 5 * (iovecs - 2)
     };
-    let mut heads: Vec<u8> = (0..batch)
+    // One message per destination, and `batch` more so any `batch` in a row, round-robin over
+    // the destinations, are one slice; each with its own head, as each subscriber's copy has.
+    let ring_len = dests.len() + batch;
+    let heads: Vec<u8> = (0..ring_len)
         .flat_map(|_| payload[..head_len].to_vec())
         .collect();
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(batch * iovecs);
-    for i in 0..batch {
-        let head = heads[i * head_len..].as_mut_ptr();
-        let mut at = 0;
-        for k in 0..iovecs - 1 {
-            let len = if k == 0 { 12 } else { 5 };
-            // SAFETY: `at + len <= head_len`, inside this message's slice of `heads`.
-            iov.push(libc::iovec {
-                iov_base: unsafe { head.add(at) } as *mut libc::c_void,
-                iov_len: len,
-            });
-            at += len;
-        }
-        iov.push(libc::iovec {
-            iov_base: payload[head_len..].as_ptr() as *mut libc::c_void,
-            iov_len: payload.len() - head_len,
-        });
-    }
-    // SAFETY: all-zero is a valid mmsghdr.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { zeroed() }; batch];
-    for (i, m) in msgs.iter_mut().enumerate() {
-        m.msg_hdr.msg_iov = iov[i * iovecs..].as_mut_ptr();
-        m.msg_hdr.msg_iovlen = iovecs as _;
-        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    }
-    let fd = sock.as_raw_fd();
+    let ring: Vec<Datagram<'_, N>> = (0..ring_len)
+        .map(|i| {
+            let head = &heads[i * head_len..(i + 1) * head_len];
+            let mut segments: [&[u8]; N] = [&[]; N];
+            let mut at = 0;
+            for (k, seg) in segments.iter_mut().enumerate().take(iovecs - 1) {
+                let len = if k == 0 { 12 } else { 5 };
+                *seg = &head[at..at + len];
+                at += len;
+            }
+            segments[iovecs - 1] = &payload[head_len..];
+            Datagram {
+                dest: SocketAddr::V4(dests[i % dests.len()]),
+                segments,
+            }
+        })
+        .collect();
+    let mut send = SendBatch::<N>::with_capacity(batch);
     let (mut sent, mut errors, mut syscalls) = (0u64, 0u64, 0u64);
     let mut next = 0usize;
     let limit = Duration::from_secs_f64(secs);
     let cpu0 = thread_cpu();
     let t0 = Instant::now();
     loop {
-        // Point each message at its destination, as a fan-out fills a batch per packet.
-        for m in msgs.iter_mut() {
-            m.msg_hdr.msg_name = &addrs[next] as *const libc::sockaddr_in as *mut libc::c_void;
-            next += 1;
-            if next == addrs.len() {
-                next = 0;
-            }
-        }
-        let mut at = 0;
-        while at < batch {
-            syscalls += 1;
-            // SAFETY: msgs[at..] point at `addrs` and `iov` (which point into `heads` and
-            // `payload`), all alive and unmoved for the duration of the call; the kernel only
-            // reads them.
-            let r = unsafe {
-                libc::sendmmsg(fd, msgs[at..].as_mut_ptr(), (batch - at) as libc::c_uint, 0)
-            };
-            if r > 0 {
-                sent += r as u64;
-                at += r as usize;
-            } else {
-                // The message at `at` failed on its own (e.g. ENOBUFS): count it, go on.
-                errors += 1;
-                at += 1;
-            }
-        }
+        let out = send.send(sock, &ring[next..next + batch], |d| *d, |_, _| {});
+        sent += out.sent as u64;
+        errors += (out.buffer_full + out.failed) as u64;
+        syscalls += u64::from(out.syscalls);
+        next = (next + batch) % dests.len();
         if t0.elapsed() >= limit {
             break;
         }
@@ -515,23 +432,17 @@ fn measure(
     let before = rx.settle();
     let errs_before = udp_rcvbuf_errors();
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-    set_buf(&sock, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 4 << 20);
+    let _ = Buffer::Send.force_size(&sock, 4 << 20);
     // With --sender-in-epoll, the sending socket sits in an epoll set (for reading), as a
     // forwarder's socket does when it also receives RTCP on it; nothing ever waits on the set.
     let epoll = if o.sender_in_epoll {
-        // SAFETY: epoll_create1 has no pointer arguments.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: 0,
-        };
-        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-        if ep < 0
-            || unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, sock.as_raw_fd(), &mut ev) } != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        Some(ep)
+        let poll = Poll::new()?;
+        poll.registry().register(
+            &mut SourceFd(&sock.as_raw_fd()),
+            Token(0),
+            Interest::READABLE,
+        )?;
+        Some(poll)
     } else {
         None
     };
@@ -546,10 +457,7 @@ fn measure(
             .join()
             .expect("the sending thread panicked")
     });
-    if let Some(ep) = epoll {
-        // SAFETY: our own descriptor, closed once.
-        unsafe { libc::close(ep) };
-    }
+    drop(epoll);
     let received = rx.settle() - before;
     let rcvbuf_errors = match (errs_before, udp_rcvbuf_errors()) {
         (Some(a), Some(b)) => json!(b.saturating_sub(a)),
@@ -592,8 +500,12 @@ fn run(o: &Opts) -> io::Result<()> {
     let secs = o.seconds;
     let send_to = measure("send_to", &rx, o, |s, d, p| run_send_to(s, d, p, secs))?;
     let (batch, iovecs) = (o.batch, o.iovecs);
-    let sendmmsg = measure("sendmmsg", &rx, o, |s, d, p| {
-        run_sendmmsg(s, d, p, secs, batch, iovecs)
+    // Room for no more segments than asked for: a message's unused ones would cost a little
+    // per message to skip.
+    let sendmmsg = measure("sendmmsg", &rx, o, |s, d, p| match iovecs {
+        1 => run_sendmmsg::<1>(s, d, p, secs, batch, iovecs),
+        2..=4 => run_sendmmsg::<4>(s, d, p, secs, batch, iovecs),
+        _ => run_sendmmsg::<MAX_IOVECS>(s, d, p, secs, batch, iovecs),
     })?;
     let cpu_ns = {
         let cpu = rx.cpu_ns.clone();

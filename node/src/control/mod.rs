@@ -34,7 +34,6 @@ pub(crate) mod validate;
 
 pub use actor::ControlHandle;
 pub use error::{Conflict, NodeError, Unavailable, What};
-pub use topology::output_payload_type;
 pub(crate) use topology::{SourceEntry, SubEntry};
 pub use validate::{configured_parameter_sets, ParameterSetsError};
 

@@ -5,7 +5,7 @@ use corecast_signaling::api::CreateSubscriber;
 use rand::Rng;
 
 use super::error::{NodeError, What};
-use super::topology::{output_payload_type, SubEntry};
+use super::topology::SubEntry;
 use super::{validate, ControlState};
 use crate::events::EventType;
 use crate::shard::ShardCommand;
@@ -41,7 +41,7 @@ impl ControlState {
                 id,
                 dest: req.dest,
                 ssrc,
-                payload_type: output_payload_type(codec),
+                payload_type: codec.output_payload_type(),
                 first_seq: SeqNo(self.rng.random()),
                 first_ts: RtpTime(self.rng.random()),
             };

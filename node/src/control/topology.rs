@@ -113,16 +113,3 @@ impl ControlState {
         self.ssrcs.remove(&ssrc.0);
     }
 }
-
-/// The payload type subscribers receive: fixed per codec, so it stays the same across switches
-/// whatever the sources use.
-pub fn output_payload_type(codec: Codec) -> u8 {
-    match codec {
-        Codec::Vp8 => 96,
-        Codec::Vp9 => 98,
-        Codec::H264 => 102,
-        Codec::H265 => 104,
-        Codec::Av1 => 106,
-        Codec::Opus => 111,
-    }
-}

@@ -153,28 +153,15 @@ impl From<ParameterSetsError> for NodeError {
 }
 
 /// Parse `CreateSource::parameter_sets`: base64 NAL units separated by commas, checked to be a
-/// complete set for `codec`. Public for `corecast check` and the fuzz target
+/// complete set for `codec`. Public for the fuzz target
 /// `fuzz/fuzz_targets/api_json.rs`.
 pub fn configured_parameter_sets(
     codec: Codec,
     text: &str,
 ) -> Result<ParameterSets, ParameterSetsError> {
-    use base64::Engine;
     let bad = |message| ParameterSetsError { message };
-    let units = text
-        .split(',')
-        .map(str::trim)
-        .enumerate()
-        .map(|(i, unit)| {
-            base64::engine::general_purpose::STANDARD
-                .decode(unit)
-                .map_err(|e| {
-                    bad(format!(
-                        "`parameter_sets` unit {i} (`{unit}`) is not base64: {e}"
-                    ))
-                })
-        })
-        .collect::<Result<Vec<Vec<u8>>, ParameterSetsError>>()?;
+    let units =
+        corecast_signaling::api::parameter_set_units(text).map_err(|e| bad(e.to_string()))?;
     let refs: Vec<&[u8]> = units.iter().map(Vec::as_slice).collect();
     ParameterSets::configured(codec, &refs).map_err(|e| bad(format!("`parameter_sets`: {e}")))
 }

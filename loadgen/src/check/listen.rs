@@ -3,14 +3,14 @@
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corecast_engine::Nanos;
+use corecast_udp::Buffer;
 use socket2::{Domain, Socket, Type};
 
 use super::checker::Checker;
-use crate::clock::Clock;
-use crate::loadgen::Stop;
+use crate::Stop;
 
 /// How long one read waits: how soon a stop or a limit is noticed on a silent socket.
 const POLL: Duration = Duration::from_millis(50);
@@ -36,7 +36,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
         socket.set_only_v6(true)?;
     }
     // The kernel may give less (net.core.rmem_max); what it gives is enough to start.
-    let _ = socket.set_recv_buffer_size(RCVBUF);
+    let _ = Buffer::Receive.set_size(&socket, RCVBUF);
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     socket.set_read_timeout(Some(POLL))?;
@@ -52,7 +52,8 @@ pub fn run(
     stop: &Stop,
     live: &mut impl Write,
 ) -> io::Result<()> {
-    let clock = Clock::start();
+    let start = Instant::now();
+    let clock = || Nanos(start.elapsed().as_nanos() as u64);
     let duration = limits.duration.map(|d| Nanos(d.as_nanos() as u64));
     let mut buf = vec![0u8; 65_536];
     let mut next_line = SECOND;
@@ -60,7 +61,7 @@ pub fn run(
     let mut lines_this_second = 0;
     let mut not_shown = 0u64;
     loop {
-        let now = clock.now();
+        let now = clock();
         if stop.is_triggered()
             || duration.is_some_and(|d| now >= d)
             || limits
@@ -96,7 +97,7 @@ pub fn run(
             }
         }
         match socket.recv(&mut buf) {
-            Ok(n) => checker.feed(&buf[..n], clock.now()),
+            Ok(n) => checker.feed(&buf[..n], clock()),
             Err(e)
                 if matches!(
                     e.kind(),

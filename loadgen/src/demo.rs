@@ -11,10 +11,10 @@ use clap::Args;
 use corecast_signaling::api::StatsView;
 use corecast_signaling::client::Client;
 
+use corecast_udp::PortRange;
+
 use super::cli::stop_on_signals;
 use super::{run, Config, Observer, Progress, Stop};
-use crate::config::parse_serve;
-use crate::Node;
 
 /// Flags of `corecast demo`.
 #[derive(Args, Clone, Debug, PartialEq)]
@@ -25,7 +25,7 @@ pub struct DemoArgs {
     /// Ingest ports of the demo's node. Not the node's usual 40000-40999, so that a stray
     /// sender aimed at a node there is never latched by the demo's sources.
     #[arg(long, default_value = "46000-46999")]
-    pub rtp_ports: crate::config::PortRange,
+    pub rtp_ports: PortRange,
     /// Seconds to run (default: until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -42,6 +42,26 @@ pub struct DemoArgs {
     /// Seconds between switches of every subscriber to the next source (0: never).
     #[arg(long, default_value_t = 5.0)]
     pub switch_every: f64,
+}
+
+/// What the demo needs of the node it runs in its own process. The `corecast` binary provides it
+/// (this crate cannot depend on the node library: the binary, which has the node, depends on
+/// this crate).
+pub trait DemoNode: Sized {
+    /// `corecast serve`'s settings, as parsed from its flags.
+    type Settings;
+    /// Read `corecast serve` flags, as `corecast serve` would.
+    fn parse_serve(argv: &[String]) -> Result<Self::Settings, String>;
+    /// Start a node with `settings`; it runs until [`DemoNode::shutdown`].
+    fn start(settings: &Self::Settings) -> Result<Self, String>;
+    /// Where its HTTP control API listens.
+    fn http_addr(&self) -> SocketAddr;
+    /// When it started: its stats intervals count from here.
+    fn started(&self) -> Instant;
+    /// How many shards it runs.
+    fn shards(&self) -> usize;
+    /// Stop every thread and wait for them.
+    fn shutdown(self);
 }
 
 /// How long a refresh waits for the node's stats to cover the load generator's window: the
@@ -189,7 +209,7 @@ impl Observer for Table {
 }
 
 /// `corecast demo`: 0 when the load generator's checks passed (latency is shown, not judged).
-pub fn main(args: &DemoArgs) -> ExitCode {
+pub fn main<N: DemoNode>(args: &DemoArgs) -> ExitCode {
     let mut argv = vec![
         "--http".to_string(),
         args.http.to_string(),
@@ -204,7 +224,7 @@ pub fn main(args: &DemoArgs) -> ExitCode {
     if let Some(n) = args.shards {
         argv.extend(["--shards".into(), n.to_string()]);
     }
-    let serve = match parse_serve(&argv) {
+    let serve = match N::parse_serve(&argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("demo: {e}");
@@ -219,7 +239,7 @@ pub fn main(args: &DemoArgs) -> ExitCode {
         }
         None => None,
     };
-    let mut node = match Node::start(&serve) {
+    let node = match N::start(&serve) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("demo: cannot start the node: {e}");
@@ -257,7 +277,7 @@ pub fn main(args: &DemoArgs) -> ExitCode {
     };
     let header = format!(
         "corecast demo: node on http://{server} ({} shards), {} VP8 sources, {} subscribers in all (spread over the sources), {switching}; {}",
-        node.media_from.len(),
+        node.shards(),
         args.sources,
         args.subscribers,
         if duration.is_some() { "stops by itself" } else { "Ctrl-C to stop" }

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use corecast_engine::{Codec, Ssrc};
 use corecast_signaling::client::Client;
+use corecast_udp::time::next_boundary;
+use corecast_udp::Buffer;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::api::{self, SwitchCounters, Topology};
@@ -15,7 +17,6 @@ use super::send::{self, SendProgress, SourceSender};
 use super::stream::{SourceStream, StreamShape};
 use super::verify::Counts;
 use super::{Config, Observer, Progress};
-use crate::clock::next_boundary;
 
 /// Send buffer asked for each source socket.
 const SNDBUF: usize = 4 << 20;
@@ -67,12 +68,11 @@ fn udp_socket(
 ) -> std::io::Result<(UdpSocket, usize)> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Asking for more than the kernel allows is not an error; what was granted is reported.
-    let _ = socket.set_recv_buffer_size(rcvbuf);
-    let _ = socket.set_send_buffer_size(sndbuf);
+    let _ = Buffer::Receive.set_size(&socket, rcvbuf);
+    let _ = Buffer::Send.set_size(&socket, sndbuf);
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
-    // Linux reports twice the size granted (it counts its bookkeeping).
-    let granted = socket.recv_buffer_size().map(|b| b / 2).unwrap_or(0);
+    let granted = Buffer::Receive.size(&socket).unwrap_or(0);
     Ok((socket.into(), granted))
 }
 

@@ -1,6 +1,6 @@
 //! The receiving side: subscriber sockets spread over `--recv-threads` threads, each waiting in
 //! `epoll` (mio) on its sockets and reading each readable one dry with `recvmmsg`
-//! ([`crate::sys::RecvBatch`]), then verifying every datagram ([`Verifier`]).
+//! ([`corecast_udp::RecvBatch`]), then verifying every datagram ([`Verifier`]).
 //!
 //! The receive time is read once per `recvmmsg` batch, on the clock the senders stamp packets
 //! with; latency (receive − send) goes into an hdrhistogram in microseconds. A thread publishes
@@ -10,18 +10,17 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use corecast_engine::Codec;
+use corecast_udp::{Received, RecvBatch};
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::verify::Verifier;
-use crate::sys::{Received, RecvBatch};
 
 /// How often a receiving thread publishes its counters.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -245,10 +244,9 @@ impl Worker {
         let Some(sub) = self.subs.get_mut(k) else {
             return Ok(0);
         };
-        let fd = sub.socket.as_raw_fd();
         let mut count = 0;
         loop {
-            let n = batch.recv(fd, bufs, got)?;
+            let n = batch.recv(&sub.socket, bufs, got)?;
             if n == 0 {
                 return Ok(count);
             }

@@ -15,9 +15,14 @@
 //!
 //! [`stream`] builds the packets, [`payload`] the verifiable bytes inside them, [`verify`] checks
 //! them, [`report`] sums up, [`cli`] and [`demo`] are the `corecast loadgen` and `corecast demo`
-//! commands.
+//! commands. [`check`] is `corecast check`, the same checks on one stream of any sender.
+//!
+//! The `corecast` binary runs these commands; this crate does not depend on the node library
+//! (the binary hands the demo its node through [`demo::DemoNode`]). Sockets and syscalls are
+//! `corecast_udp`'s.
 
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod payload;

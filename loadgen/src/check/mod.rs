@@ -24,14 +24,22 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::Codec;
+use corecast_signaling::api::parameter_set_units;
 
 pub use checker::Checker;
 pub use report::Report;
 
-use crate::control::configured_parameter_sets;
-use crate::loadgen::cli::stop_on_signals;
-use crate::loadgen::Stop;
+use crate::cli::stop_on_signals;
+use crate::Stop;
+
+/// `--parameter-sets` as the API reads `parameter_sets`, with the API's messages.
+fn configured_parameter_sets(codec: Codec, text: &str) -> Result<ParameterSets, String> {
+    let units = parameter_set_units(text).map_err(|e| e.to_string())?;
+    let refs: Vec<&[u8]> = units.iter().map(Vec::as_slice).collect();
+    ParameterSets::configured(codec, &refs).map_err(|e| format!("`parameter_sets`: {e}"))
+}
 
 fn codec(name: &str) -> Result<Codec, String> {
     Codec::from_name(name).ok_or_else(|| {
@@ -81,7 +89,7 @@ pub fn main(args: &CheckArgs) -> ExitCode {
         match configured_parameter_sets(codec, text) {
             Ok(sets) => checker = checker.with_parameter_sets(sets),
             Err(e) => {
-                eprintln!("check: --parameter-sets: {}", e.message);
+                eprintln!("check: --parameter-sets: {e}");
                 return ExitCode::from(2);
             }
         }

@@ -261,7 +261,7 @@ impl SourceStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::payload::open;
+    use crate::payload::open;
     use corecast_engine::codec::inspect;
     use corecast_engine::rtp::RtpHeader;
 

@@ -33,7 +33,6 @@ use corecast_engine::{rtcp, Codec, Nanos};
 
 use super::report::{seconds, Counts, Event, Keyframe, Report, ReportParts, What, MAX_KEPT};
 use super::sequence::{extend_timestamp, Place, SeqWindow, TIMESTAMP_BASE};
-use crate::control::output_payload_type;
 
 /// Timestamp steps beyond the time between arrivals by more than this are noted as jumps.
 pub const JUMP: Nanos = Nanos::from_millis(1000);
@@ -86,7 +85,7 @@ pub struct Checker {
 
 impl Checker {
     /// A checker for a stream of `codec`; `None` takes it from the first packet's payload type
-    /// as corecast assigns them ([`output_payload_type`]).
+    /// as corecast assigns them ([`Codec::output_payload_type`]).
     pub fn new(codec: Option<Codec>) -> Checker {
         Checker {
             codec,
@@ -249,7 +248,7 @@ impl Checker {
                 if self.codec.is_none() {
                     self.codec = Codec::ALL
                         .into_iter()
-                        .find(|&c| output_payload_type(c) == h.payload_type);
+                        .find(|&c| c.output_payload_type() == h.payload_type);
                     self.sets = self.codec.and_then(ParameterSets::new);
                 }
             }
