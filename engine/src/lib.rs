@@ -46,10 +46,12 @@ pub mod types;
 
 pub use drop::{DropCounts, DropReason, DropScope};
 pub use shard::{
-    ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome, TrackConfig,
-    TrackCounters, TrackInfo,
+    ControlError, FanOut, Layout, Shard, ShardCounters, ShardEvent, SourceCounters, SwitchOutcome,
+    TrackConfig, TrackCounters, TrackInfo,
 };
-pub use source::{IngressConfig, IngressCounters, Prelude, RxPacket, SourceIngress};
+pub use source::{
+    IngressConfig, IngressCounters, KeyframeRequest, Prelude, RxPacket, SourceIngress,
+};
 pub use splicer::{SharedRewrite, Splicer};
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

@@ -158,7 +158,6 @@ impl ControlState {
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 self.drain_events();
-                self.expire_switches();
             })?;
         Ok((ControlHandle { tx }, thread))
     }
@@ -653,8 +652,8 @@ impl ControlState {
         } else {
             sub.pending = Some((to, now + self.settings.switch_timeout));
             sub.requested_at = Some(now);
+            // The shard wants the keyframe the switch waits for, and keeps its deadline.
             self.use_source(shard, to);
-            self.request_keyframe(to);
             ApiSwitchOutcome::Pending
         };
         if let Some(p) = pending.filter(|&p| p != to) {
@@ -703,6 +702,7 @@ impl ControlState {
                 self.emit(EventType::SwitchCancelled, Some(to.0), Some(track.0), data);
             }
             ShardEvent::Switched(track, to) => self.switched(shard, track.0, to.0),
+            ShardEvent::SwitchTimedOut(track, to) => self.switch_timed_out(shard, track.0, to.0),
             ShardEvent::Refused(e) => tracing::warn!(shard, "shard refused a command: {e}"),
         }
     }
@@ -721,7 +721,7 @@ impl ControlState {
             .take()
             .map(|t| t.elapsed().as_secs_f64() * 1000.0);
         if !was_pending {
-            // Timed out here while the shard applied it: take the source back.
+            // Replaced here while the shard applied it: take the source back.
             self.use_source(shard, to);
         }
         if let Some(old) = old.filter(|&o| o != to) {
@@ -732,39 +732,27 @@ impl ControlState {
         self.emit(EventType::SwitchCompleted, Some(to), Some(id), data);
     }
 
-    fn expire_switches(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<(u32, usize, u32)> = self
-            .subs
-            .iter()
-            .filter_map(|(&id, s)| match s.pending {
-                Some((p, deadline)) if now >= deadline => Some((id, s.shard, p)),
-                _ => None,
-            })
-            .collect();
-        for (id, shard, source) in expired {
-            if self
-                .send_shard(shard, ShardCommand::CancelSwitch(TrackId(id)))
-                .is_err()
-            {
-                continue;
-            }
-            let mut waited_ms = None;
-            if let Some(sub) = self.subs.get_mut(&id) {
-                sub.pending = None;
-                waited_ms = sub
-                    .requested_at
-                    .take()
-                    .map(|t| t.elapsed().as_millis() as u64);
-            }
-            self.release_source(shard, source);
-            self.switches_timed_out += 1;
-            let reason = "no keyframe came from the source within --switch-timeout; it may \
-                          not answer keyframe requests (PLI) or not be sending";
-            tracing::warn!(subscriber = id, source, "switch timed out: {reason}");
-            let data = serde_json::json!({"to": source, "waited_ms": waited_ms, "reason": reason});
-            self.emit(EventType::SwitchTimedOut, Some(source), Some(id), data);
+    /// The shard cancelled subscriber `id`'s switch to `source` at its deadline.
+    fn switch_timed_out(&mut self, shard: usize, id: u32, source: u32) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        // A switch replaced or cancelled since was reported then.
+        if sub.pending.map(|(p, _)| p) != Some(source) {
+            return;
         }
+        sub.pending = None;
+        let waited_ms = sub
+            .requested_at
+            .take()
+            .map(|t| t.elapsed().as_millis() as u64);
+        self.release_source(shard, source);
+        self.switches_timed_out += 1;
+        let reason = "no keyframe came from the source within --switch-timeout; it may \
+                      not answer keyframe requests (PLI) or not be sending";
+        tracing::warn!(subscriber = id, source, "switch timed out: {reason}");
+        let data = serde_json::json!({"to": source, "waited_ms": waited_ms, "reason": reason});
+        self.emit(EventType::SwitchTimedOut, Some(source), Some(id), data);
     }
 }
 

@@ -525,6 +525,8 @@ fn shard_worker(
         batch_size: args.batch as usize,
         spin: Duration::from_micros(args.spin_us),
         snapshot_every: Duration::from_millis(args.stats_interval),
+        switch_timeout: Duration::from_millis(args.switch_timeout),
+        pli_interval: Duration::from_millis(args.pli_interval),
     };
     Ok((worker, handle))
 }

@@ -396,7 +396,7 @@ mod tests {
         let mut ingress = SourceIngress::new(SourceId(1), Codec::Vp8, 90_000);
         let mut buf = Vec::new();
         Vp8Stream::new(Ssrc(9), 0, 0, VideoShape::default()).next_packet(&mut buf);
-        let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
+        let pkt = ingress.accept(&buf, None, Nanos::ZERO).unwrap().unwrap();
         let mut batch = TransmitBatch::with_capacity(8);
         assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 5);
         Copies {
