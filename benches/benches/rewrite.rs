@@ -18,7 +18,7 @@ fn rewrite(c: &mut Criterion) {
 
     group.bench_function("corecast_parse_and_splice", |b| {
         let mut ingress = SourceIngress::new(SourceId(1), Codec::Vp8, 90_000);
-        let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
+        let pkt = ingress.accept(&buf, None, Nanos::ZERO).unwrap().unwrap();
         let mut splicer = Splicer::new(Ssrc(7), 96, SeqNo(9), RtpTime(9));
         let mut out = [0u8; 20];
         b.iter(|| {

@@ -102,7 +102,7 @@ pub fn forward_one(
     let i = source.advance();
     let buf = &source.ring[i];
     // One stream per source: nothing is ever held, so the two-step API is enough.
-    let Ok(Some(pkt)) = source.ingress.accept(buf, now) else {
+    let Ok(Some(pkt)) = source.ingress.accept(buf, None, now) else {
         return 0;
     };
     let mut fan = shard.fan_out(&pkt, buf, now);

@@ -111,7 +111,7 @@ fn main() {
                 }
                 for bytes in arrivals {
                     // Every packet that comes out of the datagram (a dropped one: none).
-                    let _ = ingress.ingest(&bytes, now, |pkt, bytes, _prelude| {
+                    let _ = ingress.ingest(&bytes, None, now, |pkt, bytes, _prelude| {
                         for shard in &mut shards {
                             let mut fan_out = shard.fan_out(pkt, bytes, now);
                             loop {
@@ -130,7 +130,9 @@ fn main() {
         if second % 2 == 0 {
             for t in 0..subscribers {
                 let to = SourceId(1 + (t + second as u32 / 2) % SOURCES);
-                shards[t as usize % SHARDS].switch(TrackId(t), to).unwrap();
+                shards[t as usize % SHARDS]
+                    .switch(TrackId(t), to, now)
+                    .unwrap();
             }
         }
         let (packets_in, dropped_in) = sources.iter().fold((0, 0), |(p, d), (ing, _)| {

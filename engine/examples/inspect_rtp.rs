@@ -30,7 +30,7 @@ fn main() {
         let payload = h.payload(pkt);
         let view = codec::inspect(codec, payload);
         let head: Vec<String> = payload.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        let decision = match ingress.accept(pkt, Nanos::ZERO) {
+        let decision = match ingress.accept(pkt, None, Nanos::ZERO) {
             Ok(Some(p)) => format!(
                 "frame_start={} switch_point={}",
                 p.payload.frame_start,

@@ -3,7 +3,9 @@
 //! # The packet path
 //!
 //! 1. The I/O layer receives a datagram on a source's port and calls
-//!    [`SourceIngress::accept`]`(bytes, now)`: the RTP header is parsed and bounds-checked once
+//!    [`SourceIngress::accept`]`(bytes, from, now)`: a latching source takes it only from its
+//!    sender's address (else it is dropped as `wrong_sender`; a sender silent for the source's
+//!    idle time is replaced by the next), the RTP header is parsed and bounds-checked once
 //!    ([`rtp::RtpHeader::parse`]), the codec's payload is inspected once ([`codec::inspect`]:
 //!    frame start, keyframe, picture ID), and the packet is placed in its source's stream
 //!    (64-bit sequence number and timestamp, duplicates and stragglers dropped, restarts seen as a
@@ -18,6 +20,26 @@
 //!    copied) into the caller's [`TransmitBatch`].
 //! 3. The I/O layer sends each batch (one `sendmmsg`), and reports failures back with
 //!    [`Shard::record_send_failure`].
+//!
+//! # Feedback, events and timers
+//!
+//! Everything that is not a transmit leaves the engine as a typed event or a keyframe request:
+//!
+//! - Subscribers' RTCP from a shard's socket goes to [`Shard::handle_rtcp`]`(bytes, from, now)`:
+//!   the shard finds the track by its output SSRC, takes a PLI/FIR only from that track's
+//!   subscriber ([`shard::is_subscribers_address`]; others counted as `rtcp_wrong_sender`), and
+//!   queues [`ShardEvent::KeyframeWanted`] for the track's source, coalesced per source.
+//! - [`Shard::switch`]`(track, to, now)` queues a keyframe wish for `to` and records the switch's
+//!   deadline; the switch is applied at `to`'s switch point ([`ShardEvent::SwitchApplied`]),
+//!   put off once if the old source is mid-frame ([`ShardEvent::SwitchDeferred`]), or
+//!   cancelled by [`Shard::handle_timeout`] at its deadline ([`ShardEvent::SwitchTimedOut`]).
+//! - The I/O layer hands each keyframe wish to the source's ingress
+//!   ([`SourceIngress::request_keyframe`]), which coalesces and rate limits them and gives the
+//!   PLI to send, with its destination, from [`SourceIngress::poll_transmit`].
+//!
+//! The run loop of each thread is the same: hand in what arrived (packets, RTCP, commands), poll
+//! transmits and events until there are none, and sleep until the earliest `poll_timeout`
+//! ([`Shard::poll_timeout`], [`SourceIngress::poll_timeout`]), then call `handle_timeout(now)`.
 //!
 //! H.264/H.265 keyframes sent without their parameter sets: [`SourceIngress::prelude_for`] gives
 //! the ones cached from earlier in the stream (or configured from an SDP); the caller stores them
@@ -49,10 +71,12 @@ pub mod types;
 
 pub use drop::{DropCounts, DropReason, DropScope};
 pub use shard::{
-    ControlError, FanOut, Layout, Shard, ShardCounters, SourceCounters, SwitchOutcome, TrackConfig,
-    TrackCounters, TrackInfo,
+    ControlError, FanOut, Layout, Shard, ShardCounters, ShardEvent, SourceCounters, SwitchOutcome,
+    TrackConfig, TrackCounters, TrackInfo,
 };
-pub use source::{IngressConfig, IngressCounters, Prelude, RxPacket, SourceIngress};
+pub use source::{
+    IngressConfig, IngressCounters, KeyframeRequest, Prelude, RxPacket, SourceIngress,
+};
 pub use splicer::{SharedRewrite, Splicer};
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

@@ -14,16 +14,29 @@
 //! the held packets are released in order ([`SourceIngress::next_released`]). A multiplexed RTX or
 //! FEC stream, or a stray datagram, never takes the source; its packets are dropped as
 //! `other_ssrc` (or `other_payload_type`, `rtx`).
+//!
+//! Before any of that, a latching source takes packets only from its sender's address
+//! (`wrong_sender` otherwise; see [`IngressConfig::latch`]). Keyframe requests to the source are
+//! coalesced and rate limited here too ([`SourceIngress::request_keyframe`],
+//! [`SourceIngress::poll_transmit`]); the I/O layer sends what comes out, and sleeps until
+//! [`SourceIngress::poll_timeout`].
+
+use std::net::SocketAddr;
 
 use crate::codec::parameter_sets::ParameterSets;
 use crate::codec::{self, PayloadInfo};
 use crate::drop::{DropCounts, DropReason};
 use crate::rtp::RtpHeader;
 use crate::types::{Codec, ExtSeq, ExtTime, Nanos, SourceId, Ssrc};
+use keyframe::KeyframeRequests;
+use latch::Latch;
 use probation::{Candidate, Hold, Membership};
 
+mod keyframe;
+mod latch;
 mod probation;
 
+pub use keyframe::KeyframeRequest;
 pub use probation::HOLD_SLOT;
 
 /// How far ahead of the newest packet a sequence number may jump and still be the same stream
@@ -105,7 +118,9 @@ impl RxPacket {
 /// Counters kept by ingress, per source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IngressCounters {
-    /// Packets offered to `accept`.
+    /// Packets offered to `accept` from the source's sender. Those from another address than
+    /// the latched sender are not the source's: they count only as `wrong_sender` drops, so
+    /// `packets + drops[wrong_sender] = accepted + drops + held`.
     pub packets: u64,
     pub bytes: u64,
     /// Packets accepted (handed on to the shards).
@@ -119,6 +134,8 @@ pub struct IngressCounters {
     /// Accepted packets that start a frame, and those that start a keyframe.
     pub frames: u64,
     pub keyframes: u64,
+    /// Keyframe requests (PLI) handed to the I/O layer and sent.
+    pub keyframe_requests_sent: u64,
 }
 
 /// How ingress tells the source's stream from other packets arriving on its port.
@@ -142,6 +159,15 @@ pub struct IngressConfig {
     /// (dropped as `other_ssrc`). Each takes a [`HOLD_SLOT`]-byte slot, allocated with the
     /// source (256 KiB for the default 128), so the packet path never allocates for it.
     pub hold_packets: usize,
+    /// Take packets only from the first sender's address (until it is silent for `idle`, when
+    /// the next sender is latched); others are dropped as `wrong_sender`.
+    pub latch: bool,
+    /// Least time between two keyframe requests sent to the source.
+    pub pli_interval: Nanos,
+    /// Where keyframe requests go, if not to the sender.
+    pub feedback: Option<SocketAddr>,
+    /// The SSRC keyframe requests are sent with (the node's own).
+    pub rtcp_ssrc: Ssrc,
 }
 
 impl Default for IngressConfig {
@@ -153,6 +179,10 @@ impl Default for IngressConfig {
             payload_type: None,
             rtx_payload_type: None,
             hold_packets: 128,
+            latch: true,
+            pli_interval: Nanos::from_millis(500),
+            feedback: None,
+            rtcp_ssrc: Ssrc(0),
         }
     }
 }
@@ -217,6 +247,8 @@ pub struct SourceIngress {
     last_keyframe: Option<(u32, u64)>,
     /// Media time between the last two keyframes of one epoch.
     keyframe_interval: Option<Nanos>,
+    latch: Latch,
+    keyframe_requests: KeyframeRequests,
 }
 
 impl SourceIngress {
@@ -249,6 +281,8 @@ impl SourceIngress {
             configured_sets: None,
             last_keyframe: None,
             keyframe_interval: None,
+            latch: Latch::new(config.latch),
+            keyframe_requests: KeyframeRequests::default(),
         }
     }
 
@@ -280,6 +314,58 @@ impl SourceIngress {
     /// audio, where every packet is a switch point and the "interval" would be the packet time.
     pub fn keyframe_interval(&self) -> Option<Nanos> {
         self.keyframe_interval
+    }
+
+    /// The address the source's packets are taken from: the latched sender, or (not latching)
+    /// the last address that sent. `None` before the first packet.
+    pub fn sender(&self) -> Option<SocketAddr> {
+        self.latch.sender()
+    }
+
+    /// Ask the source for a keyframe (a subscriber's PLI/FIR, a switch waiting for one, the
+    /// control plane). Requests are coalesced: [`SourceIngress::poll_transmit`] hands out at most
+    /// one per [`IngressConfig::pli_interval`].
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_requests.request();
+    }
+
+    /// The keyframe request to send now, if one waits and the rate limit allows; counted as
+    /// sent (`keyframe_requests_sent`). Call after [`SourceIngress::request_keyframe`] and at
+    /// [`SourceIngress::poll_timeout`]. If it could not be sent, report it with
+    /// [`SourceIngress::record_keyframe_request_failure`].
+    pub fn poll_transmit(&mut self, now: Nanos) -> Option<KeyframeRequest> {
+        let to = self.config.feedback.or(self.latch.sender());
+        let request = self.keyframe_requests.poll(
+            now,
+            self.config.pli_interval,
+            to,
+            self.config.rtcp_ssrc,
+            self.ssrc(),
+        )?;
+        self.counters.keyframe_requests_sent += 1;
+        Some(request)
+    }
+
+    /// The I/O layer could not send the request [`SourceIngress::poll_transmit`] last gave: it
+    /// is not counted, and the rate limit does not run from it.
+    pub fn record_keyframe_request_failure(&mut self) {
+        self.counters.keyframe_requests_sent =
+            self.counters.keyframe_requests_sent.saturating_sub(1);
+        self.keyframe_requests.unsent();
+    }
+
+    /// When [`SourceIngress::handle_timeout`] (and [`SourceIngress::poll_transmit`]) next have
+    /// work: a waiting keyframe request's rate limit ending, or a stream on probation to give up.
+    pub fn poll_timeout(&self) -> Option<Nanos> {
+        let keyframe = self.keyframe_requests.deadline(self.config.pli_interval);
+        let probation = self
+            .candidate
+            .filter(|_| !self.releasing)
+            .map(|c| c.last_at.saturating_add(self.config.takeover_silence));
+        match (keyframe, probation) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The SSRC of the current stream, once a packet has arrived.
@@ -327,10 +413,11 @@ impl SourceIngress {
     pub fn ingest(
         &mut self,
         buf: &[u8],
+        from: Option<SocketAddr>,
         now: Nanos,
         mut deliver: impl FnMut(&RxPacket, &[u8], Option<&[u8]>),
     ) -> Result<usize, DropReason> {
-        if let Some(pkt) = self.accept(buf, now)? {
+        if let Some(pkt) = self.accept(buf, from, now)? {
             deliver(&pkt, buf, self.prelude_for(&pkt));
             return Ok(1);
         }
@@ -342,15 +429,25 @@ impl SourceIngress {
         Ok(delivered)
     }
 
-    /// Classify one packet. `Ok(Some)`: accepted. `Err`: dropped, and already counted under the
-    /// reason. `Ok(None)`: held, because it belongs to a stream on probation; when the packet
+    /// Classify one packet, which came from `from` (`None`: the I/O layer could not tell; it is
+    /// taken). `Ok(Some)`: accepted. `Err`: dropped, and already counted under the reason; a
+    /// latching source drops packets from another address than its sender (`wrong_sender`). `Ok(None)`: held, because it belongs to a stream on probation; when the packet
     /// completed that stream's probation, the held packets (this one last) are now handed out by
     /// [`SourceIngress::next_released`], which the caller drains before offering the next packet.
-    pub fn accept(&mut self, buf: &[u8], now: Nanos) -> Result<Option<RxPacket>, DropReason> {
+    pub fn accept(
+        &mut self,
+        buf: &[u8],
+        from: Option<SocketAddr>,
+        now: Nanos,
+    ) -> Result<Option<RxPacket>, DropReason> {
         debug_assert!(
             !self.releasing,
             "drain next_released before the next accept"
         );
+        if let Err(reason) = self.latch.admit(from, now, self.config.idle) {
+            self.counters.drops.add(reason, 1);
+            return Err(reason);
+        }
         self.counters.packets += 1;
         self.counters.bytes += buf.len() as u64;
         self.handle_timeout(now);
@@ -398,8 +495,8 @@ impl SourceIngress {
     }
 
     /// Give up a stream on probation that has gone silent (its held packets are dropped as
-    /// `other_ssrc`). `accept` calls it; call it too when no packet comes, so held packets are
-    /// counted as dropped in time.
+    /// `other_ssrc`). `accept` calls it; call it too when no packet comes (at
+    /// [`SourceIngress::poll_timeout`]), so held packets are counted as dropped in time.
     pub fn handle_timeout(&mut self, now: Nanos) {
         if let Some(c) = self.candidate {
             if !self.releasing && now.saturating_since(c.last_at) >= self.config.takeover_silence {

@@ -99,13 +99,15 @@ impl Rig {
         );
         let mut copies = 0;
         let (shard, batch) = (&mut self.shard, &mut self.batch);
-        let _ = self.ingress.ingest(&self.datagram, now, |pkt, bytes, _| {
-            let mut fan_out = shard.fan_out(pkt, bytes, now);
-            while fan_out.fill(batch) > 0 {
-                copies += batch.len();
-                batch.clear();
-            }
-        });
+        let _ = self
+            .ingress
+            .ingest(&self.datagram, None, now, |pkt, bytes, _| {
+                let mut fan_out = shard.fan_out(pkt, bytes, now);
+                while fan_out.fill(batch) > 0 {
+                    copies += batch.len();
+                    batch.clear();
+                }
+            });
         let c = self.shard.source_counters(SOURCE).unwrap();
         assert_eq!(
             c.track_packets,
@@ -158,7 +160,7 @@ fn extended_timestamps_never_wrap_through_zero() {
         );
         let pkt = rig
             .ingress
-            .accept(&rig.datagram, Nanos::ZERO)
+            .accept(&rig.datagram, None, Nanos::ZERO)
             .unwrap()
             .expect("one stream: nothing held");
         // Within one stream, each timestamp is the one before less 2^31 - 1.

@@ -7,8 +7,8 @@ mod common;
 use corecast_engine::codec::parameter_sets::MAX_PRELUDE_LEN;
 use corecast_engine::synth::{VideoShape, Vp8Stream};
 use corecast_engine::{
-    Codec, Nanos, RtpTime, SeqNo, Shard, SourceId, SourceIngress, Ssrc, TrackConfig, TrackId,
-    TransmitBatch,
+    Codec, Nanos, RtpTime, SeqNo, Shard, ShardEvent, SourceId, SourceIngress, Ssrc, TrackConfig,
+    TrackId, TransmitBatch,
 };
 
 use common::counting_alloc::{counted, Counting};
@@ -77,17 +77,19 @@ fn packet_path_does_not_allocate() {
                 }
                 // The restarted stream is held on probation until the old one has been silent
                 // long enough, then released: holding and releasing must not allocate either.
-                let _ = sources[*s].0.ingest(buf, Nanos(now), |pkt, bytes, _| {
-                    let mut fan = shard.fan_out(pkt, bytes, Nanos(now));
-                    loop {
-                        let n = fan.fill(&mut batch);
-                        if n == 0 {
-                            break;
+                let _ = sources[*s]
+                    .0
+                    .ingest(buf, None, Nanos(now), |pkt, bytes, _| {
+                        let mut fan = shard.fan_out(pkt, bytes, Nanos(now));
+                        loop {
+                            let n = fan.fill(&mut batch);
+                            if n == 0 {
+                                break;
+                            }
+                            sent += n;
+                            batch.clear();
                         }
-                        sent += n;
-                        batch.clear();
-                    }
-                });
+                    });
             }
         });
         (sent, allocations)
@@ -101,17 +103,30 @@ fn packet_path_does_not_allocate() {
     // switches applied at the keyframes on the packet path must not.
     for t in 0..1000u32 {
         shard
-            .switch(TrackId(t), if t % 2 == 0 { b } else { a })
+            .switch(TrackId(t), if t % 2 == 0 { b } else { a }, Nanos::ZERO)
             .unwrap();
     }
+    // The two keyframe wishes the switches queued, polled as the I/O layer would.
+    let wished: Vec<ShardEvent> = std::iter::from_fn(|| shard.poll_event()).collect();
+    assert_eq!(
+        wished,
+        [
+            ShardEvent::KeyframeWanted { source: b },
+            ShardEvent::KeyframeWanted { source: a }
+        ]
+    );
     let (sent, allocations) = run(&mut shard, 100..400);
+    let (applied, polling) = counted(|| {
+        let mut applied = 0;
+        while let Some(event) = shard.poll_event() {
+            applied += matches!(event, ShardEvent::SwitchApplied { .. }) as usize;
+        }
+        applied
+    });
+    assert_eq!(polling, 0, "polling events allocated");
     assert!(sent > 10_000);
     assert_eq!(shard.counters().switches, 1000, "every switch applied");
-    assert_eq!(
-        shard.switched().len(),
-        1000,
-        "every applied switch recorded"
-    );
+    assert_eq!(applied, 1000, "every applied switch recorded");
     assert_eq!(sources[1].0.counters().restarts, 1);
     assert_eq!(
         allocations, 0,
@@ -152,7 +167,7 @@ fn parameter_set_cache_and_preludes_do_not_allocate() {
             for buf in records {
                 *now += 1_000_000;
                 // One stream: nothing is held.
-                let Ok(Some(mut pkt)) = ingress.accept(buf, Nanos(*now)) else {
+                let Ok(Some(mut pkt)) = ingress.accept(buf, None, Nanos(*now)) else {
                     continue;
                 };
                 if let Some(prelude) = ingress.prelude_for(&pkt) {

@@ -198,7 +198,7 @@ fn run(
             }
             Step::AddTrack(_) => {}
             Step::Switch(t, s) => {
-                let _ = shard.switch(TrackId(t), senders[s].id);
+                let _ = shard.switch(TrackId(t), senders[s].id, Nanos(now));
             }
             Step::Restart(s) => senders[s].restart(),
             Step::Frame(s) => {
@@ -237,7 +237,7 @@ fn run(
                     let mut failure = None;
                     let _ = sender
                         .ingress
-                        .ingest(&buf, Nanos(now), |pkt, bytes, prelude| {
+                        .ingest(&buf, None, Nanos(now), |pkt, bytes, prelude| {
                             delivered_sets.extend(sets_tag(bytes));
                             let (mut pkt, mut buf) = (*pkt, bytes.to_vec());
                             if let Some(prelude) = prelude {

@@ -114,7 +114,7 @@ fn replay(codec: Codec, fixture: &str) -> Replay {
     for (i, record) in rtp_records(fixture).into_iter().enumerate() {
         let now = Nanos::from_millis(i as u64);
         let mut pkt = ingress
-            .accept(&record, now)
+            .accept(&record, None, now)
             .expect("fixture packets are valid")
             .expect("one stream: nothing held");
         let payload = &record[pkt.header.payload_start as usize..pkt.header.payload_end as usize];
@@ -248,7 +248,7 @@ fn configured_sets_are_used_while_none_came_in_band() {
             now = now.saturating_add(Nanos::from_millis(1_000));
         }
         ingress
-            .ingest(&record, now, |pkt, _, prelude| {
+            .ingest(&record, None, now, |pkt, _, prelude| {
                 if pkt.is_switch_point() {
                     preludes.push(prelude.map(<[u8]>::to_vec));
                 }
@@ -279,7 +279,7 @@ fn a_restarted_stream_starts_with_an_empty_cache() {
     let mut switch_points = Vec::new();
     for (i, record) in records.iter().enumerate() {
         let pkt = ingress
-            .accept(record, Nanos::from_millis(i as u64))
+            .accept(record, None, Nanos::from_millis(i as u64))
             .unwrap()
             .expect("one stream: nothing held");
         if pkt.is_switch_point() {
@@ -300,7 +300,7 @@ fn a_restarted_stream_starts_with_an_empty_cache() {
         restarted[8..12].copy_from_slice(&0x5eed_u32.to_be_bytes());
         let now = Nanos::from_millis(10_000 + i as u64);
         ingress
-            .ingest(&restarted, now, |_, _, prelude| {
+            .ingest(&restarted, None, now, |_, _, prelude| {
                 assert_eq!(prelude, None);
                 released += 1;
             })
@@ -327,7 +327,7 @@ fn known_parameter_sets_are_the_streams_once_complete_else_the_configured_ones()
     let mut in_band = Vec::new();
     for (i, record) in records.iter().enumerate() {
         let pkt = ingress
-            .accept(record, Nanos::from_millis(i as u64))
+            .accept(record, None, Nanos::from_millis(i as u64))
             .unwrap()
             .expect("one stream: nothing held");
         if pkt.payload.parameter_sets {

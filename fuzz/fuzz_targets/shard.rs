@@ -7,7 +7,10 @@
 //! - per track: no output sequence number is sent twice, every copy carries the track's SSRC
 //!   and payload type and is the packet with its header rewritten (a prelude: the prelude);
 //! - a track that got a packet is on the packet's source and live; a switch applied at a
-//!   packet moved the track to that source; a switch request did what its outcome says.
+//!   packet moved the track to that source; a switch request did what its outcome says;
+//! - events: a switch timed out at its deadline left the track where it was, with nothing
+//!   pending, and only once the deadline passed; a keyframe is wanted only from a source the
+//!   shard hosts; subscribers' PLIs count as keyframe requests or as from a wrong sender.
 #![no_main]
 
 use std::collections::HashMap;
@@ -15,10 +18,11 @@ use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
 use corecast_engine::codec::parameter_sets::ParameterSets;
+use corecast_engine::rtcp::{self, PLI_LEN};
 use corecast_engine::rtp::RtpHeader;
 use corecast_engine::{
-    DropReason, DropScope, Layout, Nanos, RtpTime, SeqNo, Shard, SourceId, SourceIngress, Ssrc,
-    SwitchOutcome, TrackConfig, TrackId, Transmit, TransmitBatch,
+    DropReason, DropScope, Layout, Nanos, RtpTime, SeqNo, Shard, ShardEvent, SourceId,
+    SourceIngress, Ssrc, SwitchOutcome, TrackConfig, TrackId, Transmit, TransmitBatch,
 };
 use corecast_fuzz::{offer, Delivered, PacketSpec, Sender, SeqLedger, StreamKind};
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +30,7 @@ use libfuzzer_sys::fuzz_target;
 const SOURCES: usize = 3;
 const TRACKS: u8 = 8;
 const PAYLOAD_TYPE: u8 = 102;
+const SWITCH_TIMEOUT: Nanos = Nanos::from_millis(2_000);
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -68,7 +73,13 @@ enum Step {
         index: u8,
         full: bool,
     },
-    ClearSwitched,
+    /// A PLI naming the track's SSRC, from its subscriber's address or another.
+    Pli {
+        track: u8,
+        from_subscriber: bool,
+    },
+    /// The shard's timers run (switch deadlines, keyframe intervals).
+    Timeout,
     /// Time passes, in milliseconds.
     Wait(u16),
 }
@@ -114,11 +125,16 @@ fuzz_target!(|input: Input| {
         })
         .collect();
     let mut h = Harness {
-        shard: Shard::new(if input.scan {
-            Layout::Scan
-        } else {
-            Layout::Grouped
-        }),
+        shard: {
+            let mut shard = Shard::new(if input.scan {
+                Layout::Scan
+            } else {
+                Layout::Grouped
+            });
+            shard.set_switch_timeout(SWITCH_TIMEOUT);
+            shard.set_keyframe_interval(Nanos::from_millis(u64::from(input.batch % 4) * 100));
+            shard
+        },
         sources,
         batch: TransmitBatch::with_capacity(2 + usize::from(input.batch % 15)),
         now: Nanos::from_millis(1),
@@ -130,6 +146,7 @@ fuzz_target!(|input: Input| {
     };
     for step in &input.steps {
         h.step(step);
+        h.check_events(None);
         h.check_counters();
     }
 });
@@ -208,7 +225,7 @@ impl Harness {
             }
             Step::Switch { track, source } => {
                 let (id, to) = (track_id(track), source_id(source));
-                let Ok(outcome) = self.shard.switch(id, to) else {
+                let Ok(outcome) = self.shard.switch(id, to, self.now) else {
                     return;
                 };
                 let info = self.shard.track(id).unwrap();
@@ -236,7 +253,29 @@ impl Harness {
                 };
                 self.shard.record_send_failure(&transmit, bytes, reason);
             }
-            Step::ClearSwitched => self.shard.clear_switched(),
+            Step::Pli {
+                track,
+                from_subscriber,
+            } => {
+                let Some(info) = self.shard.track(track_id(track)) else {
+                    return;
+                };
+                let mut pli = [0u8; PLI_LEN];
+                rtcp::write_pli(&mut pli, Ssrc(0xfeed), info.ssrc);
+                let mut from = info.dest;
+                if !from_subscriber {
+                    from.set_port(from.port().wrapping_add(7));
+                }
+                let before = *self.shard.counters();
+                self.shard.handle_rtcp(&pli, Some(from), self.now);
+                let after = self.shard.counters();
+                if !from_subscriber {
+                    assert_eq!(after.rtcp_wrong_sender, before.rtcp_wrong_sender + 1);
+                } else if info.source.is_some() {
+                    assert_eq!(after.keyframe_requests, before.keyframe_requests + 1);
+                }
+            }
+            Step::Timeout => self.shard.handle_timeout(self.now),
             Step::Wait(ms) => {
                 self.now = self.now.saturating_add(Nanos::from_millis(u64::from(ms)));
             }
@@ -259,7 +298,8 @@ impl Harness {
 
     fn fan_out(&mut self, d: &Delivered) {
         let (pkt, buf) = (&d.pkt, &d.bytes[..]);
-        let switched_before = self.shard.switched().len();
+        // Events before this packet are checked on their own.
+        self.check_events(None);
         let mut sent = Vec::new();
         let mut fan_out = self.shard.fan_out(pkt, buf, self.now);
         let mut fills = 0;
@@ -276,10 +316,7 @@ impl Harness {
         }
         assert!(fan_out.is_done());
 
-        for &id in &self.shard.switched()[switched_before..] {
-            let info = self.shard.track(id).expect("a switched track exists");
-            assert_eq!((info.source, info.pending), (Some(pkt.source), None));
-        }
+        self.check_events(Some(pkt.source));
         let packet = &buf[..usize::from(pkt.header.len)];
         for (t, bytes) in &sent {
             let info = self
@@ -327,6 +364,46 @@ impl Harness {
                 );
             }
             self.last.push((*t, usize::from(pkt.header.len)));
+        }
+    }
+
+    /// Drain the shard's events and check each: a switch applied (at a packet of `source`)
+    /// moved its track there; one timed out left it with nothing pending, at or after the
+    /// deadline; keyframes are wanted only from hosted sources.
+    fn check_events(&mut self, source: Option<SourceId>) {
+        let hosted: Vec<SourceId> = self.shard.sources().map(|(s, _)| s).collect();
+        while let Some(event) = self.shard.poll_event() {
+            match event {
+                ShardEvent::SwitchApplied { track, to, .. } => {
+                    assert_eq!(
+                        Some(to),
+                        source,
+                        "a switch is applied at a packet of its source"
+                    );
+                    let info = self.shard.track(track).expect("a switched track exists");
+                    assert_eq!((info.source, info.pending), (Some(to), None));
+                }
+                ShardEvent::SwitchDeferred { track, to } => {
+                    assert_eq!(
+                        Some(to),
+                        source,
+                        "a switch is deferred at a packet of its source"
+                    );
+                    assert_eq!(self.shard.track(track).unwrap().pending, Some(to));
+                }
+                ShardEvent::SwitchTimedOut { track, to } => {
+                    let info = self.shard.track(track).expect("a timed-out track exists");
+                    assert_ne!(info.source, Some(to));
+                    assert_eq!(info.pending, None);
+                    assert!(
+                        self.now >= SWITCH_TIMEOUT,
+                        "not before a deadline could pass"
+                    );
+                }
+                ShardEvent::KeyframeWanted { source } => {
+                    assert!(hosted.contains(&source), "{source} is not hosted");
+                }
+            }
         }
     }
 

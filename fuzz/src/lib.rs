@@ -34,7 +34,7 @@ pub fn offer(
     out: &mut Vec<Delivered>,
 ) -> Option<DropReason> {
     ingress
-        .ingest(datagram, now, |pkt, bytes, prelude| {
+        .ingest(datagram, None, now, |pkt, bytes, prelude| {
             let (mut pkt, mut bytes) = (*pkt, bytes.to_vec());
             if let Some(prelude) = prelude {
                 pkt.attach_prelude(&mut bytes, prelude);

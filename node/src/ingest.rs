@@ -1,6 +1,12 @@
 //! The ingest thread: receives every source's packets, classifies each once with the engine, and
 //! hands it to the shards that host the source; sends keyframe requests to sources.
 //!
+//! A plain loop over the engine's `SourceIngress`: each datagram goes in with its sender's address
+//! (the engine latches and drops `wrong_sender`), keyframe requests from the shards and the
+//! control thread go in as `request_keyframe`, and whatever PLI the engine hands out
+//! (`poll_transmit`, coalesced and rate limited there) is sent with one `send_to`. The thread
+//! sleeps until the engine's next timeout or the next counter snapshot.
+//!
 //! All source sockets sit on one `mio::Poll`. A readable socket is drained with `recvmmsg` in
 //! batches, a few batches per turn so one busy source cannot starve the others. An accepted packet
 //! is copied once into a pool slot and a reference goes to each shard whose bit is set in the
@@ -14,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corecast_engine::codec::parameter_sets::ParameterSets;
-use corecast_engine::rtcp::{self, PLI_LEN};
+use corecast_engine::rtcp;
 use corecast_engine::{
     Codec, DropCounts, DropReason, IngressConfig, IngressCounters, Nanos, RxPacket, SourceId,
     SourceIngress, Ssrc,
@@ -63,7 +69,7 @@ pub enum IngestCommand {
 pub struct IngestSourceStats {
     pub id: Option<SourceId>,
     pub ingress: IngressCounters,
-    /// Drops decided by the node before or after the engine: wrong sender, queue full, oversize.
+    /// Drops decided by the node before or after the engine: truncated, queue full.
     pub drops: DropCounts,
     pub sender: Option<SocketAddr>,
     pub keyframe_requests_sent: u64,
@@ -97,28 +103,15 @@ pub struct IngestLink {
 struct Source {
     id: SourceId,
     socket: mio::net::UdpSocket,
+    /// The engine's state of the source: sequencing, latching, keyframe requests.
     ingress: SourceIngress,
+    /// Whether the engine latches the sender (to log a sender taken after silence).
     latch: bool,
-    sender: Option<SocketAddr>,
-    /// When the latched sender last sent a packet: a latch silent for `relatch_after` is
-    /// released, so a sender that restarts (from a new port) is taken again.
-    last_from_sender: Instant,
     shards: Arc<AtomicU64>,
-    rtcp_ssrc: Ssrc,
-    feedback: Option<SocketAddr>,
     drops: DropCounts,
     rtcp_packets: u64,
-    keyframe: KeyframeRequests,
     /// The parameter sets last published (see [`IngestSourceStats::parameter_sets`]).
     published_sets: Arc<[Vec<u8>]>,
-}
-
-/// Coalescing and rate limit of keyframe requests to one source.
-#[derive(Default)]
-struct KeyframeRequests {
-    last_sent: Option<Instant>,
-    pending: bool,
-    sent: u64,
 }
 
 pub struct Ingest {
@@ -194,10 +187,7 @@ impl Ingest {
         let mut next_snapshot = Instant::now();
         while !self.link.stop.load(Ordering::Acquire) {
             let timeout = if self.ready.is_empty() {
-                Some(
-                    self.next_deadline(next_snapshot)
-                        .saturating_duration_since(Instant::now()),
-                )
+                Some(self.until_next_timeout(next_snapshot))
             } else {
                 Some(Duration::ZERO)
             };
@@ -231,12 +221,18 @@ impl Ingest {
         self.publish_snapshot();
     }
 
-    fn next_deadline(&self, snapshot: Instant) -> Instant {
+    /// How long the thread may sleep: until the engine's earliest timeout over the sources
+    /// (a rate-limited keyframe request, a probation to give up) or the next snapshot.
+    fn until_next_timeout(&self, snapshot: Instant) -> Duration {
+        let now = self.clock.now();
         self.sources
             .values()
-            .filter(|s| s.keyframe.pending)
-            .filter_map(|s| s.keyframe.last_sent.map(|t| t + self.pli_interval))
-            .fold(snapshot, Instant::min)
+            .filter_map(|s| s.ingress.poll_timeout())
+            .map(|at| Duration::from_nanos(at.saturating_since(now).0))
+            .fold(
+                snapshot.saturating_duration_since(Instant::now()),
+                Duration::min,
+            )
     }
 
     fn apply_commands(&mut self) {
@@ -283,6 +279,10 @@ impl Ingest {
             idle: Nanos(self.relatch_after.as_nanos() as u64),
             payload_type: new.payload_type,
             rtx_payload_type: new.rtx_payload_type,
+            latch: new.latch,
+            pli_interval: Nanos(self.pli_interval.as_nanos() as u64),
+            feedback: new.feedback,
+            rtcp_ssrc: new.rtcp_ssrc,
             ..IngressConfig::default()
         };
         let mut ingress = SourceIngress::with_config(new.id, new.codec, new.clock_rate, config);
@@ -297,14 +297,9 @@ impl Ingest {
                 socket,
                 ingress,
                 latch: new.latch,
-                sender: None,
-                last_from_sender: Instant::now(),
                 shards: new.shards,
-                rtcp_ssrc: new.rtcp_ssrc,
-                feedback: new.feedback,
                 drops: DropCounts::default(),
                 rtcp_packets: 0,
-                keyframe: KeyframeRequests::default(),
                 published_sets: Arc::default(),
             },
         );
@@ -346,7 +341,6 @@ impl Ingest {
             // Kernel timestamps are wall-clock; map them onto the node's monotonic clock once per
             // batch, so latency counts the time a packet waited in the socket buffer too.
             let now = self.clock.now();
-            let arrived = Instant::now();
             let wall = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
@@ -361,21 +355,6 @@ impl Ingest {
                     source.drops.add(DropReason::Malformed, 1);
                     continue;
                 }
-                match (source.latch, source.sender, got.from) {
-                    (true, Some(latched), Some(from)) if latched != from => {
-                        if arrived.saturating_duration_since(source.last_from_sender)
-                            < self.relatch_after
-                        {
-                            source.drops.add(DropReason::WrongSender, 1);
-                            continue;
-                        }
-                        tracing::info!(source = %source.id, %from, was = %latched, "latched sender was silent; latching the new one");
-                        source.sender = Some(from);
-                    }
-                    (true, None, from) | (false, _, from) => source.sender = from.or(source.sender),
-                    _ => {}
-                }
-                source.last_from_sender = arrived;
                 let received = match got.kernel_time {
                     Some(at) => Nanos(
                         now.0
@@ -387,11 +366,18 @@ impl Ingest {
                 // (nothing when it is dropped or held), go to the shards.
                 let (pool, queues, wakes) = (&mut self.pool, &self.shard_queues, &self.shard_wakes);
                 let (mask, drops) = (&source.shards, &mut source.drops);
+                let was = source.ingress.sender();
                 let _ = source
                     .ingress
-                    .ingest(bytes, received, |pkt, bytes, prelude| {
+                    .ingest(bytes, got.from, received, |pkt, bytes, prelude| {
                         hand_to_shards(pool, queues, wakes, mask, drops, pkt, bytes, prelude);
                     });
+                if let (true, Some(was), Some(from)) = (source.latch, was, source.ingress.sender())
+                {
+                    if was != from {
+                        tracing::info!(source = %source.id, %from, %was, "the sender was silent; taking the new one");
+                    }
+                }
             }
             if n < RECV_BATCH {
                 return false;
@@ -400,31 +386,24 @@ impl Ingest {
         true
     }
 
+    /// Hand the keyframe requests queued by the shards and the control thread to the engine,
+    /// run its due timeouts, and send the PLIs it gives out.
     fn serve_keyframe_requests(&mut self) {
         while let Some(id) = self.link.keyframe_requests.pop() {
             if let Some(s) = self.tokens.get(&id).and_then(|t| self.sources.get_mut(t)) {
-                s.keyframe.pending = true;
+                s.ingress.request_keyframe();
             }
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         for s in self.sources.values_mut() {
-            let k = &mut s.keyframe;
-            if !k.pending || k.last_sent.is_some_and(|t| now < t + self.pli_interval) {
-                continue;
+            if s.ingress.poll_timeout().is_some_and(|at| at <= now) {
+                s.ingress.handle_timeout(now);
             }
-            k.pending = false;
-            let (Some(to), Some(media)) = (s.feedback.or(s.sender), s.ingress.ssrc()) else {
-                // The source has not sent yet; its first packets will carry a keyframe.
-                continue;
-            };
-            let mut pli = [0u8; PLI_LEN];
-            rtcp::write_pli(&mut pli, s.rtcp_ssrc, media);
-            match s.socket.send_to(&pli, to) {
-                Ok(_) => {
-                    k.sent += 1;
-                    k.last_sent = Some(now);
+            while let Some(pli) = s.ingress.poll_transmit(now) {
+                if let Err(e) = s.socket.send_to(&pli.bytes, pli.to) {
+                    tracing::warn!(source = %s.id, "keyframe request to {} failed: {e}", pli.to);
+                    s.ingress.record_keyframe_request_failure();
                 }
-                Err(e) => tracing::warn!(source = %s.id, "keyframe request to {to} failed: {e}"),
             }
         }
     }
@@ -452,8 +431,8 @@ impl Ingest {
                 id: Some(s.id),
                 ingress: *s.ingress.counters(),
                 drops: s.drops,
-                sender: s.sender,
-                keyframe_requests_sent: s.keyframe.sent,
+                sender: s.ingress.sender(),
+                keyframe_requests_sent: s.ingress.counters().keyframe_requests_sent,
                 rtcp_packets: s.rtcp_packets,
                 payload_type: s.ingress.payload_type(now),
                 keyframe_interval: s

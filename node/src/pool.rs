@@ -101,7 +101,7 @@ mod tests {
         let mut buf = Vec::new();
         OpusStream::new(Ssrc(1), 0, 0).next_packet(&mut buf);
         let pkt = SourceIngress::new(SourceId(1), Codec::Opus, 48_000)
-            .accept(&buf, Nanos::ZERO)
+            .accept(&buf, None, Nanos::ZERO)
             .unwrap()
             .unwrap();
         (buf, pkt)

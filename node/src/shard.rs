@@ -1,21 +1,22 @@
 //! A shard worker: one thread (pinned to a core) that owns an engine `Shard` and one UDP socket.
 //!
-//! Its loop: apply control commands, then take packets one at a time from its queue, fan each out
-//! with the engine and send the copies with `sendmmsg`; read subscribers' RTCP from the same
-//! socket (PLI/FIR become keyframe requests to the source); report applied switches and, at an
-//! interval, a snapshot of its counters. With nothing to do it busy-polls for `--spin-us`, then
-//! parks in `mio::Poll` until a producer wakes it: an idle shard burns no CPU.
+//! A plain loop over the engine's `Shard`: apply control commands, then take packets one at a time
+//! from its queue, fan each out with the engine and send the copies with `sendmmsg`; hand
+//! subscribers' RTCP from the same socket to the engine (`Shard::handle_rtcp`); run the engine's
+//! due timeouts (switch deadlines); drain its events (switches applied and timed out go to the
+//! control thread, keyframes wanted to ingest) and, at an interval, snapshot its counters. With
+//! nothing to do it busy-polls for `--spin-us`, then parks in `mio::Poll` until a producer wakes
+//! it or the engine's next timeout: an idle shard burns no CPU.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corecast_engine::rtcp::{self, RtcpPacket};
+use corecast_engine::rtcp;
+use corecast_engine::shard::ShardEvent as EngineEvent;
 use corecast_engine::{
-    Codec, ControlError, DropReason, Shard, SourceCounters, SourceId, Ssrc, SwitchOutcome,
+    Codec, ControlError, DropReason, Nanos, Shard, SourceCounters, SourceId, SwitchOutcome,
     TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
 use corecast_udp::{Datagram, Received, RecvBatch, Refusal, SendBatch};
@@ -55,8 +56,10 @@ pub struct ShardIo {
     pub send_buffer_full: u64,
     pub send_failed: u64,
     pub rtcp_in: u64,
+    /// PLI/FIR requests from subscribers (the engine's count).
     pub keyframe_requests: u64,
-    /// PLI/FIR requests naming a subscriber's SSRC that came from another address: ignored.
+    /// PLI/FIR requests naming a subscriber's SSRC that came from another address: ignored
+    /// (the engine's count).
     pub rtcp_wrong_sender: u64,
     /// Switches that waited for the old source to finish its frame (the engine's count).
     pub switches_deferred: u64,
@@ -92,6 +95,8 @@ pub enum ShardEvent {
     SwitchRequested(TrackId, SourceId, Result<SwitchOutcome, ControlError>),
     /// A pending switch was applied at the new source's switch point.
     Switched(TrackId, SourceId),
+    /// A pending switch found no switch point within `--switch-timeout` and was cancelled.
+    SwitchTimedOut(TrackId, SourceId),
     Refused(ControlError),
 }
 
@@ -116,6 +121,11 @@ pub struct ShardWorker {
     pub batch_size: usize,
     pub spin: Duration,
     pub snapshot_every: Duration,
+    /// How long a pending switch waits for its new source's switch point (`--switch-timeout`).
+    pub switch_timeout: Duration,
+    /// Least time between two keyframe requests to a source (`--pli-interval`): the shard sends
+    /// ingress one wish per source per interval at most.
+    pub pli_interval: Duration,
 }
 
 struct State {
@@ -124,7 +134,6 @@ struct State {
     send: SendBatch,
     recv: RecvBatch,
     rtcp_buf: Vec<u8>,
-    feedback: Feedback,
     /// Copies the kernel refused during the current packet, recorded once its fan-out is done.
     refused: Vec<(Transmit, DropReason)>,
     /// Events that did not fit the queue; sent first next time.
@@ -137,13 +146,15 @@ struct State {
 
 impl ShardWorker {
     pub fn run(mut self) {
+        let mut engine = Shard::default();
+        engine.set_switch_timeout(Nanos(self.switch_timeout.as_nanos() as u64));
+        engine.set_keyframe_interval(Nanos(self.pli_interval.as_nanos() as u64));
         let mut s = State {
-            engine: Shard::default(),
+            engine,
             batch: TransmitBatch::with_capacity(self.batch_size),
             send: SendBatch::with_capacity(self.batch_size),
             recv: RecvBatch::with_capacity(RTCP_BATCH),
             rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
-            feedback: Feedback::default(),
             refused: Vec::new(),
             backlog: Vec::new(),
             io: ShardIo::default(),
@@ -162,6 +173,11 @@ impl ShardWorker {
                 s.busy += turn.elapsed();
             }
             worked |= self.read_rtcp(&mut s);
+            let now = self.clock.now();
+            if s.engine.poll_timeout().is_some_and(|at| at <= now) {
+                s.engine.handle_timeout(now);
+            }
+            self.drain_events(&mut s);
             self.report(&mut s);
             if Instant::now() >= next_snapshot {
                 self.snapshot(&mut s);
@@ -182,7 +198,13 @@ impl ShardWorker {
                 self.link.wake.unpark();
                 continue;
             }
-            let timeout = next_snapshot.saturating_duration_since(Instant::now());
+            let until_timeout = s
+                .engine
+                .poll_timeout()
+                .map(|at| Duration::from_nanos(at.saturating_since(self.clock.now()).0));
+            let timeout = next_snapshot
+                .saturating_duration_since(Instant::now())
+                .min(until_timeout.unwrap_or(Duration::MAX));
             // The socket is in the poll set only while the shard sleeps: a socket in an epoll
             // set has every sent datagram wake its wait queue when the kernel frees it (about
             // 100 ns per copy, measured with benches' rawlimit --sender-in-epoll). RTCP that
@@ -223,7 +245,29 @@ impl ShardWorker {
 
     fn apply_commands(&self, s: &mut State) {
         while let Some(cmd) = self.link.commands.pop() {
-            apply(&mut s.engine, &mut s.feedback, &mut s.backlog, cmd);
+            apply(&mut s.engine, &mut s.backlog, cmd, self.clock.now());
+        }
+    }
+
+    /// Take every event the engine has: switches applied or timed out go to the control
+    /// thread, keyframes wanted to ingest (which coalesces and rate limits them).
+    fn drain_events(&self, s: &mut State) {
+        while let Some(event) = s.engine.poll_event() {
+            match event {
+                EngineEvent::SwitchApplied { track, to, .. } => {
+                    s.backlog.push(ShardEvent::Switched(track, to))
+                }
+                EngineEvent::SwitchTimedOut { track, to } => {
+                    s.backlog.push(ShardEvent::SwitchTimedOut(track, to))
+                }
+                EngineEvent::KeyframeWanted { source } => {
+                    if self.ingest.keyframe_requests.push(source).is_ok() {
+                        self.ingest.wake.notify();
+                    }
+                }
+                // Counted by the engine (`switches_deferred`); its keyframe wish follows.
+                EngineEvent::SwitchDeferred { .. } => {}
+            }
         }
     }
 
@@ -270,25 +314,12 @@ impl ShardWorker {
                 s.engine
                     .record_send_failure(&t, pkt.header.len as usize, reason);
             }
-            if !s.engine.switched().is_empty() {
-                for &id in s.engine.switched() {
-                    s.backlog.push(ShardEvent::Switched(id, pkt.source));
-                }
-                s.engine.clear_switched();
-            }
-            let deferred = s.engine.counters().switches_deferred;
-            if deferred != s.io.switches_deferred {
-                s.io.switches_deferred = deferred;
-                // The switch now completes at the source's next keyframe: ask for one.
-                if self.ingest.keyframe_requests.push(pkt.source).is_ok() {
-                    self.ingest.wake.notify();
-                }
-            }
         }
         any
     }
 
-    /// Read subscribers' RTCP; PLI and FIR become keyframe requests for the track's source.
+    /// Read subscribers' RTCP and hand it to the engine, which finds the track and decides
+    /// (PLI and FIR from the subscriber become keyframes wanted from the track's source).
     fn read_rtcp(&self, s: &mut State) -> bool {
         let mut chunks = s.rtcp_buf.chunks_mut(RTCP_BUF);
         let mut bufs: [&mut [u8]; RTCP_BATCH] =
@@ -308,13 +339,7 @@ impl ShardWorker {
                 continue;
             }
             s.io.rtcp_in += 1;
-            let ingest = &self.ingest;
-            s.feedback
-                .keyframe_requests(bytes, g.from, &s.engine, &mut s.io, |source| {
-                    if ingest.keyframe_requests.push(source).is_ok() {
-                        ingest.wake.notify();
-                    }
-                });
+            s.engine.handle_rtcp(bytes, g.from, self.clock.now());
         }
         n > 0
     }
@@ -334,6 +359,10 @@ impl ShardWorker {
     /// packet; a full queue drops the snapshot (counted) rather than wait.
     fn snapshot(&self, s: &mut State) {
         let latency = std::mem::replace(&mut s.latency, new_latency_histogram());
+        let c = s.engine.counters();
+        s.io.keyframe_requests = c.keyframe_requests;
+        s.io.rtcp_wrong_sender = c.rtcp_wrong_sender;
+        s.io.switches_deferred = c.switches_deferred;
         let snapshot = ShardSnapshot {
             shard: self.index,
             tracks: s.engine.tracks().collect(),
@@ -354,28 +383,23 @@ impl ShardWorker {
     }
 }
 
-/// Apply one control command to the engine, keeping `feedback`'s SSRC map in step; refusals and
-/// switch outcomes go to `backlog` for the control thread.
-fn apply(
-    engine: &mut Shard,
-    feedback: &mut Feedback,
-    backlog: &mut Vec<ShardEvent>,
-    cmd: ShardCommand,
-) {
+/// Apply one control command to the engine at `now`; refusals and switch outcomes go to
+/// `backlog` for the control thread.
+fn apply(engine: &mut Shard, backlog: &mut Vec<ShardEvent>, cmd: ShardCommand, now: Nanos) {
     let refused = match cmd {
         ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
         ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
         ShardCommand::AddTracks(tracks) => {
             for (config, source) in tracks {
-                if let Err(e) = feedback.add_track(engine, config, source) {
+                if let Err(e) = engine.add_track(config, source) {
                     backlog.push(ShardEvent::Refused(e));
                 }
             }
             None
         }
-        ShardCommand::RemoveTrack(id) => feedback.remove_track(engine, id).err(),
+        ShardCommand::RemoveTrack(id) => engine.remove_track(id).err(),
         ShardCommand::Switch(id, to) => {
-            let r = engine.switch(id, to);
+            let r = engine.switch(id, to, now);
             backlog.push(ShardEvent::SwitchRequested(id, to, r));
             None
         }
@@ -384,91 +408,6 @@ fn apply(
     if let Some(e) = refused {
         backlog.push(ShardEvent::Refused(e));
     }
-}
-
-/// What a shard needs to act on subscribers' feedback: the track a PLI or FIR is about, found by
-/// its output SSRC. Tracks are added and removed through it so the map follows the engine.
-#[derive(Default)]
-pub struct Feedback {
-    /// Output SSRC → track.
-    by_ssrc: HashMap<u32, TrackId>,
-}
-
-impl Feedback {
-    /// Add a track to `engine` and, once the engine took it, map its output SSRC to it: a
-    /// refused track (a duplicate id, an unknown source) leaves the map as it was.
-    pub fn add_track(
-        &mut self,
-        engine: &mut Shard,
-        config: TrackConfig,
-        source: SourceId,
-    ) -> Result<(), ControlError> {
-        engine.add_track(config, source)?;
-        self.by_ssrc.insert(config.ssrc.0, config.id);
-        Ok(())
-    }
-
-    pub fn remove_track(
-        &mut self,
-        engine: &mut Shard,
-        id: TrackId,
-    ) -> Result<corecast_engine::TrackCounters, ControlError> {
-        if let Some(t) = engine.track(id) {
-            self.by_ssrc.remove(&t.ssrc.0);
-        }
-        engine.remove_track(id)
-    }
-
-    /// The track sending with output SSRC `ssrc`.
-    pub fn track(&self, ssrc: Ssrc) -> Option<TrackId> {
-        self.by_ssrc.get(&ssrc.0).copied()
-    }
-
-    /// One RTCP datagram from `from`: each PLI, and each FIR entry, about a track of `engine`
-    /// becomes `request(source)` for the track's source, counted in `io.keyframe_requests`, if
-    /// it comes from that track's subscriber (see [`is_subscribers_address`]); otherwise it is
-    /// counted in `io.rtcp_wrong_sender` and ignored. Allocates nothing.
-    pub fn keyframe_requests(
-        &self,
-        bytes: &[u8],
-        from: Option<SocketAddr>,
-        engine: &Shard,
-        io: &mut ShardIo,
-        mut request: impl FnMut(SourceId),
-    ) {
-        let mut asked = |ssrc: Ssrc| {
-            let Some(track) = self.track(ssrc).and_then(|t| engine.track(t)) else {
-                return;
-            };
-            if !from.is_some_and(|from| is_subscribers_address(from, track.dest)) {
-                io.rtcp_wrong_sender += 1;
-                return;
-            }
-            if let Some(source) = track.source {
-                io.keyframe_requests += 1;
-                request(source);
-            }
-        };
-        for packet in rtcp::packets(bytes).flatten() {
-            match packet {
-                RtcpPacket::Pli { media_ssrc, .. } => asked(media_ssrc),
-                RtcpPacket::Fir { entries, .. } => {
-                    for entry in entries {
-                        asked(entry.ssrc);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Whether RTCP from `from` speaks for the subscriber that receives media at `dest`: the same IP,
-/// and the media port (rtcp-mux) or the one after it, where RTP receivers without rtcp-mux
-/// (ffmpeg, GStreamer's rtpbin) send RTCP by the RFC 3550 §11 convention.
-pub fn is_subscribers_address(from: SocketAddr, dest: SocketAddr) -> bool {
-    from.ip().to_canonical() == dest.ip().to_canonical()
-        && (from.port() == dest.port() || Some(from.port()) == dest.port().checked_add(1))
 }
 
 /// Offer a snapshot to the telemetry queue without waiting. When the queue is full the snapshot

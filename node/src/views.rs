@@ -124,7 +124,7 @@ impl ControlState {
             ssrc: sub.ssrc.0,
             shard: sub.shard as u32,
             source: sub.source.map(|s| s.0),
-            pending_source: sub.pending.map(|(p, _)| p.0),
+            pending_source: sub.pending.map(|p| p.0),
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec.name().to_string(),

@@ -93,7 +93,6 @@ impl Harness {
             ports: PortRange { lo: 1, hi: 0 },
             rcvbuf: 1 << 16,
             max_subscribers: 100,
-            switch_timeout: Duration::from_secs(60),
             node_name: "test".into(),
         };
         let aggregates = Arc::new(std::sync::Mutex::new(Aggregates::new(shards.len(), false)));

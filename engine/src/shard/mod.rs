@@ -15,10 +15,16 @@
 //! ```
 //!
 //! Control operations (add/remove tracks and sources, switch) run between packets, never during a
-//! fan-out, which the borrow checker enforces.
+//! fan-out, which the borrow checker enforces. Subscribers' RTCP goes in with
+//! [`Shard::handle_rtcp`]; everything else that comes out (switches applied, deferred, timed out;
+//! keyframes wanted) is drained with [`Shard::poll_event`], and switch deadlines are kept by
+//! [`Shard::poll_timeout`] / [`Shard::handle_timeout`] (see [`events`]).
 
+pub mod events;
+mod feedback;
 mod table;
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use crate::drop::{DropCounts, DropReason};
@@ -26,8 +32,11 @@ use crate::source::RxPacket;
 use crate::splicer::{SharedRewrite, Splicer};
 use crate::transmit::{Transmit, TransmitBatch};
 use crate::types::{Codec, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};
+use events::SwitchDeadline;
 use table::{Track, TrackTable, DETACHED};
 
+pub use events::ShardEvent;
+pub use feedback::is_subscribers_address;
 pub use table::{SourceCounters, TrackCounters};
 
 /// How a packet finds the tracks of its source.
@@ -60,6 +69,9 @@ pub enum ControlError {
     UnknownTrack(TrackId),
     DuplicateSource(SourceId),
     DuplicateTrack(TrackId),
+    /// Another track of the shard already sends with this SSRC: subscribers' feedback could not
+    /// tell them apart.
+    DuplicateSsrc(Ssrc),
     /// A track's decoder was set up for one codec; it cannot be switched to another.
     CodecMismatch {
         track: Codec,
@@ -74,6 +86,7 @@ impl std::fmt::Display for ControlError {
             ControlError::UnknownTrack(t) => write!(f, "unknown track {t}"),
             ControlError::DuplicateSource(s) => write!(f, "source {s} already exists"),
             ControlError::DuplicateTrack(t) => write!(f, "track {t} already exists"),
+            ControlError::DuplicateSsrc(s) => write!(f, "a track already sends with SSRC {}", s.0),
             ControlError::CodecMismatch { track, source } => {
                 write!(f, "track is {track} but source is {source}")
             }
@@ -119,6 +132,12 @@ pub struct ShardCounters {
     /// Switches put off to the new source's next switch point because the old source was in
     /// the middle of a frame (see [`MID_FRAME_WAIT`]).
     pub switches_deferred: u64,
+    /// Pending switches cancelled at their deadline ([`Shard::handle_timeout`]).
+    pub switches_timed_out: u64,
+    /// PLIs and FIR entries from a track's subscriber, each a keyframe wanted from its source.
+    pub keyframe_requests: u64,
+    /// PLIs and FIR entries naming a track's SSRC that came from another address: ignored.
+    pub rtcp_wrong_sender: u64,
 }
 
 /// How recent the old source's last packet must be for a switch to wait for its frame to end.
@@ -127,15 +146,26 @@ pub struct ShardCounters {
 /// waiting for it would only delay the switch.
 pub const MID_FRAME_WAIT: Nanos = Nanos::from_millis(100);
 
+/// How long a pending switch waits for the new source's switch point by default (the node's
+/// `--switch-timeout` default).
+pub const SWITCH_TIMEOUT: Nanos = Nanos::from_millis(5_000);
+
 /// The tracks one worker owns. See the module docs for the run loop.
 #[derive(Clone, Debug)]
 pub struct Shard {
     table: TrackTable,
     layout: Layout,
     counters: ShardCounters,
-    /// Tracks whose pending switch was applied since the last `clear_switched`; capacity is
-    /// reserved when a switch is requested, so applying one never allocates.
-    switched: Vec<TrackId>,
+    /// Events not yet polled; room is reserved ahead, so the packet path never grows it (see
+    /// [`events`]).
+    events: VecDeque<ShardEvent>,
+    /// Deadlines of the pending switches.
+    deadlines: Vec<SwitchDeadline>,
+    switch_timeout: Nanos,
+    /// Least time between two keyframe wishes for one source (see [`Shard::set_keyframe_interval`]).
+    keyframe_interval: Nanos,
+    /// Output SSRC → track, kept with the tracks, for subscribers' feedback.
+    by_ssrc: HashMap<Ssrc, TrackId>,
 }
 
 impl Default for Shard {
@@ -150,8 +180,27 @@ impl Shard {
             table: TrackTable::new(),
             layout,
             counters: ShardCounters::default(),
-            switched: Vec::new(),
+            events: VecDeque::new(),
+            deadlines: Vec::new(),
+            switch_timeout: SWITCH_TIMEOUT,
+            keyframe_interval: Nanos::ZERO,
+            by_ssrc: HashMap::new(),
         }
+    }
+
+    /// How long a pending switch waits for the new source's switch point before it is cancelled
+    /// ([`ShardEvent::SwitchTimedOut`]). Applies to switches requested from now on.
+    pub fn set_switch_timeout(&mut self, timeout: Nanos) {
+        self.switch_timeout = timeout;
+    }
+
+    /// Least time between two [`ShardEvent::KeyframeWanted`] for one source: wishes within it
+    /// join one that is emitted when it ends ([`Shard::handle_timeout`]). Ingress rate limits the
+    /// requests it sends anyway; this keeps a storm of subscribers' PLIs from becoming as many
+    /// events (and cross-thread messages). Zero (the default): one event queued per source until
+    /// polled, nothing more.
+    pub fn set_keyframe_interval(&mut self, interval: Nanos) {
+        self.keyframe_interval = interval;
     }
 
     pub fn counters(&self) -> &ShardCounters {
@@ -172,6 +221,7 @@ impl Shard {
             return Err(ControlError::DuplicateSource(source));
         }
         self.table.add_group(source, codec);
+        self.reserve_events();
         Ok(())
     }
 
@@ -186,6 +236,7 @@ impl Shard {
             let slot = self.slot(id)?;
             let track = &mut self.table.tracks[slot];
             (track.pending, track.deferred) = (None, false);
+            self.forget_deadline(id);
         }
         while self.table.groups[g].len() > 0 {
             let slot = self.table.groups[g].start as usize;
@@ -223,6 +274,9 @@ impl Shard {
         if self.table.slot_of(config.id).is_some() {
             return Err(ControlError::DuplicateTrack(config.id));
         }
+        if self.by_ssrc.contains_key(&config.ssrc) {
+            return Err(ControlError::DuplicateSsrc(config.ssrc));
+        }
         let g = self.group(source)?;
         let codec = self.table.groups[g]
             .codec
@@ -243,6 +297,7 @@ impl Shard {
             counters: TrackCounters::default(),
         };
         self.table.insert(track, g);
+        self.by_ssrc.insert(config.ssrc, config.id);
         Ok(())
     }
 
@@ -253,7 +308,9 @@ impl Shard {
         }
         let slot = self.slot(id)?;
         let g = self.table.group_at(slot);
-        Ok(self.table.remove(slot, g).counters)
+        let track = self.table.remove(slot, g);
+        self.by_ssrc.remove(&track.splicer.ssrc());
+        Ok(track.counters)
     }
 
     pub fn track(&self, id: TrackId) -> Option<TrackInfo> {
@@ -287,8 +344,15 @@ impl Shard {
         }
     }
 
-    /// Ask `track` to move to source `to` at `to`'s next switch point.
-    pub fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchOutcome, ControlError> {
+    /// Ask `track` to move to source `to` at `to`'s next switch point, and want a keyframe of
+    /// `to` ([`ShardEvent::KeyframeWanted`]). A pending switch not applied by
+    /// `now + switch timeout` is cancelled by [`Shard::handle_timeout`].
+    pub fn switch(
+        &mut self,
+        id: TrackId,
+        to: SourceId,
+        now: Nanos,
+    ) -> Result<SwitchOutcome, ControlError> {
         let slot = self.slot(id)?;
         let target = self.group(to)?;
         let target_codec = self.table.groups[target]
@@ -311,24 +375,21 @@ impl Shard {
             let track = &mut self.table.tracks[slot];
             (track.pending, track.deferred) = (Some(to), false);
             self.table.groups[target].pending.push(id);
-            let pending: usize = self.table.groups.iter().map(|g| g.pending.len()).sum();
-            self.switched.reserve(pending);
+            self.deadlines.push(SwitchDeadline {
+                track: id,
+                to,
+                at: now.saturating_add(self.switch_timeout),
+            });
+            self.reserve_events();
+            self.want_keyframe(target, now);
             return Ok(SwitchOutcome::Pending);
         }
         let from = self.table.group_at(slot);
         let slot = self.table.move_to_group(slot, from, target);
         self.table.tracks[slot].splicer.detach();
+        self.reserve_events();
+        self.want_keyframe(target, now);
         Ok(SwitchOutcome::Moved)
-    }
-
-    /// Tracks whose pending switch was applied at a switch point since the last
-    /// [`Shard::clear_switched`], in the order applied.
-    pub fn switched(&self) -> &[TrackId] {
-        &self.switched
-    }
-
-    pub fn clear_switched(&mut self) {
-        self.switched.clear();
     }
 
     /// Cancel a pending switch; true if there was one.
@@ -419,14 +480,28 @@ impl Shard {
                 self.counters.switches_deferred += 1;
                 pending[kept] = id;
                 kept += 1;
+                let to = self.table.groups[g]
+                    .source
+                    .expect("a source group has a source");
+                self.push_event(ShardEvent::SwitchDeferred { track: id, to });
+                // The switch now completes at the source's next keyframe: ask for one.
+                self.want_keyframe(g, now);
                 continue;
             }
+            let old = self.table.groups[from].source;
             let slot = self.table.move_to_group(slot, from, g);
             let track = &mut self.table.tracks[slot];
             (track.pending, track.deferred) = (None, false);
             self.counters.switches += 1;
-            debug_assert!(self.switched.len() < self.switched.capacity());
-            self.switched.push(id);
+            self.forget_deadline(id);
+            let to = self.table.groups[g]
+                .source
+                .expect("a source group has a source");
+            self.push_event(ShardEvent::SwitchApplied {
+                track: id,
+                from: old,
+                to,
+            });
         }
         // Hand the list back (holding the deferred tracks) so its capacity is reused: no
         // allocation at switch time.
@@ -445,6 +520,7 @@ impl Shard {
             let track = &mut self.table.tracks[slot];
             (track.pending, track.deferred) = (None, false);
         }
+        self.forget_deadline(id);
     }
 
     /// The track at `slot` sends its current source's current epoch.

@@ -69,6 +69,13 @@ pub(crate) struct Group {
     pub frame_open: bool,
     pub last_packet_at: Nanos,
     pub counters: SourceCounters,
+    /// A keyframe-wanted event for this source is queued and not yet polled: further wishes
+    /// join it rather than queue another.
+    pub keyframe_wanted: bool,
+    /// When the last keyframe-wanted event was queued, and whether a wish came after it within
+    /// the shard's keyframe interval (emitted when that ends).
+    pub keyframe_asked_at: Option<Nanos>,
+    pub keyframe_again: bool,
 }
 
 impl Group {
@@ -101,6 +108,9 @@ impl TrackTable {
                 frame_open: false,
                 last_packet_at: Nanos::ZERO,
                 counters: SourceCounters::default(),
+                keyframe_wanted: false,
+                keyframe_asked_at: None,
+                keyframe_again: false,
             }],
             group_of: HashMap::new(),
             slot_of: HashMap::new(),
@@ -138,6 +148,9 @@ impl TrackTable {
             frame_open: false,
             last_packet_at: Nanos::ZERO,
             counters: SourceCounters::default(),
+            keyframe_wanted: false,
+            keyframe_asked_at: None,
+            keyframe_again: false,
         });
     }
 

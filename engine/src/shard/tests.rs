@@ -136,7 +136,7 @@ impl Rig {
             }
             Op::Switch(t, s) => {
                 let live = self.shard.track(TrackId(t as u32)).map(|i| i.live);
-                let r = self.shard.switch(TrackId(t as u32), sid(s));
+                let r = self.shard.switch(TrackId(t as u32), sid(s), Nanos::ZERO);
                 let Some(m) = self.model.get_mut(&t) else {
                     assert_eq!(r, Err(ControlError::UnknownTrack(TrackId(t as u32))));
                     return;
@@ -185,7 +185,7 @@ impl Rig {
         self.now += 10_000_000;
         let now = Nanos(self.now);
         let pkt = ingress
-            .accept(&buf, now)
+            .accept(&buf, None, now)
             .expect("synthetic packets are valid")
             .expect("one stream per source: nothing is held");
         if pkt.is_switch_point() {
@@ -293,7 +293,7 @@ fn codec_mismatch_is_refused() {
     shard.add_source(SourceId(2), Codec::H264).unwrap();
     shard.add_track(config(1), SourceId(1)).unwrap();
     assert_eq!(
-        shard.switch(TrackId(1), SourceId(2)),
+        shard.switch(TrackId(1), SourceId(2), Nanos::ZERO),
         Err(ControlError::CodecMismatch {
             track: Codec::Vp8,
             source: Codec::H264
@@ -308,7 +308,7 @@ fn unknown_source_packets_are_counted() {
     let mut ingress = SourceIngress::new(SourceId(7), Codec::Vp8, 90_000);
     let mut buf = Vec::new();
     Vp8Stream::new(Ssrc(1), 0, 0, VideoShape::default()).next_packet(&mut buf);
-    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
+    let pkt = ingress.accept(&buf, None, Nanos::ZERO).unwrap().unwrap();
     let mut batch = TransmitBatch::with_capacity(4);
     assert_eq!(shard.fan_out(&pkt, &buf, Nanos::ZERO).fill(&mut batch), 0);
     assert_eq!(shard.counters().drops.get(DropReason::UnknownSource), 1);
@@ -324,7 +324,7 @@ fn packet_through(
 ) -> Vec<TrackId> {
     let mut buf = Vec::new();
     write(&mut buf);
-    let pkt = ingress.accept(&buf, now).unwrap().unwrap();
+    let pkt = ingress.accept(&buf, None, now).unwrap().unwrap();
     let mut batch = TransmitBatch::with_capacity(8);
     let mut fan = shard.fan_out(&pkt, &buf, now);
     let mut sent = Vec::new();
@@ -365,7 +365,10 @@ fn audio_tracks_start_and_switch_at_the_next_packet() {
         Nanos::from_millis(100),
     );
     assert_eq!(sent, vec![TrackId(1)], "no keyframe wait for audio");
-    assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
+    assert_eq!(
+        shard.switch(TrackId(1), b, Nanos::ZERO),
+        Ok(SwitchOutcome::Pending)
+    );
     assert_eq!(
         packet_through(
             &mut shard,
@@ -404,7 +407,7 @@ fn send_failures_move_a_copy_from_forwarded_to_dropped() {
     let mut ingress = SourceIngress::new(a, Codec::Vp8, 90_000);
     let mut buf = Vec::new();
     Vp8Stream::new(Ssrc(1), 0, 0, VideoShape::default()).next_packet(&mut buf);
-    let pkt = ingress.accept(&buf, Nanos::ZERO).unwrap().unwrap();
+    let pkt = ingress.accept(&buf, None, Nanos::ZERO).unwrap().unwrap();
     let mut batch = TransmitBatch::with_capacity(8);
     let mut fan = shard.fan_out(&pkt, &buf, Nanos::ZERO);
     assert_eq!(fan.fill(&mut batch), 2);
@@ -453,7 +456,7 @@ impl H264Sender {
         if marker {
             self.ts = self.ts.wrapping_add(3000);
         }
-        let mut pkt = self.ingress.accept(&buf, now).unwrap().unwrap();
+        let mut pkt = self.ingress.accept(&buf, None, now).unwrap().unwrap();
         if let Some(prelude) = self.ingress.prelude_for(&pkt) {
             pkt.attach_prelude(&mut buf, prelude);
         }
@@ -520,7 +523,10 @@ fn tracks_starting_at_a_keyframe_without_parameter_sets_get_a_prelude_first() {
         run(&mut shard, &mut sa, nal, ms as u64);
         run(&mut shard, &mut sb, nal, ms as u64);
     }
-    assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
+    assert_eq!(
+        shard.switch(TrackId(1), b, Nanos::ZERO),
+        Ok(SwitchOutcome::Pending)
+    );
     shard.add_track(config(3), b).unwrap();
 
     // B's next keyframe has no sets: the switching track 1 and the new track 3 get B's cached
@@ -612,7 +618,10 @@ fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
         packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), ms(i));
     }
     assert!(shard.track(TrackId(1)).unwrap().live);
-    assert_eq!(shard.switch(TrackId(1), b), Ok(SwitchOutcome::Pending));
+    assert_eq!(
+        shard.switch(TrackId(1), b, Nanos::ZERO),
+        Ok(SwitchOutcome::Pending)
+    );
 
     // A is one packet into a frame when B's keyframe starts: the track finishes A's frame.
     packet_through(&mut shard, &mut ia, |b| sa.next_packet(b), ms(10));
@@ -645,7 +654,10 @@ fn a_switch_waits_once_for_the_old_source_to_finish_its_frame() {
     // Back to A while B is mid-frame but has been silent past MID_FRAME_WAIT: no waiting for a
     // frame that is not coming.
     let later = 23_000_000 + MID_FRAME_WAIT.0;
-    assert_eq!(shard.switch(TrackId(1), a), Ok(SwitchOutcome::Pending));
+    assert_eq!(
+        shard.switch(TrackId(1), a, Nanos::ZERO),
+        Ok(SwitchOutcome::Pending)
+    );
     sa.force_keyframe();
     // A was mid-frame itself; that does not matter, only the track's current source does.
     assert_eq!(
@@ -686,7 +698,7 @@ fn timestamps_stepping_back_by_half_the_range_never_overflow() {
         ts = ts.wrapping_sub(0x7fff_ffff);
     }
     // The next anchor: a switch to another source.
-    shard.switch(TrackId(1), b).unwrap();
+    shard.switch(TrackId(1), b, Nanos::ZERO).unwrap();
     let sent = packet_through(
         &mut shard,
         &mut ib,

@@ -44,7 +44,7 @@ fn offer(
     ts: u32,
     marker: bool,
 ) -> Result<RxPacket, DropReason> {
-    let got = ing.accept(&rtp(ssrc, 111, seq, ts, marker), Nanos::ZERO)?;
+    let got = ing.accept(&rtp(ssrc, 111, seq, ts, marker), None, Nanos::ZERO)?;
     Ok(got.expect("one stream: nothing held"))
 }
 
@@ -52,7 +52,9 @@ fn offer(
 fn offer_at(ing: &mut SourceIngress, ssrc: u32, pt: u8, seq: u16, at_ms: u64) -> Vec<RxPacket> {
     let mut out = Vec::new();
     let buf = rtp(ssrc, pt, seq, 0, false);
-    let _ = ing.ingest(&buf, Nanos::from_millis(at_ms), |p, _, _| out.push(*p));
+    let _ = ing.ingest(&buf, None, Nanos::from_millis(at_ms), |p, _, _| {
+        out.push(*p)
+    });
     out
 }
 
@@ -63,7 +65,7 @@ fn run_timed(ing: &mut SourceIngress, rows: &[((u32, u16, u64), Out)]) {
     for (n, &((ssrc, seq, at_ms), ref want)) in rows.iter().enumerate() {
         let buf = rtp(ssrc, 111, seq, 0, false);
         let mut out = Vec::new();
-        let result = ing.ingest(&buf, Nanos::from_millis(at_ms), |p, _, _| {
+        let result = ing.ingest(&buf, None, Nanos::from_millis(at_ms), |p, _, _| {
             out.push(*p);
         });
         let mut rel = |p: &RxPacket| {
@@ -434,7 +436,7 @@ fn a_silent_probation_is_given_up_by_the_timer() {
 fn malformed_packets_are_counted_not_fatal() {
     let mut ing = ingress();
     assert_eq!(
-        ing.accept(&[0x80, 0, 0], Nanos::ZERO),
+        ing.accept(&[0x80, 0, 0], None, Nanos::ZERO),
         Err(DropReason::Malformed)
     );
     let mut empty_opus = Vec::new();
@@ -448,7 +450,7 @@ fn malformed_packets_are_counted_not_fatal() {
         &[],
     );
     assert_eq!(
-        ing.accept(&empty_opus, Nanos::ZERO),
+        ing.accept(&empty_opus, None, Nanos::ZERO),
         Err(DropReason::MalformedPayload)
     );
     let c = ing.counters();
@@ -520,7 +522,7 @@ fn h264_access_unit_opened_by_an_aud_switches_at_its_first_sps() {
             marker,
             payload,
         );
-        let pkt = ing.accept(&buf, Nanos::ZERO).unwrap().unwrap();
+        let pkt = ing.accept(&buf, None, Nanos::ZERO).unwrap().unwrap();
         assert_eq!(pkt.is_switch_point(), want, "packet {i}");
     }
 }
@@ -540,7 +542,7 @@ fn send_frames(
         buf.clear();
         let p = stream.next_packet(&mut buf);
         let now = Nanos::from_millis(at_ms + sent * 33);
-        let _ = ing.ingest(&buf, now, |_, _, _| {});
+        let _ = ing.ingest(&buf, None, now, |_, _, _| {});
         if p.keyframe && p.frame_start {
             seen.push(ing.keyframe_interval());
         }
@@ -586,7 +588,12 @@ fn audio_has_no_keyframe_interval() {
     let mut ing = ingress();
     for seq in 0..50u16 {
         let pkt = rtp(0x0abc, 111, seq, u32::from(seq) * 960, true);
-        let _ = ing.ingest(&pkt, Nanos::from_millis(u64::from(seq) * 20), |_, _, _| {});
+        let _ = ing.ingest(
+            &pkt,
+            None,
+            Nanos::from_millis(u64::from(seq) * 20),
+            |_, _, _| {},
+        );
     }
     assert_eq!(ing.counters().accepted, 50);
     assert!(

@@ -147,7 +147,10 @@ impl World {
     }
 
     pub fn switch(&mut self, track: TrackId, source: usize) -> SwitchOutcome {
-        let out = self.shard.switch(track, self.source_id(source)).unwrap();
+        let out = self
+            .shard
+            .switch(track, self.source_id(source), self.now)
+            .unwrap();
         self.note_attachment(track, self.arrivals.len());
         out
     }
@@ -260,7 +263,7 @@ impl World {
         let mut delivered = Vec::new();
         let _ = self.sources[source]
             .ingress
-            .ingest(bytes, self.now, |pkt, bytes, _| {
+            .ingest(bytes, None, self.now, |pkt, bytes, _| {
                 delivered.push((*pkt, bytes.to_vec()))
             });
         for (pkt, bytes) in delivered {

@@ -53,7 +53,6 @@ impl ControlState {
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 self.drain_events();
-                self.expire_switches();
             })?;
         Ok((ControlHandle { tx }, thread))
     }

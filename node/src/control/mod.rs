@@ -56,8 +56,6 @@ pub struct Settings {
     pub rcvbuf: usize,
     /// `--max-subscribers`.
     pub max_subscribers: usize,
-    /// `--switch-timeout`.
-    pub switch_timeout: std::time::Duration,
     /// `--node-name`, for the SDPs the node writes.
     pub node_name: String,
 }
@@ -78,7 +76,6 @@ pub struct ControlState {
     pub(crate) shard_load: Vec<usize>,
     pub(crate) telemetry: SharedAggregates,
     pub(crate) events: Arc<EventBus>,
-    pub(crate) switches_timed_out: u64,
 }
 
 impl ControlState {
@@ -103,7 +100,6 @@ impl ControlState {
             shard_load: vec![0; n],
             telemetry,
             events,
-            switches_timed_out: 0,
         }
     }
 

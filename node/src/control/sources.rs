@@ -133,7 +133,7 @@ impl ControlState {
         // The shard moves a track whose source goes to its pending source, if any.
         let mut cancelled = Vec::new();
         for (&sid, sub) in self.subs.iter_mut() {
-            let pending = sub.pending.map(|(p, _)| p);
+            let pending = sub.pending;
             if sub.source == Some(id) {
                 sub.source = pending;
                 sub.pending = None;

@@ -96,7 +96,7 @@ impl ControlState {
             .subs
             .get(&id)
             .ok_or(NodeError::NotFound(What::Subscriber(id)))?;
-        let (shard, source, pending) = (sub.shard, sub.source, sub.pending.map(|(p, _)| p));
+        let (shard, source, pending) = (sub.shard, sub.source, sub.pending);
         self.send_shard(shard, ShardCommand::RemoveTrack(id))?;
         if let Some(sub) = self.subs.remove(&id) {
             self.free_ssrc(sub.ssrc);

@@ -1,5 +1,5 @@
-//! Switches: a subscriber asked to move to another source, the shards' word on it, and the
-//! deadline after which one still not done is cancelled.
+//! Switches: a subscriber asked to move to another source, and the shards' word on it: applied,
+//! refused, or timed out (the shard's engine keeps each switch's `--switch-timeout` deadline).
 
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ impl ControlState {
             }
             .into());
         }
-        let (shard, source, pending) = (sub.shard, sub.source, sub.pending.map(|(p, _)| p));
+        let (shard, source, pending) = (sub.shard, sub.source, sub.pending);
         if source == Some(to) && pending.is_none() {
             return Ok(SwitchView {
                 outcome: ApiSwitchOutcome::Unchanged,
@@ -51,10 +51,10 @@ impl ControlState {
             sub.requested_at = None;
             ApiSwitchOutcome::Cancelled
         } else {
-            sub.pending = Some((to, now + self.settings.switch_timeout));
+            sub.pending = Some(to);
             sub.requested_at = Some(now);
+            // The shard asks the source for the keyframe the switch waits for.
             self.use_source(shard, to);
-            self.request_keyframe(to);
             ApiSwitchOutcome::Pending
         };
         if let Some(p) = pending.filter(|&p| p != to) {
@@ -84,7 +84,7 @@ impl ControlState {
                 let Some(sub) = self.subs.get_mut(&track) else {
                     return;
                 };
-                if sub.pending.map(|(p, _)| p) != Some(to) {
+                if sub.pending != Some(to) {
                     return;
                 }
                 sub.pending = None;
@@ -95,6 +95,7 @@ impl ControlState {
                 self.emit(EventType::SwitchCancelled, Some(to), Some(track), data);
             }
             ShardEvent::Switched(track, to) => self.switched(shard, track, to),
+            ShardEvent::SwitchTimedOut(track, to) => self.switch_timed_out(shard, track, to),
             ShardEvent::Refused(e) => tracing::warn!(shard, "shard refused a command: {e}"),
         }
     }
@@ -104,7 +105,7 @@ impl ControlState {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        let was_pending = sub.pending.map(|(p, _)| p) == Some(to);
+        let was_pending = sub.pending == Some(to);
         let old = sub.source.replace(to);
         sub.pending = None;
         sub.switches += 1;
@@ -113,7 +114,7 @@ impl ControlState {
             .take()
             .map(|t| t.elapsed().as_secs_f64() * 1000.0);
         if !was_pending {
-            // Timed out here while the shard applied it: take the source back.
+            // Replaced here while the shard applied it: take the source back.
             self.use_source(shard, to);
         }
         if let Some(old) = old.filter(|&o| o != to) {
@@ -124,43 +125,29 @@ impl ControlState {
         self.emit(EventType::SwitchCompleted, Some(to), Some(id), data);
     }
 
-    pub(super) fn expire_switches(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<(TrackId, usize, SourceId)> = self
-            .subs
-            .iter()
-            .filter_map(|(&id, s)| match s.pending {
-                Some((p, deadline)) if now >= deadline => Some((id, s.shard, p)),
-                _ => None,
-            })
-            .collect();
-        for (id, shard, source) in expired {
-            if self
-                .send_shard(shard, ShardCommand::CancelSwitch(id))
-                .is_err()
-            {
-                continue;
-            }
-            let mut waited_ms = None;
-            if let Some(sub) = self.subs.get_mut(&id) {
-                sub.pending = None;
-                waited_ms = sub
-                    .requested_at
-                    .take()
-                    .map(|t| t.elapsed().as_millis() as u64);
-            }
-            self.release_source(shard, source);
-            self.switches_timed_out += 1;
-            let reason = "no keyframe came from the source within --switch-timeout; it may \
-                          not answer keyframe requests (PLI) or not be sending";
-            tracing::warn!(
-                subscriber = id.0,
-                source = source.0,
-                "switch timed out: {reason}"
-            );
-            let data =
-                serde_json::json!({"to": source.0, "waited_ms": waited_ms, "reason": reason});
-            self.emit(EventType::SwitchTimedOut, Some(source), Some(id), data);
+    /// The shard cancelled subscriber `id`'s switch to `source` at its deadline.
+    fn switch_timed_out(&mut self, shard: usize, id: TrackId, source: SourceId) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        // A switch replaced or cancelled since was reported then.
+        if sub.pending != Some(source) {
+            return;
         }
+        sub.pending = None;
+        let waited_ms = sub
+            .requested_at
+            .take()
+            .map(|t| t.elapsed().as_millis() as u64);
+        self.release_source(shard, source);
+        let reason = "no keyframe came from the source within --switch-timeout; it may \
+                      not answer keyframe requests (PLI) or not be sending";
+        tracing::warn!(
+            subscriber = id.0,
+            source = source.0,
+            "switch timed out: {reason}"
+        );
+        let data = serde_json::json!({"to": source.0, "waited_ms": waited_ms, "reason": reason});
+        self.emit(EventType::SwitchTimedOut, Some(source), Some(id), data);
     }
 }

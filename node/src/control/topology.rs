@@ -38,8 +38,8 @@ pub(crate) struct SubEntry {
     /// so a detached subscriber is only switched to a source it can take.
     pub codec: Codec,
     pub source: Option<SourceId>,
-    /// Source switching to, and the switch's deadline.
-    pub pending: Option<(SourceId, Instant)>,
+    /// Source switching to (the shard keeps the switch's deadline).
+    pub pending: Option<SourceId>,
     /// When the pending switch was asked for, to report how long it took.
     pub requested_at: Option<Instant>,
     pub dest: SocketAddr,

@@ -336,7 +336,6 @@ impl Builder {
             ports: config.rtp_ports,
             rcvbuf: config.rcvbuf,
             max_subscribers: config.max_subscribers,
-            switch_timeout: config.switch_timeout,
             node_name: config.node_name.clone(),
         };
         let state = ControlState::new(
@@ -443,6 +442,8 @@ fn shard_worker(
         batch_size: config.batch,
         spin: config.spin,
         snapshot_every: config.stats_interval,
+        switch_timeout: config.switch_timeout,
+        pli_interval: config.pli_interval,
     };
     Ok((worker, handle))
 }

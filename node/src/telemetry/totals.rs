@@ -37,9 +37,12 @@ impl IngestTotals {
         let mut drops = i.drops;
         drops.merge(&stats.drops);
         IngestTotals {
-            // Datagrams the node dropped before the engine (wrong sender, truncated) never
-            // reached `accept`, which counts `packets`.
-            received: i.packets + stats.drops.total_of(DropScope::Packet),
+            // Datagrams the node dropped before the engine (truncated) never reached `accept`,
+            // which counts `packets`; nor does it count those from another sender than the
+            // latched one (`wrong_sender`), which are not the source's.
+            received: i.packets
+                + i.drops.get(DropReason::WrongSender)
+                + stats.drops.total_of(DropScope::Packet),
             bytes: i.bytes,
             accepted: i.accepted,
             held: i.held,
