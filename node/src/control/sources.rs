@@ -7,6 +7,7 @@ use std::sync::Arc;
 use corecast_engine::{SourceId, Ssrc};
 use corecast_signaling::api::CreateSource;
 use rand::Rng;
+use corecast_udp::Buffer;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::error::{Conflict, NodeError, Unavailable, What};
@@ -79,12 +80,11 @@ impl ControlState {
         let bind = |port: u16| -> std::io::Result<std::net::UdpSocket> {
             let addr = SocketAddr::new(self.settings.rtp_ip, port);
             let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-            if let Err(e) = socket.set_recv_buffer_size(self.settings.rcvbuf) {
+            if let Err(e) = Buffer::Receive.set_size(&socket, self.settings.rcvbuf) {
                 tracing::warn!(port, "cannot set the ingest receive buffer: {e}");
             }
             socket.bind(&addr.into())?;
-            // Linux reports twice the size granted (it counts its bookkeeping).
-            let granted = socket.recv_buffer_size().map(|b| b / 2).unwrap_or(0);
+            let granted = Buffer::Receive.size(&socket).unwrap_or(0);
             if granted < self.settings.rcvbuf {
                 tracing::warn!(
                     port,

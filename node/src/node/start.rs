@@ -14,6 +14,7 @@ use std::time::Duration;
 use corecast_signaling::server::{ApiConfig, ApiServer};
 use crossbeam_queue::ArrayQueue;
 use mio::{Poll, Waker};
+use corecast_udp::Buffer;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::{ConfigError, NodeConfig};
@@ -456,7 +457,7 @@ fn egress_socket(
     let addr = SocketAddr::new(config.rtp_ip, 0);
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(media_socket(shard, SocketStep::Create))?;
-    if let Err(e) = socket.set_send_buffer_size(config.sndbuf) {
+    if let Err(e) = Buffer::Send.set_size(&socket, config.sndbuf) {
         tracing::warn!("cannot set the send buffer to {} bytes: {e}", config.sndbuf);
     }
     socket
@@ -465,8 +466,7 @@ fn egress_socket(
     socket
         .set_nonblocking(true)
         .map_err(media_socket(shard, SocketStep::NonBlocking))?;
-    // Linux reports twice the size asked (it counts its bookkeeping); halve it to compare.
-    let granted = socket.send_buffer_size().map(|b| b / 2).unwrap_or(0);
+    let granted = Buffer::Send.size(&socket).unwrap_or(0);
     Ok((socket.into(), granted))
 }
 
