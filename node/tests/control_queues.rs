@@ -17,7 +17,7 @@ use corecast::shard::{ShardCommand, ShardEvent, ShardLink};
 use corecast::telemetry::Aggregates;
 use corecast::views::NodeControl;
 use corecast::wake::Wake;
-use corecast_engine::{Codec, ControlError, SourceId, TrackId};
+use corecast_engine::{Codec, ControlError, SourceId, SwitchOutcome, TrackId};
 use corecast_signaling::api::{CreateSource, CreateSubscriber};
 use corecast_signaling::client::{Client, ClientError};
 use corecast_signaling::server::{ApiConfig, ApiServer};
@@ -360,4 +360,72 @@ fn a_switch_the_shard_refuses_is_reported_cancelled() {
     assert_eq!(cancelled[0]["data"]["reason"], "refused");
     let error = cancelled[0]["data"]["error"].as_str().unwrap();
     assert!(error.contains("h264"), "{error}");
+}
+
+/// Answer every switch command shard 0 was sent with `Pending`, as its engine would.
+fn answer_switches(h: &Harness) {
+    for cmd in h.take(0) {
+        if let ShardCommand::Switch(track, to) = cmd {
+            let answer = ShardEvent::SwitchRequested(track, to, Ok(SwitchOutcome::Pending));
+            assert!(h.shards[0].events.push(answer).is_ok());
+        }
+    }
+}
+
+/// Until the control thread has taken every event shard 0 sent it.
+fn until_events_taken(h: &Harness) {
+    let deadline = Instant::now() + DEADLINE;
+    while !h.shards[0].events.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the control thread took no events"
+        );
+        std::thread::yield_now();
+    }
+    // One API round trip: the control thread finished handling what it took.
+    h.client.subscribers().unwrap();
+}
+
+#[test]
+fn a_timeout_of_a_switch_asked_for_again_is_not_reported() {
+    let h = Harness::start(&[64], 4);
+    let a = h.client.create_source(&vp8("a", free_port())).unwrap();
+    let b = h.client.create_source(&vp8("b", free_port())).unwrap();
+    let sub = h
+        .client
+        .create_subscriber(&CreateSubscriber {
+            source: a.id,
+            dest: "127.0.0.1:6000".into(),
+        })
+        .unwrap();
+    let (track, to) = (TrackId(sub.id), SourceId(b.id));
+    h.client.switch(sub.id, b.id).unwrap();
+    answer_switches(&h);
+    until_events_taken(&h);
+    // Asked again; before the shard reads that command, its engine times the first one out.
+    h.client.switch(sub.id, b.id).unwrap();
+    assert!(h.shards[0]
+        .events
+        .push(ShardEvent::SwitchTimedOut(track, to))
+        .is_ok());
+    until_events_taken(&h);
+    let view = h.client.subscriber(sub.id).unwrap();
+    assert_eq!(
+        view.pending_source,
+        Some(b.id),
+        "the second request still stands"
+    );
+    // The shard takes the second command, and that switch times out in its turn.
+    answer_switches(&h);
+    assert!(h.shards[0]
+        .events
+        .push(ShardEvent::SwitchTimedOut(track, to))
+        .is_ok());
+    until_events_taken(&h);
+    let view = h.client.subscriber(sub.id).unwrap();
+    assert_eq!((view.source, view.pending_source), (Some(a.id), None));
+    let events = h.finish();
+    let timed_out = of_type(&events, "switch.timed_out");
+    assert_eq!(timed_out.len(), 1, "only the second switch's: {events:?}");
+    assert_eq!(timed_out[0]["data"]["to"], b.id);
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use corecast_engine::{SourceId, Ssrc};
 use corecast_signaling::api::CreateSource;
-use rand::Rng;
 use corecast_udp::Buffer;
+use rand::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::error::{Conflict, NodeError, Unavailable, What};

@@ -67,6 +67,7 @@ impl ControlState {
                     source: Some(req.source),
                     pending: None,
                     requested_at: None,
+                    switches_unanswered: 0,
                     dest: req.dest,
                     switches: 0,
                 },

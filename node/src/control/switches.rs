@@ -45,6 +45,7 @@ impl ControlState {
             self.release_source(shard, p);
         }
         let sub = self.subs.get_mut(&id).expect("checked above");
+        sub.switches_unanswered += 1;
         let now = Instant::now();
         let outcome = if source == Some(to) {
             sub.pending = None;
@@ -73,6 +74,11 @@ impl ControlState {
     }
 
     pub(super) fn on_event(&mut self, shard: usize, event: ShardEvent) {
+        if let ShardEvent::SwitchRequested(track, ..) = &event {
+            if let Some(sub) = self.subs.get_mut(track) {
+                sub.switches_unanswered = sub.switches_unanswered.saturating_sub(1);
+            }
+        }
         match event {
             ShardEvent::SwitchRequested(track, to, Ok(SwitchOutcome::Moved)) => {
                 self.switched(shard, track, to)
@@ -130,8 +136,10 @@ impl ControlState {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
         };
-        // A switch replaced or cancelled since was reported then.
-        if sub.pending != Some(source) {
+        // A switch replaced or cancelled since was reported then; one asked for again since
+        // (the same source) has a new deadline in the shard, which took the newer command
+        // after this timeout.
+        if sub.pending != Some(source) || sub.switches_unanswered > 0 {
             return;
         }
         sub.pending = None;

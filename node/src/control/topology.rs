@@ -42,6 +42,9 @@ pub(crate) struct SubEntry {
     pub pending: Option<SourceId>,
     /// When the pending switch was asked for, to report how long it took.
     pub requested_at: Option<Instant>,
+    /// Switch commands sent to the shard that it has not answered yet. While one is, a
+    /// timeout the shard reports is about an older switch the newer command replaced there.
+    pub switches_unanswered: u32,
     pub dest: SocketAddr,
     pub switches: u64,
 }

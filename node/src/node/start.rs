@@ -12,9 +12,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use corecast_signaling::server::{ApiConfig, ApiServer};
+use corecast_udp::Buffer;
 use crossbeam_queue::ArrayQueue;
 use mio::{Poll, Waker};
-use corecast_udp::Buffer;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::config::{ConfigError, NodeConfig};
