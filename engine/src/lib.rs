@@ -55,6 +55,9 @@
 //!   control operations return typed errors ([`ControlError`]).
 //! - The per-packet path does not allocate (`tests/no_alloc.rs` proves it).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod drop;
 pub mod rtcp;

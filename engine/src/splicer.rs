@@ -84,6 +84,7 @@ impl Splicer {
         }
     }
 
+    /// The SSRC written into every packet out, whatever the source.
     pub fn ssrc(&self) -> Ssrc {
         self.ssrc
     }
@@ -98,6 +99,7 @@ impl Splicer {
         self.last_sent.map(|_| ExtSeq(self.next_seq - 1))
     }
 
+    /// Output timestamp of the last packet sent, extended.
     pub fn last_timestamp(&self) -> Option<ExtTime> {
         self.last_sent.map(|_| ExtTime(self.last_ts))
     }
@@ -285,6 +287,7 @@ pub struct SharedRewrite {
 }
 
 impl SharedRewrite {
+    /// Reads what every track copies from `pkt`, whose bytes are `buf`.
     pub fn new(pkt: &RxPacket, buf: &[u8]) -> SharedRewrite {
         let start = pkt.header.payload_start as usize;
         let available = (pkt.header.payload_end as usize - start).min(MAX_REWRITE_LEN);
