@@ -80,6 +80,6 @@ pub use shard::{
 pub use source::{
     IngressConfig, IngressCounters, KeyframeRequest, Prelude, RxPacket, SourceIngress,
 };
-pub use splicer::{SharedRewrite, Splicer};
+pub use splicer::Splicer;
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

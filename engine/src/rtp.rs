@@ -46,12 +46,12 @@ pub struct ExtensionBlock {
 
 impl ExtensionBlock {
     /// RFC 8285 one-byte header form (profile 0xBEDE).
-    pub fn is_one_byte(&self) -> bool {
+    pub(crate) fn is_one_byte(&self) -> bool {
         self.profile == ONE_BYTE_PROFILE
     }
 
     /// RFC 8285 two-byte header form (profile 0x100x).
-    pub fn is_two_byte(&self) -> bool {
+    pub(crate) fn is_two_byte(&self) -> bool {
         self.profile & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE
     }
 }
