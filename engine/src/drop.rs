@@ -133,7 +133,7 @@ pub struct DropCounts([u64; DropReason::COUNT]);
 
 impl DropCounts {
     #[inline]
-    /// Counts `n` more drops for `reason`.
+    /// Count `n` more drops for `reason`.
     pub fn add(&mut self, reason: DropReason, n: u64) {
         self.0[reason as usize] += n;
     }
@@ -143,7 +143,8 @@ impl DropCounts {
         self.0[reason as usize]
     }
 
-    /// Drops over all reasons, whatever their scope; see [`DropCounts::total_of`] for sums that add like with like.
+    /// Drops over all reasons, whatever their scope; [`DropCounts::total_of`] gives sums that add
+    /// like with like.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
     }
@@ -157,7 +158,7 @@ impl DropCounts {
             .sum()
     }
 
-    /// Adds `other`'s counts, reason by reason (aggregating snapshots).
+    /// Add `other`'s counts, reason by reason (aggregating snapshots).
     pub fn merge(&mut self, other: &DropCounts) {
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
             *a += b;

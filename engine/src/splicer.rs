@@ -287,7 +287,7 @@ pub(crate) struct SharedRewrite {
 }
 
 impl SharedRewrite {
-    /// Reads what every track copies from `pkt`, whose bytes are `buf`.
+    /// Read what every track copies from `pkt`, whose bytes are `buf`.
     pub(crate) fn new(pkt: &RxPacket, buf: &[u8]) -> SharedRewrite {
         let start = pkt.header.payload_start as usize;
         let available = (pkt.header.payload_end as usize - start).min(MAX_REWRITE_LEN);

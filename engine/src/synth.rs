@@ -213,7 +213,7 @@ impl OpusStream {
         }
     }
 
-    /// Appends the next packet to `out` and says what it is.
+    /// Append the next packet to `out` and describe it.
     pub fn next_packet(&mut self, out: &mut Vec<u8>) -> SynthPacket {
         let mut payload = [0u8; 400];
         let len = self.payload_len.clamp(2, payload.len());

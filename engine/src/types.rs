@@ -150,7 +150,7 @@ impl Codec {
         }
     }
 
-    /// Lowercase name, as written in the CLI, the HTTP API and metrics labels.
+    /// Lowercase name, as the CLI and the HTTP API spell it.
     pub fn name(self) -> &'static str {
         match self {
             Codec::Vp8 => "vp8",
