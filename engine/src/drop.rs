@@ -56,8 +56,10 @@ pub enum DropScope {
 }
 
 impl DropReason {
+    /// How many reasons there are: the length of [`DropReason::ALL`] and of [`DropCounts`].
     pub const COUNT: usize = 15;
 
+    /// Every reason, in declaration order (`reason as usize` indexes it).
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::MalformedPayload,
@@ -131,14 +133,18 @@ pub struct DropCounts([u64; DropReason::COUNT]);
 
 impl DropCounts {
     #[inline]
+    /// Count `n` more drops for `reason`.
     pub fn add(&mut self, reason: DropReason, n: u64) {
         self.0[reason as usize] += n;
     }
 
+    /// Drops counted for `reason`.
     pub fn get(&self, reason: DropReason) -> u64 {
         self.0[reason as usize]
     }
 
+    /// Drops over all reasons, whatever their scope; [`DropCounts::total_of`] gives sums that add
+    /// like with like.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
     }
@@ -152,6 +158,7 @@ impl DropCounts {
             .sum()
     }
 
+    /// Add `other`'s counts, reason by reason (aggregating snapshots).
     pub fn merge(&mut self, other: &DropCounts) {
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
             *a += b;

@@ -55,6 +55,9 @@
 //!   control operations return typed errors ([`ControlError`]).
 //! - The per-packet path does not allocate (`tests/no_alloc.rs` proves it).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod drop;
 pub mod rtcp;
@@ -77,6 +80,6 @@ pub use shard::{
 pub use source::{
     IngressConfig, IngressCounters, KeyframeRequest, Prelude, RxPacket, SourceIngress,
 };
-pub use splicer::{SharedRewrite, Splicer};
+pub use splicer::Splicer;
 pub use transmit::{Transmit, TransmitBatch};
 pub use types::{Codec, ExtSeq, ExtTime, Nanos, RtpTime, SeqNo, SourceId, Ssrc, TrackId};

@@ -37,17 +37,21 @@ pub enum RtpError {
 pub struct ExtensionBlock {
     /// The 16-bit "defined by profile" field (0xBEDE for one-byte, 0x100x for two-byte).
     pub profile: u16,
-    /// Byte range of the extension data (after the 4-byte extension header).
+    /// Offset in the packet of the first byte of extension data (after the 4-byte extension
+    /// header).
     pub start: u16,
+    /// Offset one past the last byte of extension data; `end - start` is a multiple of 4.
     pub end: u16,
 }
 
 impl ExtensionBlock {
-    pub fn is_one_byte(&self) -> bool {
+    /// RFC 8285 one-byte header form (profile 0xBEDE).
+    pub(crate) fn is_one_byte(&self) -> bool {
         self.profile == ONE_BYTE_PROFILE
     }
 
-    pub fn is_two_byte(&self) -> bool {
+    /// RFC 8285 two-byte header form (profile 0x100x).
+    pub(crate) fn is_two_byte(&self) -> bool {
         self.profile & TWO_BYTE_PROFILE_MASK == TWO_BYTE_PROFILE
     }
 }
@@ -56,12 +60,19 @@ impl ExtensionBlock {
 /// packet and the bytes are never parsed twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RtpHeader {
+    /// The M bit: for video, the last packet of a frame.
     pub marker: bool,
+    /// The 7-bit payload type.
     pub payload_type: u8,
+    /// Sequence number, as on the wire.
     pub seq: SeqNo,
+    /// Timestamp on the stream's RTP clock, as on the wire.
     pub timestamp: RtpTime,
+    /// The stream's SSRC.
     pub ssrc: Ssrc,
+    /// Number of CSRCs after the fixed header (0..=15).
     pub csrc_count: u8,
+    /// The header extension block, if the X bit is set.
     pub extension: Option<ExtensionBlock>,
     /// Offset of the first payload byte (after CSRCs and the extension block).
     pub payload_start: u16,
@@ -137,10 +148,12 @@ impl RtpHeader {
         })
     }
 
+    /// Padding bytes at the end of the packet, the count byte included; 0 without the P bit.
     pub fn padding_len(&self) -> u16 {
         self.len - self.payload_end
     }
 
+    /// Payload bytes, between the header and the padding.
     pub fn payload_len(&self) -> u16 {
         self.payload_end - self.payload_start
     }
@@ -176,7 +189,9 @@ impl RtpHeader {
 /// One RFC 8285 header extension element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Extension<'a> {
+    /// The element's ID (1..=14 in the one-byte form, 1..=255 in the two-byte form).
     pub id: u8,
+    /// The element's data, borrowed from the packet.
     pub data: &'a [u8],
 }
 

@@ -65,14 +65,21 @@ const WINDOW_WORDS: usize = (REORDER_WINDOW / 64) as usize;
 /// caller's buffer; `header` holds the offsets into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RxPacket {
+    /// The source that accepted it.
     pub source: SourceId,
     /// Changes each time the source restarts; a splicer re-anchors on a new epoch.
     pub epoch: u32,
+    /// Sequence number, extended within the epoch.
     pub seq: ExtSeq,
+    /// Timestamp, extended within the epoch.
     pub timestamp: ExtTime,
+    /// The source's RTP clock rate, in Hz.
     pub clock_rate: u32,
+    /// The parsed header, with the offsets of the payload in the packet's buffer.
     pub header: RtpHeader,
+    /// What the codec's payload says: frame start, keyframe, fields to rewrite.
     pub payload: PayloadInfo,
+    /// The `now` given to [`SourceIngress::accept`] with the datagram.
     pub received_at: Nanos,
     /// Where, in the buffer that holds this packet, the payload of its prelude lies: the
     /// parameter sets a track starting at this switch point must get first. Set by the caller
@@ -83,11 +90,14 @@ pub struct RxPacket {
 /// A byte range of the packet's buffer, after the packet itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prelude {
+    /// Offset of the first byte.
     pub start: u16,
+    /// Length in bytes.
     pub len: u16,
 }
 
 impl Prelude {
+    /// The range, to index the buffer with.
     pub fn range(&self) -> std::ops::Range<usize> {
         self.start as usize..self.start as usize + self.len as usize
     }
@@ -122,17 +132,20 @@ pub struct IngressCounters {
     /// the latched sender are not the source's: they count only as `wrong_sender` drops, so
     /// `packets + drops[wrong_sender] = accepted + drops + held`.
     pub packets: u64,
+    /// Bytes of those packets, as datagrams.
     pub bytes: u64,
     /// Packets accepted (handed on to the shards).
     pub accepted: u64,
+    /// Packets dropped at ingress, by reason, `wrong_sender` included.
     pub drops: DropCounts,
     /// Packets held right now while another stream is in probation: neither accepted nor
     /// dropped yet (a gauge, so `packets = accepted + drops + held` at every moment).
     pub held: u64,
     /// Times another stream replaced the current one (sender restarts).
     pub restarts: u64,
-    /// Accepted packets that start a frame, and those that start a keyframe.
+    /// Accepted packets that start a frame.
     pub frames: u64,
+    /// Accepted packets that start a keyframe (switch points).
     pub keyframes: u64,
     /// Keyframe requests (PLI) handed to the I/O layer and sent.
     pub keyframe_requests_sent: u64,
@@ -252,10 +265,13 @@ pub struct SourceIngress {
 }
 
 impl SourceIngress {
+    /// A source with the default [`IngressConfig`]; `clock_rate` in Hz (see
+    /// [`Codec::default_clock_rate`]).
     pub fn new(id: SourceId, codec: Codec, clock_rate: u32) -> SourceIngress {
         SourceIngress::with_config(id, codec, clock_rate, IngressConfig::default())
     }
 
+    /// A source with `config` (a probation of 0 packets is taken as 1); `clock_rate` in Hz.
     pub fn with_config(
         id: SourceId,
         codec: Codec,
@@ -292,18 +308,22 @@ impl SourceIngress {
         self.configured_sets = Some(sets);
     }
 
+    /// The source's id.
     pub fn id(&self) -> SourceId {
         self.id
     }
 
+    /// The codec the source's payloads are read as.
     pub fn codec(&self) -> Codec {
         self.codec
     }
 
+    /// The RTP clock rate, in Hz, used to turn timestamps into time.
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
     }
 
+    /// The source's counters so far.
     pub fn counters(&self) -> &IngressCounters {
         &self.counters
     }

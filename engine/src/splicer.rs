@@ -84,6 +84,7 @@ impl Splicer {
         }
     }
 
+    /// The SSRC written into every packet out, whatever the source.
     pub fn ssrc(&self) -> Ssrc {
         self.ssrc
     }
@@ -98,6 +99,7 @@ impl Splicer {
         self.last_sent.map(|_| ExtSeq(self.next_seq - 1))
     }
 
+    /// Output timestamp of the last packet sent, extended.
     pub fn last_timestamp(&self) -> Option<ExtTime> {
         self.last_sent.map(|_| ExtTime(self.last_ts))
     }
@@ -157,8 +159,8 @@ impl Splicer {
 
     /// Map `pkt` (whose bytes are `buf`) to its outgoing header and rewritten payload prefix.
     /// Writes `FIXED_HEADER_LEN + pkt.rewrite_len()` bytes of `out`. `Err` means this track does
-    /// not send the packet, for that reason. The fan-out uses [`Splicer::splice_shared`] with a
-    /// [`SharedRewrite`] made once per packet instead.
+    /// not send the packet, for that reason. The fan-out uses `Splicer::splice_shared` with a
+    /// `SharedRewrite` made once per packet instead.
     pub fn splice(
         &mut self,
         pkt: &RxPacket,
@@ -172,7 +174,7 @@ impl Splicer {
     /// [`Splicer::splice`] with the per-packet part already done. Inlined into the fan-out loop:
     /// as a call it costs a quarter of the per-track time in spills (measured, BENCHMARKS.md).
     #[inline(always)]
-    pub fn splice_shared(
+    pub(crate) fn splice_shared(
         &mut self,
         pkt: &RxPacket,
         shared: &SharedRewrite,
@@ -275,7 +277,7 @@ impl Splicer {
 
 /// The part of rewriting one packet that every track shares, done once per packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SharedRewrite {
+pub(crate) struct SharedRewrite {
     first_byte: u8,
     marker_bit: u8,
     /// The payload's first bytes (up to `MAX_REWRITE_LEN`), zero-filled past its end.
@@ -285,7 +287,8 @@ pub struct SharedRewrite {
 }
 
 impl SharedRewrite {
-    pub fn new(pkt: &RxPacket, buf: &[u8]) -> SharedRewrite {
+    /// Read what every track copies from `pkt`, whose bytes are `buf`.
+    pub(crate) fn new(pkt: &RxPacket, buf: &[u8]) -> SharedRewrite {
         let start = pkt.header.payload_start as usize;
         let available = (pkt.header.payload_end as usize - start).min(MAX_REWRITE_LEN);
         let mut prefix = [0u8; MAX_REWRITE_LEN];

@@ -8,10 +8,15 @@ use crate::types::{RtpTime, SeqNo, Ssrc};
 /// Header fields of one synthetic packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SynthPacket {
+    /// Sequence number written.
     pub seq: SeqNo,
+    /// Timestamp written.
     pub timestamp: RtpTime,
+    /// Marker bit written: set on the last packet of a video frame.
     pub marker: bool,
+    /// The packet opens a frame.
     pub frame_start: bool,
+    /// The packet belongs to a keyframe (every audio packet does).
     pub keyframe: bool,
     /// Index of the frame in the stream, from 0.
     pub frame: u64,
@@ -36,9 +41,11 @@ pub fn write_rtp(
 /// Shape of a synthetic video stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VideoShape {
+    /// Frames per second: each frame steps the 90 kHz timestamp by `90_000 / fps`.
     pub fps: u32,
     /// A keyframe every `gop` frames.
     pub gop: u32,
+    /// Packets of each frame that is not a keyframe.
     pub packets_per_frame: u16,
     /// Packets of a keyframe, which are larger frames in real streams.
     pub packets_per_keyframe: u16,
@@ -61,8 +68,11 @@ impl Default for VideoShape {
 /// A VP8 stream: RFC 7741 descriptor with 15-bit picture ID and TL0PICIDX on every packet.
 #[derive(Clone, Debug)]
 pub struct Vp8Stream {
+    /// SSRC written.
     pub ssrc: Ssrc,
+    /// Payload type written; 96 unless changed.
     pub payload_type: u8,
+    /// Frame rate, keyframe interval and packet sizes.
     pub shape: VideoShape,
     seq: u16,
     ts: u32,
@@ -73,6 +83,7 @@ pub struct Vp8Stream {
 }
 
 impl Vp8Stream {
+    /// A stream that starts with a keyframe at `first_seq` and `first_ts`.
     pub fn new(ssrc: Ssrc, first_seq: u16, first_ts: u32, shape: VideoShape) -> Vp8Stream {
         Vp8Stream {
             ssrc,
@@ -178,8 +189,11 @@ impl Vp8Stream {
 /// Opus-shaped audio: one 20 ms packet at a time, every one a switch point.
 #[derive(Clone, Debug)]
 pub struct OpusStream {
+    /// SSRC written.
     pub ssrc: Ssrc,
+    /// Payload type written; 111 unless changed.
     pub payload_type: u8,
+    /// Payload bytes per packet, TOC byte included; held within 2..=400.
     pub payload_len: usize,
     seq: u16,
     ts: u32,
@@ -187,6 +201,7 @@ pub struct OpusStream {
 }
 
 impl OpusStream {
+    /// A stream that starts at `first_seq` and `first_ts`, 80-byte payloads.
     pub fn new(ssrc: Ssrc, first_seq: u16, first_ts: u32) -> OpusStream {
         OpusStream {
             ssrc,
@@ -198,6 +213,7 @@ impl OpusStream {
         }
     }
 
+    /// Append the next packet to `out` and describe it.
     pub fn next_packet(&mut self, out: &mut Vec<u8>) -> SynthPacket {
         let mut payload = [0u8; 400];
         let len = self.payload_len.clamp(2, payload.len());

@@ -21,7 +21,10 @@ use crate::types::TrackId;
 /// One outgoing copy of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// The subscriber's address.
     pub dest: SocketAddr,
+    /// The track the copy belongs to, for reporting a failed send
+    /// ([`crate::Shard::record_send_failure`]).
     pub track: TrackId,
     /// Rewritten fixed header followed by the rewritten codec prefix.
     pub head: OutHead,
@@ -96,18 +99,22 @@ impl TransmitBatch {
         }
     }
 
+    /// Slots in all, fixed at creation.
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
 
+    /// Transmits written since the last `clear`.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// No transmits written.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// No slot left: send the batch and `clear` it before filling on.
     pub fn is_full(&self) -> bool {
         self.len >= self.slots.len()
     }
@@ -117,6 +124,7 @@ impl TransmitBatch {
         self.slots.len() - self.len
     }
 
+    /// Forget every transmit, once sent, so the slots can be filled again.
     pub fn clear(&mut self) {
         // Every free slot keeps `prelude == false`, so the fan-out loop need not write it per
         // copy (that store cost 4–13% of the per-subscriber time, BENCHMARKS.md).
@@ -129,6 +137,7 @@ impl TransmitBatch {
         self.len = 0;
     }
 
+    /// The transmits written, in order.
     pub fn as_slice(&self) -> &[Transmit] {
         &self.slots[..self.len]
     }

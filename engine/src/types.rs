@@ -9,12 +9,15 @@ use std::fmt;
 pub struct Nanos(pub u64);
 
 impl Nanos {
+    /// The origin.
     pub const ZERO: Nanos = Nanos(0);
 
+    /// `ms` milliseconds.
     pub const fn from_millis(ms: u64) -> Nanos {
         Nanos(ms * 1_000_000)
     }
 
+    /// `us` microseconds.
     pub const fn from_micros(us: u64) -> Nanos {
         Nanos(us * 1_000)
     }
@@ -24,6 +27,7 @@ impl Nanos {
         Nanos(self.0.saturating_sub(earlier.0))
     }
 
+    /// `self` plus `d`, held at `u64::MAX` rather than wrapping.
     pub fn saturating_add(self, d: Nanos) -> Nanos {
         Nanos(self.0.saturating_add(d.0))
     }
@@ -68,6 +72,7 @@ pub struct RtpTime(pub u32);
 pub struct ExtSeq(pub u64);
 
 impl ExtSeq {
+    /// The low 16 bits, as sent.
     pub fn wire(self) -> SeqNo {
         SeqNo(self.0 as u16)
     }
@@ -78,6 +83,7 @@ impl ExtSeq {
 pub struct ExtTime(pub u64);
 
 impl ExtTime {
+    /// The low 32 bits, as sent.
     pub fn wire(self) -> RtpTime {
         RtpTime(self.0 as u32)
     }
@@ -87,15 +93,22 @@ impl ExtTime {
 /// because a subscriber's decoder was set up for one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Codec {
+    /// VP8 (RFC 7741).
     Vp8,
+    /// VP9 (RFC 9628).
     Vp9,
+    /// H.264 (RFC 6184).
     H264,
+    /// H.265 (RFC 7798).
     H265,
+    /// AV1 (the AOM RTP payload format).
     Av1,
+    /// Opus audio (RFC 7587).
     Opus,
 }
 
 impl Codec {
+    /// Every codec, in declaration order.
     pub const ALL: [Codec; 6] = [
         Codec::Vp8,
         Codec::Vp9,
@@ -137,6 +150,7 @@ impl Codec {
         }
     }
 
+    /// Lowercase name, as the CLI and the HTTP API spell it.
     pub fn name(self) -> &'static str {
         match self {
             Codec::Vp8 => "vp8",
@@ -148,6 +162,7 @@ impl Codec {
         }
     }
 
+    /// The codec [`Codec::name`] gives, ignoring ASCII case; `None` for any other name.
     pub fn from_name(name: &str) -> Option<Codec> {
         Codec::ALL
             .into_iter()

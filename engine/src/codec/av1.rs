@@ -29,6 +29,7 @@ const OBU_FRAME: u8 = 6;
 /// The spec caps leb128() at 8 bytes.
 const MAX_LEB128_LEN: usize = 8;
 
+/// [`super::inspect`] for AV1: reads one RTP payload as the module doc describes.
 pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     let (&aggregation, mut rest) = payload.split_first().ok_or(PayloadError::Empty)?;
     if rest.is_empty() {

@@ -29,6 +29,7 @@ const FORBIDDEN: u8 = 0x80;
 const TYPE_MASK: u8 = 0x1f;
 const FU_START: u8 = 0x80;
 
+/// [`super::inspect`] for H.264: reads one RTP payload as the module doc describes.
 pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     let (&header, rest) = payload.split_first().ok_or(PayloadError::Empty)?;
     match nal_type(header)? {

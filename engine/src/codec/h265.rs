@@ -30,6 +30,7 @@ const PACI: u8 = 50;
 const FU_START: u8 = 0x80;
 const HEADER_LEN: usize = 2;
 
+/// [`super::inspect`] for H.265: reads one RTP payload as the module doc describes.
 pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     if payload.is_empty() {
         return Err(PayloadError::Empty);

@@ -65,6 +65,7 @@ pub struct PictureIdField {
     pub offset: u8,
     /// 15-bit (M bit set, two bytes) rather than 7-bit (one byte).
     pub wide: bool,
+    /// The picture ID as received (7 or 15 bits, per `wide`).
     pub value: u16,
 }
 
@@ -89,6 +90,7 @@ impl PictureIdField {
 pub struct Tl0PicIdxField {
     /// Byte offset from the start of the RTP payload.
     pub offset: u8,
+    /// The TL0PICIDX as received.
     pub value: u8,
 }
 

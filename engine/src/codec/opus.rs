@@ -3,6 +3,7 @@
 
 use super::{PayloadError, PayloadInfo};
 
+/// [`super::inspect`] for Opus: reads one RTP payload as the module doc describes.
 pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     if payload.is_empty() {
         return Err(PayloadError::Empty);

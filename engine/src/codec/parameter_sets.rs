@@ -39,10 +39,14 @@ pub enum ParameterSetError {
     NotApplicable(Codec),
     /// Unit `index` (from 0) is not a VPS, SPS or PPS of the codec.
     NotAParameterSet {
+        /// Position of the unit in the list given, from 0.
         index: usize,
     },
+    /// Unit `index` is longer than [`MAX_PARAMETER_SET_LEN`].
     TooLong {
+        /// Position of the unit in the list given, from 0.
         index: usize,
+        /// The unit's length in bytes.
         len: usize,
     },
     /// A kind the codec needs is missing.
@@ -122,6 +126,7 @@ impl ParameterSets {
         (!self.prelude.is_empty()).then_some(self.prelude.as_slice())
     }
 
+    /// H.264 or H.265: the codec the sets were made for.
     pub fn codec(&self) -> Codec {
         self.codec
     }

@@ -28,6 +28,7 @@ const HEADER_LEN: usize = 3;
 const KEY_HEADER_LEN: usize = HEADER_LEN + 3 + 4;
 const START_CODE: [u8; 3] = [0x9d, 0x01, 0x2a];
 
+/// [`super::inspect`] for VP8: reads one RTP payload as the module doc describes.
 pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     let (&b0, _) = payload.split_first().ok_or(PayloadError::Empty)?;
     let mut info = PayloadInfo {

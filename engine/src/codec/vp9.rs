@@ -27,6 +27,7 @@ const M: u8 = 0x80;
 const N: u8 = 0x01;
 const MAX_P_DIFF: usize = 3;
 
+/// [`super::inspect`] for VP9: reads one RTP payload as the module doc describes.
 pub fn inspect(payload: &[u8]) -> Result<PayloadInfo, PayloadError> {
     let (&b0, _) = payload.split_first().ok_or(PayloadError::Empty)?;
     let mut info = PayloadInfo::default();

@@ -60,19 +60,39 @@ pub fn is_rtcp(packet: &[u8]) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RtcpError {
     /// Fewer than the 4 bytes of a common header remain.
-    TruncatedHeader { remaining: usize },
+    TruncatedHeader {
+        /// Bytes left in the datagram.
+        remaining: usize,
+    },
     /// The version field is not 2.
     BadVersion(u8),
     /// The length field claims more bytes than the datagram has left.
-    LengthOverrun { declared: usize, remaining: usize },
+    LengthOverrun {
+        /// Bytes the header's length field says the packet has, header included.
+        declared: usize,
+        /// Bytes left in the datagram.
+        remaining: usize,
+    },
     /// The padding bit is set on a packet that is not the last one in the compound.
     PaddingNotLast,
     /// The padding count is zero or larger than the packet's payload.
     BadPadding(u8),
     /// The payload is too short for the fixed fields its type and count require.
-    BodyTooShort { pt: u8, count: u8 },
+    BodyTooShort {
+        /// The packet type.
+        pt: u8,
+        /// The header's 5-bit count field.
+        count: u8,
+    },
     /// A feedback message whose FCI is empty or not a whole number of entries.
-    BadFciLength { pt: u8, fmt: u8, len: usize },
+    BadFciLength {
+        /// The packet type (RTPFB or PSFB).
+        pt: u8,
+        /// The feedback message type.
+        fmt: u8,
+        /// FCI bytes present.
+        len: usize,
+    },
 }
 
 impl fmt::Display for RtcpError {
@@ -127,35 +147,61 @@ impl NtpShort {
 /// One packet of a compound, borrowing from the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RtcpPacket<'a> {
+    /// Sender report (RFC 3550 §6.4.1): what a media sender sent, and when by its clock.
     SenderReport {
+        /// The sender's SSRC.
         ssrc: Ssrc,
+        /// The sender's wall clock when it wrote the report.
         ntp: NtpTime,
+        /// The same instant on the stream's RTP clock.
         rtp_ts: RtpTime,
+        /// RTP packets sent since the stream began (wraps at 2^32).
         packet_count: u32,
+        /// RTP payload bytes sent since the stream began (wraps at 2^32).
         octet_count: u32,
+        /// Reception reports on the streams the sender receives.
         reports: ReportBlocks<'a>,
     },
+    /// Receiver report (RFC 3550 §6.4.2): reception reports from a participant that sends no
+    /// media.
     ReceiverReport {
+        /// The reporter's SSRC.
         ssrc: Ssrc,
+        /// One block per stream reported on.
         reports: ReportBlocks<'a>,
     },
     /// Picture loss indication (RFC 4585 §6.3.1).
-    Pli { sender_ssrc: Ssrc, media_ssrc: Ssrc },
+    Pli {
+        /// Who asks: the receiver's SSRC.
+        sender_ssrc: Ssrc,
+        /// The stream that should send a keyframe.
+        media_ssrc: Ssrc,
+    },
     /// Full intra request (RFC 5104 §4.3.1). The common header's media SSRC is unused by FIR
     /// and not exposed; the targets are in the entries.
     Fir {
+        /// Who asks: the receiver's SSRC.
         sender_ssrc: Ssrc,
+        /// One per stream that should send a keyframe.
         entries: FirEntries<'a>,
     },
     /// Generic NACK (RFC 4585 §6.2.1).
     Nack {
+        /// Who asks: the receiver's SSRC.
         sender_ssrc: Ssrc,
+        /// The stream whose packets were lost.
         media_ssrc: Ssrc,
+        /// The lost sequence numbers.
         pairs: NackPairs<'a>,
     },
     /// Recognised and framed but not parsed: SDES, BYE, APP, XR, other feedback formats and
-    /// unassigned types. `count` is the header's 5-bit count/FMT field.
-    Other { pt: u8, count: u8 },
+    /// unassigned types.
+    Other {
+        /// The packet type.
+        pt: u8,
+        /// The header's 5-bit count/FMT field.
+        count: u8,
+    },
 }
 
 mod sealed {
@@ -194,19 +240,23 @@ impl<'a, T: Record> Records<'a, T> {
         }
     }
 
+    /// Number of entries.
     pub fn len(&self) -> usize {
         self.bytes.len() / T::SIZE
     }
 
+    /// No entries.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 
+    /// Entry `index` (from 0), `None` past the end.
     pub fn get(&self, index: usize) -> Option<T> {
         let start = index.checked_mul(T::SIZE)?;
         T::read(self.bytes.get(start..)?.get(..T::SIZE)?)
     }
 
+    /// The entries in wire order.
     pub fn iter(&self) -> RecordIter<'a, T> {
         RecordIter(*self)
     }
@@ -318,7 +368,9 @@ impl Record for ReportBlock {
 /// which lets the media sender ignore retransmitted copies of the same request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FirEntry {
+    /// The stream that should send a keyframe.
     pub ssrc: Ssrc,
+    /// The request's sequence number: a repeat of the last one is the same request.
     pub seq_nr: u8,
 }
 
@@ -339,7 +391,9 @@ impl Record for FirEntry {
 /// `pid + i + 1` lost too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NackPair {
+    /// The first lost sequence number.
     pub pid: SeqNo,
+    /// Bitmask of further losses after `pid`.
     pub blp: u16,
 }
 

@@ -18,21 +18,37 @@ use crate::types::{Nanos, SourceId, TrackId};
 pub enum ShardEvent {
     /// A pending switch was applied at the new source's switch point: `track` now sends `to`.
     SwitchApplied {
+        /// The track switched.
         track: TrackId,
         /// The source the track left (`None`: it was detached).
         from: Option<SourceId>,
+        /// The source the track sends from now on.
         to: SourceId,
     },
     /// A pending switch reached `to`'s switch point while the track's current source was in the
     /// middle of a frame: it waits for `to`'s next one (see [`super::MID_FRAME_WAIT`]), and a
     /// keyframe is wanted from `to`.
-    SwitchDeferred { track: TrackId, to: SourceId },
+    SwitchDeferred {
+        /// The track waiting to switch.
+        track: TrackId,
+        /// The source it will switch to.
+        to: SourceId,
+    },
     /// A pending switch found no switch point of `to` within the shard's switch timeout: it was
     /// cancelled, and the track stays on its source.
-    SwitchTimedOut { track: TrackId, to: SourceId },
+    SwitchTimedOut {
+        /// The track that stays on its source.
+        track: TrackId,
+        /// The source it was to switch to.
+        to: SourceId,
+    },
     /// A keyframe of `source` is wanted: a track waits for one (a switch to it), or a
     /// subscriber asked (PLI/FIR). Coalesced: one is queued per source until polled.
-    KeyframeWanted { source: SourceId },
+    KeyframeWanted {
+        /// The source a keyframe should be requested from (its ingress,
+        /// [`crate::SourceIngress::request_keyframe`]).
+        source: SourceId,
+    },
 }
 
 /// A pending switch's deadline.

@@ -53,28 +53,40 @@ pub enum Layout {
 /// What the control plane gives a shard to create a tx track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrackConfig {
+    /// The track's id, unique node-wide.
     pub id: TrackId,
+    /// The subscriber's address: where the track's packets go, and whose RTCP on the track is
+    /// taken (see [`is_subscribers_address`]).
     pub dest: SocketAddr,
+    /// The SSRC the track sends with; unique within the shard, so feedback finds the track.
     pub ssrc: Ssrc,
+    /// The payload type the track sends with, whatever its sources use.
     pub payload_type: u8,
-    /// Random initial sequence number and timestamp (RFC 3550 §5.1).
+    /// Initial sequence number: random (RFC 3550 §5.1).
     pub first_seq: SeqNo,
+    /// Initial timestamp: random (RFC 3550 §5.1).
     pub first_ts: RtpTime,
 }
 
 /// A control operation the shard refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlError {
+    /// The shard hosts no source with this id.
     UnknownSource(SourceId),
+    /// The shard has no track with this id.
     UnknownTrack(TrackId),
+    /// The shard hosts this source already.
     DuplicateSource(SourceId),
+    /// The shard has a track with this id already.
     DuplicateTrack(TrackId),
     /// Another track of the shard already sends with this SSRC: subscribers' feedback could not
     /// tell them apart.
     DuplicateSsrc(Ssrc),
     /// A track's decoder was set up for one codec; it cannot be switched to another.
     CodecMismatch {
+        /// The track's codec.
         track: Codec,
+        /// The codec of the source it was to switch to.
         source: Codec,
     },
 }
@@ -111,23 +123,32 @@ pub enum SwitchOutcome {
 /// A snapshot of one track, for the control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrackInfo {
+    /// The track's id.
     pub id: TrackId,
+    /// The subscriber's address.
     pub dest: SocketAddr,
+    /// The SSRC the track sends with.
     pub ssrc: Ssrc,
+    /// The codec of the track's sources, fixed when it was added.
     pub codec: Codec,
+    /// The source the track is attached to (`None`: detached, sending nothing).
     pub source: Option<SourceId>,
+    /// The source of a switch not yet applied.
     pub pending: Option<SourceId>,
     /// Sending the current source's packets (not waiting for a keyframe).
     pub live: bool,
+    /// The track's counters so far.
     pub counters: TrackCounters,
 }
 
 /// Counters of the shard as a whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShardCounters {
+    /// Packets handed to [`Shard::fan_out`], for any source.
     pub packets: u64,
     /// Packets for sources the shard does not host.
     pub drops: DropCounts,
+    /// Switches applied ([`ShardEvent::SwitchApplied`]).
     pub switches: u64,
     /// Switches put off to the new source's next switch point because the old source was in
     /// the middle of a frame (see [`MID_FRAME_WAIT`]).
@@ -175,6 +196,7 @@ impl Default for Shard {
 }
 
 impl Shard {
+    /// An empty shard: no sources, no tracks, [`SWITCH_TIMEOUT`], no keyframe interval.
     pub fn new(layout: Layout) -> Shard {
         Shard {
             table: TrackTable::new(),
@@ -203,10 +225,12 @@ impl Shard {
         self.keyframe_interval = interval;
     }
 
+    /// The shard's counters so far.
     pub fn counters(&self) -> &ShardCounters {
         &self.counters
     }
 
+    /// Number of tracks, attached or detached.
     pub fn track_count(&self) -> usize {
         self.table.tracks.len()
     }
@@ -216,6 +240,8 @@ impl Shard {
         self.table.tracks.reserve(additional);
     }
 
+    /// Host `source`, so its packets reach the tracks added on it. Tracks can only be added on, or
+    /// switched to, a source the shard hosts.
     pub fn add_source(&mut self, source: SourceId, codec: Codec) -> Result<(), ControlError> {
         if self.table.group_of(source).is_some() {
             return Err(ControlError::DuplicateSource(source));
@@ -256,6 +282,7 @@ impl Shard {
         Ok(self.table.remove_group(g).counters)
     }
 
+    /// The counters of `source` over this shard's tracks; `None` if the shard does not host it.
     pub fn source_counters(&self, source: SourceId) -> Option<&SourceCounters> {
         self.table
             .group_of(source)
@@ -301,6 +328,7 @@ impl Shard {
         Ok(())
     }
 
+    /// Remove a track (cancelling its pending switch) and hand back its final counters.
     pub fn remove_track(&mut self, id: TrackId) -> Result<TrackCounters, ControlError> {
         let slot = self.slot(id)?;
         if let Some(target) = self.table.tracks[slot].pending {
@@ -313,6 +341,7 @@ impl Shard {
         Ok(track.counters)
     }
 
+    /// A snapshot of track `id`; `None` if the shard has no such track.
     pub fn track(&self, id: TrackId) -> Option<TrackInfo> {
         self.table.slot_of(id).map(|slot| self.track_at(slot))
     }

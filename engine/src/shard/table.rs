@@ -16,9 +16,11 @@ use crate::types::{Codec, Nanos, SourceId, TrackId};
 /// Per-track counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrackCounters {
-    /// Packets and bytes handed to the I/O layer to send (less those it reported as failed).
+    /// Packets handed to the I/O layer to send (less those it reported as failed).
     pub packets: u64,
+    /// Bytes of those packets, each counted at its received length.
     pub bytes: u64,
+    /// The track's copies not sent, by reason.
     pub drops: DropCounts,
 }
 
@@ -30,8 +32,12 @@ pub struct SourceCounters {
     /// Sum over those packets of the tracks attached to the source at the time: every one of
     /// these is either forwarded or dropped, so `track_packets == forwarded + drops.total()`.
     pub track_packets: u64,
+    /// Copies of those packets handed to the I/O layer to send (less those it reported as
+    /// failed).
     pub forwarded: u64,
+    /// Bytes of those copies, each counted at its packet's received length.
     pub forwarded_bytes: u64,
+    /// Copies not sent, by reason.
     pub drops: DropCounts,
     /// Preludes sent to tracks that started at a keyframe lacking its parameter sets.
     pub preludes: u64,
