@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the per-copy protect bench.
+fn main() {}
