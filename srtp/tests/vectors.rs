@@ -79,6 +79,8 @@ fn rfc_7714_17_2_srtcp_aead_aes_256_gcm() {
 #[test]
 fn rfc_7714_17_3_srtcp_authenticated_only_is_accepted() {
     let mut buf = unhex(SRTCP_128_TAG_ONLY);
-    let len = ctx(Profile::AeadAes128Gcm, KEY_128).unprotect_rtcp(&mut buf).unwrap();
+    let len = ctx(Profile::AeadAes128Gcm, KEY_128)
+        .unprotect_rtcp(&mut buf)
+        .unwrap();
     assert_eq!(&buf[..len], &unhex(RTCP)[..]);
 }
