@@ -422,7 +422,13 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
         "SUBSCRIBERS",
         "DROPS",
     ];
-    write_table(out, &headers, rows).map_err(ClientError::Output)
+    write_table(out, &headers, rows).map_err(ClientError::Output)?;
+    // Only on a node that has channels, so the output of one without stays as it was.
+    if stats.channels.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nper channel:").map_err(ClientError::Output)?;
+    print_channels(out, &stats.channels)
 }
 
 /// ` (12.0-13.0 s of uptime)`, or nothing before the node has two snapshots.
@@ -782,6 +788,31 @@ mod tests {
     fn clap_definitions_are_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stats_show_channels_only_when_there_are_some() {
+        let render = |stats: &StatsView| {
+            let mut out = Vec::new();
+            print_stats(&mut out, stats).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut stats = StatsView::default();
+        assert!(!render(&stats).contains("per channel"));
+        stats.channels.push(ChannelView {
+            id: 3,
+            name: "main".into(),
+            video: Some(1),
+            audio: None,
+            viewers: 0,
+        });
+        let text = render(&stats);
+        assert!(
+            text.ends_with(
+                "per channel:\nID  NAME  VIDEO  AUDIO  VIEWERS\n3   main  1      -      0\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
