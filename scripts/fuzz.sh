@@ -94,6 +94,7 @@ bodies = [
     (2, b'[{"source":1,"dest":"127.0.0.1:5004"},{"source":2,"dest":"[::1]:5006"}]'),
     (3, b'{"source":2}'),
     (4, b''), (5, b''), (6, b''),
+    (10, b'{"name":"main","video":1,"audio":2}'), (11, b''),
 ]
 for i, (route, body) in enumerate(bodies):
     put("api_json", f"{i:02}", bytes([route, 0]) + body)

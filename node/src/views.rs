@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use corecast_engine::{DropCounts, SourceId, TrackId};
 use corecast_signaling::api::{
-    CreateSource, CreateSubscriber, EventHandlerStats, IngestAddr, NodeStats, ShardStats,
-    SourceCounters, SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchView,
+    ChannelView, CreateChannel, CreateSource, CreateSubscriber, EventHandlerStats, IngestAddr,
+    NodeStats, ShardStats, SourceCounters, SourceView, StatsView, SubscriberCounters,
+    SubscriberView, SwitchView,
 };
 use corecast_signaling::{ApiError, Control};
 
-use crate::control::{ControlHandle, ControlState, NodeError, SourceEntry, What};
+use crate::control::{ChannelId, ControlHandle, ControlState, NodeError, SourceEntry, What};
 use crate::sdp::{SdpSource, SubscriberSdp};
 use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
@@ -95,6 +96,28 @@ impl ControlState {
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,
         })
+    }
+
+    pub(crate) fn channel_view(&self, id: ChannelId) -> Result<ChannelView, NodeError> {
+        let c = self
+            .channels
+            .get(&id)
+            .ok_or(NodeError::NotFound(What::Channel(id)))?;
+        Ok(ChannelView {
+            id: id.0,
+            name: c.name.clone(),
+            video: c.video.map(|s| s.0),
+            audio: c.audio.map(|s| s.0),
+            // Nothing watches a channel until WHEP viewers exist.
+            viewers: 0,
+        })
+    }
+
+    fn channel_views(&self) -> Vec<ChannelView> {
+        self.channels
+            .keys()
+            .filter_map(|&id| self.channel_view(id).ok())
+            .collect()
     }
 
     pub(crate) fn subscriber_view(&self, id: TrackId) -> Result<SubscriberView, NodeError> {
@@ -213,6 +236,7 @@ impl ControlState {
             uptime_s: agg.started.elapsed().as_secs_f64(),
             sources: self.sources.len() as u64,
             subscribers: self.subs.len() as u64,
+            channels: self.channels.len() as u64,
             packets_received: ingest.received,
             packets_accepted: ingest.accepted,
             packets_held: ingest.held,
@@ -282,6 +306,7 @@ impl ControlState {
             node,
             shards,
             sources,
+            channels: self.channel_views(),
             events,
         }
     }
@@ -289,7 +314,12 @@ impl ControlState {
     pub(crate) fn metrics_text(&self) -> String {
         let handlers = self.events.stats();
         let agg = telemetry::lock(&self.telemetry);
-        telemetry::render_metrics(&agg, self.sources.len(), self.subs.len(), &handlers)
+        let counts = telemetry::Configured {
+            sources: self.sources.len(),
+            subscribers: self.subs.len(),
+            channels: self.channels.len(),
+        };
+        telemetry::render_metrics(&agg, counts, &handlers)
     }
 }
 
@@ -377,6 +407,30 @@ impl Control for NodeControl {
         Ok(self
             .handle
             .call(move |st| st.switch(TrackId(subscriber), SourceId(source)))??)
+    }
+
+    fn create_channel(&self, req: CreateChannel) -> Result<ChannelView, ApiError> {
+        Ok(self
+            .handle
+            .call(move |st| st.create_channel(req).and_then(|id| st.channel_view(id)))??)
+    }
+
+    fn channels(&self) -> Vec<ChannelView> {
+        self.handle
+            .call(|st| st.channel_views())
+            .unwrap_or_default()
+    }
+
+    fn channel(&self, id: u32) -> Result<ChannelView, ApiError> {
+        Ok(self
+            .handle
+            .call(move |st| st.channel_view(ChannelId(id)))??)
+    }
+
+    fn delete_channel(&self, id: u32) -> Result<(), ApiError> {
+        Ok(self
+            .handle
+            .call(move |st| st.delete_channel(ChannelId(id)))??)
     }
 
     fn stats(&self) -> StatsView {

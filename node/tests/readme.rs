@@ -40,6 +40,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("corecast stats", "2 sources, 1 subscribers"),
     (r#"--json '{"name":"cam3""#, r#""name":"cam3""#),
     (r#"--json '{"source":1}'"#, r#""outcome":"pending""#),
+    ("corecast channel add main", r#""name": "main""#),
+    ("corecast channel list", "main"),
+    (
+        r#"--json '{"name":"backup""#,
+        r#"{"id":2,"name":"backup","video":2"#,
+    ),
     ("corecast loadgen", r#""passed":true"#),
     (
         "corecast subscriber add --source 1 --dest 127.0.0.1:5008",
@@ -291,7 +297,7 @@ fn every_shell_block_is_fenced_by_the_rule_and_the_driving_examples_are_run() {
             .count()
     };
     // A regression of the parser (or of the fences) must not leave the test running nothing.
-    assert_eq!(run_in("Driving a node"), 2, "{blocks:#?}");
+    assert_eq!(run_in("Driving a node"), 3, "{blocks:#?}");
     assert_eq!(run_in("Watching a subscriber"), 2, "{blocks:#?}");
     assert_eq!(run_in("Checking a stream in the field"), 1, "{blocks:#?}");
     assert_eq!(run_in("Load testing"), 1, "{blocks:#?}");
@@ -371,6 +377,17 @@ fn the_readme_blocks_run_as_written_against_the_serve_blocks_node() {
         .map(|s| s.dest.to_string())
         .collect();
     assert_eq!(dests, ["127.0.0.1:5004", "127.0.0.1:5006"]);
+    // "Channels": the two channels, on the sources the comments name.
+    let channels: Vec<(u32, String, Option<u32>)> = client
+        .channels()
+        .expect("the node answers")
+        .into_iter()
+        .map(|c| (c.id, c.name, c.video))
+        .collect();
+    assert_eq!(
+        channels,
+        [(1, "main".into(), Some(1)), (2, "backup".into(), Some(2))]
+    );
 
     // "Watching a subscriber": the SDP fetched before the subscriber existed (twice, by the CLI
     // and by curl, into the same file) has the media lines of the one it has once added.

@@ -104,6 +104,36 @@ pub struct SwitchRequest {
     pub source: u32,
 }
 
+/// `POST /v1/channels` body: what one viewer watches, at most one video and one audio source
+/// (WHEP allows one track of each). At least one of the two is needed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    /// Unique among channels.
+    pub name: String,
+    /// Id of a video source (any codec but Opus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<u32>,
+    /// Id of an audio source (Opus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<u32>,
+}
+
+/// A channel, as `POST`, `GET /v1/channels[/{id}]` and `GET /v1/stats` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChannelView {
+    pub id: u32,
+    pub name: String,
+    /// The video source; `None` when it had none, or once that source was deleted (the
+    /// channel stays, detached from it, like a subscriber of a deleted source).
+    pub video: Option<u32>,
+    /// The audio source; `None` as for `video`.
+    pub audio: Option<u32>,
+    /// Viewers watching it now.
+    #[serde(default)]
+    pub viewers: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct IngestAddr {
     pub ip: IpAddr,
@@ -314,6 +344,9 @@ pub struct NodeStats {
     pub uptime_s: f64,
     pub sources: u64,
     pub subscribers: u64,
+    /// Channels configured now.
+    #[serde(default)]
+    pub channels: u64,
     /// RTP packets that arrived at the sources' ingest ports.
     pub packets_received: u64,
     #[serde(default)]
@@ -355,6 +388,8 @@ pub struct StatsView {
     pub node: NodeStats,
     pub shards: Vec<ShardStats>,
     pub sources: Vec<SourceView>,
+    #[serde(default)]
+    pub channels: Vec<ChannelView>,
     #[serde(default)]
     pub events: Vec<EventHandlerStats>,
 }
@@ -471,7 +506,10 @@ pub trait Control: Send + Sync + 'static {
     fn create_source(&self, req: CreateSource) -> Result<SourceView, ApiError>;
     fn sources(&self) -> Vec<SourceView>;
     fn source(&self, id: u32) -> Result<SourceView, ApiError>;
-    /// Its subscribers stay, idle, until switched or deleted.
+    /// Its subscribers stay, idle, until switched or deleted; channels that name it stay too,
+    /// with that slot (`video` or `audio`) `None`: deleting a source is how an operator takes
+    /// a broken feed away, and refusing it while a channel names the feed would keep the broken
+    /// feed in place; the channel's other track keeps playing.
     fn delete_source(&self, id: u32) -> Result<(), ApiError>;
     /// All or nothing: if one entry is refused, none is added and the error names the entry.
     fn create_subscribers(
@@ -491,6 +529,13 @@ pub trait Control: Send + Sync + 'static {
     /// `Ok` says what was done: a pending switch, or nothing because the subscriber already
     /// receives `source` (see [`SwitchOutcome`]).
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError>;
+    /// Refused with the field it is about: `name` empty or taken (`409`), neither `video` nor
+    /// `audio`, a source that does not exist (`404`, as for a subscriber), or one of the other
+    /// kind (`409`, as for a switch to another codec).
+    fn create_channel(&self, req: CreateChannel) -> Result<ChannelView, ApiError>;
+    fn channels(&self) -> Vec<ChannelView>;
+    fn channel(&self, id: u32) -> Result<ChannelView, ApiError>;
+    fn delete_channel(&self, id: u32) -> Result<(), ApiError>;
     fn stats(&self) -> StatsView;
     /// Prometheus text exposition of every metric (`GET /metrics`).
     fn metrics(&self) -> String;

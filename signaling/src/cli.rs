@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use clap::{Args, Subcommand};
 
 use crate::api::{
-    CreateSource, CreateSubscriber, SourceView, StatsView, SubscriberView, SwitchOutcome,
+    ChannelView, CreateChannel, CreateSource, CreateSubscriber, SourceView, StatsView,
+    SubscriberView, SwitchOutcome,
 };
 use crate::client::{Client, ClientError};
 
@@ -39,6 +40,9 @@ pub enum ClientCommand {
     /// Add, list or remove subscribers (`sub` for short).
     #[command(subcommand, alias = "sub")]
     Subscriber(SubscriberCmd),
+    /// Add, list or remove channels: what one viewer watches (a video and an audio source).
+    #[command(subcommand)]
+    Channel(ChannelCmd),
     /// Move a subscriber to another source (applied at that source's next keyframe).
     Switch {
         /// Subscriber id.
@@ -128,6 +132,27 @@ pub enum SubscriberCmd {
     Sdp { id: u32 },
 }
 
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum ChannelCmd {
+    /// Create a channel and print it as JSON.
+    Add {
+        /// Unique name.
+        name: String,
+        /// Id of its video source.
+        #[arg(long)]
+        video: Option<u32>,
+        /// Id of its audio source (Opus).
+        #[arg(long)]
+        audio: Option<u32>,
+    },
+    /// List channels.
+    #[command(alias = "ls")]
+    List,
+    /// Delete a channel (its sources stay).
+    #[command(alias = "delete")]
+    Rm { id: u32 },
+}
+
 /// Runs one client command against the node, writing its result to `out`. On `Err` the caller
 /// prints `error: {err}` (which reads `error: <code>: <message>`) and exits non-zero.
 pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result<(), ClientError> {
@@ -183,6 +208,15 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
         ClientCommand::Source(SourceCmd::Sdp { id, dest }) => {
             let sdp = client.source_sdp(id, dest)?;
             out.write_all(sdp.as_bytes()).map_err(ClientError::Output)
+        }
+        ClientCommand::Channel(ChannelCmd::Add { name, video, audio }) => {
+            let view = client.create_channel(&CreateChannel { name, video, audio })?;
+            print_json(out, &view)
+        }
+        ClientCommand::Channel(ChannelCmd::List) => print_channels(out, &client.channels()?),
+        ClientCommand::Channel(ChannelCmd::Rm { id }) => {
+            client.delete_channel(id)?;
+            writeln!(out, "deleted channel {id}").map_err(ClientError::Output)
         }
         ClientCommand::Switch { subscriber, source } => {
             let view = client.switch(subscriber, source)?;
@@ -274,6 +308,24 @@ fn print_subscribers(out: &mut dyn Write, subs: &[SubscriberView]) -> Result<(),
     let headers = [
         "ID", "SOURCE", "PENDING", "DEST", "SSRC", "SHARD", "SENT", "BYTES", "SWITCHES", "DROPS",
     ];
+    write_table(out, &headers, rows).map_err(ClientError::Output)
+}
+
+fn print_channels(out: &mut dyn Write, channels: &[ChannelView]) -> Result<(), ClientError> {
+    let opt = |v: Option<u32>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let rows = channels
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.name.clone(),
+                opt(c.video),
+                opt(c.audio),
+                c.viewers.to_string(),
+            ]
+        })
+        .collect();
+    let headers = ["ID", "NAME", "VIDEO", "AUDIO", "VIEWERS"];
     write_table(out, &headers, rows).map_err(ClientError::Output)
 }
 
@@ -370,7 +422,13 @@ fn print_stats(out: &mut dyn Write, stats: &StatsView) -> Result<(), ClientError
         "SUBSCRIBERS",
         "DROPS",
     ];
-    write_table(out, &headers, rows).map_err(ClientError::Output)
+    write_table(out, &headers, rows).map_err(ClientError::Output)?;
+    // Only on a node that has channels, so the output of one without stays as it was.
+    if stats.channels.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nper channel:").map_err(ClientError::Output)?;
+    print_channels(out, &stats.channels)
 }
 
 /// ` (12.0-13.0 s of uptime)`, or nothing before the node has two snapshots.
@@ -584,6 +642,62 @@ mod tests {
     }
 
     #[test]
+    fn channel_commands() {
+        assert_eq!(
+            parse(&["channel", "add", "main", "--video", "1", "--audio", "2"])
+                .unwrap()
+                .cmd,
+            ClientCommand::Channel(ChannelCmd::Add {
+                name: "main".into(),
+                video: Some(1),
+                audio: Some(2),
+            })
+        );
+        assert_eq!(
+            parse(&["channel", "add", "radio", "--audio", "3"])
+                .unwrap()
+                .cmd,
+            ClientCommand::Channel(ChannelCmd::Add {
+                name: "radio".into(),
+                video: None,
+                audio: Some(3),
+            })
+        );
+        // Neither source is the node's to refuse (with the field named), not the parser's.
+        assert_eq!(
+            parse(&["channel", "add", "empty"]).unwrap().cmd,
+            ClientCommand::Channel(ChannelCmd::Add {
+                name: "empty".into(),
+                video: None,
+                audio: None,
+            })
+        );
+        use clap::error::ErrorKind;
+        let kind = |argv: &[&str]| parse(argv).unwrap_err().kind();
+        assert_eq!(
+            kind(&["channel", "add", "x", "--video", "one"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind(&["channel", "add"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        for list in ["list", "ls"] {
+            assert_eq!(
+                parse(&["channel", list]).unwrap().cmd,
+                ClientCommand::Channel(ChannelCmd::List)
+            );
+        }
+        for rm in ["rm", "delete"] {
+            assert_eq!(
+                parse(&["channel", rm, "4"]).unwrap().cmd,
+                ClientCommand::Channel(ChannelCmd::Rm { id: 4 })
+            );
+        }
+        assert_eq!(kind(&["channel", "rm"]), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
     fn switch_and_stats() {
         assert_eq!(
             parse(&["switch", "12", "2"]).unwrap().cmd,
@@ -674,6 +788,31 @@ mod tests {
     fn clap_definitions_are_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stats_show_channels_only_when_there_are_some() {
+        let render = |stats: &StatsView| {
+            let mut out = Vec::new();
+            print_stats(&mut out, stats).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut stats = StatsView::default();
+        assert!(!render(&stats).contains("per channel"));
+        stats.channels.push(ChannelView {
+            id: 3,
+            name: "main".into(),
+            video: Some(1),
+            audio: None,
+            viewers: 0,
+        });
+        let text = render(&stats);
+        assert!(
+            text.ends_with(
+                "per channel:\nID  NAME  VIDEO  AUDIO  VIEWERS\n3   main  1      -      0\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use ureq::http::{self, Method, Response};
 use ureq::Body;
 
 use crate::api::{
-    CreateSource, CreateSubscriber, ErrorBody, SourceView, StatsView, SubscriberView,
-    SwitchRequest, SwitchView,
+    ChannelView, CreateChannel, CreateSource, CreateSubscriber, ErrorBody, SourceView, StatsView,
+    SubscriberView, SwitchRequest, SwitchView,
 };
 
 /// Whole-request limit (connect, send, answer); generous for a 10 000-subscriber batch on
@@ -206,6 +206,22 @@ impl Client {
             &format!("/v1/subscribers/{subscriber}/switch"),
             Some(&SwitchRequest { source }),
         )
+    }
+
+    pub fn create_channel(&self, req: &CreateChannel) -> Result<ChannelView, ClientError> {
+        self.json(Method::POST, "/v1/channels", Some(req))
+    }
+
+    pub fn channels(&self) -> Result<Vec<ChannelView>, ClientError> {
+        self.json(Method::GET, "/v1/channels", None::<&()>)
+    }
+
+    pub fn channel(&self, id: u32) -> Result<ChannelView, ClientError> {
+        self.json(Method::GET, &format!("/v1/channels/{id}"), None::<&()>)
+    }
+
+    pub fn delete_channel(&self, id: u32) -> Result<(), ClientError> {
+        self.empty(Method::DELETE, &format!("/v1/channels/{id}"))
     }
 
     pub fn stats(&self) -> Result<StatsView, ClientError> {

@@ -8,6 +8,6 @@ pub mod client;
 pub mod server;
 
 pub use api::{ApiError, Control, ErrorBody};
-pub use cli::{ClientArgs, ClientCommand, SourceCmd, SubscriberCmd};
+pub use cli::{ChannelCmd, ClientArgs, ClientCommand, SourceCmd, SubscriberCmd};
 pub use client::{Client, ClientError};
 pub use server::{router, ApiConfig, ApiServer};

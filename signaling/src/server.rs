@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use tokio::sync::oneshot;
 
 use crate::api::{
-    ApiError, Control, CreateSource, CreateSubscriber, SourceView, StatsView, SubscriberView,
-    SwitchRequest, SwitchView,
+    ApiError, ChannelView, Control, CreateChannel, CreateSource, CreateSubscriber, SourceView,
+    StatsView, SubscriberView, SwitchRequest, SwitchView,
 };
 
 mod request;
@@ -99,6 +99,8 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         )
         .route("/v1/subscribers/{id}/switch", post(switch))
         .route("/v1/subscribers/{id}/sdp", get(subscriber_sdp))
+        .route("/v1/channels", post(create_channel).get(list_channels))
+        .route("/v1/channels/{id}", get(get_channel).delete(delete_channel))
         .route("/v1/stats", get(stats))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -377,6 +379,30 @@ async fn switch(
         _ => StatusCode::OK,
     };
     Ok((status, Json(view)))
+}
+
+async fn create_channel(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateChannel>,
+) -> Created<ChannelView> {
+    let view = call(&state, move |c| c.create_channel(req)).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_channels(State(state): State<AppState>) -> Result<Json<Vec<ChannelView>>, ApiError> {
+    call(&state, |c| Ok(c.channels())).await.map(Json)
+}
+
+async fn get_channel(
+    State(state): State<AppState>,
+    Id(id): Id,
+) -> Result<Json<ChannelView>, ApiError> {
+    call(&state, move |c| c.channel(id)).await.map(Json)
+}
+
+async fn delete_channel(State(state): State<AppState>, Id(id): Id) -> Result<StatusCode, ApiError> {
+    call(&state, move |c| c.delete_channel(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<StatsView>, ApiError> {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use corecast_engine::{Codec, SourceId, TrackId};
 use corecast_signaling::ApiError;
 
+use super::topology::ChannelId;
 use crate::config::PortRange;
 
 /// Why the control thread refused or could not carry out a request.
@@ -26,6 +27,11 @@ pub enum NodeError {
     TooManySubscribers { asked: usize, limit: usize },
     /// Entry `index` of a batch request was refused; `error` says why.
     InEntry { index: usize, error: Box<NodeError> },
+    /// Field `field` of the request was refused; `error` says why.
+    InField {
+        field: &'static str,
+        error: Box<NodeError>,
+    },
 }
 
 /// The thing a request names and the node does not have.
@@ -33,6 +39,7 @@ pub enum NodeError {
 pub enum What {
     Source(SourceId),
     Subscriber(TrackId),
+    Channel(ChannelId),
 }
 
 /// A request that clashes with the node's state.
@@ -40,6 +47,14 @@ pub enum What {
 pub enum Conflict {
     /// Another source has this name.
     SourceName(String),
+    /// Another channel has this name.
+    ChannelName(String),
+    /// A channel's video slot names an audio source, or its audio slot a video source.
+    TrackKind {
+        source: SourceId,
+        is: Codec,
+        wanted: &'static str,
+    },
     /// Another source receives on this port.
     PortInUse(u16),
     /// The port is free as far as the node knows, but the kernel refused to bind it.
@@ -76,6 +91,7 @@ impl fmt::Display for NodeError {
         match self {
             NodeError::NotFound(What::Source(id)) => write!(f, "no source {}", id.0),
             NodeError::NotFound(What::Subscriber(id)) => write!(f, "no subscriber {}", id.0),
+            NodeError::NotFound(What::Channel(id)) => write!(f, "no channel {}", id.0),
             NodeError::Conflict(c) => c.fmt(f),
             NodeError::Unavailable(u) => u.fmt(f),
             NodeError::BadRequest(message) => f.write_str(message),
@@ -86,6 +102,7 @@ impl fmt::Display for NodeError {
                 )
             }
             NodeError::InEntry { index, error } => write!(f, "entry {index}: {error}"),
+            NodeError::InField { field, error } => write!(f, "`{field}`: {error}"),
         }
     }
 }
@@ -94,6 +111,10 @@ impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Conflict::SourceName(name) => write!(f, "a source named `{name}` exists"),
+            Conflict::ChannelName(name) => write!(f, "a channel named `{name}` exists"),
+            Conflict::TrackKind { source, is, wanted } => {
+                write!(f, "source {} is {is}, not {wanted}", source.0)
+            }
             Conflict::PortInUse(port) => write!(f, "port {port} is used by another source"),
             Conflict::CannotBind { ip, port, error } => {
                 write!(f, "cannot bind {ip}:{port}: {error}")
@@ -150,6 +171,13 @@ impl From<Conflict> for NodeError {
     }
 }
 
+impl Conflict {
+    /// `self` as a [`NodeError`], where a method chain reads better than `From`.
+    pub(crate) fn into_error(self) -> NodeError {
+        NodeError::Conflict(self)
+    }
+}
+
 impl From<Unavailable> for NodeError {
     fn from(u: Unavailable) -> NodeError {
         NodeError::Unavailable(u)
@@ -166,6 +194,14 @@ impl NodeError {
             }
         } else {
             self
+        }
+    }
+
+    /// The error as one about the request's field `field`.
+    pub(crate) fn in_field(self, field: &'static str) -> NodeError {
+        NodeError::InField {
+            field,
+            error: Box::new(self),
         }
     }
 }
@@ -185,7 +221,7 @@ fn status_of(e: &NodeError) -> fn(String) -> ApiError {
         NodeError::Unavailable(_) => ApiError::unavailable,
         NodeError::BadRequest(_) => ApiError::bad_request,
         NodeError::TooManySubscribers { .. } => ApiError::too_many,
-        NodeError::InEntry { error, .. } => status_of(error),
+        NodeError::InEntry { error, .. } | NodeError::InField { error, .. } => status_of(error),
     }
 }
 
@@ -243,5 +279,29 @@ mod tests {
         );
         let alone = NodeError::BadRequest("`dest` is wrong".into()).in_entry(0, 1);
         assert_eq!(api(alone), (400, "bad_request", "`dest` is wrong".into()));
+    }
+
+    #[test]
+    fn a_field_keeps_the_status_of_its_cause_and_is_named() {
+        let e = NodeError::NotFound(What::Source(SourceId(7))).in_field("video");
+        assert_eq!(api(e), (404, "not_found", "`video`: no source 7".into()));
+        let e = NodeError::from(Conflict::TrackKind {
+            source: SourceId(2),
+            is: Codec::Vp8,
+            wanted: "audio",
+        })
+        .in_field("audio");
+        assert_eq!(
+            api(e),
+            (
+                409,
+                "conflict",
+                "`audio`: source 2 is vp8, not audio".into()
+            )
+        );
+        assert_eq!(
+            api(NodeError::NotFound(What::Channel(ChannelId(4)))),
+            (404, "not_found", "no channel 4".into())
+        );
     }
 }

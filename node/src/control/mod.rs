@@ -9,6 +9,7 @@
 //! - `topology`: what the node holds (sources, subscribers, shard load and masks, SSRCs).
 //! - `validate`: requests checked and parsed before anything changes.
 //! - `sources`, `subscribers`, `switches`: the requests and shard events that change the topology.
+//! - `channels`: what a viewer watches (a video and an audio source); no shard holds them yet.
 //! - `error`: [`NodeError`], the one error of all of it, and its mapping to the HTTP API's.
 
 use std::collections::{BTreeMap, HashSet};
@@ -25,6 +26,7 @@ use crate::shard::ShardLink;
 use crate::telemetry::SharedAggregates;
 
 pub(crate) mod actor;
+mod channels;
 pub(crate) mod error;
 mod sources;
 mod subscribers;
@@ -34,7 +36,8 @@ pub(crate) mod validate;
 
 pub use actor::ControlHandle;
 pub use error::{Conflict, NodeError, Unavailable, What};
-pub(crate) use topology::{SourceEntry, SubEntry};
+pub use topology::ChannelId;
+pub(crate) use topology::{ChannelEntry, SourceEntry, SubEntry};
 pub use validate::{configured_parameter_sets, ParameterSetsError};
 
 /// The control thread's view of one shard.
@@ -67,10 +70,12 @@ pub struct ControlState {
     pub(crate) ingest: Arc<IngestLink>,
     pub(crate) sources: BTreeMap<SourceId, SourceEntry>,
     pub(crate) subs: BTreeMap<TrackId, SubEntry>,
+    pub(crate) channels: BTreeMap<ChannelId, ChannelEntry>,
     /// Output SSRCs in use, so a new subscriber's is unique without scanning them all.
     ssrcs: HashSet<u32>,
     next_source: u32,
     next_sub: u32,
+    next_channel: u32,
     rng: StdRng,
     /// Subscribers per shard, for placing new ones.
     pub(crate) shard_load: Vec<usize>,
@@ -93,9 +98,11 @@ impl ControlState {
             ingest,
             sources: BTreeMap::new(),
             subs: BTreeMap::new(),
+            channels: BTreeMap::new(),
             ssrcs: HashSet::new(),
             next_source: 1,
             next_sub: 1,
+            next_channel: 1,
             rng: StdRng::from_os_rng(),
             shard_load: vec![0; n],
             telemetry,

@@ -146,6 +146,7 @@ impl ControlState {
             let data = serde_json::json!({"to": id.0, "reason": "source deleted"});
             self.emit(EventType::SwitchCancelled, Some(id), Some(sid), data);
         }
+        self.detach_channels(id);
         let entry = self.sources.remove(&id).expect("checked above");
         tracing::info!(source = id.0, name = entry.name, "source deleted");
         self.emit(

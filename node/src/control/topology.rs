@@ -1,4 +1,4 @@
-//! What the node holds: its sources and subscribers, which shard each subscriber's track is on,
+//! What the node holds: its sources, subscribers and channels, which shard each subscriber's track is on,
 //! how loaded each shard is, which shards need each source's packets (the shard mask ingest
 //! reads), and the output SSRCs in use.
 
@@ -29,6 +29,18 @@ pub(crate) struct SourceEntry {
     pub mask: Arc<AtomicU64>,
     /// Per shard: tracks attached to or switching to this source.
     pub users: Vec<u32>,
+}
+
+/// A channel's id: its own numbering, apart from sources' and subscribers'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelId(pub u32);
+
+/// What one viewer watches: at most one video and one audio source. A slot is `None` when the
+/// channel was made without it or its source was deleted since.
+pub(crate) struct ChannelEntry {
+    pub name: String,
+    pub video: Option<SourceId>,
+    pub audio: Option<SourceId>,
 }
 
 pub(crate) struct SubEntry {
@@ -72,6 +84,13 @@ impl ControlState {
     pub(super) fn take_source_id(&mut self) -> SourceId {
         let id = SourceId(self.next_source);
         self.next_source += 1;
+        id
+    }
+
+    /// The next channel id, used up.
+    pub(super) fn take_channel_id(&mut self) -> ChannelId {
+        let id = ChannelId(self.next_channel);
+        self.next_channel += 1;
         id
     }
 

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 
 use corecast_engine::codec::parameter_sets::ParameterSets;
 use corecast_engine::{Codec, SourceId};
-use corecast_signaling::api::{CreateSource, CreateSubscriber};
+use corecast_signaling::api::{CreateChannel, CreateSource, CreateSubscriber};
 
 use super::error::{Conflict, NodeError, What};
-use super::topology::SourceEntry;
+use super::topology::{ChannelEntry, ChannelId, SourceEntry};
 
 /// A `CreateSource` whose every field can be used.
 pub(super) struct SourceRequest {
@@ -31,6 +31,13 @@ pub(super) struct SourceRequest {
 pub(super) struct SubscriberRequest {
     pub source: SourceId,
     pub dest: SocketAddr,
+}
+
+/// A `CreateChannel` whose sources exist and are of the kind their slot takes.
+pub(super) struct ChannelRequest {
+    pub name: String,
+    pub video: Option<SourceId>,
+    pub audio: Option<SourceId>,
 }
 
 fn bad(message: String) -> NodeError {
@@ -128,6 +135,53 @@ fn subscriber(
         )));
     }
     Ok(SubscriberRequest { source, dest })
+}
+
+/// Checks `req` against the `sources` it names and the existing `channels` (whose names it must
+/// not take). An unknown source is `404` as for a subscriber; each refusal names its field.
+pub(super) fn channel(
+    req: &CreateChannel,
+    sources: &BTreeMap<SourceId, SourceEntry>,
+    channels: &BTreeMap<ChannelId, ChannelEntry>,
+) -> Result<ChannelRequest, NodeError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(bad("`name` must be 1 to 128 characters".into()));
+    }
+    if req.video.is_none() && req.audio.is_none() {
+        return Err(bad(
+            "a channel needs `video`, `audio` or both: the ids of its sources".into(),
+        ));
+    }
+    if channels.values().any(|c| c.name == name) {
+        return Err(Conflict::ChannelName(name.to_string())
+            .into_error()
+            .in_field("name"));
+    }
+    let slot = |field: &'static str, id: Option<u32>, audio: bool| {
+        let Some(id) = id.map(SourceId) else {
+            return Ok(None);
+        };
+        let entry = sources
+            .get(&id)
+            .ok_or(NodeError::NotFound(What::Source(id)).in_field(field))?;
+        if entry.codec.is_audio() != audio {
+            let wanted = if audio { "audio" } else { "video" };
+            return Err(Conflict::TrackKind {
+                source: id,
+                is: entry.codec,
+                wanted,
+            }
+            .into_error()
+            .in_field(field));
+        }
+        Ok(Some(id))
+    };
+    Ok(ChannelRequest {
+        name: name.to_string(),
+        video: slot("video", req.video, false)?,
+        audio: slot("audio", req.audio, true)?,
+    })
 }
 
 /// Why configured parameter sets (`CreateSource::parameter_sets`, `check --parameter-sets`)

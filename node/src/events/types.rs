@@ -42,6 +42,10 @@ pub enum EventType {
     SourceResumed,
     /// A source's sender restarted its stream (a new epoch: new SSRC or a sequence jump).
     SourceRestarted,
+    /// A channel was created (`data`: its `channel` id, `name`, `video`, `audio`).
+    ChannelCreated,
+    /// A channel was removed (`data` as for `channel.created`).
+    ChannelRemoved,
     /// A subscriber was added.
     SubscriberAdded,
     /// A subscriber was removed.
@@ -64,7 +68,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in declaration order (the bit order of [`EventMask`]).
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 19] = [
         EventType::NodeStarted,
         EventType::NodeStopping,
         EventType::SourceCreated,
@@ -73,6 +77,8 @@ impl EventType {
         EventType::SourceIdle,
         EventType::SourceResumed,
         EventType::SourceRestarted,
+        EventType::ChannelCreated,
+        EventType::ChannelRemoved,
         EventType::SubscriberAdded,
         EventType::SubscriberRemoved,
         EventType::SwitchRequested,
@@ -95,6 +101,8 @@ impl EventType {
             EventType::SourceIdle => "source.idle",
             EventType::SourceResumed => "source.resumed",
             EventType::SourceRestarted => "source.restarted",
+            EventType::ChannelCreated => "channel.created",
+            EventType::ChannelRemoved => "channel.removed",
             EventType::SubscriberAdded => "subscriber.added",
             EventType::SubscriberRemoved => "subscriber.removed",
             EventType::SwitchRequested => "switch.requested",

@@ -123,6 +123,14 @@ fn by_reason(drops: &DropCounts) -> Vec<(Labels, u64)> {
         .collect()
 }
 
+/// How many of each thing the control thread holds now, for the gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Configured {
+    pub sources: usize,
+    pub subscribers: usize,
+    pub channels: usize,
+}
+
 /// Render every metric of the node.
 ///
 /// Families without a `source` or `subscriber` label never go backwards: they count deleted
@@ -130,10 +138,14 @@ fn by_reason(drops: &DropCounts) -> Vec<(Labels, u64)> {
 /// alone checks both conservation laws (README, "Metrics").
 pub fn render_metrics(
     agg: &Aggregates,
-    sources: usize,
-    subscribers: usize,
+    configured: Configured,
     handlers: &[HandlerStats],
 ) -> String {
+    let Configured {
+        sources,
+        subscribers,
+        channels,
+    } = configured;
     let mut s = Scrape::default();
     s.gauge(
         "corecast_sources",
@@ -144,6 +156,11 @@ pub fn render_metrics(
         "corecast_subscribers",
         "Subscribers configured.",
         vec![(vec![], subscribers as f64)],
+    );
+    s.gauge(
+        "corecast_channels",
+        "Channels configured.",
+        vec![(vec![], channels as f64)],
     );
     s.gauge(
         "corecast_uptime_seconds",

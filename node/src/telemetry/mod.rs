@@ -24,7 +24,7 @@ use crate::events::{Event, EventBus, EventType};
 use crate::ingest::{IngestLink, IngestSourceStats};
 use crate::shard::{new_latency_histogram, LatencyHistogram, ShardLink, ShardSnapshot};
 
-pub use metrics::render_metrics;
+pub use metrics::{render_metrics, Configured};
 pub use totals::IngestTotals;
 
 /// Whether a source is sending.

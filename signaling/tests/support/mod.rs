@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use corecast_signaling::api::{
-    CreateSource, CreateSubscriber, ErrorBody, IngestAddr, NodeStats, ShardStats, SourceCounters,
-    SourceView, StatsView, SubscriberCounters, SubscriberView, SwitchOutcome, SwitchView,
+    ChannelView, CreateChannel, CreateSource, CreateSubscriber, ErrorBody, IngestAddr, NodeStats,
+    ShardStats, SourceCounters, SourceView, StatsView, SubscriberCounters, SubscriberView,
+    SwitchOutcome, SwitchView,
 };
 use corecast_signaling::{ApiConfig, ApiError, ApiServer, Client, ClientError, Control};
 use ureq::http;
@@ -22,8 +23,10 @@ const CODECS: [&str; 6] = ["vp8", "vp9", "h264", "h265", "av1", "opus"];
 struct State {
     next_source: u32,
     next_subscriber: u32,
+    next_channel: u32,
     sources: BTreeMap<u32, SourceView>,
     subscribers: BTreeMap<u32, SubscriberView>,
+    channels: BTreeMap<u32, ChannelView>,
 }
 
 pub struct FakeNode {
@@ -132,6 +135,13 @@ impl Control for FakeNode {
             }
             if sub.pending_source == Some(id) {
                 sub.pending_source = None;
+            }
+        }
+        for channel in st.channels.values_mut() {
+            for slot in [&mut channel.video, &mut channel.audio] {
+                if *slot == Some(id) {
+                    *slot = None;
+                }
             }
         }
         Ok(())
@@ -257,6 +267,64 @@ impl Control for FakeNode {
         })
     }
 
+    fn create_channel(&self, req: CreateChannel) -> Result<ChannelView, ApiError> {
+        let mut st = self.lock();
+        if req.video.is_none() && req.audio.is_none() {
+            return Err(ApiError::bad_request(
+                "a channel needs `video`, `audio` or both",
+            ));
+        }
+        if st.channels.values().any(|c| c.name == req.name) {
+            return Err(ApiError::conflict(format!(
+                "`name`: a channel named `{}` exists",
+                req.name
+            )));
+        }
+        for (field, id, audio) in [("video", req.video, false), ("audio", req.audio, true)] {
+            let Some(id) = id else { continue };
+            let source = st
+                .sources
+                .get(&id)
+                .ok_or_else(|| ApiError::not_found(format!("`{field}`: no source {id}")))?;
+            if (source.codec == "opus") != audio {
+                return Err(ApiError::conflict(format!(
+                    "`{field}`: source {id} is {}, not {field}",
+                    source.codec
+                )));
+            }
+        }
+        st.next_channel += 1;
+        let view = ChannelView {
+            id: st.next_channel,
+            name: req.name,
+            video: req.video,
+            audio: req.audio,
+            viewers: 0,
+        };
+        st.channels.insert(view.id, view.clone());
+        Ok(view)
+    }
+
+    fn channels(&self) -> Vec<ChannelView> {
+        self.lock().channels.values().cloned().collect()
+    }
+
+    fn channel(&self, id: u32) -> Result<ChannelView, ApiError> {
+        self.lock()
+            .channels
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found("channel", id))
+    }
+
+    fn delete_channel(&self, id: u32) -> Result<(), ApiError> {
+        self.lock()
+            .channels
+            .remove(&id)
+            .map(drop)
+            .ok_or_else(|| not_found("channel", id))
+    }
+
     fn metrics(&self) -> String {
         "# TYPE fake_requests counter\nfake_requests_total 1\n# EOF\n".to_string()
     }
@@ -270,6 +338,7 @@ impl Control for FakeNode {
                 uptime_s: 12.5,
                 sources: st.sources.len() as u64,
                 subscribers: st.subscribers.len() as u64,
+                channels: st.channels.len() as u64,
                 packets_received: 100,
                 packets_forwarded: 90,
                 drops: drops.clone(),
@@ -289,6 +358,7 @@ impl Control for FakeNode {
                 })
                 .collect(),
             sources: st.sources.values().cloned().collect(),
+            channels: st.channels.values().cloned().collect(),
             events: Vec::new(),
         }
     }
