@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use corecast_signaling::api::CreateChannel;
-use corecast_signaling::client::{Client, ClientError};
+use corecast_signaling::client::Client;
 use serde_json::Value;
 
 fn channel(name: &str, video: Option<u32>, audio: Option<u32>) -> CreateChannel {
@@ -14,17 +14,6 @@ fn channel(name: &str, video: Option<u32>, audio: Option<u32>) -> CreateChannel 
         name: name.into(),
         video,
         audio,
-    }
-}
-
-fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
-    match r {
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-        }) => (status, code, message),
-        other => panic!("expected an API error, got {other:?}"),
     }
 }
 
@@ -49,17 +38,6 @@ fn channels_gauge(client: &Client) -> f64 {
         .collect();
     assert_eq!(values.len(), 1, "one corecast_channels sample: {body}");
     values[0]
-}
-
-fn events_file(tag: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "corecast-channels-{tag}-{}-{nanos}.jsonl",
-        std::process::id()
-    ))
 }
 
 #[test]

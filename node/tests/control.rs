@@ -7,19 +7,8 @@ use common::*;
 use corecast_engine::rtcp::{self, RtcpPacket, PLI_LEN};
 use corecast_engine::Ssrc;
 use corecast_signaling::api::{CreateSource, CreateSubscriber};
-use corecast_signaling::client::{Client, ClientError};
+use corecast_signaling::client::Client;
 use serde_json::Value;
-
-fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
-    match r {
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-        }) => (status, code, message),
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
 
 /// `POST /v1/subscribers/{sub}/switch`: the HTTP status and the JSON body.
 fn post_switch(client: &Client, sub: u32, source: u32) -> (u16, Value) {
@@ -46,17 +35,6 @@ fn events_in(path: &std::path::Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON envelope per line"))
         .collect()
-}
-
-fn events_file(tag: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!(
-        "corecast-control-{tag}-{}-{nanos}.jsonl",
-        std::process::id()
-    ))
 }
 
 #[test]

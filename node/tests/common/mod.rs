@@ -12,7 +12,7 @@ use corecast_engine::rtp::RtpHeader;
 use corecast_engine::synth::{VideoShape, Vp8Stream};
 use corecast_engine::Ssrc;
 use corecast_signaling::api::{CreateSource, CreateSubscriber, SourceView, SubscriberView};
-use corecast_signaling::client::Client;
+use corecast_signaling::client::{Client, ClientError};
 use socket2::{Domain, Socket, Type};
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -174,4 +174,28 @@ pub fn until(what: &str, mut step: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::yield_now();
     }
+}
+
+/// The status, code and message of an API refusal; panics on anything else.
+pub fn api_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// A fresh path for a test's `--events-jsonl` file, unique per process and call.
+pub fn events_file(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!(
+        "corecast-test-{tag}-{}-{nanos}.jsonl",
+        std::process::id()
+    ))
 }
