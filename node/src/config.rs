@@ -116,7 +116,19 @@ pub struct ServeArgs {
     /// Bearer token every /v1 request must carry.
     #[arg(long, env = "CORECAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Most subscribers the node accepts.
+    /// Bearer token WHEP viewers present (`POST /v1/channels/{id}/whep` and their own
+    /// resource): lets viewers in without the admin `--token`. Unset: viewers need no token.
+    #[arg(long, env = "CORECAST_VIEWER_TOKEN", hide_env_values = true)]
+    pub viewer_token: Option<String>,
+    /// Address WHEP answers give viewers as the host candidate, when the shard sockets' own
+    /// (`--rtp-ip`) is not one they can reach (behind NAT, or bound to every address).
+    #[arg(long, env = "CORECAST_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// A WebRTC viewer whose STUN consent checks stop for this many milliseconds is removed
+    /// (RFC 7675 says 30 s); one that never passes a check in that time too.
+    #[arg(long, env = "CORECAST_CONSENT_TIMEOUT", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
+    pub consent_timeout: u64,
+    /// Most subscribers the node accepts (WHEP viewers included).
     #[arg(long, env = "CORECAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
     pub max_subscribers: usize,
     /// Least time between two keyframe requests to one source, in milliseconds.

@@ -23,5 +23,6 @@ pub mod shard;
 pub mod telemetry;
 pub mod views;
 pub mod wake;
+pub mod webrtc;
 
 pub use node::Node;

@@ -17,7 +17,7 @@ use corecast_engine::RxPacket;
 pub const MAX_PACKET: usize = 2048;
 
 /// A slot holds a packet and, after it, its prelude (cached parameter sets), if any.
-const SLOT_BYTES: usize = MAX_PACKET + MAX_PRELUDE_LEN;
+pub(crate) const SLOT_BYTES: usize = MAX_PACKET + MAX_PRELUDE_LEN;
 
 /// One received packet: its bytes (then its prelude's) and the engine's metadata.
 pub struct Slot {

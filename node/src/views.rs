@@ -9,11 +9,13 @@ use corecast_engine::{DropCounts, SourceId, TrackId};
 use corecast_signaling::api::{
     ChannelView, CreateChannel, CreateSource, CreateSubscriber, EventHandlerStats, IngestAddr,
     NodeStats, ShardStats, SourceCounters, SourceView, StatsView, SubscriberCounters,
-    SubscriberView, SwitchView,
+    SubscriberView, SwitchView, ViewerView, WhepAnswer,
 };
 use corecast_signaling::{ApiError, Control};
 
-use crate::control::{ChannelId, ControlHandle, ControlState, NodeError, SourceEntry, What};
+use crate::control::{
+    ChannelId, ControlHandle, ControlState, NodeError, SourceEntry, ViewerEntry, ViewerState, What,
+};
 use crate::sdp::{SdpSource, SubscriberSdp};
 use crate::telemetry::{self, Aggregates, IngestTotals, SourceState};
 
@@ -108,8 +110,7 @@ impl ControlState {
             name: c.name.clone(),
             video: c.video.map(|s| s.0),
             audio: c.audio.map(|s| s.0),
-            // Nothing watches a channel until WHEP viewers exist.
-            viewers: 0,
+            viewers: self.viewers.values().filter(|v| v.channel == id).count() as u64,
         })
     }
 
@@ -121,6 +122,66 @@ impl ControlState {
     }
 
     pub(crate) fn subscriber_view(&self, id: TrackId) -> Result<SubscriberView, NodeError> {
+        if let Some(v) = self.viewers.get(&id) {
+            return self.viewer_view(id, v);
+        }
+        self.track_view(id)
+    }
+
+    /// A viewer as a subscriber: its first track's view once connected, its plan before.
+    fn viewer_view(&self, id: TrackId, v: &ViewerEntry) -> Result<SubscriberView, NodeError> {
+        let first = v
+            .tracks
+            .first()
+            .ok_or(NodeError::NotFound(What::Subscriber(id)))?;
+        let mut view = match self.subs.get(&first.id) {
+            Some(_) => self.track_view(first.id)?,
+            None => SubscriberView {
+                id: id.0,
+                ssrc: first.ssrc.0,
+                shard: v.shard as u32,
+                source: Some(first.source.0),
+                pending_source: None,
+                dest: v
+                    .addr
+                    .unwrap_or(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))),
+                media_from: self.shards[v.shard].media_from,
+                codec: first.codec.name().to_string(),
+                payload_type: first.payload_type,
+                counters: SubscriberCounters::default(),
+                transport: String::new(),
+                viewer: None,
+            },
+        };
+        view.payload_type = first.payload_type;
+        view.transport = "webrtc".to_string();
+        view.viewer = Some(ViewerView {
+            channel: v.channel.0,
+            state: match v.state {
+                ViewerState::Connecting => "connecting",
+                ViewerState::Connected => "connected",
+            }
+            .to_string(),
+            tracks: v.tracks.iter().map(|t| t.id.0).collect(),
+        });
+        Ok(view)
+    }
+
+    /// Every subscriber, viewers once each (not per track), by id.
+    fn subscriber_views(&self) -> Vec<SubscriberView> {
+        let plain = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.viewer.is_none())
+            .map(|(&id, _)| id);
+        let mut ids: Vec<TrackId> = plain.chain(self.viewers.keys().copied()).collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| self.subscriber_view(id).ok())
+            .collect()
+    }
+
+    fn track_view(&self, id: TrackId) -> Result<SubscriberView, NodeError> {
         let sub = self
             .subs
             .get(&id)
@@ -153,6 +214,8 @@ impl ControlState {
             codec: sub.codec.name().to_string(),
             payload_type: sub.codec.output_payload_type(),
             counters,
+            transport: "rtp".to_string(),
+            viewer: None,
         })
     }
 
@@ -214,7 +277,7 @@ impl ControlState {
 
     /// Source `id`'s parameter sets as of the latest ingest snapshot (at most one
     /// `--stats-interval` old), or the configured ones before the first.
-    fn known_parameter_sets(&self, id: SourceId, entry: &SourceEntry) -> Arc<[Vec<u8>]> {
+    pub(crate) fn known_parameter_sets(&self, id: SourceId, entry: &SourceEntry) -> Arc<[Vec<u8>]> {
         let agg = telemetry::lock(&self.telemetry);
         agg.sources
             .get(&id.0)
@@ -370,12 +433,7 @@ impl Control for NodeControl {
 
     fn subscribers(&self) -> Vec<SubscriberView> {
         self.handle
-            .call(|st| {
-                st.subs
-                    .keys()
-                    .filter_map(|&id| st.subscriber_view(id).ok())
-                    .collect()
-            })
+            .call(|st| st.subscriber_views())
             .unwrap_or_default()
     }
 
@@ -409,6 +467,12 @@ impl Control for NodeControl {
             .call(move |st| st.switch(TrackId(subscriber), SourceId(source)))??)
     }
 
+    fn switch_channel(&self, subscriber: u32, channel: u32) -> Result<SwitchView, ApiError> {
+        Ok(self
+            .handle
+            .call(move |st| st.switch_viewer(TrackId(subscriber), ChannelId(channel)))??)
+    }
+
     fn create_channel(&self, req: CreateChannel) -> Result<ChannelView, ApiError> {
         Ok(self
             .handle
@@ -431,6 +495,38 @@ impl Control for NodeControl {
         Ok(self
             .handle
             .call(move |st| st.delete_channel(ChannelId(id)))??)
+    }
+
+    fn whep_offer(&self, channel: u32, offer: String) -> Result<WhepAnswer, ApiError> {
+        let admitted = self
+            .handle
+            .call(move |st| st.create_viewer(ChannelId(channel), &offer))??;
+        Ok(WhepAnswer {
+            subscriber: admitted.id.0,
+            sdp: admitted.answer,
+            etag: admitted.etag,
+        })
+    }
+
+    fn whep_patch(
+        &self,
+        id: u32,
+        if_match: Option<String>,
+        fragment: String,
+    ) -> Result<(), ApiError> {
+        Ok(self
+            .handle
+            .call(move |st| st.patch_viewer(TrackId(id), if_match.as_deref(), &fragment))??)
+    }
+
+    fn delete_viewer(&self, id: u32) -> Result<(), ApiError> {
+        Ok(self.handle.call(move |st| {
+            if st.remove_viewer(TrackId(id), "deleted") {
+                Ok(())
+            } else {
+                Err(NodeError::NotFound(What::Viewer(TrackId(id))))
+            }
+        })??)
     }
 
     fn stats(&self) -> StatsView {

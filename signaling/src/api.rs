@@ -101,7 +101,13 @@ pub struct CreateSubscriber {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchRequest {
-    pub source: u32,
+    /// Switch to this source (plain subscribers, and viewers with the admin token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<u32>,
+    /// Switch a WHEP viewer to this channel: video at the new video source's keyframe, audio
+    /// with it. Exactly one of `source` and `channel` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
 }
 
 /// `POST /v1/channels` body: what one viewer watches, at most one video and one audio source
@@ -247,6 +253,36 @@ pub struct SubscriberView {
     /// sources send, so it holds across switches. `GET /v1/subscribers/{id}/sdp` says the rest.
     pub payload_type: u8,
     pub counters: SubscriberCounters,
+    /// `rtp` (a plain RTP receiver) or `webrtc` (a WHEP viewer).
+    #[serde(default = "rtp")]
+    pub transport: String,
+    /// A WHEP viewer's channel, state and tracks; absent for plain RTP subscribers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewer: Option<ViewerView>,
+}
+
+fn rtp() -> String {
+    "rtp".to_string()
+}
+
+/// What a WHEP viewer is beyond a subscriber. The subscriber's own fields (`ssrc`, `codec`,
+/// `payload_type`, `source`, `counters`) describe its first track (video when it has video).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ViewerView {
+    pub channel: u32,
+    /// `connecting` (answered, ICE and DTLS not done yet) or `connected`.
+    pub state: String,
+    /// Its tracks' ids (the first is the subscriber's own id).
+    pub tracks: Vec<u32>,
+}
+
+/// A WHEP viewer admitted: `201` with `sdp` as the body, `Location: /v1/subscribers/{subscriber}`
+/// and `ETag: {etag}`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WhepAnswer {
+    pub subscriber: u32,
+    pub sdp: String,
+    pub etag: String,
 }
 
 /// What a switch request did.
@@ -467,6 +503,30 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 403,
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+
+    pub fn precondition_failed(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 412,
+            code: "precondition_failed",
+            message: message.into(),
+        }
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 415,
+            code: "unsupported_media_type",
+            message: message.into(),
+        }
+    }
+
     pub fn payload_too_large(message: impl Into<String>) -> ApiError {
         ApiError {
             status: 413,
@@ -529,6 +589,8 @@ pub trait Control: Send + Sync + 'static {
     /// `Ok` says what was done: a pending switch, or nothing because the subscriber already
     /// receives `source` (see [`SwitchOutcome`]).
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError>;
+    /// Switch WHEP viewer `subscriber` to channel `channel` (its video and audio together).
+    fn switch_channel(&self, subscriber: u32, channel: u32) -> Result<SwitchView, ApiError>;
     /// Refused with the field it is about: `name` empty or taken (`409`), neither `video` nor
     /// `audio`, a source that does not exist (`404`, as for a subscriber), or one of the other
     /// kind (`409`, as for a switch to another codec).
@@ -536,6 +598,16 @@ pub trait Control: Send + Sync + 'static {
     fn channels(&self) -> Vec<ChannelView>;
     fn channel(&self, id: u32) -> Result<ChannelView, ApiError>;
     fn delete_channel(&self, id: u32) -> Result<(), ApiError>;
+    /// Admit a WHEP viewer of channel `channel` with its SDP `offer`
+    /// (`POST /v1/channels/{id}/whep`).
+    fn whep_offer(&self, channel: u32, offer: String) -> Result<WhepAnswer, ApiError>;
+    /// A WHEP `PATCH` (trickle ICE fragment, RFC 8840) on viewer `id`; `if_match` is the
+    /// request's `If-Match`, which must be the viewer's ETag.
+    fn whep_patch(&self, id: u32, if_match: Option<String>, fragment: String)
+        -> Result<(), ApiError>;
+    /// End viewer `id`; unlike [`Control::delete_subscriber`], refuses plain subscribers, so a
+    /// viewer token cannot remove them.
+    fn delete_viewer(&self, id: u32) -> Result<(), ApiError>;
     fn stats(&self) -> StatsView;
     /// Prometheus text exposition of every metric (`GET /metrics`).
     fn metrics(&self) -> String;

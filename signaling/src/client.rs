@@ -204,7 +204,10 @@ impl Client {
         self.json(
             Method::POST,
             &format!("/v1/subscribers/{subscriber}/switch"),
-            Some(&SwitchRequest { source }),
+            Some(&SwitchRequest {
+                source: Some(source),
+                channel: None,
+            }),
         )
     }
 

@@ -25,8 +25,10 @@ use crate::api::{
 };
 
 mod request;
+mod whep;
 
-use request::{close_unless_body_read, discard_body, require_token, Id, JsonBody};
+use request::{close_unless_body_read, discard_body, Id, JsonBody};
+use whep::{AsViewer, Tokens};
 
 /// How long [`ApiServer::shutdown`] lets in-flight requests finish before abandoning them.
 const DRAIN: Duration = Duration::from_millis(800);
@@ -39,8 +41,12 @@ const MAX_BLOCKING_THREADS: usize = 16;
 /// How the HTTP API is served.
 #[derive(Clone)]
 pub struct ApiConfig {
-    /// When set, every request except `GET /healthz` needs `Authorization: Bearer <token>`.
+    /// When set, every request except `GET /healthz` and preflights needs
+    /// `Authorization: Bearer <token>`, or the viewer token on the viewer routes.
     pub token: Option<String>,
+    /// When set, the viewer routes (a WHEP offer, a viewer's own resource and switch, the
+    /// channel list and the viewer page) need it or the admin token; unset, they are open.
+    pub viewer_token: Option<String>,
     /// Largest accepted request body; larger ones get `413 payload_too_large`.
     pub max_body_bytes: usize,
 }
@@ -54,6 +60,7 @@ impl Default for ApiConfig {
     fn default() -> ApiConfig {
         ApiConfig {
             token: None,
+            viewer_token: None,
             max_body_bytes: ApiConfig::DEFAULT_MAX_BODY_BYTES,
         }
     }
@@ -64,6 +71,10 @@ impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "viewer_token",
+                &self.viewer_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
@@ -95,12 +106,16 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         .route("/v1/subscribers:batch", post(create_subscribers))
         .route(
             "/v1/subscribers/{id}",
-            get(get_subscriber).delete(delete_subscriber),
+            get(get_subscriber)
+                .delete(delete_subscriber)
+                .patch(whep::patch),
         )
         .route("/v1/subscribers/{id}/switch", post(switch))
         .route("/v1/subscribers/{id}/sdp", get(subscriber_sdp))
         .route("/v1/channels", post(create_channel).get(list_channels))
         .route("/v1/channels/{id}", get(get_channel).delete(delete_channel))
+        .route("/v1/channels/{id}/whep", post(whep::offer))
+        .route("/watch/{id}", get(whep::watch))
         .route("/v1/stats", get(stats))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -108,15 +123,16 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state);
-    let router = match config.token {
-        // Outside the routes, so a request without the token is refused before its body is read
-        // and unknown `/v1` paths do not reveal which routes exist.
-        Some(token) => router.layer(middleware::from_fn_with_state(
-            Arc::<[u8]>::from(token.into_bytes()),
-            require_token,
-        )),
-        None => router,
+    let tokens = Tokens {
+        admin: config.token.map(|t| Arc::<[u8]>::from(t.into_bytes())),
+        viewer: config.viewer_token.map(|t| Arc::<[u8]>::from(t.into_bytes())),
     };
+    // Outside the routes, so a request without the token is refused before its body is read
+    // and unknown `/v1` paths do not reveal which routes exist.
+    let router = router.layer(middleware::from_fn_with_state(
+        Arc::new(tokens),
+        whep::authorize,
+    ));
     // Outermost, so that it sees every refusal, the token's included.
     router.layer(middleware::from_fn(close_unless_body_read))
 }
@@ -362,17 +378,36 @@ async fn source_sdp(
 async fn delete_subscriber(
     State(state): State<AppState>,
     Id(id): Id,
+    viewer: Option<axum::Extension<AsViewer>>,
 ) -> Result<StatusCode, ApiError> {
-    call(&state, move |c| c.delete_subscriber(id)).await?;
+    if viewer.is_some() {
+        call(&state, move |c| c.delete_viewer(id)).await?;
+    } else {
+        call(&state, move |c| c.delete_subscriber(id)).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn switch(
     State(state): State<AppState>,
     Id(id): Id,
+    viewer: Option<axum::Extension<AsViewer>>,
     JsonBody(req): JsonBody<SwitchRequest>,
 ) -> Result<(StatusCode, Json<SwitchView>), ApiError> {
-    let view = call(&state, move |c| c.switch(id, req.source)).await?;
+    let view = match (req.source, req.channel) {
+        (Some(_), None) if viewer.is_some() => {
+            return Err(ApiError::forbidden(
+                "the viewer token switches viewers by `channel`; `source` needs the admin token",
+            ))
+        }
+        (Some(source), None) => call(&state, move |c| c.switch(id, source)).await?,
+        (None, Some(channel)) => call(&state, move |c| c.switch_channel(id, channel)).await?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `source` (a source id) and `channel` (a channel id)",
+            ))
+        }
+    };
     // 202 while the switch waits for the source's switch point; 200 when nothing is to wait for.
     let status = match view.outcome {
         crate::api::SwitchOutcome::Pending => StatusCode::ACCEPTED,

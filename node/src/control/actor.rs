@@ -19,7 +19,8 @@ const TICK: Duration = Duration::from_millis(20);
 
 type Job = Box<dyn FnOnce(&mut ControlState) + Send>;
 
-/// The HTTP API's way into the control thread.
+/// The HTTP API's way into the control thread (and the handshake thread's).
+#[derive(Clone)]
 pub struct ControlHandle {
     tx: mpsc::Sender<Job>,
 }
@@ -37,6 +38,11 @@ impl ControlHandle {
             }))
             .map_err(|_| Unavailable::ShuttingDown)?;
         Ok(reply_rx.recv().map_err(|_| Unavailable::ShuttingDown)?)
+    }
+
+    /// Runs `f` on the control thread without waiting for it; dropped if the thread is gone.
+    pub fn cast(&self, f: impl FnOnce(&mut ControlState) + Send + 'static) {
+        let _ = self.tx.send(Box::new(f));
     }
 }
 

@@ -23,6 +23,8 @@ pub enum NodeError {
     Unavailable(Unavailable),
     /// The request itself is wrong; the message names the field and what is wrong with it.
     BadRequest(String),
+    /// A conditional request's `If-Match` names another version of the resource.
+    PreconditionFailed(String),
     /// Adding `asked` subscribers in all would exceed `--max-subscribers` (`limit`).
     TooManySubscribers { asked: usize, limit: usize },
     /// Entry `index` of a batch request was refused; `error` says why.
@@ -40,6 +42,8 @@ pub enum What {
     Source(SourceId),
     Subscriber(TrackId),
     Channel(ChannelId),
+    /// A WHEP viewer (a subscriber that is not one is not found as one).
+    Viewer(TrackId),
 }
 
 /// A request that clashes with the node's state.
@@ -84,6 +88,10 @@ pub enum Unavailable {
     NoFreePort(PortRange),
     /// The control thread is gone.
     ShuttingDown,
+    /// The node was started without WebRTC (no DTLS certificate).
+    NoWebrtc,
+    /// The handshake thread's queue is full: too many viewers joining at once.
+    HandshakesBusy,
 }
 
 impl fmt::Display for NodeError {
@@ -92,9 +100,12 @@ impl fmt::Display for NodeError {
             NodeError::NotFound(What::Source(id)) => write!(f, "no source {}", id.0),
             NodeError::NotFound(What::Subscriber(id)) => write!(f, "no subscriber {}", id.0),
             NodeError::NotFound(What::Channel(id)) => write!(f, "no channel {}", id.0),
+            NodeError::NotFound(What::Viewer(id)) => write!(f, "no WHEP viewer {}", id.0),
             NodeError::Conflict(c) => c.fmt(f),
             NodeError::Unavailable(u) => u.fmt(f),
-            NodeError::BadRequest(message) => f.write_str(message),
+            NodeError::BadRequest(message) | NodeError::PreconditionFailed(message) => {
+                f.write_str(message)
+            }
             NodeError::TooManySubscribers { asked, limit } => {
                 write!(
                     f,
@@ -158,6 +169,10 @@ impl fmt::Display for Unavailable {
             ),
             Unavailable::NoFreePort(range) => write!(f, "no free ingest port in {range}"),
             Unavailable::ShuttingDown => f.write_str("the node is shutting down"),
+            Unavailable::NoWebrtc => f.write_str("this node serves no WebRTC viewers"),
+            Unavailable::HandshakesBusy => {
+                f.write_str("too many viewers are joining at once; try again shortly")
+            }
         }
     }
 }
@@ -220,6 +235,7 @@ fn status_of(e: &NodeError) -> fn(String) -> ApiError {
         NodeError::Conflict(_) => ApiError::conflict,
         NodeError::Unavailable(_) => ApiError::unavailable,
         NodeError::BadRequest(_) => ApiError::bad_request,
+        NodeError::PreconditionFailed(_) => ApiError::precondition_failed,
         NodeError::TooManySubscribers { .. } => ApiError::too_many,
         NodeError::InEntry { error, .. } | NodeError::InField { error, .. } => status_of(error),
     }

@@ -33,12 +33,15 @@ mod subscribers;
 mod switches;
 pub(crate) mod topology;
 pub(crate) mod validate;
+mod viewers;
 
 pub use actor::ControlHandle;
 pub use error::{Conflict, NodeError, Unavailable, What};
 pub use topology::ChannelId;
 pub(crate) use topology::{ChannelEntry, SourceEntry, SubEntry};
 pub use validate::{configured_parameter_sets, ParameterSetsError};
+pub(crate) use viewers::{Admitted, ViewerEntry, ViewerState};
+pub use viewers::ViewerTrack;
 
 /// The control thread's view of one shard.
 pub struct ShardHandle {
@@ -61,6 +64,18 @@ pub struct Settings {
     pub max_subscribers: usize,
     /// `--node-name`, for the SDPs the node writes.
     pub node_name: String,
+    /// WHEP viewers; `None` when the node serves none.
+    pub webrtc: Option<WebrtcSettings>,
+}
+
+/// What the control thread needs to admit WHEP viewers.
+pub struct WebrtcSettings {
+    /// The node's DTLS certificate's fingerprint, for the answers.
+    pub fingerprint: corecast_webrtc::sdp::Fingerprint,
+    /// `--public-ip`: the address the answers give as host candidate, when the shard sockets'
+    /// own is not one viewers can reach.
+    pub public_ip: Option<IpAddr>,
+    pub handshakes: crate::webrtc::HandshakeTx,
 }
 
 /// Everything the control thread owns; only that thread touches it.
@@ -71,6 +86,8 @@ pub struct ControlState {
     pub(crate) sources: BTreeMap<SourceId, SourceEntry>,
     pub(crate) subs: BTreeMap<TrackId, SubEntry>,
     pub(crate) channels: BTreeMap<ChannelId, ChannelEntry>,
+    /// WHEP viewers by subscriber id; their tracks, once secured, are in `subs` too.
+    pub(crate) viewers: BTreeMap<TrackId, ViewerEntry>,
     /// Output SSRCs in use, so a new subscriber's is unique without scanning them all.
     ssrcs: HashSet<u32>,
     next_source: u32,
@@ -99,6 +116,7 @@ impl ControlState {
             sources: BTreeMap::new(),
             subs: BTreeMap::new(),
             channels: BTreeMap::new(),
+            viewers: BTreeMap::new(),
             ssrcs: HashSet::new(),
             next_source: 1,
             next_sub: 1,

@@ -15,9 +15,9 @@ impl ControlState {
         &mut self,
         reqs: Vec<CreateSubscriber>,
     ) -> Result<Vec<TrackId>, NodeError> {
-        if self.subs.len() + reqs.len() > self.settings.max_subscribers {
+        if self.subscriber_count() + reqs.len() > self.settings.max_subscribers {
             return Err(NodeError::TooManySubscribers {
-                asked: self.subs.len() + reqs.len(),
+                asked: self.subscriber_count() + reqs.len(),
                 limit: self.settings.max_subscribers,
             });
         }
@@ -70,6 +70,7 @@ impl ControlState {
                     switches_unanswered: 0,
                     dest: req.dest,
                     switches: 0,
+                    viewer: None,
                 },
             );
             let data = serde_json::json!({
@@ -93,6 +94,9 @@ impl ControlState {
     }
 
     pub(crate) fn delete_subscriber(&mut self, id: TrackId) -> Result<(), NodeError> {
+        if self.remove_viewer(id, "deleted") {
+            return Ok(());
+        }
         let sub = self
             .subs
             .get(&id)

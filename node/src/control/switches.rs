@@ -103,6 +103,10 @@ impl ControlState {
             ShardEvent::Switched(track, to) => self.switched(shard, track, to),
             ShardEvent::SwitchTimedOut(track, to) => self.switch_timed_out(shard, track, to),
             ShardEvent::Refused(e) => tracing::warn!(shard, "shard refused a command: {e}"),
+            ShardEvent::ViewerSelected(viewer, addr) => self.viewer_selected(viewer, addr),
+            ShardEvent::ViewerGone(viewer, reason) => {
+                self.remove_viewer(TrackId(viewer.0 as u32), reason);
+            }
         }
     }
 

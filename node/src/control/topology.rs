@@ -59,6 +59,8 @@ pub(crate) struct SubEntry {
     pub switches_unanswered: u32,
     pub dest: SocketAddr,
     pub switches: u64,
+    /// The WHEP viewer this is a track of (`None` for a plain RTP subscriber).
+    pub viewer: Option<TrackId>,
 }
 
 impl ControlState {

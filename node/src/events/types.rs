@@ -50,6 +50,9 @@ pub enum EventType {
     SubscriberAdded,
     /// A subscriber was removed.
     SubscriberRemoved,
+    /// A WHEP viewer finished ICE and DTLS: its tracks started (`data`: `addr`, `profile`,
+    /// `after_ms` since its offer).
+    ViewerConnected,
     /// A switch of a subscriber to another source was asked for.
     SwitchRequested,
     /// A switch was applied at the new source's switch point.
@@ -68,7 +71,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in declaration order (the bit order of [`EventMask`]).
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 20] = [
         EventType::NodeStarted,
         EventType::NodeStopping,
         EventType::SourceCreated,
@@ -81,6 +84,7 @@ impl EventType {
         EventType::ChannelRemoved,
         EventType::SubscriberAdded,
         EventType::SubscriberRemoved,
+        EventType::ViewerConnected,
         EventType::SwitchRequested,
         EventType::SwitchCompleted,
         EventType::SwitchTimedOut,
@@ -105,6 +109,7 @@ impl EventType {
             EventType::ChannelRemoved => "channel.removed",
             EventType::SubscriberAdded => "subscriber.added",
             EventType::SubscriberRemoved => "subscriber.removed",
+            EventType::ViewerConnected => "viewer.connected",
             EventType::SwitchRequested => "switch.requested",
             EventType::SwitchCompleted => "switch.completed",
             EventType::SwitchTimedOut => "switch.timed_out",

@@ -17,6 +17,12 @@ pub struct NodeConfig {
     pub http: SocketAddr,
     /// Bearer token every /v1 request must carry (`--token`).
     pub token: Option<String>,
+    /// Bearer token WHEP viewers present (`--viewer-token`).
+    pub viewer_token: Option<String>,
+    /// Host candidate address for WHEP answers (`--public-ip`).
+    pub public_ip: Option<IpAddr>,
+    /// A viewer without consent checks this long is removed (`--consent-timeout`).
+    pub consent_timeout: Duration,
     /// Name of this node in events and SDPs (`--node-name`).
     pub node_name: String,
     /// Address media is received and sent on (`--rtp-ip`).
@@ -70,6 +76,9 @@ impl NodeConfig {
         Ok(NodeConfig {
             http: args.http,
             token: args.token.clone(),
+            viewer_token: args.viewer_token.clone(),
+            public_ip: args.public_ip,
+            consent_timeout: ms(args.consent_timeout),
             node_name: args.node_name.clone(),
             rtp_ip: args.rtp_ip,
             rtp_ports: args.rtp_ports,

@@ -1,6 +1,6 @@
 //! Start-up, one step per part, in order: the event handlers, the shards (each saying whether it
 //! could pin, so nothing else starts on a node that cannot run as asked), ingest, telemetry,
-//! control, and the HTTP API last. Each step puts what it started under a guard at once, so a
+//! control, the handshake thread (WHEP viewers' DTLS), and the HTTP API last. Each step puts what it started under a guard at once, so a
 //! step that fails returns its [`StartError`] with everything before it stopped and joined.
 
 use std::fmt;
@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use corecast_signaling::server::{ApiConfig, ApiServer};
 use corecast_udp::Buffer;
+use corecast_webrtc::dtls::Certificate;
+use corecast_webrtc::ice::IceConfig;
 use crossbeam_queue::ArrayQueue;
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -21,13 +23,14 @@ use super::config::{ConfigError, NodeConfig};
 use super::threads::{Guard, Threads};
 use super::Node;
 use crate::clock::Clock;
-use crate::control::{ControlHandle, ControlState, Settings, ShardHandle};
+use crate::control::{ControlHandle, ControlState, Settings, ShardHandle, WebrtcSettings};
 use crate::events::{Event, EventBus, EventType};
 use crate::ingest::{Ingest, IngestLink, IngestSettings};
 use crate::shard::{ShardLink, ShardWorker, WAKER as SHARD_WAKER};
 use crate::telemetry::{Aggregates, SharedAggregates, Telemetry, TelemetrySettings};
 use crate::views::NodeControl;
 use crate::wake::Wake;
+use crate::webrtc::{HandshakeCounters, HandshakeRx, HandshakeThread, HandshakeTx};
 
 const INGEST_WAKER: mio::Token = mio::Token(usize::MAX);
 const COMMAND_QUEUE: usize = 1 << 16;
@@ -67,6 +70,8 @@ pub enum StartError {
     ShardLost { shard: u32 },
     /// The HTTP API could not be served on `addr`.
     Http { addr: SocketAddr, error: io::Error },
+    /// The DTLS certificate for WHEP viewers could not be made.
+    Certificate(String),
 }
 
 /// The thread a poller or waker is for.
@@ -83,6 +88,7 @@ pub enum SocketStep {
     Bind(IpAddr),
     NonBlocking,
     LocalAddr,
+    Clone,
 }
 
 impl fmt::Display for Owner {
@@ -116,6 +122,9 @@ impl fmt::Display for StartError {
                     write!(f, "cannot make shard {shard}'s media socket non-blocking")
                 }
                 SocketStep::LocalAddr => write!(f, "cannot read shard {shard}'s media address"),
+                SocketStep::Clone => {
+                    write!(f, "cannot clone shard {shard}'s media socket for DTLS")
+                }
             }
             .and_then(|()| write!(f, ": {error}")),
             StartError::Spawn { name, error } => {
@@ -129,6 +138,9 @@ impl fmt::Display for StartError {
             }
             StartError::Http { addr, error } => {
                 write!(f, "cannot serve the HTTP API on {addr}: {error}")
+            }
+            StartError::Certificate(error) => {
+                write!(f, "cannot make the DTLS certificate for WebRTC viewers: {error}")
             }
         }
     }
@@ -151,6 +163,7 @@ impl NodeConfig {
         node.start_ingest()?;
         let aggregates = node.start_telemetry()?;
         let control = node.start_control(handles, aggregates)?;
+        node.start_handshakes(control.clone())?;
         node.serve_http(control)?;
         Ok(node.finish())
     }
@@ -167,6 +180,13 @@ struct Builder {
     shards: Vec<Arc<ShardLink>>,
     media_from: Vec<SocketAddr>,
     http_addr: SocketAddr,
+    certificate: Certificate,
+    handshake_tx: HandshakeTx,
+    /// Taken by [`Builder::start_handshakes`].
+    handshake_rx: Option<HandshakeRx>,
+    /// A clone of each shard's socket, which the handshake thread answers viewers through.
+    handshake_sockets: Vec<std::net::UdpSocket>,
+    handshake_counters: Arc<HandshakeCounters>,
     // Fields drop in order: the builder's share of the bus before the guards, whose first
     // shuts the bus down once every other holder is joined.
     events: Arc<EventBus>,
@@ -189,6 +209,9 @@ impl Builder {
         let events = EventBus::start(config.node_name.clone(), config.event_handlers.clone())
             .map_err(StartError::EventHandlers)?;
         let events = Arc::new(events);
+        let certificate =
+            Certificate::generate().map_err(|e| StartError::Certificate(e.to_string()))?;
+        let (handshake_tx, handshake_rx) = crate::webrtc::channel();
         let mut threads = Threads::default();
         let bus = events.clone();
         threads.push(Guard::part("events", move || match Arc::try_unwrap(bus) {
@@ -205,6 +228,11 @@ impl Builder {
             ingest_poll: Some(ingest_poll),
             shards: Vec::new(),
             media_from: Vec::new(),
+            certificate,
+            handshake_tx,
+            handshake_rx: Some(handshake_rx),
+            handshake_sockets: Vec::new(),
+            handshake_counters: Arc::default(),
             events,
             threads,
         })
@@ -218,8 +246,15 @@ impl Builder {
         let placement = self.config.placement.clone();
         for (index, &core) in placement.cores.iter().enumerate() {
             let index = index as u32;
-            let (worker, handle) =
-                shard_worker(index, core, &self.config, &self.ingest, self.clock)?;
+            let (worker, handle, clone) = shard_worker(
+                index,
+                core,
+                &self.config,
+                &self.ingest,
+                self.clock,
+                &self.handshake_tx,
+            )?;
+            self.handshake_sockets.push(clone);
             let link = worker.link.clone();
             let pin = placement.pin;
             let tx = pinned_tx.clone();
@@ -338,6 +373,11 @@ impl Builder {
             rcvbuf: config.rcvbuf,
             max_subscribers: config.max_subscribers,
             node_name: config.node_name.clone(),
+            webrtc: Some(WebrtcSettings {
+                fingerprint: self.certificate.fingerprint(),
+                public_ip: config.public_ip,
+                handshakes: self.handshake_tx.clone(),
+            }),
         };
         let state = ControlState::new(
             settings,
@@ -352,6 +392,27 @@ impl Builder {
         })?;
         self.threads.push(Guard::thread(thread, || {}));
         Ok(handle)
+    }
+
+    /// The handshake thread. It holds a control handle, so it is stopped (and lets go of it)
+    /// before the control thread is joined.
+    fn start_handshakes(&mut self, control: ControlHandle) -> Result<(), StartError> {
+        let sockets = std::mem::take(&mut self.handshake_sockets);
+        let rx = self.handshake_rx.take().expect("the handshake thread starts once");
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = HandshakeThread::new(
+            rx,
+            sockets,
+            self.certificate.clone(),
+            control,
+            self.handshake_counters.clone(),
+            stop.clone(),
+        );
+        let thread = spawn("corecast-dtls".into(), move || worker.run())?;
+        self.threads.push(Guard::thread(thread, move || {
+            stop.store(true, Ordering::Release);
+        }));
+        Ok(())
     }
 
     /// Serves the API on `--http`. `control` is the control thread's only handle: the server
@@ -396,7 +457,8 @@ fn shard_worker(
     config: &NodeConfig,
     ingest: &Arc<IngestLink>,
     clock: Clock,
-) -> Result<(ShardWorker, ShardHandle), StartError> {
+    handshakes: &HandshakeTx,
+) -> Result<(ShardWorker, ShardHandle, std::net::UdpSocket), StartError> {
     let owner = Owner::Shard(index);
     let poll = Poll::new().map_err(|error| StartError::Poller { owner, error })?;
     let waker = Waker::new(poll.registry(), SHARD_WAKER)
@@ -413,6 +475,9 @@ fn shard_worker(
     let media_from = socket
         .local_addr()
         .map_err(media_socket(index, SocketStep::LocalAddr))?;
+    let clone = socket
+        .try_clone()
+        .map_err(media_socket(index, SocketStep::Clone))?;
     tracing::info!(
         shard = index,
         core = ?core,
@@ -445,8 +510,14 @@ fn shard_worker(
         snapshot_every: config.stats_interval,
         switch_timeout: config.switch_timeout,
         pli_interval: config.pli_interval,
+        handshakes: handshakes.clone(),
+        ice: IceConfig {
+            consent_timeout: nanos(config.consent_timeout),
+            connect_timeout: nanos(config.consent_timeout),
+            ..IceConfig::default()
+        },
     };
-    Ok((worker, handle))
+    Ok((worker, handle, clone))
 }
 
 /// A shard's UDP socket: media goes out of it and subscribers' RTCP comes back to it.
@@ -468,6 +539,10 @@ fn egress_socket(
         .map_err(media_socket(shard, SocketStep::NonBlocking))?;
     let granted = Buffer::Send.size(&socket).unwrap_or(0);
     Ok((socket.into(), granted))
+}
+
+fn nanos(d: Duration) -> corecast_engine::Nanos {
+    corecast_engine::Nanos(d.as_nanos() as u64)
 }
 
 fn media_socket(shard: u32, step: SocketStep) -> impl FnOnce(io::Error) -> StartError {

@@ -7,10 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::HttpBody;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
-};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -90,7 +88,7 @@ const DRAIN_PAST_LIMIT: usize = 16 << 20;
 
 /// The body, up to `limit` bytes. Read by hand rather than through axum's `DefaultBodyLimit`,
 /// which stops reading at the limit (see [`DRAIN_PAST_LIMIT`]).
-async fn read_body(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(super) async fn read_body(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::payload_too_large(format!(
             "the request body exceeds the limit of {limit} bytes"
@@ -197,24 +195,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
-pub(super) async fn require_token(
-    State(token): State<Arc<[u8]>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if req.uri().path() == "/healthz" {
-        return next.run(req).await;
-    }
-    match req.headers().get(AUTHORIZATION) {
-        None => ApiError::unauthorized("missing Authorization: Bearer <token>").into_response(),
-        Some(value) if bearer_matches(value.as_bytes(), &token) => next.run(req).await,
-        Some(_) => ApiError::unauthorized("invalid bearer token").into_response(),
-    }
-}
-
 /// Constant time in the token's bytes; only a length mismatch returns early, which reveals the
 /// length and nothing else.
-fn bearer_matches(header: &[u8], token: &[u8]) -> bool {
+pub(super) fn bearer_matches(header: &[u8], token: &[u8]) -> bool {
     const SCHEME: &[u8] = b"bearer ";
     if header.len() < SCHEME.len() || !header[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return false;
@@ -252,6 +235,14 @@ mod tests {
             "{}",
             e.message
         );
+        let e = parse_json::<SwitchRequest>(br#"{"source":1} x"#).unwrap_err();
+        assert!(
+            e.message.starts_with("malformed JSON: trailing characters"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<SwitchRequest>(br#"{"source":1,"chanel":2}"#).unwrap_err();
+        assert!(e.message.contains("unknown field `chanel`"), "{}", e.message);
         let e = parse_json::<SwitchRequest>(br#"{"source":1} x"#).unwrap_err();
         assert!(
             e.message.starts_with("malformed JSON: trailing characters"),

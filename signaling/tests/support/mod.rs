@@ -12,7 +12,7 @@ use std::time::Duration;
 use corecast_signaling::api::{
     ChannelView, CreateChannel, CreateSource, CreateSubscriber, ErrorBody, IngestAddr, NodeStats,
     ShardStats, SourceCounters, SourceView, StatsView, SubscriberCounters, SubscriberView,
-    SwitchOutcome, SwitchView,
+    SwitchOutcome, SwitchView, WhepAnswer,
 };
 use corecast_signaling::{ApiConfig, ApiError, ApiServer, Client, ClientError, Control};
 use ureq::http;
@@ -27,6 +27,7 @@ struct State {
     sources: BTreeMap<u32, SourceView>,
     subscribers: BTreeMap<u32, SubscriberView>,
     channels: BTreeMap<u32, ChannelView>,
+    viewers: BTreeSet<u32>,
 }
 
 pub struct FakeNode {
@@ -186,6 +187,8 @@ impl Control for FakeNode {
                 codec: st.sources[&source].codec.clone(),
                 payload_type: 96,
                 counters: SubscriberCounters::default(),
+                transport: "rtp".to_string(),
+                viewer: None,
             };
             st.sources.get_mut(&source).unwrap().subscribers += 1;
             st.subscribers.insert(id, view.clone());
@@ -237,6 +240,21 @@ impl Control for FakeNode {
             source.subscribers -= 1;
         }
         Ok(())
+    }
+
+    fn switch_channel(&self, subscriber: u32, channel: u32) -> Result<SwitchView, ApiError> {
+        let st = self.lock();
+        if !st.channels.contains_key(&channel) {
+            return Err(not_found("channel", channel));
+        }
+        if !st.viewers.contains(&subscriber) {
+            return Err(not_found("viewer", subscriber));
+        }
+        Ok(SwitchView {
+            outcome: SwitchOutcome::Pending,
+            source: None,
+            pending_source: None,
+        })
     }
 
     fn switch(&self, subscriber: u32, source: u32) -> Result<SwitchView, ApiError> {
@@ -323,6 +341,55 @@ impl Control for FakeNode {
             .remove(&id)
             .map(drop)
             .ok_or_else(|| not_found("channel", id))
+    }
+
+    /// The fake admits any offer that starts like SDP to a known channel: it checks the HTTP
+    /// layer (status, headers, tokens), not negotiation, which the node's tests cover.
+    fn whep_offer(&self, channel: u32, offer: String) -> Result<WhepAnswer, ApiError> {
+        let mut st = self.lock();
+        if !st.channels.contains_key(&channel) {
+            return Err(not_found("channel", channel));
+        }
+        if !offer.starts_with("v=0") {
+            return Err(ApiError::bad_request("the offer is not SDP"));
+        }
+        if st.subscribers.len() >= self.max_subscribers {
+            return Err(ApiError::too_many("the node is full"));
+        }
+        st.next_subscriber += 1;
+        let id = st.next_subscriber;
+        st.viewers.insert(id);
+        Ok(WhepAnswer {
+            subscriber: id,
+            sdp: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n".to_string(),
+            etag: format!("\"viewer-{id}\""),
+        })
+    }
+
+    fn whep_patch(
+        &self,
+        id: u32,
+        if_match: Option<String>,
+        _fragment: String,
+    ) -> Result<(), ApiError> {
+        let st = self.lock();
+        if !st.viewers.contains(&id) {
+            return Err(not_found("viewer", id));
+        }
+        match if_match {
+            Some(tag) if tag != format!("\"viewer-{id}\"") && tag != "*" => Err(
+                ApiError::precondition_failed("If-Match names another session"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn delete_viewer(&self, id: u32) -> Result<(), ApiError> {
+        if self.lock().viewers.remove(&id) {
+            Ok(())
+        } else {
+            Err(not_found("viewer", id))
+        }
     }
 
     fn metrics(&self) -> String {

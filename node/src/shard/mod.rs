@@ -8,6 +8,7 @@
 //! nothing to do it busy-polls for `--spin-us`, then parks in `mio::Poll` until a producer wakes
 //! it or the engine's next timeout: an idle shard burns no CPU.
 
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use corecast_engine::{
     TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
 use corecast_udp::{Datagram, Received, RecvBatch, Refusal, SendBatch};
+use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, ViewerKey};
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
 
@@ -27,6 +29,12 @@ use crate::clock::Clock;
 use crate::ingest::IngestLink;
 use crate::pool::Slot;
 use crate::wake::Wake;
+use crate::webrtc::{HandshakeInput, HandshakeTx};
+
+mod viewers;
+
+pub use viewers::{ViewerIo, ViewerKeys};
+use viewers::{Arrival, Viewers};
 
 /// Packets taken before commands and RTCP get a turn.
 const PACKETS_PER_TURN: usize = 256;
@@ -44,6 +52,21 @@ pub enum ShardCommand {
     RemoveTrack(TrackId),
     Switch(TrackId, SourceId),
     CancelSwitch(TrackId),
+    /// A WHEP viewer was admitted: answer its STUN checks.
+    ExpectViewer {
+        viewer: ViewerKey,
+        local: Credentials,
+        remote_ufrag: String,
+    },
+    /// The viewer's DTLS handshake finished: its tracks start, sealed with its keys.
+    SecureViewer {
+        viewer: ViewerKey,
+        keys: Box<ViewerKeys>,
+        tracks: Vec<(TrackConfig, SourceId)>,
+    },
+    /// The viewer is gone: its checks are refused and its keys dropped (its tracks are removed
+    /// with `RemoveTrack`).
+    RemoveViewer(ViewerKey),
 }
 
 /// Send and receive counters of the worker (the engine counts packets per track and source).
@@ -80,6 +103,7 @@ pub struct ShardSnapshot {
     pub tracks: Vec<TrackInfo>,
     pub sources: Vec<(SourceId, SourceCounters)>,
     pub io: ShardIo,
+    pub webrtc: ViewerIo,
     pub drops: corecast_engine::DropCounts,
     /// Latency of the copies sent since the previous snapshot.
     pub latency: LatencyHistogram,
@@ -98,6 +122,10 @@ pub enum ShardEvent {
     /// A pending switch found no switch point within `--switch-timeout` and was cancelled.
     SwitchTimedOut(TrackId, SourceId),
     Refused(ControlError),
+    /// ICE chose the address the viewer's media goes to (first nomination or a change).
+    ViewerSelected(ViewerKey, SocketAddr),
+    /// The viewer's consent expired, or it never passed a check: the control thread removes it.
+    ViewerGone(ViewerKey, &'static str),
 }
 
 /// What a shard shares with the rest of the node.
@@ -126,6 +154,10 @@ pub struct ShardWorker {
     /// Least time between two keyframe requests to a source (`--pli-interval`): the shard sends
     /// ingress one wish per source per interval at most.
     pub pli_interval: Duration,
+    /// Where DTLS records from viewers go.
+    pub handshakes: HandshakeTx,
+    /// Consent and connect timeouts of the shard's viewers.
+    pub ice: IceConfig,
 }
 
 struct State {
@@ -136,6 +168,9 @@ struct State {
     rtcp_buf: Vec<u8>,
     /// Copies the kernel refused during the current packet, recorded once its fan-out is done.
     refused: Vec<(Transmit, DropReason)>,
+    viewers: Viewers,
+    /// The batch entries to send, in order: all but those that failed to seal.
+    order: Vec<u32>,
     /// Events that did not fit the queue; sent first next time.
     backlog: Vec<ShardEvent>,
     io: ShardIo,
@@ -156,6 +191,8 @@ impl ShardWorker {
             recv: RecvBatch::with_capacity(RTCP_BATCH),
             rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
             refused: Vec::new(),
+            viewers: Viewers::new(self.batch_size, self.ice),
+            order: Vec::with_capacity(self.batch_size),
             backlog: Vec::new(),
             io: ShardIo::default(),
             latency: new_latency_histogram(),
@@ -172,10 +209,13 @@ impl ShardWorker {
             if worked {
                 s.busy += turn.elapsed();
             }
-            worked |= self.read_rtcp(&mut s);
+            worked |= self.read_socket(&mut s);
             let now = self.clock.now();
             if s.engine.poll_timeout().is_some_and(|at| at <= now) {
                 s.engine.handle_timeout(now);
+            }
+            if s.viewers.poll_timeout().is_some_and(|at| at <= now) {
+                s.viewers.handle_timeout(now);
             }
             self.drain_events(&mut s);
             self.report(&mut s);
@@ -198,10 +238,12 @@ impl ShardWorker {
                 self.link.wake.unpark();
                 continue;
             }
-            let until_timeout = s
-                .engine
-                .poll_timeout()
-                .map(|at| Duration::from_nanos(at.saturating_since(self.clock.now()).0));
+            let next = match (s.engine.poll_timeout(), s.viewers.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let until_timeout =
+                next.map(|at| Duration::from_nanos(at.saturating_since(self.clock.now()).0));
             let timeout = next_snapshot
                 .saturating_duration_since(Instant::now())
                 .min(until_timeout.unwrap_or(Duration::MAX));
@@ -245,7 +287,30 @@ impl ShardWorker {
 
     fn apply_commands(&self, s: &mut State) {
         while let Some(cmd) = self.link.commands.pop() {
-            apply(&mut s.engine, &mut s.backlog, cmd, self.clock.now());
+            let now = self.clock.now();
+            match cmd {
+                ShardCommand::ExpectViewer {
+                    viewer,
+                    local,
+                    remote_ufrag,
+                } => s.viewers.expect(viewer, local, remote_ufrag, now),
+                ShardCommand::SecureViewer {
+                    viewer,
+                    keys,
+                    tracks,
+                } => {
+                    let ids = tracks.iter().map(|(c, _)| c.id).collect();
+                    apply(
+                        &mut s.engine,
+                        &mut s.backlog,
+                        ShardCommand::AddTracks(tracks),
+                        now,
+                    );
+                    s.viewers.secure(viewer, *keys, ids);
+                }
+                ShardCommand::RemoveViewer(viewer) => s.viewers.remove(viewer),
+                cmd => apply(&mut s.engine, &mut s.backlog, cmd, now),
+            }
         }
     }
 
@@ -269,6 +334,17 @@ impl ShardWorker {
                 EngineEvent::SwitchDeferred { .. } => {}
             }
         }
+        while let Some(event) = s.viewers.poll_event() {
+            s.backlog.push(match event {
+                IceEvent::Selected { viewer, addr } => ShardEvent::ViewerSelected(viewer, addr),
+                IceEvent::ConsentExpired { viewer } => {
+                    ShardEvent::ViewerGone(viewer, "consent_expired")
+                }
+                IceEvent::ConnectTimedOut { viewer } => {
+                    ShardEvent::ViewerGone(viewer, "connect_timed_out")
+                }
+            });
+        }
     }
 
     /// Fan out up to a turn's worth of packets; true if any.
@@ -287,13 +363,32 @@ impl ShardWorker {
             let now = self.clock.now();
             let mut fan = s.engine.fan_out(pkt, buf, now);
             while fan.fill(&mut s.batch) > 0 {
+                let batch = s.batch.as_slice();
+                let sealed = s.viewers.seal(batch, pkt, buf);
+                s.order.clear();
+                for i in 0..batch.len() {
+                    if sealed.failed(i) {
+                        s.refused.push((batch[i], DropReason::SendFailed));
+                    } else {
+                        s.order.push(i as u32);
+                    }
+                }
                 let refused = &mut s.refused;
                 let out = s.send.send(
                     fd,
-                    s.batch.as_slice(),
-                    |t| datagram(t, pkt, buf),
-                    |t, why| {
-                        refused.push((*t, drop_reason(why)));
+                    &s.order,
+                    |&i| {
+                        let t = &batch[i as usize];
+                        match sealed.bytes(i as usize) {
+                            Some(bytes) => Datagram {
+                                dest: t.dest,
+                                segments: [bytes, &[], &[], &[]],
+                            },
+                            None => datagram(t, pkt, buf),
+                        }
+                    },
+                    |&i, why| {
+                        refused.push((batch[i as usize], drop_reason(why)));
                     },
                 );
                 s.io.batches += 1;
@@ -318,9 +413,12 @@ impl ShardWorker {
         any
     }
 
-    /// Read subscribers' RTCP and hand it to the engine, which finds the track and decides
-    /// (PLI and FIR from the subscriber become keyframes wanted from the track's source).
-    fn read_rtcp(&self, s: &mut State) -> bool {
+    /// Read what arrived on the shard's socket and sort it by its first byte (RFC 7983):
+    /// viewers' STUN checks are answered here, their DTLS goes to the handshake thread, their
+    /// SRTCP is unprotected, and RTCP (subscribers' plain, viewers' unprotected) goes to the
+    /// engine, which finds the track and decides (PLI and FIR become keyframes wanted from the
+    /// track's source).
+    fn read_socket(&self, s: &mut State) -> bool {
         let mut chunks = s.rtcp_buf.chunks_mut(RTCP_BUF);
         let mut bufs: [&mut [u8]; RTCP_BATCH] =
             std::array::from_fn(|_| chunks.next().expect("rtcp_buf holds a full batch"));
@@ -329,17 +427,53 @@ impl ShardWorker {
             Ok(n) => n,
             Err(e) => {
                 // ICMP errors from unreachable subscribers surface here; they are not ours to fix.
-                tracing::debug!(shard = self.index, "rtcp receive: {e}");
+                tracing::debug!(shard = self.index, "shard socket receive: {e}");
                 return false;
             }
         };
         for (k, g) in got[..n].iter().enumerate() {
-            let bytes = &s.rtcp_buf[k * RTCP_BUF..k * RTCP_BUF + g.len];
-            if !rtcp::is_rtcp(bytes) {
-                continue;
+            let bytes = &mut s.rtcp_buf[k * RTCP_BUF..k * RTCP_BUF + g.len];
+            let now = self.clock.now();
+            match Arrival::of(bytes) {
+                Arrival::Stun => {
+                    if let Some(response) = s.viewers.handle_stun(bytes, g.from, now) {
+                        if let Err(e) = self.socket.send_to(response, g.from) {
+                            tracing::debug!(shard = self.index, "stun response: {e}");
+                        }
+                    }
+                }
+                Arrival::Dtls => match s.viewers.viewer_at(g.from) {
+                    Some(viewer) => {
+                        let input = HandshakeInput::Datagram {
+                            viewer,
+                            from: g.from,
+                            bytes: bytes.to_vec(),
+                        };
+                        if self.handshakes.try_send(input).is_ok() {
+                            s.viewers.io.dtls_forwarded += 1;
+                        } else {
+                            s.viewers.io.dtls_dropped += 1;
+                        }
+                    }
+                    None => s.viewers.io.dtls_dropped += 1,
+                },
+                Arrival::Rtp if s.viewers.is_viewer(g.from) => {
+                    // Viewers only receive: what they send on RTP's range is SRTCP or nothing.
+                    if !rtcp::is_rtcp(bytes) {
+                        s.viewers.io.srtcp_dropped += 1;
+                        continue;
+                    }
+                    if let Some(len) = s.viewers.unprotect_rtcp(bytes, g.from) {
+                        s.io.rtcp_in += 1;
+                        s.engine.handle_rtcp(&bytes[..len], g.from, now);
+                    }
+                }
+                Arrival::Rtp if rtcp::is_rtcp(bytes) => {
+                    s.io.rtcp_in += 1;
+                    s.engine.handle_rtcp(bytes, g.from, now);
+                }
+                Arrival::Rtp | Arrival::Other => s.viewers.io.unknown_dropped += 1,
             }
-            s.io.rtcp_in += 1;
-            s.engine.handle_rtcp(bytes, g.from, self.clock.now());
         }
         n > 0
     }
@@ -368,6 +502,7 @@ impl ShardWorker {
             tracks: s.engine.tracks().collect(),
             sources: s.engine.sources().map(|(id, c)| (id, *c)).collect(),
             io: s.io,
+            webrtc: s.viewers.io,
             drops: s.engine.counters().drops,
             latency,
             busy: s.busy,
@@ -453,6 +588,7 @@ mod tests {
             tracks: Vec::new(),
             sources: Vec::new(),
             io: ShardIo::default(),
+            webrtc: ViewerIo::default(),
             drops: corecast_engine::DropCounts::default(),
             latency,
             busy: Duration::ZERO,

@@ -1,0 +1,246 @@
+//! The WebRTC side of a shard: its viewers' ICE-lite agent, their SRTP contexts, and the demux
+//! of what arrives on the shard's socket (RFC 7983: STUN, DTLS, SRTP/SRTCP, plain RTCP).
+//!
+//! A viewer's tracks are ordinary tracks of the engine's flat slice, spliced like any other;
+//! only the last step differs: each copy is encrypted with the viewer's outbound context straight
+//! into memory this module owns (one slot per batch entry, allocated once), and the datagram is
+//! that one buffer instead of the iovecs into the shared payload. STUN checks are answered here, on
+//! the shard, because they must come from the socket the media comes from; DTLS handshakes are
+//! not (they cost milliseconds of CPU each), so their datagrams go to the handshake thread.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use corecast_engine::{Nanos, RxPacket, TrackId, Transmit};
+use corecast_srtp::SrtpContext;
+use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, IceLite, ViewerKey};
+
+use crate::pool::SLOT_BYTES;
+
+/// Room for one sealed copy: the largest packet or prelude the pool holds, and the SRTP tag.
+const SEALED_SLOT: usize = SLOT_BYTES + 32;
+
+/// What kind of datagram arrived on the shard's socket (RFC 7983 §7, by its first byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    Stun,
+    Dtls,
+    /// RTP or RTCP, plain or secured: told apart by the sender and the packet type.
+    Rtp,
+    Other,
+}
+
+impl Arrival {
+    pub fn of(bytes: &[u8]) -> Arrival {
+        match bytes.first() {
+            Some(0..=3) => Arrival::Stun,
+            Some(20..=63) => Arrival::Dtls,
+            Some(128..=191) => Arrival::Rtp,
+            _ => Arrival::Other,
+        }
+    }
+}
+
+/// A viewer's keys, as the handshake thread made them, with where its tracks go.
+pub struct ViewerKeys {
+    /// Protects what the shard sends the viewer.
+    pub outbound: SrtpContext,
+    /// Unprotects the viewer's SRTCP.
+    pub inbound: SrtpContext,
+}
+
+struct Secured {
+    keys: ViewerKeys,
+    tracks: Vec<TrackId>,
+}
+
+/// Counters of the shard's WebRTC work; they never go backwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewerIo {
+    pub stun_answered: u64,
+    /// STUN the agent refused (bad credentials, integrity, fingerprint, malformed).
+    pub stun_dropped: u64,
+    /// DTLS records handed to the handshake thread.
+    pub dtls_forwarded: u64,
+    /// DTLS from an address no check passed from, or that found the handshake queue full.
+    pub dtls_dropped: u64,
+    pub srtcp_in: u64,
+    /// SRTCP that failed to unprotect (bad tag, replay, unknown SSRC), or RTP from a viewer.
+    pub srtcp_dropped: u64,
+    /// Copies that could not be protected (counted by the engine as send failures too).
+    pub srtp_failed: u64,
+    /// Datagrams on the shard socket that are none of STUN, DTLS, RTP or RTCP.
+    pub unknown_dropped: u64,
+}
+
+/// What one batch of transmits becomes: per entry, `None` for a plain copy sent from the shared
+/// payload, `Some(len)` for a sealed copy in that entry's slot, and which entries could not be
+/// protected.
+pub struct Sealed<'a> {
+    lens: &'a [Option<u16>],
+    failed: &'a [bool],
+    slots: &'a [u8],
+}
+
+impl<'a> Sealed<'a> {
+    /// The sealed bytes of entry `i`, if it was sealed.
+    pub fn bytes(&self, i: usize) -> Option<&'a [u8]> {
+        let len = self.lens[i]? as usize;
+        Some(&self.slots[i * SEALED_SLOT..i * SEALED_SLOT + len])
+    }
+
+    /// Entry `i` could not be protected and is not to be sent.
+    pub fn failed(&self, i: usize) -> bool {
+        self.failed[i]
+    }
+}
+
+pub struct Viewers {
+    ice: IceLite,
+    secured: HashMap<ViewerKey, Secured>,
+    /// The viewer each secured track belongs to: looked up per copy, only while there are any.
+    track_viewer: HashMap<TrackId, ViewerKey>,
+    stun_response: Vec<u8>,
+    slots: Box<[u8]>,
+    lens: Box<[Option<u16>]>,
+    /// Entries of the batch that failed to seal and are not to be sent.
+    failed: Box<[bool]>,
+    pub io: ViewerIo,
+}
+
+impl Viewers {
+    pub fn new(batch_size: usize, ice: IceConfig) -> Viewers {
+        Viewers {
+            ice: IceLite::new(ice),
+            secured: HashMap::new(),
+            track_viewer: HashMap::new(),
+            stun_response: Vec::with_capacity(256),
+            slots: vec![0; batch_size * SEALED_SLOT].into_boxed_slice(),
+            lens: vec![None; batch_size].into_boxed_slice(),
+            failed: vec![false; batch_size].into_boxed_slice(),
+            io: ViewerIo::default(),
+        }
+    }
+
+    /// A viewer the control thread admitted: its checks are answered from now on.
+    pub fn expect(&mut self, viewer: ViewerKey, local: Credentials, remote_ufrag: String, now: Nanos) {
+        if let Err(e) = self.ice.add(viewer, local, remote_ufrag, now) {
+            tracing::warn!(viewer = viewer.0, "viewer not added to ICE: {e}");
+        }
+    }
+
+    /// The viewer's handshake finished: its tracks (already in the engine) are sealed with
+    /// `keys` from now on.
+    pub fn secure(&mut self, viewer: ViewerKey, keys: ViewerKeys, tracks: Vec<TrackId>) {
+        for &t in &tracks {
+            self.track_viewer.insert(t, viewer);
+        }
+        if let Some(old) = self.secured.insert(viewer, Secured { keys, tracks }) {
+            for t in old.tracks {
+                self.track_viewer.remove(&t);
+            }
+        }
+    }
+
+    /// Forget the viewer: its checks are no longer answered, its keys are dropped. Its tracks
+    /// are the engine's to remove.
+    pub fn remove(&mut self, viewer: ViewerKey) {
+        self.ice.remove(viewer);
+        if let Some(s) = self.secured.remove(&viewer) {
+            for t in s.tracks {
+                self.track_viewer.remove(&t);
+            }
+        }
+    }
+
+    /// Check a STUN request from `from`; the response to send back, if it passed.
+    pub fn handle_stun(&mut self, bytes: &[u8], from: SocketAddr, now: Nanos) -> Option<&[u8]> {
+        match self.ice.handle_stun(bytes, from, now, &mut self.stun_response) {
+            Ok(_) => {
+                self.io.stun_answered += 1;
+                Some(&self.stun_response)
+            }
+            Err(why) => {
+                self.io.stun_dropped += 1;
+                tracing::trace!(%from, "stun dropped: {}", why.reason());
+                None
+            }
+        }
+    }
+
+    /// The viewer whose checks passed from `from`, if any: its DTLS goes to the handshake thread.
+    pub fn viewer_at(&self, from: SocketAddr) -> Option<ViewerKey> {
+        self.ice.viewer_at(from)
+    }
+
+    /// Unprotect SRTCP from `from` in place; the plain RTCP's length if it is a secured
+    /// viewer's and authentic.
+    pub fn unprotect_rtcp(&mut self, buf: &mut [u8], from: SocketAddr) -> Option<usize> {
+        let viewer = self.ice.viewer_at(from)?;
+        let Some(s) = self.secured.get_mut(&viewer) else {
+            self.io.srtcp_dropped += 1;
+            return None;
+        };
+        match s.keys.inbound.unprotect_rtcp(buf) {
+            Ok(len) => {
+                self.io.srtcp_in += 1;
+                Some(len)
+            }
+            Err(e) => {
+                self.io.srtcp_dropped += 1;
+                tracing::trace!(viewer = viewer.0, "srtcp dropped: {}", e.reason());
+                None
+            }
+        }
+    }
+
+    /// Whether `from` is a viewer's (its datagrams are not plain RTCP).
+    pub fn is_viewer(&self, from: SocketAddr) -> bool {
+        self.ice.viewer_at(from).is_some()
+    }
+
+    /// Seal the copies in `batch` that go to secured viewers. Plain copies are left alone; with
+    /// no secured viewer on the shard this is one branch.
+    pub fn seal(&mut self, batch: &[Transmit], pkt: &RxPacket, buf: &[u8]) -> Sealed<'_> {
+        let n = batch.len();
+        self.lens[..n].fill(None);
+        self.failed[..n].fill(false);
+        if !self.track_viewer.is_empty() {
+            for (i, t) in batch.iter().enumerate() {
+                let Some(viewer) = self.track_viewer.get(&t.track) else {
+                    continue;
+                };
+                let Some(s) = self.secured.get_mut(viewer) else {
+                    continue;
+                };
+                let out = &mut self.slots[i * SEALED_SLOT..(i + 1) * SEALED_SLOT];
+                match s.keys.outbound.protect_rtp(&t.segments(pkt, buf), out) {
+                    Ok(len) => self.lens[i] = Some(len as u16),
+                    Err(e) => {
+                        self.failed[i] = true;
+                        self.io.srtp_failed += 1;
+                        tracing::debug!(viewer = viewer.0, "srtp protect failed: {}", e.reason());
+                    }
+                }
+            }
+        }
+        Sealed {
+            lens: &self.lens[..n],
+            failed: &self.failed[..n],
+            slots: &self.slots,
+        }
+    }
+
+    /// The next ICE deadline (consent, connect).
+    pub fn poll_timeout(&self) -> Option<Nanos> {
+        self.ice.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Nanos) {
+        self.ice.handle_timeout(now);
+    }
+
+    pub fn poll_event(&mut self) -> Option<IceEvent> {
+        self.ice.poll_event()
+    }
+}

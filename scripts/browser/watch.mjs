@@ -1,0 +1,77 @@
+// Opens the node's viewer page in headless Chromium and reports what the browser measured.
+//
+//   node scripts/browser/watch.mjs URL SECONDS OUT_DIR [SWITCH_TO ...]
+//
+// Plays URL (e.g. http://127.0.0.1:8080/watch/1) for SECONDS, switching the viewer to each
+// SWITCH_TO channel in turn, evenly spaced; after each switch it waits until the decoded frame
+// size is the one given as WIDTHxHEIGHT after a colon (e.g. 2:640x360), up to 3 s. Prints one
+// JSON object on stdout (the page's window.corecast.stats at the end, every switch with how long
+// the new picture took) and saves OUT_DIR/watch.png. Exits non-zero if the page failed.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const [url, secondsArg, outDir, ...switchArgs] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+if (!url || !(seconds > 0) || !outDir) {
+  console.error("usage: watch.mjs URL SECONDS OUT_DIR [CHANNEL:WxH ...]");
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+const result = { url, seconds, switches: [], console: [] };
+let failed = false;
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => result.console.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => result.console.push(`pageerror: ${e}`));
+  await page.goto(url);
+  const started = Date.now();
+  // Connected and decoding before the clock for the switches starts.
+  await page.waitForFunction(() => window.corecast?.stats?.framesDecoded > 0 || window.corecast?.error,
+    null, { timeout: 15000 });
+  result.firstFrameMs = Date.now() - started;
+  const plan = switchArgs.map((a) => {
+    const [channel, size] = a.split(":");
+    const [w, h] = (size || "0x0").split("x").map(Number);
+    return { channel: Number(channel), width: w, height: h };
+  });
+  const slot = (seconds * 1000) / (plan.length + 1);
+  for (const s of plan) {
+    await page.waitForTimeout(slot);
+    const asked = Date.now();
+    const status = await page.evaluate((c) => window.corecast.switchTo(c), s.channel);
+    let shownMs = null;
+    if (s.width > 0) {
+      try {
+        await page.waitForFunction(({ w, h }) => {
+          const st = window.corecast.stats;
+          return st && st.width === w && st.height === h;
+        }, { w: s.width, h: s.height }, { timeout: 3000, polling: 50 });
+        shownMs = Date.now() - asked;
+      } catch (_) { shownMs = null; }
+    }
+    result.switches.push({ ...s, status, shownMs });
+  }
+  await page.waitForTimeout(slot);
+  // One more measurement after the last second of play.
+  await page.waitForTimeout(1100);
+  Object.assign(result, await page.evaluate(() => ({
+    stats: window.corecast.stats, error: window.corecast.error, resource: window.corecast.resource,
+  })));
+  await page.screenshot({ path: `${outDir}/watch.png` });
+  failed = Boolean(result.error);
+} catch (e) {
+  result.error = String(e);
+  failed = true;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
+process.exit(failed ? 1 : 0);
