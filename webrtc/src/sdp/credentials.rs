@@ -57,7 +57,7 @@ impl HashAlgorithm {
     }
 
     /// The digest's length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             HashAlgorithm::Sha1 => 20,
             HashAlgorithm::Sha224 => 28,
@@ -87,7 +87,7 @@ impl HashAlgorithm {
 pub struct Fingerprint {
     /// The hash function.
     pub algorithm: HashAlgorithm,
-    /// The digest, `algorithm.len()` bytes.
+    /// The digest, `algorithm.digest_len()` bytes.
     pub bytes: Vec<u8>,
 }
 
@@ -166,17 +166,17 @@ impl FromStr for Fingerprint {
             return Err(FingerprintError::Malformed);
         };
         let algorithm = HashAlgorithm::from_name(name).ok_or(FingerprintError::UnknownAlgorithm)?;
-        let mut bytes = Vec::with_capacity(algorithm.len());
+        let mut bytes = Vec::with_capacity(algorithm.digest_len());
         for pair in hex.split(':') {
             if pair.len() != 2
                 || !pair.bytes().all(|b| b.is_ascii_hexdigit())
-                || bytes.len() == algorithm.len()
+                || bytes.len() == algorithm.digest_len()
             {
                 return Err(FingerprintError::BadDigest);
             }
             bytes.push(u8::from_str_radix(pair, 16).map_err(|_| FingerprintError::BadDigest)?);
         }
-        if bytes.len() != algorithm.len() {
+        if bytes.len() != algorithm.digest_len() {
             return Err(FingerprintError::BadDigest);
         }
         Ok(Fingerprint { algorithm, bytes })

@@ -77,7 +77,7 @@ impl fmt::Display for H264Level {
             return f.write_str("1b");
         }
         let idc = self.0 / 10;
-        if idc % 10 == 0 {
+        if idc.is_multiple_of(10) {
             write!(f, "{}", idc / 10)
         } else {
             write!(f, "{}.{}", idc / 10, idc % 10)
