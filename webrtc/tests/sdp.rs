@@ -1,6 +1,7 @@
 //! WHEP offers from Chrome, Firefox and aiortc (fixtures/README.md says which are real)
 //! negotiated against channels, and the answers parsed back with the `sdp` crate.
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::net::SocketAddr;
 
@@ -204,11 +205,11 @@ fn aiortc_offer_media_level_credentials_and_three_fingerprints() {
     let offer = Offer::parse(AIORTC).unwrap();
     assert_eq!(offer.ice.ufrag.len(), 4);
     assert_eq!(offer.fingerprints.len(), 3, "sha-256, sha-384, sha-512");
-    assert_eq!(offer.sha256_fingerprint().bytes.len(), 32);
+    assert_eq!(offer.sha256_fingerprint().unwrap().bytes.len(), 32);
     let n = negotiate(&offer, &video(Codec::Vp8)).unwrap();
     assert_eq!(accepted(&n, MediaKind::Video).payload_type, 97);
     assert_eq!(accepted(&n, MediaKind::Audio).payload_type, 96);
-    assert_eq!(n.remote_fingerprint, *offer.sha256_fingerprint());
+    assert_eq!(n.remote_fingerprint, *offer.sha256_fingerprint().unwrap());
     assert_eq!(n.remote_ice, offer.ice);
     let n = negotiate(&offer, &h264([0x42, 0x00, 0x1f], 1)).unwrap();
     assert_eq!(accepted(&n, MediaKind::Video).payload_type, 99);
@@ -481,4 +482,88 @@ fn offer_without_audio_codec_names_opus() {
         }
     );
     assert!(err.to_string().starts_with("audio: the channel sends Opus"));
+}
+
+/// Parse, negotiate for each channel kind, render and parse the answer back; the refusals go
+/// to `refusals`. How many negotiations succeeded.
+fn round_trip(text: &str, refusals: &mut BTreeSet<&'static str>) -> usize {
+    let offer = match Offer::parse(text) {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            refusals.insert(e.reason());
+            return 0;
+        }
+    };
+    let mut answered = 0;
+    for wanted in [
+        h264([0x42, 0xe0, 0x1f], 1),
+        video(Codec::H264),
+        video(Codec::Vp9),
+    ] {
+        let n = match negotiate(&offer, &wanted) {
+            Ok(n) => n,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                refusals.insert(e.reason());
+                continue;
+            }
+        };
+        assert_eq!(n.media.len(), offer.media.len());
+        let answer = render_and_parse(&n);
+        assert_eq!(answer.media_descriptions.len(), offer.media.len());
+        answered += 1;
+    }
+    answered
+}
+
+#[test]
+fn damaged_offers_are_refused_or_answered_never_a_panic() {
+    let mut refusals = BTreeSet::new();
+    let mut answered = 0;
+    for text in [CHROME, FIREFOX, AIORTC] {
+        let lines: Vec<&str> = text.split_inclusive("\r\n").collect();
+        for i in 0..lines.len() {
+            // Without line i; with line i's value replaced by junk; with line i doubled; cut
+            // in the middle of line i.
+            let (key, _) = lines[i].split_once('=').unwrap();
+            let junk = format!("{key}=\u{1}:: \u{7f}//\r\n");
+            let mut without = String::new();
+            let mut replaced = String::new();
+            let mut doubled = String::new();
+            for (j, l) in lines.iter().enumerate() {
+                if j != i {
+                    without.push_str(l);
+                }
+                replaced.push_str(if j == i { &junk } else { l });
+                doubled.push_str(l);
+                if j == i {
+                    doubled.push_str(l);
+                }
+            }
+            let start: usize = lines[..i].iter().map(|l| l.len()).sum();
+            let cut = &text[..start + lines[i].len() / 2];
+            for t in [without.as_str(), &replaced, &doubled, cut] {
+                answered += round_trip(t, &mut refusals);
+            }
+        }
+    }
+    assert!(
+        answered > 500,
+        "most single-line damage is still answerable: {answered}"
+    );
+    for r in [
+        "sdp_malformed",
+        "sdp_no_ice_credentials",
+        "sdp_bad_ice_credentials",
+        "sdp_no_fingerprint",
+        "sdp_bad_fingerprint",
+        "sdp_no_setup",
+        "sdp_bad_setup",
+        "sdp_no_bundle",
+        "sdp_no_rtcp_mux",
+        "sdp_no_mid",
+    ] {
+        assert!(refusals.contains(r), "{r} not among {refusals:?}");
+    }
 }

@@ -223,7 +223,10 @@ pub fn negotiate(offer: &Offer, wanted: &Wanted) -> Result<Negotiated, OfferErro
     }
     Ok(Negotiated {
         remote_ice: offer.ice.clone(),
-        remote_fingerprint: offer.sha256_fingerprint().clone(),
+        remote_fingerprint: offer
+            .sha256_fingerprint()
+            .ok_or(OfferError::NoSha256Fingerprint)?
+            .clone(),
         remote_setup: offer.setup,
         media,
     })

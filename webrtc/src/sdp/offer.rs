@@ -213,12 +213,11 @@ impl Offer {
         })
     }
 
-    /// The offerer's `sha-256` fingerprint (parse guarantees one).
-    pub fn sha256_fingerprint(&self) -> &Fingerprint {
+    /// The offerer's `sha-256` fingerprint ([`Offer::parse`] refuses offers without one).
+    pub fn sha256_fingerprint(&self) -> Option<&Fingerprint> {
         self.fingerprints
             .iter()
             .find(|f| f.algorithm == super::HashAlgorithm::Sha256)
-            .unwrap_or(&self.fingerprints[0])
     }
 }
 
