@@ -567,3 +567,18 @@ fn damaged_offers_are_refused_or_answered_never_a_panic() {
         assert!(refusals.contains(r), "{r} not among {refusals:?}");
     }
 }
+
+#[test]
+fn bundle_only_m_line_with_port_0_is_answered_but_a_plain_port_0_is_not() {
+    // Chrome's max-bundle policy: the second m-line has port 0 and a=bundle-only.
+    let text = CHROME.replacen("m=video 9 ", "m=video 0 ", 1);
+    let offer = Offer::parse(&text).unwrap();
+    let n = negotiate(&offer, &video(Codec::Vp8)).unwrap();
+    assert!(
+        n.video().is_none(),
+        "port 0 without bundle-only is the offerer's own refusal"
+    );
+    let text = text.replacen("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n", 1);
+    let n = negotiate(&Offer::parse(&text).unwrap(), &video(Codec::Vp8)).unwrap();
+    assert_eq!(n.video().unwrap().payload_type, 96);
+}

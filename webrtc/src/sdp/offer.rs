@@ -116,8 +116,10 @@ pub struct OfferedMedia {
     pub mid: Option<String>,
     /// What it carries.
     pub kind: MediaKind,
-    /// The port on `m=` (0: the offerer itself rejects or bundles-only it).
+    /// The port on `m=` (0: the offerer itself rejects it, or it is `bundle-only`).
     pub port: u16,
+    /// Whether `a=bundle-only` is present (RFC 8843: port 0 yet to be answered in the BUNDLE).
+    pub bundle_only: bool,
     /// The transport protocol, e.g. `UDP/TLS/RTP/SAVPF`.
     pub proto: String,
     /// The formats on `m=` as written (payload types for RTP; the answer of a rejected m-line
@@ -134,12 +136,12 @@ pub struct OfferedMedia {
 }
 
 impl OfferedMedia {
-    /// Whether corecast could send RTP on it: the offerer receives, the port is open, and the
-    /// profile is DTLS-SRTP with feedback (`UDP/TLS/RTP/SAVPF`, or `TCP/DTLS/RTP/SAVPF` is not
-    /// served: ICE-lite on UDP only).
+    /// Whether corecast could send RTP on it: the offerer receives, the port is open (or the
+    /// m-line is `bundle-only`), and the profile is DTLS-SRTP with feedback over UDP
+    /// (`UDP/TLS/RTP/SAVPF`; `TCP/DTLS/RTP/SAVPF` is not served: ICE-lite on UDP only).
     pub fn can_receive_rtp(&self) -> bool {
         self.direction.receives()
-            && self.port != 0
+            && (self.port != 0 || self.bundle_only)
             && self.proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVPF")
     }
 }
@@ -346,6 +348,7 @@ fn offered_media(m: &MediaDescription) -> OfferedMedia {
         formats: m.media_name.formats.clone(),
         direction,
         rtcp_mux: m.attributes.iter().any(|a| a.key == "rtcp-mux"),
+        bundle_only: m.attributes.iter().any(|a| a.key == "bundle-only"),
         codecs: codecs(m),
     }
 }
