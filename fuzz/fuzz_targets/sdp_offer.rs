@@ -75,8 +75,20 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(n.media.len(), offer.media.len());
         let accepted: Vec<_> = n.accepted().collect();
         assert!(!accepted.is_empty());
-        assert!(accepted.iter().filter(|m| m.kind == MediaKind::Video).count() <= 1);
-        assert!(accepted.iter().filter(|m| m.kind == MediaKind::Audio).count() <= 1);
+        assert!(
+            accepted
+                .iter()
+                .filter(|m| m.kind == MediaKind::Video)
+                .count()
+                <= 1
+        );
+        assert!(
+            accepted
+                .iter()
+                .filter(|m| m.kind == MediaKind::Audio)
+                .count()
+                <= 1
+        );
         let raw = Answer {
             negotiated: &n,
             local_ice: &local_ice,
