@@ -173,8 +173,9 @@ impl Offer {
         }
         let session =
             SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes())).map_err(|e| {
+                // The crate's message can quote the whole offending line; a 4xx needs less.
                 OfferError::Malformed {
-                    detail: e.to_string(),
+                    detail: e.to_string().chars().take(200).collect(),
                 }
             })?;
         if session.media_descriptions.is_empty() {
