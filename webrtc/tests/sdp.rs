@@ -582,3 +582,50 @@ fn bundle_only_m_line_with_port_0_is_answered_but_a_plain_port_0_is_not() {
     let n = negotiate(&Offer::parse(&text).unwrap(), &video(Codec::Vp8)).unwrap();
     assert_eq!(n.video().unwrap().payload_type, 96);
 }
+
+#[test]
+fn answer_on_ipv6_only_or_without_candidates() {
+    let n = negotiate(&Offer::parse(AIORTC).unwrap(), &video(Codec::Vp8)).unwrap();
+    let (ice, fp) = local();
+    let answer = |candidates: &[SocketAddr]| {
+        Answer {
+            negotiated: &n,
+            local_ice: &ice,
+            local_fingerprint: &fp,
+            candidates,
+            video_ssrc: 1,
+            audio_ssrc: 2,
+            cname: "c",
+            stream_id: "s",
+            session_id: 7,
+            session_version: 9,
+        }
+        .render()
+    };
+    let v6 = answer(&["[2001:db8::7]:5000".parse().unwrap()]);
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(v6.as_bytes())).unwrap();
+    assert_eq!(parsed.origin.address_type, "IP6");
+    let m = &parsed.media_descriptions[1];
+    let c = m.connection_information.as_ref().unwrap();
+    assert_eq!(
+        (
+            c.address_type.as_str(),
+            c.address.as_ref().unwrap().address.as_str()
+        ),
+        ("IP6", "2001:db8::7")
+    );
+    assert_eq!(m.media_name.port.value, 5000);
+    assert_eq!(
+        values(m, "candidate"),
+        ["1 1 udp 2130706431 2001:db8::7 5000 typ host"]
+    );
+    let none = answer(&[]);
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(none.as_bytes())).unwrap();
+    let m = &parsed.media_descriptions[0];
+    assert_eq!(
+        m.media_name.port.value, 9,
+        "the discard port, as JSEP writes it"
+    );
+    assert!(values(m, "candidate").is_empty() && m.has_attribute("end-of-candidates"));
+    assert!(none.contains("c=IN IP4 0.0.0.0\r\n"));
+}
