@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
 shift || true
-all=(rtp_header codec_inspect rtcp_packets parameter_sets ingress shard api_json)
+all=(rtp_header codec_inspect rtcp_packets parameter_sets ingress shard api_json sdp_offer)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 jobs=${CORECAST_FUZZ_JOBS:-$(nproc)}
@@ -47,7 +47,7 @@ cargo +nightly fuzz build --sanitizer none
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 
 # Seed corpora: the recordings' packets (as datagrams, and as payloads behind the codec's
-# index for codec_inspect), RTCP packets of each kind the parser reads, API bodies. The
+# index for codec_inspect), RTCP packets of each kind the parser reads, API bodies, WHEP offers. The
 # structure-aware targets (parameter_sets, ingress, shard) draw from the recordings themselves.
 python3 - <<'PY'
 import os, struct
@@ -98,6 +98,11 @@ bodies = [
 ]
 for i, (route, body) in enumerate(bodies):
     put("api_json", f"{i:02}", bytes([route, 0]) + body)
+# sdp_offer: the WHEP offers of webrtc/tests/fixtures/.
+sdp_fixtures = "webrtc/tests/fixtures"
+for name in sorted(os.listdir(sdp_fixtures)):
+    if name.endswith(".sdp"):
+        put("sdp_offer", name[:-4], open(os.path.join(sdp_fixtures, name), "rb").read())
 PY
 
 mkdir -p target/fuzz
