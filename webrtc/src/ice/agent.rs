@@ -326,6 +326,12 @@ impl IceLite {
         }
     }
 
+    /// Entries in the deadline queue, live and stale.
+    #[cfg(test)]
+    pub(super) fn queued_deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+
     /// Requests answered and refused, by reason.
     pub fn counters(&self) -> IceCounters {
         self.counters
