@@ -614,3 +614,46 @@ fn a_viewer_costs_well_under_the_memory_budget() {
     println!("ICE-lite bytes per viewer (16-char ufrags, 24-char pwd, 4 addresses): {bytes}");
     assert!(bytes < 1024, "{bytes} bytes per viewer");
 }
+
+/// The figure quoted in the module doc: cost of one check answered, with 1,000 viewers known.
+/// A measurement, not a pass/fail test: `cargo test -p corecast-webrtc --release -- --ignored
+/// check_cost --nocapture`.
+#[test]
+#[ignore = "timing figure, run in release"]
+fn check_cost() {
+    let mut agent = IceLite::new(IceConfig::default());
+    let viewers = 1_000u64;
+    let mut requests = Vec::new();
+    for i in 0..viewers {
+        agent
+            .add(
+                ViewerKey(i),
+                Credentials {
+                    ufrag: format!("u{i}"),
+                    pwd: LOCAL_PWD.into(),
+                },
+                REMOTE_UFRAG,
+                at(0),
+            )
+            .unwrap();
+        let check = Check {
+            username: format!("u{i}:{REMOTE_UFRAG}"),
+            ..Check::browser()
+        };
+        requests.push((check.build().0, addr(10_000 + i as u16)));
+    }
+    let mut response = Vec::with_capacity(128);
+    let rounds = 50;
+    let start = std::time::Instant::now();
+    for round in 0..rounds {
+        for (bytes, from) in &requests {
+            agent
+                .handle_stun(bytes, *from, at(round), &mut response)
+                .unwrap();
+        }
+    }
+    let checks = rounds * viewers;
+    let per_check = start.elapsed().as_nanos() / u128::from(checks);
+    println!("{checks} checks answered: {per_check} ns per check");
+    assert_eq!(agent.counters().answered, checks);
+}
