@@ -657,3 +657,23 @@ fn check_cost() {
     println!("{checks} checks answered: {per_check} ns per check");
     assert_eq!(agent.counters().answered, checks);
 }
+
+/// Of [`check_cost`], what the `stun` crate's CRC-32 takes (it builds its table per call, and a
+/// check runs it twice: verify and sign).
+#[test]
+#[ignore = "timing figure, run in release"]
+fn fingerprint_cost() {
+    let (bytes, _) = Check::browser().build();
+    let body = &bytes[..bytes.len() - 8];
+    let calls = 50_000u32;
+    let mut acc = 0u32;
+    let start = std::time::Instant::now();
+    for _ in 0..calls {
+        acc ^= stun::fingerprint::fingerprint_value(std::hint::black_box(body));
+    }
+    let per_call = start.elapsed().as_nanos() / u128::from(calls);
+    println!(
+        "fingerprint_value on {} bytes: {per_call} ns ({acc:x})",
+        body.len()
+    );
+}

@@ -5,17 +5,38 @@
 //! message, a FINGERPRINT that is not last, a MESSAGE-INTEGRITY of the wrong size. Those are
 //! refused here before the crate's checks run, so its checks always see a message they are
 //! written for.
+//!
+//! FINGERPRINT is computed here with the `crc` crate's CRC-32 and a table built once, rather
+//! than with the `stun` crate's `FINGERPRINT`, which builds the 1 KiB table on every call:
+//! 868 ns per call on an 84-byte check (release, `fingerprint_cost` test), run twice per check
+//! (verify, sign), a third of the 5.6 µs a check cost (`check_cost` test). Same polynomial,
+//! same XOR (RFC 8489 §14.7); the RFC 5769 vectors and the crate-built client in the tests
+//! check both directions.
 
 use std::net::SocketAddr;
 
+use crc::{Crc, CRC_32_ISO_HDLC};
 use stun::agent::TransactionId;
 use stun::attributes::{AttrType, ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY};
-use stun::fingerprint::FINGERPRINT;
+use stun::fingerprint::FINGERPRINT_XOR_VALUE;
 use stun::integrity::MessageIntegrity;
-use stun::message::{Message, Setter, BINDING_SUCCESS, MAGIC_COOKIE, MESSAGE_HEADER_SIZE};
+use stun::message::{
+    Message, Setter, ATTRIBUTE_HEADER_SIZE, BINDING_SUCCESS, MAGIC_COOKIE, MESSAGE_HEADER_SIZE,
+};
 use stun::xoraddr::XorMappedAddress;
 
 use super::StunDrop;
+
+/// CRC-32 (ISO-HDLC, as FINGERPRINT uses), its table built at compile time.
+const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+
+/// FINGERPRINT's value size.
+const FINGERPRINT_SIZE: usize = 4;
+
+/// The FINGERPRINT value of a message whose bytes before the attribute are `covered`.
+fn fingerprint_value(covered: &[u8]) -> u32 {
+    CRC32.checksum(covered) ^ FINGERPRINT_XOR_VALUE
+}
 
 /// HMAC-SHA1 output, the only MESSAGE-INTEGRITY size RFC 8489 §14.5 allows.
 const INTEGRITY_SIZE: usize = 20;
@@ -52,17 +73,24 @@ pub(crate) fn attribute(message: &Message, typ: AttrType) -> Option<&[u8]> {
 
 /// FINGERPRINT present, last, and the CRC-32 of everything before it (RFC 8489 §14.7).
 pub(crate) fn verify_fingerprint(message: &Message) -> Result<(), StunDrop> {
-    let last = message.attributes.0.last().map(|a| a.typ);
-    if last != Some(ATTR_FINGERPRINT) {
-        return Err(if attribute(message, ATTR_FINGERPRINT).is_some() {
-            StunDrop::BadFingerprint
-        } else {
-            StunDrop::MissingFingerprint
-        });
+    match message.attributes.0.last() {
+        Some(last) if last.typ == ATTR_FINGERPRINT => {
+            if usize::from(last.length) != FINGERPRINT_SIZE {
+                return Err(StunDrop::BadFingerprint);
+            }
+        }
+        _ if attribute(message, ATTR_FINGERPRINT).is_some() => {
+            return Err(StunDrop::BadFingerprint)
+        }
+        _ => return Err(StunDrop::MissingFingerprint),
     }
-    FINGERPRINT
-        .check(message)
-        .map_err(|_| StunDrop::BadFingerprint)
+    // `decode` made the message end the buffer, so the attribute is its last 8 bytes.
+    let raw = &message.raw;
+    let (covered, attribute) = raw.split_at(raw.len() - ATTRIBUTE_HEADER_SIZE - FINGERPRINT_SIZE);
+    if attribute[ATTRIBUTE_HEADER_SIZE..] != fingerprint_value(covered).to_be_bytes() {
+        return Err(StunDrop::BadFingerprint);
+    }
+    Ok(())
 }
 
 /// MESSAGE-INTEGRITY present, 20 bytes, and the HMAC-SHA1 under `key` of the message up to it
@@ -105,9 +133,13 @@ pub(crate) fn write_success(
         .expect("XOR-MAPPED-ADDRESS on a fresh message");
     key.add_to(scratch)
         .expect("MESSAGE-INTEGRITY before FINGERPRINT");
-    FINGERPRINT
-        .add_to(scratch)
-        .expect("FINGERPRINT is added once, last");
+    // As the crate's FINGERPRINT setter does: the length field already counts the attribute.
+    let length = scratch.length;
+    scratch.length += (ATTRIBUTE_HEADER_SIZE + FINGERPRINT_SIZE) as u32;
+    scratch.write_length();
+    let value = fingerprint_value(&scratch.raw);
+    scratch.length = length;
+    scratch.add(ATTR_FINGERPRINT, &value.to_be_bytes());
     out.clear();
     out.extend_from_slice(&scratch.raw);
 }

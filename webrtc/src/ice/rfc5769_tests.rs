@@ -219,3 +219,31 @@ fn rfc5769_request_through_the_agent_is_a_role_conflict() {
     assert_eq!(agent.viewer_at(from), None);
     assert_eq!(agent.counters().drops(StunDrop::RoleConflict), 1);
 }
+
+/// FINGERPRINT must be last and 4 bytes, even when the CRC would otherwise match.
+#[test]
+fn fingerprint_not_last_or_of_the_wrong_size_is_bad() {
+    let with_length = |mut bytes: Vec<u8>| {
+        let body = (bytes.len() - 20) as u16;
+        bytes[2..4].copy_from_slice(&body.to_be_bytes());
+        bytes
+    };
+    // An attribute after FINGERPRINT.
+    let mut after = REQUEST.to_vec();
+    after.extend_from_slice(&[0x80, 0x22, 0x00, 0x04, b't', b'e', b's', b't']);
+    assert_eq!(
+        verify(&with_length(after), PASSWORD).err(),
+        Some(StunDrop::BadFingerprint)
+    );
+    // An 8-byte FINGERPRINT whose last 4 bytes are the right CRC of what precedes the attribute.
+    let mut long = REQUEST[..REQUEST.len() - 8].to_vec();
+    long.extend_from_slice(&[0x80, 0x28, 0x00, 0x08, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let mut long = with_length(long);
+    let crc = fingerprint_value(&long[..long.len() - 8]).to_be_bytes();
+    let end = long.len();
+    long[end - 4..].copy_from_slice(&crc);
+    assert_eq!(
+        verify(&long, PASSWORD).err(),
+        Some(StunDrop::BadFingerprint)
+    );
+}
