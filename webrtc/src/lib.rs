@@ -7,3 +7,4 @@
 //! argument and touches no socket, thread or clock.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+pub mod dtls;
