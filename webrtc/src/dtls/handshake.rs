@@ -150,7 +150,9 @@ impl Handshake {
         self.advance(now);
     }
 
-    /// The handshake's outcome, once: `Connected` or `Failed` (and later `Closed`).
+    /// The handshake's outcome, once: `Connected` or `Failed`. After `Connected` it may yield
+    /// `Closed` (close_notify) or `Failed` (a fatal DTLS error: it stops answering
+    /// retransmissions; the SRTP keys already handed out stay valid).
     pub fn poll_event(&mut self) -> Option<HandshakeEvent> {
         self.events.pop_front()
     }

@@ -534,3 +534,20 @@ fn random_and_mutated_datagrams_never_panic() {
         .iter()
         .all(|r| r.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
 }
+
+#[test]
+fn close_notify_after_connected_is_reported() {
+    for version in [Version::V12, Version::V13] {
+        let mut pair = Pair::new(version);
+        pair.run();
+        pair.server_keys();
+        pair.client.dtls.close().unwrap();
+        let close = pair.client.transmit();
+        assert!(!close.is_empty(), "client sends close_notify");
+        for d in &close {
+            pair.server.handle_datagram(d, pair.now).unwrap();
+        }
+        assert_eq!(pair.server.poll_event(), Some(HandshakeEvent::Closed));
+        assert_eq!(pair.server.poll_event(), None);
+    }
+}
