@@ -6,7 +6,9 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use corecast_webrtc::dtls::{Certificate, Fingerprint, Handshake, HandshakeEvent, HANDSHAKE_TIMEOUT};
+use corecast_webrtc::dtls::{
+    Certificate, Fingerprint, Handshake, HandshakeEvent, HANDSHAKE_TIMEOUT,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn certificate() -> &'static Certificate {
@@ -24,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let (datagram, next) = tail.split_at(len);
         rest = next;
         if let Err(e) = hs.handle_datagram(datagram, now) {
-            assert!(e.reason().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(e
+                .reason()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
         while let Some(out) = hs.poll_transmit() {
             assert!(!out.is_empty());
