@@ -8,5 +8,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dtls;
 pub mod ice;
 pub mod sdp;
