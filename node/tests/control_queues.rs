@@ -94,6 +94,7 @@ impl Harness {
             rcvbuf: 1 << 16,
             max_subscribers: 100,
             node_name: "test".into(),
+            webrtc: None,
         };
         let aggregates = Arc::new(std::sync::Mutex::new(Aggregates::new(shards.len(), false)));
         let (handle, control) =

@@ -603,8 +603,12 @@ pub trait Control: Send + Sync + 'static {
     fn whep_offer(&self, channel: u32, offer: String) -> Result<WhepAnswer, ApiError>;
     /// A WHEP `PATCH` (trickle ICE fragment, RFC 8840) on viewer `id`; `if_match` is the
     /// request's `If-Match`, which must be the viewer's ETag.
-    fn whep_patch(&self, id: u32, if_match: Option<String>, fragment: String)
-        -> Result<(), ApiError>;
+    fn whep_patch(
+        &self,
+        id: u32,
+        if_match: Option<String>,
+        fragment: String,
+    ) -> Result<(), ApiError>;
     /// End viewer `id`; unlike [`Control::delete_subscriber`], refuses plain subscribers, so a
     /// viewer token cannot remove them.
     fn delete_viewer(&self, id: u32) -> Result<(), ApiError>;

@@ -125,7 +125,9 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         .with_state(state);
     let tokens = Tokens {
         admin: config.token.map(|t| Arc::<[u8]>::from(t.into_bytes())),
-        viewer: config.viewer_token.map(|t| Arc::<[u8]>::from(t.into_bytes())),
+        viewer: config
+            .viewer_token
+            .map(|t| Arc::<[u8]>::from(t.into_bytes())),
     };
     // Outside the routes, so a request without the token is refused before its body is read
     // and unknown `/v1` paths do not reveal which routes exist.
@@ -394,20 +396,19 @@ async fn switch(
     viewer: Option<axum::Extension<AsViewer>>,
     JsonBody(req): JsonBody<SwitchRequest>,
 ) -> Result<(StatusCode, Json<SwitchView>), ApiError> {
-    let view = match (req.source, req.channel) {
-        (Some(_), None) if viewer.is_some() => {
-            return Err(ApiError::forbidden(
+    let view =
+        match (req.source, req.channel) {
+            (Some(_), None) if viewer.is_some() => return Err(ApiError::forbidden(
                 "the viewer token switches viewers by `channel`; `source` needs the admin token",
-            ))
-        }
-        (Some(source), None) => call(&state, move |c| c.switch(id, source)).await?,
-        (None, Some(channel)) => call(&state, move |c| c.switch_channel(id, channel)).await?,
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of `source` (a source id) and `channel` (a channel id)",
-            ))
-        }
-    };
+            )),
+            (Some(source), None) => call(&state, move |c| c.switch(id, source)).await?,
+            (None, Some(channel)) => call(&state, move |c| c.switch_channel(id, channel)).await?,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of `source` (a source id) and `channel` (a channel id)",
+                ))
+            }
+        };
     // 202 while the switch waits for the source's switch point; 200 when nothing is to wait for.
     let status = match view.outcome {
         crate::api::SwitchOutcome::Pending => StatusCode::ACCEPTED,

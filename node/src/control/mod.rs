@@ -40,8 +40,8 @@ pub use error::{Conflict, NodeError, Unavailable, What};
 pub use topology::ChannelId;
 pub(crate) use topology::{ChannelEntry, SourceEntry, SubEntry};
 pub use validate::{configured_parameter_sets, ParameterSetsError};
-pub(crate) use viewers::{Admitted, ViewerEntry, ViewerState};
 pub use viewers::ViewerTrack;
+pub(crate) use viewers::{ViewerEntry, ViewerState};
 
 /// The control thread's view of one shard.
 pub struct ShardHandle {

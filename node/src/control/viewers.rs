@@ -51,10 +51,9 @@ pub(crate) struct ViewerEntry {
     /// Where ICE last said its media goes (`None` before its first nominated check).
     pub addr: Option<SocketAddr>,
     pub tracks: Vec<ViewerTrack>,
-    /// The local ICE credentials, which identify the session for `PATCH` (its ETag).
-    pub ice: Credentials,
     /// The viewer's own ufrag: a `PATCH` with another asks for an ICE restart.
     pub remote_ufrag: String,
+    /// Names the session for `PATCH`'s `If-Match`: its local ufrag, quoted.
     pub etag: String,
     pub created: Instant,
 }
@@ -168,7 +167,6 @@ impl ControlState {
                 state: ViewerState::Connecting,
                 addr: None,
                 tracks,
-                ice,
                 remote_ufrag: negotiated.remote_ufrag.clone(),
                 etag: etag.clone(),
                 created: Instant::now(),
@@ -212,14 +210,7 @@ impl ControlState {
         let Some(dest) = v.addr.or(peer) else {
             return;
         };
-        let sealed = match viewer_keys(&keys) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!(viewer = id.0, "viewer keys unusable: {e}");
-                self.remove_viewer(id, "srtp_keys");
-                return;
-            }
-        };
+        let sealed = viewer_keys(&keys);
         let (shard, tracks) = (v.shard, v.tracks.clone());
         let mut configs = Vec::new();
         for t in &tracks {
@@ -306,7 +297,11 @@ impl ControlState {
         }
         let fragment = corecast_webrtc::sdp::TrickleFragment::parse(fragment)
             .map_err(|e| NodeError::BadRequest(format!("the trickle ICE fragment: {e}")))?;
-        if fragment.ufrag.as_ref().is_some_and(|u| *u != v.remote_ufrag) {
+        if fragment
+            .ufrag
+            .as_ref()
+            .is_some_and(|u| *u != v.remote_ufrag)
+        {
             return Err(NodeError::BadRequest(
                 "ICE restart is not supported: end this viewer and make a new offer".into(),
             ));

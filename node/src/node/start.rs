@@ -140,7 +140,10 @@ impl fmt::Display for StartError {
                 write!(f, "cannot serve the HTTP API on {addr}: {error}")
             }
             StartError::Certificate(error) => {
-                write!(f, "cannot make the DTLS certificate for WebRTC viewers: {error}")
+                write!(
+                    f,
+                    "cannot make the DTLS certificate for WebRTC viewers: {error}"
+                )
             }
         }
     }
@@ -374,7 +377,7 @@ impl Builder {
             max_subscribers: config.max_subscribers,
             node_name: config.node_name.clone(),
             webrtc: Some(WebrtcSettings {
-                fingerprint: self.certificate.fingerprint(),
+                fingerprint: crate::webrtc::handshake::sdp_fingerprint(&self.certificate),
                 public_ip: config.public_ip,
                 handshakes: self.handshake_tx.clone(),
             }),
@@ -398,7 +401,10 @@ impl Builder {
     /// before the control thread is joined.
     fn start_handshakes(&mut self, control: ControlHandle) -> Result<(), StartError> {
         let sockets = std::mem::take(&mut self.handshake_sockets);
-        let rx = self.handshake_rx.take().expect("the handshake thread starts once");
+        let rx = self
+            .handshake_rx
+            .take()
+            .expect("the handshake thread starts once");
         let stop = Arc::new(AtomicBool::new(false));
         let worker = HandshakeThread::new(
             rx,

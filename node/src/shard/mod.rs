@@ -33,8 +33,8 @@ use crate::webrtc::{HandshakeInput, HandshakeTx};
 
 mod viewers;
 
-pub use viewers::{ViewerIo, ViewerKeys};
 use viewers::{Arrival, Viewers};
+pub use viewers::{ViewerIo, ViewerKeys};
 
 /// Packets taken before commands and RTCP get a turn.
 const PACKETS_PER_TURN: usize = 256;
@@ -288,29 +288,7 @@ impl ShardWorker {
     fn apply_commands(&self, s: &mut State) {
         while let Some(cmd) = self.link.commands.pop() {
             let now = self.clock.now();
-            match cmd {
-                ShardCommand::ExpectViewer {
-                    viewer,
-                    local,
-                    remote_ufrag,
-                } => s.viewers.expect(viewer, local, remote_ufrag, now),
-                ShardCommand::SecureViewer {
-                    viewer,
-                    keys,
-                    tracks,
-                } => {
-                    let ids = tracks.iter().map(|(c, _)| c.id).collect();
-                    apply(
-                        &mut s.engine,
-                        &mut s.backlog,
-                        ShardCommand::AddTracks(tracks),
-                        now,
-                    );
-                    s.viewers.secure(viewer, *keys, ids);
-                }
-                ShardCommand::RemoveViewer(viewer) => s.viewers.remove(viewer),
-                cmd => apply(&mut s.engine, &mut s.backlog, cmd, now),
-            }
+            apply(&mut s.engine, &mut s.viewers, &mut s.backlog, cmd, now);
         }
     }
 
@@ -434,19 +412,20 @@ impl ShardWorker {
         for (k, g) in got[..n].iter().enumerate() {
             let bytes = &mut s.rtcp_buf[k * RTCP_BUF..k * RTCP_BUF + g.len];
             let now = self.clock.now();
-            match Arrival::of(bytes) {
-                Arrival::Stun => {
-                    if let Some(response) = s.viewers.handle_stun(bytes, g.from, now) {
-                        if let Err(e) = self.socket.send_to(response, g.from) {
+            let viewer = g.from.filter(|&from| s.viewers.is_viewer(from));
+            match (Arrival::of(bytes), g.from) {
+                (Arrival::Stun, Some(from)) => {
+                    if let Some(response) = s.viewers.handle_stun(bytes, from, now) {
+                        if let Err(e) = self.socket.send_to(response, from) {
                             tracing::debug!(shard = self.index, "stun response: {e}");
                         }
                     }
                 }
-                Arrival::Dtls => match s.viewers.viewer_at(g.from) {
+                (Arrival::Dtls, Some(from)) => match s.viewers.viewer_at(from) {
                     Some(viewer) => {
                         let input = HandshakeInput::Datagram {
                             viewer,
-                            from: g.from,
+                            from,
                             bytes: bytes.to_vec(),
                         };
                         if self.handshakes.try_send(input).is_ok() {
@@ -457,22 +436,22 @@ impl ShardWorker {
                     }
                     None => s.viewers.io.dtls_dropped += 1,
                 },
-                Arrival::Rtp if s.viewers.is_viewer(g.from) => {
+                (Arrival::Rtp, Some(from)) if viewer.is_some() => {
                     // Viewers only receive: what they send on RTP's range is SRTCP or nothing.
                     if !rtcp::is_rtcp(bytes) {
                         s.viewers.io.srtcp_dropped += 1;
                         continue;
                     }
-                    if let Some(len) = s.viewers.unprotect_rtcp(bytes, g.from) {
+                    if let Some(len) = s.viewers.unprotect_rtcp(bytes, from) {
                         s.io.rtcp_in += 1;
                         s.engine.handle_rtcp(&bytes[..len], g.from, now);
                     }
                 }
-                Arrival::Rtp if rtcp::is_rtcp(bytes) => {
+                (Arrival::Rtp, _) if rtcp::is_rtcp(bytes) => {
                     s.io.rtcp_in += 1;
                     s.engine.handle_rtcp(bytes, g.from, now);
                 }
-                Arrival::Rtp | Arrival::Other => s.viewers.io.unknown_dropped += 1,
+                _ => s.viewers.io.unknown_dropped += 1,
             }
         }
         n > 0
@@ -518,9 +497,15 @@ impl ShardWorker {
     }
 }
 
-/// Apply one control command to the engine at `now`; refusals and switch outcomes go to
-/// `backlog` for the control thread.
-fn apply(engine: &mut Shard, backlog: &mut Vec<ShardEvent>, cmd: ShardCommand, now: Nanos) {
+/// Apply one control command to the engine (and the viewers) at `now`; refusals and switch
+/// outcomes go to `backlog` for the control thread.
+fn apply(
+    engine: &mut Shard,
+    viewers: &mut Viewers,
+    backlog: &mut Vec<ShardEvent>,
+    cmd: ShardCommand,
+    now: Nanos,
+) {
     let refused = match cmd {
         ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
         ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
@@ -539,6 +524,33 @@ fn apply(engine: &mut Shard, backlog: &mut Vec<ShardEvent>, cmd: ShardCommand, n
             None
         }
         ShardCommand::CancelSwitch(id) => engine.cancel_switch(id).err(),
+        ShardCommand::ExpectViewer {
+            viewer,
+            local,
+            remote_ufrag,
+        } => {
+            viewers.expect(viewer, local, remote_ufrag, now);
+            None
+        }
+        ShardCommand::SecureViewer {
+            viewer,
+            keys,
+            tracks,
+        } => {
+            let mut ids = Vec::with_capacity(tracks.len());
+            for (config, source) in tracks {
+                match engine.add_track(config, source) {
+                    Ok(()) => ids.push(config.id),
+                    Err(e) => backlog.push(ShardEvent::Refused(e)),
+                }
+            }
+            viewers.secure(viewer, *keys, ids);
+            None
+        }
+        ShardCommand::RemoveViewer(viewer) => {
+            viewers.remove(viewer);
+            None
+        }
     };
     if let Some(e) = refused {
         backlog.push(ShardEvent::Refused(e));

@@ -123,8 +123,14 @@ impl Viewers {
     }
 
     /// A viewer the control thread admitted: its checks are answered from now on.
-    pub fn expect(&mut self, viewer: ViewerKey, local: Credentials, remote_ufrag: String, now: Nanos) {
-        if let Err(e) = self.ice.add(viewer, local, remote_ufrag, now) {
+    pub fn expect(
+        &mut self,
+        viewer: ViewerKey,
+        local: Credentials,
+        remote_ufrag: String,
+        now: Nanos,
+    ) {
+        if let Err(e) = self.ice.add(viewer, local, &remote_ufrag, now) {
             tracing::warn!(viewer = viewer.0, "viewer not added to ICE: {e}");
         }
     }
@@ -155,7 +161,10 @@ impl Viewers {
 
     /// Check a STUN request from `from`; the response to send back, if it passed.
     pub fn handle_stun(&mut self, bytes: &[u8], from: SocketAddr, now: Nanos) -> Option<&[u8]> {
-        match self.ice.handle_stun(bytes, from, now, &mut self.stun_response) {
+        match self
+            .ice
+            .handle_stun(bytes, from, now, &mut self.stun_response)
+        {
             Ok(_) => {
                 self.io.stun_answered += 1;
                 Some(&self.stun_response)

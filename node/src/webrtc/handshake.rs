@@ -14,8 +14,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corecast_webrtc::dtls::{Certificate, Fingerprint, Handshake, HandshakeEvent, SrtpKeys};
+use corecast_webrtc::dtls::{self, Certificate, Handshake, HandshakeEvent, SrtpKeys};
 use corecast_webrtc::ice::ViewerKey;
+use corecast_webrtc::sdp::Fingerprint;
 
 use super::HandshakeInput;
 use crate::control::ControlHandle;
@@ -63,7 +64,9 @@ pub struct HandshakeCounters {
 
 struct Viewer {
     shard: usize,
-    remote: Fingerprint,
+    /// The certificate fingerprint its offer gave; `None` if it is not one DTLS can check
+    /// (not sha-256), and then its handshake fails.
+    remote: Option<dtls::Fingerprint>,
     peer: Option<SocketAddr>,
     handshake: Option<Handshake>,
     /// Keys already handed over: later records are the peer's retransmissions, still answered.
@@ -140,7 +143,7 @@ impl HandshakeThread {
                     viewer,
                     Viewer {
                         shard,
-                        remote,
+                        remote: dtls_fingerprint(&remote),
                         peer: None,
                         handshake: None,
                         secured: false,
@@ -167,10 +170,17 @@ impl HandshakeThread {
         if v.failed {
             return;
         }
+        let Some(remote) = v.remote.clone() else {
+            v.failed = true;
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            self.control
+                .cast(move |state| state.viewer_failed(key, "dtls_fingerprint_algorithm"));
+            return;
+        };
         let started = Instant::now();
         let handshake = v.handshake.get_or_insert_with(|| {
             self.counters.started.fetch_add(1, Ordering::Relaxed);
-            Handshake::new(&self.certificate, v.remote.clone(), started)
+            Handshake::new(&self.certificate, remote, started)
         });
         // Replies go where the last record came from: ICE may have moved the viewer.
         v.peer = Some(from);
@@ -194,7 +204,11 @@ impl HandshakeThread {
             .map(|(&k, _)| k)
             .collect();
         for key in due {
-            if let Some(h) = self.viewers.get_mut(&key).and_then(|v| v.handshake.as_mut()) {
+            if let Some(h) = self
+                .viewers
+                .get_mut(&key)
+                .and_then(|v| v.handshake.as_mut())
+            {
                 h.handle_timeout(now);
             }
             self.flush(key, Duration::ZERO);
@@ -233,11 +247,17 @@ impl HandshakeThread {
                     self.control
                         .cast(move |state| state.viewer_secured(key, keys, peer));
                 }
-                HandshakeEvent::Failed(reason) => {
+                HandshakeEvent::Failed(error) => {
                     v.failed = true;
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(viewer = key.0, "dtls handshake failed: {error}");
+                    let reason = error.reason();
                     self.control
                         .cast(move |state| state.viewer_failed(key, reason));
+                }
+                HandshakeEvent::Closed => {
+                    self.control
+                        .cast(move |state| state.viewer_failed(key, "dtls_closed"));
                 }
             }
         }
@@ -245,10 +265,21 @@ impl HandshakeThread {
 }
 
 /// The keys a shard seals a viewer's copies with, from what the handshake agreed.
-pub fn viewer_keys(keys: &SrtpKeys) -> Result<crate::shard::ViewerKeys, corecast_srtp::Error> {
-    // Two SSRCs per viewer: its video and its audio track (RTX joins later).
-    Ok(crate::shard::ViewerKeys {
-        outbound: keys.outbound(2)?,
-        inbound: keys.inbound(8)?,
-    })
+pub fn viewer_keys(keys: &SrtpKeys) -> crate::shard::ViewerKeys {
+    // Two SSRCs out per viewer: its video and its audio track (RTX joins later). In, the
+    // browser's RTCP comes from an SSRC or two of its own.
+    crate::shard::ViewerKeys {
+        outbound: keys.outbound(2),
+        inbound: keys.inbound(4),
+    }
+}
+
+/// The SDP's fingerprint as DTLS checks it; `None` unless it is sha-256.
+fn dtls_fingerprint(f: &Fingerprint) -> Option<dtls::Fingerprint> {
+    dtls::Fingerprint::parse(f.algorithm.name(), &f.hex()).ok()
+}
+
+/// The certificate's fingerprint as SDP writes it.
+pub fn sdp_fingerprint(certificate: &Certificate) -> Fingerprint {
+    Fingerprint::sha256(*certificate.fingerprint().as_bytes())
 }

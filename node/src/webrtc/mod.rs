@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 
-use corecast_webrtc::sdp::Fingerprint;
 use corecast_webrtc::ice::ViewerKey;
+use corecast_webrtc::sdp::Fingerprint;
 
 pub(crate) mod handshake;
 pub(crate) mod whep;

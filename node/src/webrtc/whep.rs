@@ -126,7 +126,10 @@ mod tests {
     fn profile_level_id_is_read_from_the_sps() {
         let sps = vec![0x67, 0x42, 0xc0, 0x1f, 0xda];
         let pps = vec![0x68, 0xce];
-        assert_eq!(h264_profile_level_id(&[pps.clone(), sps]), Some([0x42, 0xc0, 0x1f]));
+        assert_eq!(
+            h264_profile_level_id(&[pps.clone(), sps]),
+            Some([0x42, 0xc0, 0x1f])
+        );
         assert_eq!(h264_profile_level_id(&[pps]), None);
         assert_eq!(h264_profile_level_id(&[vec![0x67, 0x42]]), None);
     }

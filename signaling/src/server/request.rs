@@ -242,7 +242,11 @@ mod tests {
             e.message
         );
         let e = parse_json::<SwitchRequest>(br#"{"source":1,"chanel":2}"#).unwrap_err();
-        assert!(e.message.contains("unknown field `chanel`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown field `chanel`"),
+            "{}",
+            e.message
+        );
         let e = parse_json::<SwitchRequest>(br#"{"source":1} x"#).unwrap_err();
         assert!(
             e.message.starts_with("malformed JSON: trailing characters"),

@@ -91,7 +91,9 @@ pub(super) async fn authorize(
             Some(ApiError::unauthorized("invalid bearer token"))
         }
     } else if presented.is_none() {
-        Some(ApiError::unauthorized("missing Authorization: Bearer <token>"))
+        Some(ApiError::unauthorized(
+            "missing Authorization: Bearer <token>",
+        ))
     } else {
         Some(ApiError::unauthorized("invalid bearer token"))
     };
@@ -128,7 +130,11 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `POST /v1/channels/{id}/whep`: the offer in, the answer out.
-pub(super) async fn offer(State(state): State<AppState>, Id(channel): Id, req: Request) -> Response {
+pub(super) async fn offer(
+    State(state): State<AppState>,
+    Id(channel): Id,
+    req: Request,
+) -> Response {
     let kind = content_type(req.headers());
     let body = read_body(req, state.max_body_bytes).await;
     if kind.as_deref() != Some("application/sdp") {
