@@ -344,9 +344,9 @@ impl ShardWorker {
                 let batch = s.batch.as_slice();
                 let sealed = s.viewers.seal(batch, pkt, buf);
                 s.order.clear();
-                for i in 0..batch.len() {
+                for (i, t) in batch.iter().enumerate() {
                     if sealed.failed(i) {
-                        s.refused.push((batch[i], DropReason::SendFailed));
+                        s.refused.push((*t, DropReason::SendFailed));
                     } else {
                         s.order.push(i as u32);
                     }

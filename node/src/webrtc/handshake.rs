@@ -170,7 +170,7 @@ impl HandshakeThread {
         if v.failed {
             return;
         }
-        let Some(remote) = v.remote.clone() else {
+        let Some(remote) = v.remote else {
             v.failed = true;
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             self.control

@@ -39,14 +39,14 @@ pub(super) struct AsViewer;
 /// The routes a viewer uses: its offer, its own resource, its switch, the page.
 fn is_viewer_route(method: &Method, path: &str) -> bool {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["v1", "channels", _, "whep"]) => true,
-        (&Method::PATCH | &Method::DELETE, ["v1", "subscribers", _]) => true,
-        (&Method::POST, ["v1", "subscribers", _, "switch"]) => true,
-        (&Method::GET, ["v1", "channels"]) => true,
-        (&Method::GET, ["watch", _]) => true,
-        _ => false,
-    }
+    matches!(
+        (method, segments.as_slice()),
+        (&Method::POST, ["v1", "channels", _, "whep"])
+            | (&Method::PATCH | &Method::DELETE, ["v1", "subscribers", _])
+            | (&Method::POST, ["v1", "subscribers", _, "switch"])
+            | (&Method::GET, ["v1", "channels"])
+            | (&Method::GET, ["watch", _])
+    )
 }
 
 /// Outside the routes: preflights are answered (they carry no credentials), then the token
