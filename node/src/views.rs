@@ -295,11 +295,16 @@ impl ControlState {
             .collect();
         let latency = agg.latency();
         let ingest = agg.ingest();
+        let webrtc = self.webrtc_totals();
         let mut node = NodeStats {
             uptime_s: agg.started.elapsed().as_secs_f64(),
             sources: self.sources.len() as u64,
-            subscribers: self.subs.len() as u64,
+            subscribers: self.subscriber_count() as u64,
             channels: self.channels.len() as u64,
+            viewers_connecting: webrtc.connecting,
+            viewers_connected: webrtc.connected,
+            handshakes_completed: webrtc.handshakes_completed,
+            handshakes_failed: webrtc.handshakes_failed,
             packets_received: ingest.received,
             packets_accepted: ingest.accepted,
             packets_held: ingest.held,
@@ -347,6 +352,7 @@ impl ControlState {
                 stats.send_batches = snap.io.batches;
                 stats.rtcp_received = snap.io.rtcp_in;
                 stats.rtcp_wrong_sender = snap.io.rtcp_wrong_sender;
+                stats.webrtc = telemetry::webrtc::shard_stats(snap);
                 node.packets_forwarded += snap.io.copies_sent;
             }
             shards.push(stats);
@@ -374,15 +380,29 @@ impl ControlState {
         }
     }
 
+    /// Viewers by state and the handshake thread's counters, now.
+    fn webrtc_totals(&self) -> telemetry::webrtc::WebrtcTotals {
+        let connected = self
+            .viewers
+            .values()
+            .filter(|v| v.state == ViewerState::Connected)
+            .count() as u64;
+        let connecting = self.viewers.len() as u64 - connected;
+        match self.settings.webrtc.as_ref() {
+            Some(w) => telemetry::webrtc::WebrtcTotals::read(connecting, connected, &w.counters),
+            None => telemetry::webrtc::WebrtcTotals::default(),
+        }
+    }
+
     pub(crate) fn metrics_text(&self) -> String {
         let handlers = self.events.stats();
         let agg = telemetry::lock(&self.telemetry);
         let counts = telemetry::Configured {
             sources: self.sources.len(),
-            subscribers: self.subs.len(),
+            subscribers: self.subscriber_count(),
             channels: self.channels.len(),
         };
-        telemetry::render_metrics(&agg, counts, &handlers)
+        telemetry::render_metrics(&agg, counts, &handlers, &self.webrtc_totals())
     }
 }
 

@@ -166,4 +166,18 @@ fn chromium_watches_and_switches_channels() {
         );
     }
     assert!(out.join("watch.png").exists(), "no screenshot");
+    // The node's side of the same session: one handshake, checks answered, the browser's
+    // SRTCP (receiver reports, PLIs) taken, nothing it sent the shard socket unaccounted for.
+    let stats = client.stats().expect("stats");
+    assert_eq!(stats.node.handshakes_completed, 1, "{stats:?}");
+    assert_eq!(stats.node.handshakes_failed, 0, "{stats:?}");
+    let sum = |f: &dyn Fn(&corecast_signaling::api::WebrtcShardStats) -> u64| -> u64 {
+        stats.shards.iter().map(|s| f(&s.webrtc)).sum()
+    };
+    assert!(sum(&|w| w.stun_answered) > 0, "{stats:?}");
+    assert!(sum(&|w| w.dtls_forwarded) > 0, "{stats:?}");
+    assert!(sum(&|w| w.srtcp_received) > 0, "{stats:?}");
+    assert_eq!(sum(&|w| w.srtcp_dropped), 0, "{stats:?}");
+    assert_eq!(sum(&|w| w.srtp_failed), 0, "{stats:?}");
+    assert_eq!(sum(&|w| w.unknown_dropped), 0, "{stats:?}");
 }

@@ -86,7 +86,10 @@ fn an_offer_is_answered_and_the_viewer_is_a_subscriber() {
             .strip_prefix("/v1/subscribers/")
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("{name}: Location {location}"));
-        assert!(a.header("etag").is_some_and(|e| e.starts_with('"')), "{name}");
+        assert!(
+            a.header("etag").is_some_and(|e| e.starts_with('"')),
+            "{name}"
+        );
         // The answer: ICE-lite, one BUNDLE, the shard socket as the host candidate.
         assert!(a.body.contains("a=ice-lite"), "{name}: {}", a.body);
         assert!(a.body.contains("a=setup:passive"), "{name}");
@@ -98,7 +101,10 @@ fn an_offer_is_answered_and_the_viewer_is_a_subscriber() {
         assert_eq!(details.state, "connecting");
         assert_eq!(details.tracks.len(), 2, "{name}: video and audio");
         let port = format!(" {} typ host", v.media_from.port());
-        assert!(a.body.contains(&port), "{name}: candidate on the shard socket");
+        assert!(
+            a.body.contains(&port),
+            "{name}: candidate on the shard socket"
+        );
     }
     let listed = client.subscribers().unwrap();
     assert_eq!(listed.len(), 3, "each viewer listed once, not per track");
@@ -113,8 +119,18 @@ fn bad_offers_get_a_4xx_that_names_what_is_wrong() {
     let ch = channel(&client, "main", Some(cam.id), None);
     let studio = channel(&client, "studio", Some(h264.id), None);
     let cases: [(&str, String, u16, &str); 5] = [
-        ("no BUNDLE", CHROME.replace("a=group:BUNDLE 0 1\r\n", ""), 400, "BUNDLE"),
-        ("no rtcp-mux", CHROME.replace("a=rtcp-mux\r\n", ""), 400, "rtcp-mux"),
+        (
+            "no BUNDLE",
+            CHROME.replace("a=group:BUNDLE 0 1\r\n", ""),
+            400,
+            "BUNDLE",
+        ),
+        (
+            "no rtcp-mux",
+            CHROME.replace("a=rtcp-mux\r\n", ""),
+            400,
+            "rtcp-mux",
+        ),
         ("not SDP", "hello".to_string(), 400, "SDP"),
         ("empty", String::new(), 400, "empty"),
         (
@@ -134,7 +150,10 @@ fn bad_offers_get_a_4xx_that_names_what_is_wrong() {
         );
     }
     let a = offer(&client, 99, CHROME);
-    assert_eq!((a.status, a.json()["error"].clone()), (404, "not_found".into()));
+    assert_eq!(
+        (a.status, a.json()["error"].clone()),
+        (404, "not_found".into())
+    );
     let url = format!("{}/v1/channels/{ch}/whep", client.base());
     let a = request("POST", &url, &[("Content-Type", "text/plain")], CHROME);
     assert_eq!(a.status, 415, "{}", a.body);
@@ -150,7 +169,10 @@ fn bad_offers_get_a_4xx_that_names_what_is_wrong() {
         .replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0");
     let a = offer(&client, ch, &audio_only);
     assert_eq!(a.status, 400, "{}", a.body);
-    assert!(client.subscribers().unwrap().len() == 1, "refusals admit nobody");
+    assert!(
+        client.subscribers().unwrap().len() == 1,
+        "refusals admit nobody"
+    );
 }
 
 #[test]
@@ -182,7 +204,10 @@ fn the_viewer_resource_takes_patch_and_delete_once() {
     assert_eq!(p.status, 204, "{}", p.body);
     let restart = request("PATCH", &url, &[frag_type], &fragment("newUfrag"));
     assert_eq!(restart.status, 400, "{}", restart.body);
-    assert!(restart.json()["message"].as_str().unwrap().contains("ICE restart"));
+    assert!(restart.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("ICE restart"));
     let p = request("PATCH", &url, &[frag_type, ("If-Match", "\"other\"")], frag);
     assert_eq!(p.status, 412, "{}", p.body);
     let p = request("PATCH", &url, &[("Content-Type", "application/json")], "{}");

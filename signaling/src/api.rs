@@ -357,6 +357,30 @@ pub struct ShardStats {
     pub rtcp_received: u64,
     #[serde(default)]
     pub rtcp_wrong_sender: u64,
+    /// What the shard's socket took from WHEP viewers, and copies it could not seal.
+    #[serde(default)]
+    pub webrtc: WebrtcShardStats,
+}
+
+/// A shard's WebRTC counters since start: every datagram a viewer sent its socket is in one of
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WebrtcShardStats {
+    /// STUN binding requests checked and answered.
+    pub stun_answered: u64,
+    /// STUN refused, by reason (`bad_integrity`, `unknown_username`, ...).
+    pub stun_dropped: std::collections::BTreeMap<String, u64>,
+    /// DTLS records handed to the handshake thread.
+    pub dtls_forwarded: u64,
+    /// DTLS from an address no check passed from, or that found the handshake queue full.
+    pub dtls_dropped: u64,
+    pub srtcp_received: u64,
+    /// SRTCP that failed to unprotect, or RTP sent by a viewer.
+    pub srtcp_dropped: u64,
+    /// Copies that could not be sealed (counted as `send_failed` copy drops too).
+    pub srtp_failed: u64,
+    /// Datagrams that are none of STUN, DTLS, RTP or RTCP.
+    pub unknown_dropped: u64,
 }
 
 /// Delivery counters of one event handler.
@@ -383,6 +407,16 @@ pub struct NodeStats {
     /// Channels configured now.
     #[serde(default)]
     pub channels: u64,
+    /// WHEP viewers now (among `subscribers`): answered and not connected yet, and connected.
+    #[serde(default)]
+    pub viewers_connecting: u64,
+    #[serde(default)]
+    pub viewers_connected: u64,
+    /// Viewers' DTLS handshakes since start, by outcome.
+    #[serde(default)]
+    pub handshakes_completed: u64,
+    #[serde(default)]
+    pub handshakes_failed: u64,
     /// RTP packets that arrived at the sources' ingest ports.
     pub packets_received: u64,
     #[serde(default)]

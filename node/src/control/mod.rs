@@ -76,6 +76,8 @@ pub struct WebrtcSettings {
     /// own is not one viewers can reach.
     pub public_ip: Option<IpAddr>,
     pub handshakes: crate::webrtc::HandshakeTx,
+    /// The handshake thread's counters, for stats and metrics.
+    pub counters: Arc<crate::webrtc::HandshakeCounters>,
 }
 
 /// Everything the control thread owns; only that thread touches it.

@@ -380,6 +380,7 @@ impl Builder {
                 fingerprint: crate::webrtc::handshake::sdp_fingerprint(&self.certificate),
                 public_ip: config.public_ip,
                 handshakes: self.handshake_tx.clone(),
+                counters: self.handshake_counters.clone(),
             }),
         };
         let state = ControlState::new(

@@ -104,6 +104,8 @@ pub struct ShardSnapshot {
     pub sources: Vec<(SourceId, SourceCounters)>,
     pub io: ShardIo,
     pub webrtc: ViewerIo,
+    /// The ICE agent's STUN counters.
+    pub ice: corecast_webrtc::ice::IceCounters,
     pub drops: corecast_engine::DropCounts,
     /// Latency of the copies sent since the previous snapshot.
     pub latency: LatencyHistogram,
@@ -482,6 +484,7 @@ impl ShardWorker {
             sources: s.engine.sources().map(|(id, c)| (id, *c)).collect(),
             io: s.io,
             webrtc: s.viewers.io,
+            ice: s.viewers.ice_counters(),
             drops: s.engine.counters().drops,
             latency,
             busy: s.busy,
@@ -601,6 +604,7 @@ mod tests {
             sources: Vec::new(),
             io: ShardIo::default(),
             webrtc: ViewerIo::default(),
+            ice: Default::default(),
             drops: corecast_engine::DropCounts::default(),
             latency,
             busy: Duration::ZERO,

@@ -240,6 +240,11 @@ impl Viewers {
         }
     }
 
+    /// STUN checks answered and refused, by reason.
+    pub fn ice_counters(&self) -> corecast_webrtc::ice::IceCounters {
+        self.ice.counters()
+    }
+
     /// The next ICE deadline (consent, connect).
     pub fn poll_timeout(&self) -> Option<Nanos> {
         self.ice.poll_timeout()

@@ -20,7 +20,7 @@ const LATENCY_BUCKETS_S: [f64; 16] = [
     2.5, 10.0,
 ];
 
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 
 /// One metric family: name, help, type and its samples.
 #[derive(Debug)]
@@ -43,12 +43,17 @@ struct Family {
 
 /// The numbers of one scrape, copied out of the aggregates so the lock is held only briefly.
 #[derive(Debug, Default)]
-struct Scrape {
+pub(super) struct Scrape {
     families: Vec<Family>,
 }
 
 impl Scrape {
-    fn counter(&mut self, name: &'static str, help: &'static str, samples: Vec<(Labels, u64)>) {
+    pub(super) fn counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        samples: Vec<(Labels, u64)>,
+    ) {
         self.families.push(Family {
             name,
             help,
@@ -56,7 +61,12 @@ impl Scrape {
         });
     }
 
-    fn gauge(&mut self, name: &'static str, help: &'static str, samples: Vec<(Labels, f64)>) {
+    pub(super) fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        samples: Vec<(Labels, f64)>,
+    ) {
         self.families.push(Family {
             name,
             help,
@@ -108,11 +118,16 @@ impl Collector for Scrape {
     }
 }
 
-fn label(key: &'static str, value: impl ToString) -> Labels {
+pub(super) fn label(key: &'static str, value: impl ToString) -> Labels {
     vec![(key, value.to_string())]
 }
 
-fn labels2(k1: &'static str, v1: impl ToString, k2: &'static str, v2: impl ToString) -> Labels {
+pub(super) fn labels2(
+    k1: &'static str,
+    v1: impl ToString,
+    k2: &'static str,
+    v2: impl ToString,
+) -> Labels {
     vec![(k1, v1.to_string()), (k2, v2.to_string())]
 }
 
@@ -140,6 +155,7 @@ pub fn render_metrics(
     agg: &Aggregates,
     configured: Configured,
     handlers: &[HandlerStats],
+    webrtc: &super::webrtc::WebrtcTotals,
 ) -> String {
     let Configured {
         sources,
@@ -170,6 +186,7 @@ pub fn render_metrics(
     ingest_families(&mut s, agg);
     source_families(&mut s, agg);
     shard_families(&mut s, agg);
+    super::webrtc::families(&mut s, agg, webrtc);
     let latency = agg.latency();
     let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
     let mut below = 0u64;

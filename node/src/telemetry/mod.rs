@@ -11,6 +11,7 @@
 
 mod metrics;
 pub mod totals;
+pub mod webrtc;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
