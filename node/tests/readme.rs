@@ -51,6 +51,8 @@ const EXPECTED: &[(&str, &str)] = &[
         "corecast subscriber add --source 1 --dest 127.0.0.1:5008",
         r#""id": 3"#,
     ),
+    ("grep -E '^a=(ice-lite", "a=ice-lite"),
+    (r#"curl -sS --fail-with-body "$node$viewer""#, r#""transport":"webrtc""#),
 ];
 
 /// How long one block may run: the load-testing example sends for several seconds.
