@@ -33,3 +33,16 @@ impl Clock {
         corecast_udp::time::next_boundary(self.origin, every, Instant::now())
     }
 }
+
+/// The wall clock now as an NTP timestamp (RFC 3550 §4: seconds since 1900 in the high word, the
+/// binary fraction in the low one), for sender reports.
+pub fn ntp_now() -> corecast_engine::rtcp::NtpTime {
+    /// Seconds from 1900-01-01 to 1970-01-01.
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_unix.as_secs() + NTP_UNIX_OFFSET;
+    let fraction = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    corecast_engine::rtcp::NtpTime((seconds << 32) | fraction)
+}

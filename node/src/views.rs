@@ -8,8 +8,8 @@ use std::sync::Arc;
 use corecast_engine::{DropCounts, SourceId, TrackId};
 use corecast_signaling::api::{
     ChannelView, CreateChannel, CreateSource, CreateSubscriber, EventHandlerStats, IngestAddr,
-    NodeStats, ShardStats, SourceCounters, SourceView, StatsView, SubscriberCounters,
-    SubscriberView, SwitchView, ViewerView, WhepAnswer,
+    NodeStats, ReceptionView, ShardStats, SourceCounters, SourceView, StatsView,
+    SubscriberCounters, SubscriberView, SwitchView, ViewerView, WhepAnswer,
 };
 use corecast_signaling::{ApiError, Control};
 
@@ -151,6 +151,7 @@ impl ControlState {
                 counters: SubscriberCounters::default(),
                 transport: String::new(),
                 viewer: None,
+                reception: None,
             },
         };
         view.payload_type = first.payload_type;
@@ -198,6 +199,13 @@ impl ControlState {
                 .and_then(|s| s.tracks.get(i))
                 .filter(|t| t.id == id)
         });
+        let reception = track.and_then(|t| t.reception).map(|r| ReceptionView {
+            reports: r.reports,
+            fraction_lost: f64::from(r.fraction_lost) / 256.0,
+            packets_lost: i64::from(r.cumulative_lost),
+            jitter_ms: f64::from(r.jitter) * 1000.0 / f64::from(sub.codec.default_clock_rate()),
+            rtt_ms: r.rtt.map(|n| n.0 as f64 / 1e6),
+        });
         if let Some(t) = track {
             counters.packets_sent = t.counters.packets;
             counters.bytes_sent = t.counters.bytes;
@@ -216,6 +224,7 @@ impl ControlState {
             counters,
             transport: "rtp".to_string(),
             viewer: None,
+            reception,
         })
     }
 

@@ -155,6 +155,16 @@ fn chromium_watches_and_switches_channels() {
         n("audioSamples") > 48_000 * 5,
         "audio did not play:\n{shown}"
     );
+    // The node's sender reports reached the browser, and its receiver reports the node, which
+    // measured the round trip from them.
+    assert!(n("senderReports") >= 5, "sender reports:\n{shown}");
+    let reception = &report["viewer"]["reception"];
+    assert!(reception["reports"].as_u64().unwrap_or(0) > 0, "{shown}");
+    assert_eq!(reception["packets_lost"], 0, "{shown}");
+    assert!(
+        reception["rtt_ms"].as_f64().is_some_and(|ms| ms < 100.0),
+        "{shown}"
+    );
     let done = report["switches"].as_array().expect("switches reported");
     assert_eq!(done.len(), switches.len(), "{shown}");
     for s in done {

@@ -52,7 +52,10 @@ const EXPECTED: &[(&str, &str)] = &[
         r#""id": 3"#,
     ),
     ("grep -E '^a=(ice-lite", "a=ice-lite"),
-    (r#"curl -sS --fail-with-body "$node$viewer""#, r#""transport":"webrtc""#),
+    (
+        r#"curl -sS --fail-with-body "$node$viewer""#,
+        r#""transport":"webrtc""#,
+    ),
 ];
 
 /// How long one block may run: the load-testing example sends for several seconds.

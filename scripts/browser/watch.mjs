@@ -62,8 +62,11 @@ try {
   await page.waitForTimeout(slot);
   // One more measurement after the last second of play.
   await page.waitForTimeout(1100);
-  Object.assign(result, await page.evaluate(() => ({
+  Object.assign(result, await page.evaluate(async () => ({
     stats: window.corecast.stats, error: window.corecast.error, resource: window.corecast.resource,
+    // The node's view of this viewer (the page's own resource), before the page goes.
+    viewer: window.corecast.resource
+      ? await (await fetch(window.corecast.resource)).json() : null,
   })));
   await page.screenshot({ path: `${outDir}/watch.png` });
   failed = Boolean(result.error);

@@ -235,7 +235,7 @@ pub struct SubscriberCounters {
     pub drops: std::collections::BTreeMap<String, u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct SubscriberView {
     pub id: u32,
     pub ssrc: u32,
@@ -259,6 +259,26 @@ pub struct SubscriberView {
     /// A WHEP viewer's channel, state and tracks; absent for plain RTP subscribers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer: Option<ViewerView>,
+    /// What the subscriber last reported receiving (its RTCP receiver reports); absent until it
+    /// sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reception: Option<ReceptionView>,
+}
+
+/// A subscriber's own account of its reception (RFC 3550 report blocks).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct ReceptionView {
+    /// Receiver reports taken.
+    pub reports: u64,
+    /// Share of packets lost since its report before (0 to 1).
+    pub fraction_lost: f64,
+    /// Packets lost since it started.
+    pub packets_lost: i64,
+    /// Interarrival jitter, in milliseconds.
+    pub jitter_ms: f64,
+    /// Round trip, from the last sender report it echoed (WebRTC viewers get sender reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 fn rtp() -> String {

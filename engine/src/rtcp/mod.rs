@@ -485,6 +485,27 @@ pub fn write_pli(out: &mut [u8; PLI_LEN], sender_ssrc: Ssrc, media_ssrc: Ssrc) {
     out[8..12].copy_from_slice(&media_ssrc.0.to_be_bytes());
 }
 
+/// Write a sender report (RFC 3550 §6.4.1) with no report blocks: `ssrc` has sent `packets`
+/// packets of `octets` payload octets, and `rtp_ts` on its RTP clock is `ntp` on the wall clock.
+pub fn write_sender_report(
+    out: &mut [u8; 28],
+    ssrc: Ssrc,
+    ntp: NtpTime,
+    rtp_ts: u32,
+    packets: u32,
+    octets: u32,
+) {
+    out[0] = 0x80;
+    out[1] = PT_SR;
+    // Length in 32-bit words minus one.
+    out[2..4].copy_from_slice(&6u16.to_be_bytes());
+    out[4..8].copy_from_slice(&ssrc.0.to_be_bytes());
+    out[8..16].copy_from_slice(&ntp.0.to_be_bytes());
+    out[16..20].copy_from_slice(&rtp_ts.to_be_bytes());
+    out[20..24].copy_from_slice(&packets.to_be_bytes());
+    out[24..28].copy_from_slice(&octets.to_be_bytes());
+}
+
 /// Iterates the packets of a compound RTCP datagram.
 ///
 /// Yields each packet in order; on the first malformed one it yields a single error and then

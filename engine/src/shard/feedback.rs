@@ -25,6 +25,12 @@ impl Shard {
                         self.keyframe_asked(entry.ssrc, from, now);
                     }
                 }
+                RtcpPacket::ReceiverReport { reports, .. }
+                | RtcpPacket::SenderReport { reports, .. } => {
+                    for block in reports {
+                        self.reception_reported(&block, from, now);
+                    }
+                }
                 _ => {}
             }
         }

@@ -22,6 +22,7 @@
 
 pub mod events;
 mod feedback;
+mod reports;
 mod table;
 
 use std::collections::{HashMap, VecDeque};
@@ -37,6 +38,7 @@ use table::{Track, TrackTable, DETACHED};
 
 pub use events::ShardEvent;
 pub use feedback::is_subscribers_address;
+pub use reports::{Reception, SENDER_REPORT_INTERVAL, SENDER_REPORT_LEN};
 pub use table::{SourceCounters, TrackCounters};
 
 /// How a packet finds the tracks of its source.
@@ -139,6 +141,8 @@ pub struct TrackInfo {
     pub live: bool,
     /// The track's counters so far.
     pub counters: TrackCounters,
+    /// What its subscriber last reported receiving (RTCP report blocks), if it reported.
+    pub reception: Option<Reception>,
 }
 
 /// Counters of the shard as a whole.
@@ -187,6 +191,9 @@ pub struct Shard {
     keyframe_interval: Nanos,
     /// Output SSRC → track, kept with the tracks, for subscribers' feedback.
     by_ssrc: HashMap<Ssrc, TrackId>,
+    /// Tracks with sender reports on, and when the next are due (see [`reports`]).
+    sender_report_tracks: usize,
+    next_sender_reports: Option<Nanos>,
 }
 
 impl Default for Shard {
@@ -207,6 +214,8 @@ impl Shard {
             switch_timeout: SWITCH_TIMEOUT,
             keyframe_interval: Nanos::ZERO,
             by_ssrc: HashMap::new(),
+            sender_report_tracks: 0,
+            next_sender_reports: None,
         }
     }
 
@@ -322,6 +331,7 @@ impl Shard {
             codec,
             deferred: false,
             counters: TrackCounters::default(),
+            reports: None,
         };
         self.table.insert(track, g);
         self.by_ssrc.insert(config.ssrc, config.id);
@@ -338,6 +348,9 @@ impl Shard {
         let g = self.table.group_at(slot);
         let track = self.table.remove(slot, g);
         self.by_ssrc.remove(&track.splicer.ssrc());
+        if track.reports.as_ref().is_some_and(|r| r.sending) {
+            self.sender_report_tracks -= 1;
+        }
         Ok(track.counters)
     }
 
@@ -370,6 +383,7 @@ impl Shard {
             pending: t.pending,
             live: self.is_live(slot),
             counters: t.counters,
+            reception: t.reports.as_ref().and_then(|r| r.reception),
         }
     }
 

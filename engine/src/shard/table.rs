@@ -57,6 +57,9 @@ pub(crate) struct Track {
     /// The pending switch was put off once because the current source was mid-frame.
     pub deferred: bool,
     pub counters: TrackCounters,
+    /// Reception reports taken and sender reports written (boxed: most plain subscribers
+    /// never report, and the packet path walks these tracks).
+    pub reports: Option<Box<super::reports::TrackReports>>,
 }
 
 #[derive(Clone, Debug)]

@@ -219,6 +219,9 @@ impl ShardWorker {
             if s.viewers.poll_timeout().is_some_and(|at| at <= now) {
                 s.viewers.handle_timeout(now);
             }
+            if s.engine.sender_reports_due().is_some_and(|at| at <= now) {
+                self.send_sender_reports(&mut s, now);
+            }
             self.drain_events(&mut s);
             self.report(&mut s);
             if Instant::now() >= next_snapshot {
@@ -240,10 +243,14 @@ impl ShardWorker {
                 self.link.wake.unpark();
                 continue;
             }
-            let next = match (s.engine.poll_timeout(), s.viewers.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let next = [
+                s.engine.poll_timeout(),
+                s.viewers.poll_timeout(),
+                s.engine.sender_reports_due(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let until_timeout =
                 next.map(|at| Duration::from_nanos(at.saturating_since(self.clock.now()).0));
             let timeout = next_snapshot
@@ -459,6 +466,21 @@ impl ShardWorker {
         n > 0
     }
 
+    /// The sender reports due: each sealed for its viewer and sent with one `send_to` (one
+    /// per track and second, off the batch path).
+    fn send_sender_reports(&self, s: &mut State, now: Nanos) {
+        let ntp = crate::clock::ntp_now();
+        let (viewers, socket) = (&mut s.viewers, &self.socket);
+        s.engine
+            .write_sender_reports(now, ntp, |track, dest, report| {
+                if let Some(sealed) = viewers.seal_rtcp(track, report) {
+                    if let Err(e) = socket.send_to(sealed, dest) {
+                        tracing::debug!("sender report to {dest}: {e}");
+                    }
+                }
+            });
+    }
+
     fn report(&self, s: &mut State) {
         let mut pending = std::mem::take(&mut s.backlog).into_iter();
         for event in pending.by_ref() {
@@ -542,7 +564,11 @@ fn apply(
         } => {
             let mut ids = Vec::with_capacity(tracks.len());
             for (config, source) in tracks {
-                match engine.add_track(config, source) {
+                // Viewers take RTCP on the media port (rtcp-mux): they get sender reports.
+                match engine
+                    .add_track(config, source)
+                    .and_then(|()| engine.set_sender_reports(config.id, true))
+                {
                     Ok(()) => ids.push(config.id),
                     Err(e) => backlog.push(ShardEvent::Refused(e)),
                 }

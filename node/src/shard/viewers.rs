@@ -101,6 +101,8 @@ pub struct Viewers {
     /// The viewer each secured track belongs to: looked up per copy, only while there are any.
     track_viewer: HashMap<TrackId, ViewerKey>,
     stun_response: Vec<u8>,
+    /// Where one sealed RTCP packet (a sender report) is written.
+    rtcp_out: Box<[u8]>,
     slots: Box<[u8]>,
     lens: Box<[Option<u16>]>,
     /// Entries of the batch that failed to seal and are not to be sent.
@@ -115,6 +117,7 @@ impl Viewers {
             secured: HashMap::new(),
             track_viewer: HashMap::new(),
             stun_response: Vec::with_capacity(256),
+            rtcp_out: vec![0; 256].into_boxed_slice(),
             slots: vec![0; batch_size * SEALED_SLOT].into_boxed_slice(),
             lens: vec![None; batch_size].into_boxed_slice(),
             failed: vec![false; batch_size].into_boxed_slice(),
@@ -237,6 +240,21 @@ impl Viewers {
             lens: &self.lens[..n],
             failed: &self.failed[..n],
             slots: &self.slots,
+        }
+    }
+
+    /// `report` (RTCP about `track`) sealed with its viewer's outbound context; `None` for a
+    /// track of no secured viewer, or when it cannot be protected (counted).
+    pub fn seal_rtcp(&mut self, track: TrackId, report: &[u8]) -> Option<&[u8]> {
+        let viewer = self.track_viewer.get(&track)?;
+        let s = self.secured.get_mut(viewer)?;
+        match s.keys.outbound.protect_rtcp(&[report], &mut self.rtcp_out) {
+            Ok(len) => Some(&self.rtcp_out[..len]),
+            Err(e) => {
+                self.io.srtp_failed += 1;
+                tracing::debug!(viewer = viewer.0, "srtcp protect failed: {}", e.reason());
+                None
+            }
         }
     }
 

@@ -189,6 +189,7 @@ impl Control for FakeNode {
                 counters: SubscriberCounters::default(),
                 transport: "rtp".to_string(),
                 viewer: None,
+                reception: None,
             };
             st.sources.get_mut(&source).unwrap().subscribers += 1;
             st.subscribers.insert(id, view.clone());
