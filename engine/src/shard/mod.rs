@@ -194,6 +194,18 @@ pub struct Shard {
     /// Tracks with sender reports on, and when the next are due (see [`reports`]).
     sender_report_tracks: usize,
     next_sender_reports: Option<Nanos>,
+    /// Switches asked for together ([`Shard::switch_together`]): each follower's pending switch
+    /// waits for its lead's to be applied.
+    links: Vec<SwitchLink>,
+}
+
+/// A follower track's switch gated on its lead's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SwitchLink {
+    lead: TrackId,
+    follower: TrackId,
+    /// The lead's switch is not applied yet.
+    gated: bool,
 }
 
 impl Default for Shard {
@@ -216,6 +228,7 @@ impl Shard {
             by_ssrc: HashMap::new(),
             sender_report_tracks: 0,
             next_sender_reports: None,
+            links: Vec::new(),
         }
     }
 
@@ -351,6 +364,7 @@ impl Shard {
         if track.reports.as_ref().is_some_and(|r| r.sending) {
             self.sender_report_tracks -= 1;
         }
+        self.links.retain(|l| l.lead != id && l.follower != id);
         Ok(track.counters)
     }
 
@@ -435,6 +449,49 @@ impl Shard {
         Ok(SwitchOutcome::Moved)
     }
 
+    /// Switch two tracks at one moment: `lead` to `lead_to` at that source's next switch point
+    /// (its keyframe), and `follower` to `follower_to` at the first switch point of that source
+    /// after the lead's switch is applied. For a viewer's video (lead) and audio (follower), so
+    /// the audio of the new channel starts with its picture, not up to a GOP before it. Both are
+    /// checked before either is changed; each is then reported as if switched alone, and each
+    /// keeps its own deadline (if the lead's passes, the follower's, set at the same time,
+    /// passes with it).
+    pub fn switch_together(
+        &mut self,
+        (lead, lead_to): (TrackId, SourceId),
+        (follower, follower_to): (TrackId, SourceId),
+        now: Nanos,
+    ) -> Result<(SwitchOutcome, SwitchOutcome), ControlError> {
+        self.check_switch(lead, lead_to)?;
+        self.check_switch(follower, follower_to)?;
+        let a = self.switch(lead, lead_to, now)?;
+        let b = self.switch(follower, follower_to, now)?;
+        if a == SwitchOutcome::Pending && b == SwitchOutcome::Pending {
+            self.links.push(SwitchLink {
+                lead,
+                follower,
+                gated: true,
+            });
+        }
+        Ok((a, b))
+    }
+
+    /// Whether `switch(id, to, ..)` would be refused, without changing anything.
+    fn check_switch(&self, id: TrackId, to: SourceId) -> Result<(), ControlError> {
+        let slot = self.slot(id)?;
+        let target = self.group(to)?;
+        let codec = self.table.groups[target]
+            .codec
+            .expect("source groups have a codec");
+        if self.table.tracks[slot].codec != codec {
+            return Err(ControlError::CodecMismatch {
+                track: self.table.tracks[slot].codec,
+                source: codec,
+            });
+        }
+        Ok(())
+    }
+
     /// Cancel a pending switch; true if there was one.
     pub fn cancel_switch(&mut self, id: TrackId) -> Result<bool, ControlError> {
         let slot = self.slot(id)?;
@@ -512,6 +569,12 @@ impl Shard {
         let mut kept = 0;
         for i in 0..pending.len() {
             let id = pending[i];
+            // A follower waits for its lead's switch (`switch_together`).
+            if self.links.iter().any(|l| l.follower == id && l.gated) {
+                pending[kept] = id;
+                kept += 1;
+                continue;
+            }
             let slot = self.table.slot_of(id).expect("pending tracks exist");
             let from = self.table.group_at(slot);
             let old = &self.table.groups[from];
@@ -545,6 +608,12 @@ impl Shard {
                 from: old,
                 to,
             });
+            if !self.links.is_empty() {
+                self.links.retain(|l| l.follower != id);
+                for l in self.links.iter_mut().filter(|l| l.lead == id) {
+                    l.gated = false;
+                }
+            }
         }
         // Hand the list back (holding the deferred tracks) so its capacity is reused: no
         // allocation at switch time.
@@ -553,6 +622,9 @@ impl Shard {
     }
 
     fn take_pending(&mut self, id: TrackId, target: SourceId) {
+        // A follower's link ends with its switch; a lead's stays, keeping its follower gated
+        // until the follower's own deadline.
+        self.links.retain(|l| l.follower != id);
         if let Some(g) = self.table.group_of(target) {
             let list = &mut self.table.groups[g].pending;
             if let Some(i) = list.iter().position(|&p| p == id) {

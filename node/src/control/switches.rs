@@ -11,8 +11,27 @@ use super::ControlState;
 use crate::events::EventType;
 use crate::shard::{ShardCommand, ShardEvent};
 
+/// What a switch request needs once checked.
+pub(super) enum SwitchPlan {
+    /// It already receives that source and nothing is pending: nothing to do.
+    Unchanged(SwitchView),
+    /// A command to its shard, then [`ControlState::record_switch`].
+    Send { shard: usize },
+}
+
 impl ControlState {
     pub(crate) fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchView, NodeError> {
+        let shard = match self.plan_switch(id, to)? {
+            SwitchPlan::Unchanged(view) => return Ok(view),
+            SwitchPlan::Send { shard } => shard,
+        };
+        // Back to the current source the engine drops the pending switch (`Unchanged`).
+        self.send_shard(shard, ShardCommand::Switch(id, to))?;
+        Ok(self.record_switch(id, to))
+    }
+
+    /// Check a switch of `id` to `to`; changes nothing.
+    pub(super) fn plan_switch(&self, id: TrackId, to: SourceId) -> Result<SwitchPlan, NodeError> {
         let sub = self
             .subs
             .get(&id)
@@ -33,18 +52,26 @@ impl ControlState {
         }
         let (shard, source, pending) = (sub.shard, sub.source, sub.pending);
         if source == Some(to) && pending.is_none() {
-            return Ok(SwitchView {
+            return Ok(SwitchPlan::Unchanged(SwitchView {
                 outcome: ApiSwitchOutcome::Unchanged,
                 source: source.map(|s| s.0),
                 pending_source: None,
-            });
+            }));
         }
-        // Back to the current source the engine drops the pending switch (`Unchanged`).
-        self.send_shard(shard, ShardCommand::Switch(id, to))?;
+        Ok(SwitchPlan::Send { shard })
+    }
+
+    /// The shard was sent the switch of `id` to `to`: what the control thread keeps of it.
+    pub(super) fn record_switch(&mut self, id: TrackId, to: SourceId) -> SwitchView {
+        let sub = &self.subs[&id];
+        let (shard, source, pending) = (sub.shard, sub.source, sub.pending);
         if let Some(p) = pending {
             self.release_source(shard, p);
         }
-        let sub = self.subs.get_mut(&id).expect("checked above");
+        let sub = self
+            .subs
+            .get_mut(&id)
+            .expect("record_switch follows plan_switch, which found the subscriber");
         sub.switches_unanswered += 1;
         let now = Instant::now();
         let outcome = if source == Some(to) {
@@ -66,11 +93,11 @@ impl ControlState {
             let data = serde_json::json!({"from": source.map(|s| s.0), "to": to.0});
             self.emit(EventType::SwitchRequested, Some(to), Some(id), data);
         }
-        Ok(SwitchView {
+        SwitchView {
             outcome,
             source: source.map(|s| s.0),
             pending_source: (outcome == ApiSwitchOutcome::Pending).then_some(to.0),
-        })
+        }
     }
 
     pub(super) fn on_event(&mut self, shard: usize, event: ShardEvent) {

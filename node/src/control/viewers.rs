@@ -19,6 +19,7 @@ use rand::Rng;
 use corecast_signaling::api::{SwitchOutcome as ApiSwitchOutcome, SwitchView};
 
 use super::error::{Conflict, NodeError, Unavailable, What};
+use super::switches::SwitchPlan;
 use super::topology::{ChannelId, SubEntry};
 use super::ControlState;
 use crate::events::EventType;
@@ -359,19 +360,36 @@ impl ControlState {
         }
         let connected = v.state == ViewerState::Connected;
         let mut view = None;
-        for &(i, track, to) in &plan {
-            let r = if connected {
-                Some(self.switch(track, to)?)
-            } else {
-                None
-            };
-            if let Some(v) = self.viewers.get_mut(&id) {
-                if !connected {
-                    // Not on the shard yet: it will start on the new source.
-                    v.tracks[i].source = to;
+        if connected {
+            // Video leads, audio follows it: one command, so the shard moves the audio at the
+            // new channel's first audio packet after the video's keyframe.
+            let mut sends = Vec::new();
+            for &(_, track, to) in &plan {
+                match self.plan_switch(track, to)? {
+                    SwitchPlan::Unchanged(v) => view = view.or(Some(v)),
+                    SwitchPlan::Send { shard } => sends.push((shard, track, to)),
                 }
             }
-            view = view.or(r);
+            match sends[..] {
+                [] => {}
+                [(shard, track, to)] => self.send_shard(shard, ShardCommand::Switch(track, to))?,
+                [(shard, lead, lead_to), (_, follower, follower_to), ..] => self.send_shard(
+                    shard,
+                    ShardCommand::SwitchTogether {
+                        lead: (lead, lead_to),
+                        follower: (follower, follower_to),
+                    },
+                )?,
+            }
+            for &(_, track, to) in &sends {
+                let v = self.record_switch(track, to);
+                view = view.or(Some(v));
+            }
+        } else if let Some(v) = self.viewers.get_mut(&id) {
+            // Not on the shard yet: its tracks will start on the new sources.
+            for &(i, _, to) in &plan {
+                v.tracks[i].source = to;
+            }
         }
         if let Some(v) = self.viewers.get_mut(&id) {
             v.channel = channel;

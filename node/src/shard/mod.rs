@@ -51,6 +51,12 @@ pub enum ShardCommand {
     AddTracks(Vec<(TrackConfig, SourceId)>),
     RemoveTrack(TrackId),
     Switch(TrackId, SourceId),
+    /// A viewer's video (`lead`) and audio (`follower`) to a new channel's sources: the audio
+    /// moves at the first audio packet after the video's switch is applied.
+    SwitchTogether {
+        lead: (TrackId, SourceId),
+        follower: (TrackId, SourceId),
+    },
     CancelSwitch(TrackId),
     /// A WHEP viewer was admitted: answer its STUN checks.
     ExpectViewer {
@@ -546,6 +552,19 @@ fn apply(
         ShardCommand::Switch(id, to) => {
             let r = engine.switch(id, to, now);
             backlog.push(ShardEvent::SwitchRequested(id, to, r));
+            None
+        }
+        ShardCommand::SwitchTogether { lead, follower } => {
+            match engine.switch_together(lead, follower, now) {
+                Ok((a, b)) => {
+                    backlog.push(ShardEvent::SwitchRequested(lead.0, lead.1, Ok(a)));
+                    backlog.push(ShardEvent::SwitchRequested(follower.0, follower.1, Ok(b)));
+                }
+                Err(e) => {
+                    backlog.push(ShardEvent::SwitchRequested(lead.0, lead.1, Err(e)));
+                    backlog.push(ShardEvent::SwitchRequested(follower.0, follower.1, Err(e)));
+                }
+            }
             None
         }
         ShardCommand::CancelSwitch(id) => engine.cancel_switch(id).err(),
