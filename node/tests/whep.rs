@@ -252,3 +252,19 @@ fn a_viewer_that_never_connects_is_removed_at_the_consent_timeout() {
         })
     });
 }
+
+#[test]
+fn public_ip_is_the_candidate_viewers_are_given() {
+    let (_node, client) = start(&["--public-ip", "203.0.113.9"]);
+    let cam = source(&client, "cam", "vp8");
+    let ch = channel(&client, "main", Some(cam.id), None);
+    let a = offer(&client, ch, FIREFOX);
+    assert_eq!(a.status, 201, "{}", a.body);
+    let candidate = a
+        .body
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .expect("a host candidate");
+    assert!(candidate.contains(" 203.0.113.9 "), "{candidate}");
+    assert!(!a.body.contains("127.0.0.1 "), "{}", a.body);
+}
