@@ -276,3 +276,29 @@ impl Viewers {
         self.ice.poll_event()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Arrival;
+
+    #[test]
+    fn datagrams_are_told_apart_by_their_first_byte_as_rfc_7983_says() {
+        for (first, kind) in [
+            (0u8, Arrival::Stun),
+            (3, Arrival::Stun),
+            (4, Arrival::Other),
+            (19, Arrival::Other),
+            (20, Arrival::Dtls),
+            (63, Arrival::Dtls),
+            (64, Arrival::Other),
+            (127, Arrival::Other),
+            (128, Arrival::Rtp),
+            (191, Arrival::Rtp),
+            (192, Arrival::Other),
+            (255, Arrival::Other),
+        ] {
+            assert_eq!(Arrival::of(&[first, 0, 0, 0]), kind, "first byte {first}");
+        }
+        assert_eq!(Arrival::of(&[]), Arrival::Other);
+    }
+}
