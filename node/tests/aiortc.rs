@@ -187,6 +187,15 @@ fn watch(node: &Node, channel: u32, profile: &str, codec: &str) -> Value {
         n("audio_frames") >= 40 * SECONDS,
         "audio frames below the source's rate:\n{shown}"
     );
+    // aiortc's own sequence tracking: nothing lost on loopback, per kind.
+    for kind in ["video", "audio"] {
+        let rtp = &report["rtp"][kind];
+        assert!(
+            rtp["packets"].as_u64().is_some_and(|p| p > 0),
+            "aiortc counted no {kind} RTP:\n{shown}"
+        );
+        assert_eq!(rtp["lost"], 0, "{kind} packets lost:\n{shown}");
+    }
     assert!(
         (200..300).contains(&n("delete_status")),
         "DELETE refused:\n{shown}"

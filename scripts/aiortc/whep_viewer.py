@@ -127,6 +127,21 @@ async def consume(track, report, until):
         report[f"{kind}_span_s"] = round(now - first, 3)
 
 
+async def rtp_stats(pc):
+    """What aiortc's receivers counted per kind: RTP packets, loss and jitter from its own
+    sequence tracking, and how many sender reports the node sent (remote-outbound-rtp)."""
+    stats = {}
+    for transceiver in pc.getTransceivers():
+        kind = transceiver.kind
+        for s in (await transceiver.receiver.getStats()).values():
+            if s.type == "inbound-rtp":
+                stats[kind] = {"packets": s.packetsReceived, "lost": s.packetsLost,
+                               "jitter": s.jitter}
+            elif s.type == "remote-outbound-rtp":
+                stats.setdefault(kind + "_sender_report", {})["packets_sent"] = s.packetsSent
+    return stats
+
+
 async def watch(args):
     aioice.ice.get_host_addresses = loopback_only
     if args.profile != "all":
@@ -240,6 +255,7 @@ async def watch(args):
         await asyncio.gather(*tasks)
         # A track's decoder may still be finishing its last frames; those are not counted.
         report["received_s"] = round(time.monotonic() - started, 3)
+        report["rtp"] = await rtp_stats(pc)
 
     status, _, body = http("DELETE", location, token=args.token)
     report["delete_status"] = status
