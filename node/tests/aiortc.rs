@@ -40,10 +40,23 @@ fn repo() -> PathBuf {
 }
 
 fn tools_present() -> bool {
-    let gst = Command::new("gst-launch-1.0")
-        .arg("--version")
-        .output()
-        .is_ok();
+    // Every element the senders use, so a missing plugin says so here rather than as a source
+    // that never receives.
+    let gst = [
+        "vp8enc",
+        "x264enc",
+        "opusenc",
+        "rtpvp8pay",
+        "rtph264pay",
+        "rtpopuspay",
+    ]
+    .iter()
+    .all(|element| {
+        Command::new("gst-inspect-1.0")
+            .arg(element)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     let aiortc = Command::new("python3")
         .args(["-c", "import aiortc"])
         .output()
@@ -56,7 +69,7 @@ fn tools_present() -> bool {
         return false;
     }
     panic!(
-        "the aiortc test needs gst-launch-1.0 ({gst}) and python3 that imports aiortc \
+        "the aiortc test needs GStreamer with vp8enc, x264enc and opusenc ({gst}) and python3 that imports aiortc \
          ({aiortc}): apt-get install gstreamer1.0-tools gstreamer1.0-plugins-{{base,good,ugly}}, \
          then `pip install -r scripts/aiortc/requirements.txt`, or set \
          CORECAST_SKIP_AIORTC_TESTS=1"
