@@ -1,0 +1,309 @@
+//! An independent WebRTC stack watches through corecast: aiortc (aioice, OpenSSL's DTLS,
+//! libsrtp2, FFmpeg; no code shared with Chromium or with corecast) runs
+//! scripts/aiortc/whep_viewer.py against a channel fed by GStreamer, once with each SRTP profile
+//! it can offer, restricted to that one. Pass: frames decoded at about the source's rate with no
+//! decoder error, audio frames received, the resource deleted, and the node's own
+//! `viewer.connected` event naming the profile aiortc says it negotiated. One more run offers
+//! aiortc's H.264 (Constrained Baseline 42e01f and Baseline 42001f, packetization-mode 1) to an
+//! x264 Constrained Baseline source.
+//!
+//! Needs gst-launch-1.0 (with x264enc) and python3 with aiortc: `pip install -r
+//! scripts/aiortc/requirements.txt`. Set CORECAST_SKIP_AIORTC_TESTS=1 to skip on a machine
+//! without.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use common::*;
+use corecast::Node;
+use corecast_signaling::api::CreateChannel;
+use corecast_signaling::client::Client;
+use serde_json::Value;
+
+/// How long each run receives once DTLS is up.
+const SECONDS: u64 = 6;
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tools_present() -> bool {
+    // Every element the senders use, so a missing plugin says so here rather than as a source
+    // that never receives.
+    let gst = [
+        "vp8enc",
+        "x264enc",
+        "opusenc",
+        "rtpvp8pay",
+        "rtph264pay",
+        "rtpopuspay",
+    ]
+    .iter()
+    .all(|element| {
+        Command::new("gst-inspect-1.0")
+            .arg(element)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let aiortc = Command::new("python3")
+        .args(["-c", "import aiortc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if gst && aiortc {
+        return true;
+    }
+    if std::env::var_os("CORECAST_SKIP_AIORTC_TESTS").is_some() {
+        eprintln!("skipping: gst-launch-1.0 or python3's aiortc missing");
+        return false;
+    }
+    panic!(
+        "the aiortc test needs GStreamer with vp8enc, x264enc and opusenc ({gst}) and python3 that imports aiortc \
+         ({aiortc}): apt-get install gstreamer1.0-tools gstreamer1.0-plugins-{{base,good,ugly}}, \
+         then `pip install -r scripts/aiortc/requirements.txt`, or set \
+         CORECAST_SKIP_AIORTC_TESTS=1"
+    );
+}
+
+/// A live GStreamer sender of `what` (a pipeline up to its RTP payloader) to `port`.
+fn gst(what: &str, port: u16) -> Reaped {
+    let pipeline = format!("{what} ! udpsink host=127.0.0.1 port={port}");
+    Reaped(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0 starts"),
+    )
+}
+
+/// 30 fps with a keyframe every half second, so each viewer starts within half a second.
+fn vp8() -> String {
+    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+     vp8enc keyframe-max-dist=15 deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit"
+        .into()
+}
+
+/// Constrained Baseline (profile_idc 66 with constraint_set1), which aiortc offers as 42e01f;
+/// SPS/PPS before every IDR so the node learns the profile-level-id and each viewer can start.
+fn h264() -> String {
+    "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=352,height=288,framerate=30/1 ! \
+     x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max=15 ! \
+     video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1"
+        .into()
+}
+
+fn opus() -> String {
+    "audiotestsrc is-live=true freq=440 ! audioconvert ! audioresample ! opusenc ! rtpopuspay"
+        .into()
+}
+
+struct Channel {
+    id: u32,
+    _senders: [Reaped; 2],
+}
+
+/// A channel of `video_codec` (sent by `video`) and Opus, returned once both sources have
+/// received packets, so that the node knows an H.264 source's parameter sets when the offer
+/// comes.
+fn channel(client: &Client, name: &str, video_codec: &str, video: &str) -> Channel {
+    let cam = source(client, &format!("{name}-cam"), video_codec);
+    let mic = source(client, &format!("{name}-mic"), "opus");
+    let senders = [gst(video, cam.ingest.port), gst(&opus(), mic.ingest.port)];
+    let started = Instant::now();
+    loop {
+        let stats = client.stats().expect("stats");
+        let receiving = |id: u32| {
+            stats
+                .sources
+                .iter()
+                .any(|s| s.id == id && s.counters.packets_accepted > 0)
+        };
+        if receiving(cam.id) && receiving(mic.id) {
+            break;
+        }
+        assert!(
+            started.elapsed() < 2 * DEADLINE,
+            "GStreamer sent nothing to {name}'s sources"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let id = client
+        .create_channel(&CreateChannel {
+            name: name.into(),
+            video: Some(cam.id),
+            audio: Some(mic.id),
+        })
+        .expect("channel created")
+        .id;
+    Channel {
+        id,
+        _senders: senders,
+    }
+}
+
+/// One run of the viewer script; its JSON report, checked for a clean decode at the source's
+/// rate.
+fn watch(node: &Node, channel: u32, profile: &str, codec: &str) -> Value {
+    let url = format!("http://{}/v1/channels/{channel}/whep", node.http_addr());
+    let run = Command::new("python3")
+        .arg(repo().join("scripts/aiortc/whep_viewer.py"))
+        .args([
+            &url,
+            &SECONDS.to_string(),
+            "--profile",
+            profile,
+            "--codec",
+            codec,
+        ])
+        .output()
+        .expect("python3 runs scripts/aiortc/whep_viewer.py");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("whep_viewer.py printed no report ({e}):\n{stdout}\n{stderr}");
+    });
+    let shown = serde_json::to_string_pretty(&report).unwrap();
+    eprintln!("aiortc with {profile} over {codec}: {shown}");
+    assert!(
+        run.status.success(),
+        "the viewer failed:\n{shown}\n{stderr}"
+    );
+    let n = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key}:\n{shown}"))
+    };
+    assert_eq!(report["profile"], profile, "aiortc negotiated:\n{shown}");
+    assert_eq!(n("decode_errors"), 0, "aiortc's decoder failed:\n{shown}");
+    assert_eq!(n("libav_errors"), 0, "FFmpeg reported errors:\n{shown}");
+    // 30 fps for SECONDS, less the wait for the first keyframe (at most half a second).
+    assert!(
+        n("video_frames") >= 25 * SECONDS,
+        "frames decoded below the source's rate:\n{shown}"
+    );
+    // Opus at 20 ms a frame: 50 a second.
+    assert!(
+        n("audio_frames") >= 40 * SECONDS,
+        "audio frames below the source's rate:\n{shown}"
+    );
+    // aiortc's own sequence tracking: nothing lost on loopback, per kind.
+    for kind in ["video", "audio"] {
+        let rtp = &report["rtp"][kind];
+        assert!(
+            rtp["packets"].as_u64().is_some_and(|p| p > 0),
+            "aiortc counted no {kind} RTP:\n{shown}"
+        );
+        assert_eq!(rtp["lost"], 0, "{kind} packets lost:\n{shown}");
+    }
+    assert!(
+        (200..300).contains(&n("delete_status")),
+        "DELETE refused:\n{shown}"
+    );
+    report
+}
+
+/// The `data.profile` of every `viewer.connected` event the node has written so far.
+fn connected_profiles(events: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(events).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["type"] == "viewer.connected")
+        .map(|e| e["data"]["profile"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The node's name (its `Debug` of `corecast_srtp::Profile`) for an RFC profile name.
+fn node_name(profile: &str) -> &'static str {
+    match profile {
+        "AEAD_AES_256_GCM" => "AeadAes256Gcm",
+        "AEAD_AES_128_GCM" => "AeadAes128Gcm",
+        "AES_CM_128_HMAC_SHA1_80" => "Aes128CmHmacSha1_80",
+        other => panic!("unknown profile {other}"),
+    }
+}
+
+/// Waits for the node to have written `count` `viewer.connected` events; returns their
+/// profiles.
+fn profiles_after(events: &Path, count: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    until("the node's viewer.connected events", || {
+        seen = connected_profiles(events);
+        seen.len() >= count
+    });
+    seen
+}
+
+#[test]
+fn aiortc_decodes_vp8_and_opus_with_each_srtp_profile() {
+    if !tools_present() {
+        return;
+    }
+    let events = events_file("aiortc");
+    let (node, client) = start(&["--events-jsonl", &events.display().to_string()]);
+    let vp8_channel = channel(&client, "vp8", "vp8", &vp8());
+    let profiles = [
+        "AEAD_AES_256_GCM",
+        "AEAD_AES_128_GCM",
+        "AES_CM_128_HMAC_SHA1_80",
+    ];
+    for (i, profile) in profiles.iter().enumerate() {
+        let report = watch(&node, vp8_channel.id, profile, "VP8");
+        assert_eq!(report["codecs"]["video"], "VP8/90000", "{report}");
+        assert_eq!(
+            report["sizes"],
+            serde_json::json!({"320x240": report["video_frames"]})
+        );
+        let seen = profiles_after(&events, i + 1);
+        assert_eq!(
+            seen[i],
+            node_name(profile),
+            "the node's viewer.connected events: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn aiortc_decodes_h264_constrained_baseline_and_opus() {
+    if !tools_present() {
+        return;
+    }
+    let events = events_file("aiortc-h264");
+    let (node, client) = start(&["--events-jsonl", &events.display().to_string()]);
+    let h264_channel = channel(&client, "h264", "h264", &h264());
+    let report = watch(&node, h264_channel.id, "AEAD_AES_256_GCM", "H264");
+    assert_eq!(report["codecs"]["video"], "H264/90000", "{report}");
+    // aiortc offers Baseline (42001f) and Constrained Baseline (42e01f); the node must pick
+    // the latter's payload type for its Constrained Baseline source, and answer with the
+    // source's own profile-level-id (x264's 42c0xx, the same profile by libwebrtc's table).
+    let codecs = &report["codecs"];
+    let fmtp_has = |key: &str, what: &str| codecs[key].as_str().unwrap_or("").contains(what);
+    assert!(
+        fmtp_has("video_offered_fmtp", "profile-level-id=42e01f")
+            && fmtp_has("video_offered_fmtp", "packetization-mode=1"),
+        "the answer did not pick aiortc's Constrained Baseline: {report}"
+    );
+    assert!(
+        fmtp_has("video_fmtp", "profile-level-id=42c0")
+            && fmtp_has("video_fmtp", "packetization-mode=1"),
+        "the answer does not describe the Constrained Baseline source: {report}"
+    );
+    assert_eq!(
+        report["sizes"],
+        serde_json::json!({"352x288": report["video_frames"]})
+    );
+    assert_eq!(profiles_after(&events, 1)[0], "AeadAes256Gcm");
+}
