@@ -208,6 +208,13 @@ fn watch(node: &Node, channel: u32, profile: &str, codec: &str) -> Value {
             "aiortc counted no {kind} RTP:\n{shown}"
         );
         assert_eq!(rtp["lost"], 0, "{kind} packets lost:\n{shown}");
+        // The node's sender reports, sealed as SRTCP in this run's profile, reached aiortc.
+        assert!(
+            report["rtp"][format!("{kind}_sender_report")]["packets_sent"]
+                .as_u64()
+                .is_some_and(|p| p > 0),
+            "no sender report on {kind}:\n{shown}"
+        );
     }
     assert!(
         (200..300).contains(&n("delete_status")),
