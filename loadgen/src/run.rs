@@ -162,11 +162,13 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer) -> Result<Report, String> 
             cfg,
             observer,
             origin,
-            subs,
+            Subscribers {
+                sockets: subs,
+                webrtc,
+            },
             source_sockets,
             &dests,
             topology.as_ref(),
-            webrtc,
         )
     });
     // Another process sending to a source's port first gets latched instead of us.
@@ -263,16 +265,25 @@ fn foreign_senders(t: &Topology, ours: &[Option<SocketAddr>]) -> Vec<String> {
     found
 }
 
+/// The subscriber sockets, by index, and for `--whep` how the viewers joined.
+struct Subscribers {
+    sockets: Vec<UdpSocket>,
+    webrtc: Option<(Joined, Offered)>,
+}
+
 fn measure(
     cfg: &Config,
     observer: &mut dyn Observer,
     origin: Instant,
-    subs: Vec<UdpSocket>,
+    subscribers: Subscribers,
     source_sockets: Vec<UdpSocket>,
     dests: &[SocketAddr],
     topology: Option<&Topology>,
-    webrtc: Option<(Joined, Offered)>,
 ) -> Result<Report, String> {
+    let Subscribers {
+        sockets: subs,
+        webrtc,
+    } = subscribers;
     let targets: Vec<SocketAddr> = match (cfg.raw_target, topology) {
         (Some(t), _) => vec![t],
         (None, Some(t)) => t.ingest.clone(),

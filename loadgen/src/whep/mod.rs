@@ -47,6 +47,9 @@ pub struct Offered {
     pub answers: Vec<ParsedAnswer>,
 }
 
+/// One viewer's offer: created and answered, or why not.
+type OfferResult = Result<(http::Created, ParsedAnswer), String>;
+
 /// Create a channel per source of `t` and a viewer per subscriber (`count`), viewer `j` on
 /// channel `j % sources`, all offering `certificate`; records channels and viewers in `t` (so
 /// they are deleted whatever happens next).
@@ -79,8 +82,7 @@ pub fn create(
     }
     let ice: Vec<ViewerIce> = (0..count).map(|_| ViewerIce::random()).collect();
     let fingerprint = certificate.fingerprint();
-    let results: Vec<Mutex<Option<Result<(http::Created, ParsedAnswer), String>>>> =
-        (0..count).map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<OfferResult>>> = (0..count).map(|_| Mutex::new(None)).collect();
     let channels = t.channels.clone();
     parallel(&ice, |j, ice| {
         let offer = build_offer(codec, ice, &fingerprint);
