@@ -501,6 +501,18 @@ fn measure(
         .collect();
     report.warnings.extend(faults);
     report.warnings.extend(join_failures);
+    // Every STUN datagram after the join is an answer to a check of ours: fewer answers than
+    // checks means the node dropped some (its consent timeout then comes closer).
+    if let Some(w) = report
+        .webrtc
+        .as_ref()
+        .filter(|w| w.stun_ignored < consent_checks)
+    {
+        report.warnings.push(format!(
+            "only {} of {consent_checks} consent checks were answered",
+            w.stun_ignored
+        ));
+    }
     for (j, v) in &verifiers {
         let outcome = v.finish(&sent.sent, (*j as u32) % cfg.sources);
         counts += outcome.counts;

@@ -70,8 +70,9 @@ fn whep_viewers_verify_every_packet_and_switch_channels_on_keyframes() {
     assert_eq!(r.switch_errors, 0, "{why}");
     assert!(r.switches_requested >= u64::from(viewers), "{why}");
     assert!(r.switches_completed >= u64::from(viewers), "{why}");
-    // Consent checks went out at 5 s.
-    assert!(r.consent_checks_sent >= u64::from(viewers), "{why}");
+    // Consent checks start at 5 s, one viewer after the other over 5 s; each was answered.
+    assert!(r.consent_checks_sent > 0, "{why}");
+    assert_eq!(w.stun_ignored, r.consent_checks_sent, "{why}");
     // What the run created is gone: viewers (by their Location), channels, sources.
     assert!(client.subscribers().unwrap().is_empty(), "{why}");
     assert!(client.channels().unwrap().is_empty(), "{why}");

@@ -19,12 +19,15 @@ use super::answer::ParsedAnswer;
 use super::dtls::{looks_like_dtls, viewer_inbound, ClientEvent, DtlsClient};
 use super::offer::ViewerIce;
 use super::stun::{binding_request, is_success, looks_like_stun};
+use super::CONSENT_EVERY;
 
 /// Viewers connecting at the same time: enough to keep the node's DTLS thread busy, few enough
 /// that a connect time is the handshake's, not a queue's.
 pub const MAX_IN_FLIGHT: usize = 128;
 /// An unanswered ICE check is sent again this often.
 const ICE_RESEND: Duration = Duration::from_millis(250);
+/// Datagrams read from one socket per readiness event.
+const MAX_READS_PER_EVENT: usize = 256;
 /// The longest the loop sleeps without an event.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
@@ -69,9 +72,14 @@ enum State {
     Waiting,
     Ice {
         tid: TransactionId,
+        req: Vec<u8>,
         resend_at: Instant,
     },
     Dtls(Box<DtlsClient>),
+    /// Connected: only consent checks from here on.
+    Connected {
+        consent_at: Instant,
+    },
     Done,
 }
 
@@ -135,6 +143,7 @@ pub fn join(
             let _ = v.socket.send(&req);
             state[next].state = State::Ice {
                 tid,
+                req,
                 resend_at: now + ICE_RESEND,
             };
             state[next].started = Some(now);
@@ -148,17 +157,10 @@ pub fn join(
             let mut failed = None;
             let v = &viewers[i];
             match &mut s.state {
-                State::Ice { tid, resend_at } => {
+                State::Ice { req, resend_at, .. } => {
                     if *resend_at <= now {
-                        let (req, t) = binding_request(
-                            &v.answer.ufrag,
-                            &v.ice.ufrag,
-                            &v.answer.pwd,
-                            s.tie_breaker,
-                            true,
-                        );
-                        let _ = v.socket.send(&req);
-                        *tid = t;
+                        // The same transaction (RFC 8489 §6.2.1), so a late answer still counts.
+                        let _ = v.socket.send(req);
                         *resend_at = now + ICE_RESEND;
                         resends += 1;
                     }
@@ -177,6 +179,23 @@ pub fn join(
                     if let Some(ClientEvent::Failed(why)) = client.poll_event() {
                         failed = Some(why);
                     }
+                }
+                State::Connected { consent_at } => {
+                    // A long join must not outlast the node's consent timeout for the viewers
+                    // that connected first: they keep sending checks (answers are left queued
+                    // and counted by the receiving threads).
+                    if *consent_at <= now {
+                        let (req, _) = binding_request(
+                            &v.answer.ufrag,
+                            &v.ice.ufrag,
+                            &v.answer.pwd,
+                            s.tie_breaker,
+                            false,
+                        );
+                        let _ = v.socket.send(&req);
+                        *consent_at = now + CONSENT_EVERY;
+                    }
+                    wake = wake.min(*consent_at);
                 }
                 State::Waiting | State::Done => {}
             }
@@ -199,19 +218,32 @@ pub fn join(
                 continue;
             };
             // Read one datagram at a time and stop once connected: what follows is media, left
-            // queued for the receiving threads.
-            while !matches!(s.state, State::Done | State::Waiting) {
+            // queued for the receiving threads. The bound only guards against a flood; a
+            // handshake is a handful of datagrams.
+            for _ in 0..MAX_READS_PER_EVENT {
+                if matches!(
+                    s.state,
+                    State::Done | State::Waiting | State::Connected { .. }
+                ) {
+                    break;
+                }
                 let n = match v.socket.recv(&mut buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // ICMP errors (a port unreachable) surface here: the check is resent.
-                    Err(_) => break,
+                    // An ICMP error (port unreachable) is reported once; the check is resent.
+                    Err(_) => continue,
                 };
                 let datagram = &buf[..n];
                 let outcome = step(&mut s.state, v, datagram, certificate, Instant::now());
                 if let Some(result) = outcome {
                     let at = Instant::now();
-                    s.state = State::Done;
+                    s.state = if result.is_ok() {
+                        State::Connected {
+                            consent_at: at + CONSENT_EVERY,
+                        }
+                    } else {
+                        State::Done
+                    };
                     in_flight -= 1;
                     finished += 1;
                     if result.is_ok() {
@@ -293,6 +325,6 @@ fn step(
                 ClientEvent::Failed(why) => Some(Err(why)),
             }
         }
-        State::Waiting | State::Done => None,
+        State::Waiting | State::Connected { .. } | State::Done => None,
     }
 }
