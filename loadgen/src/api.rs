@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use corecast_signaling::api::{CreateSource, CreateSubscriber};
 use corecast_signaling::client::Client;
 
+use super::whep::http::WhepHttp;
 use super::Stop;
 
 /// Subscribers per batch request.
@@ -30,6 +31,14 @@ pub struct Topology {
     pub subscribers: Vec<u32>,
     /// The address each subscriber's media comes from (its shard's socket).
     pub media_from: Vec<SocketAddr>,
+    /// `loadgen-<pid>-<run>`, what the sources' (and channels') names start with.
+    pub name_prefix: String,
+    /// `--whep`: one channel per source, by source index.
+    pub channels: Vec<u32>,
+    /// `--whep`: each viewer's `Location`, by subscriber index.
+    pub locations: Vec<String>,
+    /// `--whep`: the WHEP calls (viewers switch by channel and are deleted at their Location).
+    pub whep: Option<WhepHttp>,
 }
 
 impl Topology {
@@ -48,11 +57,14 @@ impl Topology {
             ingest: Vec::new(),
             subscribers: Vec::new(),
             media_from: Vec::new(),
+            name_prefix: format!("loadgen-{}-{run}", std::process::id()),
+            channels: Vec::new(),
+            locations: Vec::new(),
+            whep: None,
         };
-        let pid = std::process::id();
         for i in 0..sources {
             let req = CreateSource {
-                name: format!("loadgen-{pid}-{run}-{i}"),
+                name: format!("{}-{i}", t.name_prefix),
                 codec: codec.to_string(),
                 clock_rate: None,
                 port: None,
@@ -101,7 +113,20 @@ impl Topology {
     pub fn remove(&mut self) -> Vec<String> {
         let failures = Mutex::new(Vec::new());
         let subs = std::mem::take(&mut self.subscribers);
-        parallel(&subs, |_, &id| {
+        let locations = std::mem::take(&mut self.locations);
+        if let Some(whep) = &self.whep {
+            parallel(&locations, |_, location| {
+                if let Err(e) = whep.delete(location) {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("cannot delete viewer {location}: {e}"));
+                }
+                true
+            });
+        }
+        let plain: &[u32] = if self.whep.is_some() { &[] } else { &subs };
+        parallel(plain, |_, &id| {
             if let Err(e) = self.client.delete_subscriber(id) {
                 failures
                     .lock()
@@ -110,6 +135,14 @@ impl Topology {
             }
             true
         });
+        for id in std::mem::take(&mut self.channels) {
+            if let Err(e) = self.client.delete_channel(id) {
+                failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("cannot delete channel {id}: {e}"));
+            }
+        }
         for id in std::mem::take(&mut self.sources) {
             if let Err(e) = self.client.delete_source(id) {
                 failures
@@ -135,7 +168,8 @@ pub struct SwitchCounters {
 }
 
 /// Every `every` from `start` (on `origin`'s clock) until `until` or `stop`, move every
-/// subscriber to the next source: in round `r`, subscriber `j` goes to source `(j + r) % S`.
+/// subscriber to the next source: in round `r`, subscriber `j` goes to source `(j + r) % S`
+/// (WHEP viewers: to channel `(j + r) % S`, by channel).
 pub fn switch_rounds(
     t: &Topology,
     every: Duration,
@@ -159,9 +193,19 @@ pub fn switch_rounds(
             return;
         }
         parallel(&t.subscribers, |j, &id| {
-            let to = t.sources[(j + round as usize) % s];
-            match t.client.switch(id, to) {
-                Ok(_) => {
+            let next = (j + round as usize) % s;
+            let (to, result) = match &t.whep {
+                Some(whep) => (t.channels[next], whep.switch_channel(id, t.channels[next])),
+                None => (
+                    t.sources[next],
+                    t.client
+                        .switch(id, t.sources[next])
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                ),
+            };
+            match result {
+                Ok(()) => {
                     counters.requested.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
@@ -180,7 +224,7 @@ pub fn switch_rounds(
 
 /// Call `f(index, item)` for every item on up to [`API_THREADS`] threads; a worker stops early
 /// when `f` returns false.
-fn parallel<T: Sync>(items: &[T], f: impl Fn(usize, &T) -> bool + Sync) {
+pub(crate) fn parallel<T: Sync>(items: &[T], f: impl Fn(usize, &T) -> bool + Sync) {
     if items.is_empty() {
         return;
     }

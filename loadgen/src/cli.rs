@@ -115,6 +115,10 @@ pub struct LoadgenArgs {
     /// on while packets still arrive, up to 10 s more).
     #[arg(long, default_value_t = 500)]
     pub drain_ms: u64,
+    /// Subscribers are WebRTC viewers instead of plain RTP: one channel per source, a WHEP
+    /// offer each, ICE and DTLS, SRTP decrypted before the same checks; switches go by channel.
+    #[arg(long, conflicts_with = "raw_target")]
+    pub whep: bool,
 }
 
 impl LoadgenArgs {
@@ -148,6 +152,7 @@ impl LoadgenArgs {
             rcvbuf: self.rcvbuf,
             drain: Duration::from_millis(self.drain_ms),
             tick_origin: None,
+            whep: self.whep,
             stop: Stop::new(),
         }
     }

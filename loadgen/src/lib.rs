@@ -13,6 +13,9 @@
 //! 4. After sending, wait at least [`Config::drain`] for packets in flight, collect every verifier's
 //!    result, delete what was created, and judge the run ([`Report::judge`]).
 //!
+//! With [`Config::whep`] the subscribers are WHEP viewers: one channel per source, an SDP
+//! offer per viewer, ICE and DTLS from one thread, SRTP opened before verification ([`whep`]).
+//!
 //! [`stream`] builds the packets, [`payload`] the verifiable bytes inside them, [`verify`] checks
 //! them, [`report`] sums up, [`cli`] and [`demo`] are the `corecast loadgen` and `corecast demo`
 //! commands. [`check`] is `corecast check`, the same checks on one stream of any sender.
@@ -32,6 +35,7 @@ mod run;
 pub mod send;
 pub mod stream;
 pub mod verify;
+pub mod whep;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Condvar, Mutex};
@@ -92,6 +96,8 @@ pub struct Config {
     /// node's start, so each window is one of the node's 1 s stats intervals and the two sets of
     /// numbers cover the same time); default: the start of sending.
     pub tick_origin: Option<std::time::Instant>,
+    /// Subscribers are WebRTC viewers (WHEP, ICE, DTLS, SRTP; [`whep`]) instead of plain RTP.
+    pub whep: bool,
     /// Ends the run early when triggered (e.g. on Ctrl-C); the run triggers it itself when
     /// sending ends, so give each run its own.
     pub stop: Stop,
@@ -124,6 +130,7 @@ impl Default for Config {
             rcvbuf: 4 << 20,
             drain: Duration::from_millis(500),
             tick_origin: None,
+            whep: false,
             stop: Stop::default(),
         }
     }

@@ -21,6 +21,7 @@ use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::verify::Verifier;
+use super::whep::media::{ViewerMedia, WebrtcCounts};
 
 /// How often a receiving thread publishes its counters.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -54,6 +55,8 @@ pub struct RecvOutcome {
     /// (subscriber index, its verifier).
     pub verifiers: Vec<(usize, Verifier)>,
     pub latency: Histogram<u64>,
+    /// WebRTC viewers' demux and SRTP counts, summed (zero for plain subscribers).
+    pub webrtc: WebrtcCounts,
 }
 
 /// A running receiving thread.
@@ -65,10 +68,11 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Start a thread receiving on `sockets` (subscriber index, non-blocking socket).
+    /// Start a thread receiving on `sockets` (subscriber index, non-blocking socket, and for a
+    /// WebRTC viewer what unprotects its SRTP).
     pub fn spawn(
         name: String,
-        sockets: Vec<(usize, UdpSocket)>,
+        sockets: Vec<(usize, UdpSocket, Option<ViewerMedia>)>,
         codec: Codec,
         sources: u32,
         origin: Instant,
@@ -76,7 +80,7 @@ impl Receiver {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut subs = Vec::with_capacity(sockets.len());
-        for (k, (index, socket)) in sockets.into_iter().enumerate() {
+        for (k, (index, socket, media)) in sockets.into_iter().enumerate() {
             let mut socket = mio::net::UdpSocket::from_std(socket);
             poll.registry()
                 .register(&mut socket, Token(k), Interest::READABLE)?;
@@ -84,6 +88,7 @@ impl Receiver {
                 index,
                 socket,
                 verifier: Verifier::new(codec, sources),
+                media,
             });
         }
         let progress = Arc::new(RecvProgress {
@@ -148,6 +153,7 @@ struct Sub {
     index: usize,
     socket: mio::net::UdpSocket,
     verifier: Verifier,
+    media: Option<ViewerMedia>,
 }
 
 struct Worker {
@@ -222,6 +228,10 @@ impl Worker {
                 break;
             }
         }
+        let mut webrtc = WebrtcCounts::default();
+        for m in self.subs.iter().filter_map(|s| s.media.as_ref()) {
+            webrtc += &m.counts;
+        }
         Ok(RecvOutcome {
             verifiers: self
                 .subs
@@ -229,6 +239,7 @@ impl Worker {
                 .map(|s| (s.index, s.verifier))
                 .collect(),
             latency: total,
+            webrtc,
         })
     }
 
@@ -251,8 +262,16 @@ impl Worker {
                 return Ok(count);
             }
             let now = self.origin.elapsed().as_nanos() as u64;
-            for (buf, r) in bufs[..n].iter().zip(&got[..n]) {
-                if let Some(ns) = sub.verifier.feed(&buf[..r.len], now) {
+            for (buf, r) in bufs[..n].iter_mut().zip(&got[..n]) {
+                let len = match &mut sub.media {
+                    // SRTP is opened in place; what is not media was counted there.
+                    Some(media) => match media.open(&mut buf[..r.len]) {
+                        Some(len) => len,
+                        None => continue,
+                    },
+                    None => r.len,
+                };
+                if let Some(ns) = sub.verifier.feed(&buf[..len], now) {
                     latency.saturating_record((ns / 1000).max(1));
                 }
             }

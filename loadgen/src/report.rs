@@ -7,6 +7,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::verify::Counts;
+use super::whep::join::ConnectFigures;
+use super::whep::media::WebrtcCounts;
 
 /// End-to-end latency percentiles in microseconds (receive time − the send time in the packet).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -43,6 +45,15 @@ pub struct Report {
     /// `api` (sources and subscribers on a node through its API) or `raw` (`--raw-target`).
     pub mode: String,
     pub codec: String,
+    /// `rtp` (plain subscribers) or `webrtc` (`--whep`: WHEP viewers with ICE, DTLS and SRTP).
+    pub transport: String,
+    /// `--whep`: how the viewers connected (ICE + DTLS); null for plain subscribers.
+    pub connect: Option<ConnectFigures>,
+    /// `--whep`: SRTP opened and dropped, and the datagrams that were not media; null for
+    /// plain subscribers.
+    pub webrtc: Option<WebrtcCounts>,
+    /// `--whep`: consent checks (STUN) sent during the run.
+    pub consent_checks_sent: u64,
     pub sources: u32,
     pub subscribers: u32,
     /// Seconds from the first frame due to the end of sending.
@@ -182,7 +193,20 @@ impl Report {
                 "datagrams that were not the load generator's",
             ),
         ];
-        for (n, what) in checks {
+        let connect_failed = self.connect.map_or(0, |c| c.failed);
+        let (unprotect, ssrc_not_answered) = self
+            .webrtc
+            .as_ref()
+            .map_or((0, 0), |w| (w.unprotect_drops(), w.ssrc_not_answered));
+        let webrtc_checks = [
+            (connect_failed, "viewers did not connect (ICE + DTLS)"),
+            (unprotect, "SRTP packets that did not unprotect"),
+            (
+                ssrc_not_answered,
+                "packets with an SSRC other than the answer's",
+            ),
+        ];
+        for (n, what) in checks.into_iter().chain(webrtc_checks) {
             if n > 0 {
                 f.push(format!("{n} {what}"));
             }
@@ -196,16 +220,49 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let l = &self.latency_us;
+        let connect_line = self.connect.map(|c| {
+            format!(
+                "  connect   {} viewers in {:.2} s ({:.0} handshakes/s{}): ICE + DTLS p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} failed, {} ICE resends",
+                c.connected,
+                c.wall_s,
+                c.handshakes_per_s,
+                c.handshakes_per_server_cpu_s
+                    .map_or(String::new(), |h| format!(", {h:.0} per server CPU-second")),
+                c.p50_ms,
+                c.p99_ms,
+                c.max_ms,
+                c.failed,
+                c.ice_resends
+            )
+        });
+        let webrtc_line = self.webrtc.as_ref().map(|w| {
+            format!(
+                "  webrtc    SRTP opened {}, unprotect drops {} {:?}, other SSRC {}; ignored: STUN {}, DTLS {}, SRTCP {}, unknown {}; consent checks sent {}",
+                w.srtp_opened,
+                w.unprotect_drops(),
+                w.unprotect_dropped,
+                w.ssrc_not_answered,
+                w.stun_ignored,
+                w.dtls_ignored,
+                w.srtcp_ignored,
+                w.unknown,
+                self.consent_checks_sent
+            )
+        });
         let _ = writeln!(
             s,
-            "loadgen ({} mode, {}): {} source{} × {} subscribers for {:.1} s",
+            "loadgen ({} mode, {}, transport {}): {} source{} × {} subscribers for {:.1} s",
             self.mode,
             self.codec,
+            self.transport,
             self.sources,
             if self.sources == 1 { "" } else { "s" },
             self.subscribers,
             self.duration_s
         );
+        for line in connect_line.iter().chain(&webrtc_line) {
+            let _ = writeln!(s, "{line}");
+        }
         let _ = writeln!(
             s,
             "  sent      {} packets ({:.0} pps), {} keyframes, {} keyframe requests answered",

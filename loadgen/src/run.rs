@@ -16,7 +16,12 @@ use super::report::{process_cpu_s, Latency, Report};
 use super::send::{self, SendProgress, SourceSender};
 use super::stream::{SourceStream, StreamShape};
 use super::verify::Counts;
+use super::whep::http::WhepHttp;
+use super::whep::join::{self, Joined, ToJoin};
+use super::whep::media::{ViewerMedia, WebrtcCounts};
+use super::whep::{self, Offered};
 use super::{Config, Observer, Progress};
+use corecast_webrtc::dtls::Certificate;
 
 /// Send buffer asked for each source socket.
 const SNDBUF: usize = 4 << 20;
@@ -29,6 +34,9 @@ const PUBLISH_WAIT: Duration = Duration::from_millis(200);
 const QUIET: Duration = Duration::from_millis(500);
 /// The drain lasts at most this much longer than asked, however long packets keep arriving.
 const MAX_EXTRA_DRAIN: Duration = Duration::from_secs(10);
+/// `--whep`: viewers not connected after this long, plus [`JOIN_PER_VIEWER`] each, fail.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+const JOIN_PER_VIEWER: Duration = Duration::from_millis(20);
 
 fn check(cfg: &Config) -> Result<(), String> {
     if cfg.sources == 0 || cfg.subscribers == 0 {
@@ -54,6 +62,9 @@ fn check(cfg: &Config) -> Result<(), String> {
     }
     if cfg.raw_target.is_some() && cfg.switch_every.is_some() {
         return Err("raw mode (--raw-target) cannot switch sources".into());
+    }
+    if cfg.whep && cfg.raw_target.is_some() {
+        return Err("--whep needs the node's API (not --raw-target)".into());
     }
     if !(0.0..=1.0).contains(&cfg.max_loss) {
         return Err("--max-loss is a fraction from 0 to 1".into());
@@ -121,26 +132,40 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer) -> Result<Report, String> 
         Some(_) => None,
         None => {
             let client = Client::with_timeout(&cfg.server, cfg.token.clone(), API_TIMEOUT);
+            // WHEP viewers are created by offers (below), not as plain subscribers.
+            let plain: &[SocketAddr] = if cfg.whep { &[] } else { &dests };
             Some(Topology::create(
                 client,
                 cfg.shape.codec.name(),
                 cfg.sources,
-                &dests,
+                plain,
             )?)
         }
     };
     // From here on, what was created is deleted whatever happens.
+    let offered = match (cfg.whep, topology.as_mut()) {
+        (true, Some(t)) => offer_viewers(cfg, t).map(Some),
+        _ => Ok(None),
+    };
     let from: Vec<SocketAddr> = match (&topology, cfg.raw_from) {
         (Some(t), _) => t.media_from.clone(),
         (None, Some(from)) => vec![from; subs.len()],
         (None, None) => Vec::new(),
     };
-    let result = connect_subscribers(&subs, &from).and_then(|()| {
+    let result = offered.and_then(|offered| {
+        connect_subscribers(&subs, &from)?;
+        let webrtc = match offered {
+            Some((cert, offered)) => Some((join_viewers(cfg, &subs, &cert, &offered)?, offered)),
+            None => None,
+        };
         measure(
             cfg,
             observer,
             origin,
-            subs,
+            Subscribers {
+                sockets: subs,
+                webrtc,
+            },
             source_sockets,
             &dests,
             topology.as_ref(),
@@ -166,6 +191,37 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer) -> Result<Report, String> 
     report.warnings.extend(cleanup);
     report.judge();
     Ok(report)
+}
+
+/// `--whep`: the run's certificate, then a channel per source and a WHEP offer per subscriber.
+fn offer_viewers(cfg: &Config, t: &mut Topology) -> Result<(Certificate, Offered), String> {
+    let cert = Certificate::generate()
+        .map_err(|e| format!("cannot make the load generator's DTLS certificate: {e:?}"))?;
+    let http = WhepHttp::new(t.client.base(), cfg.token.clone(), API_TIMEOUT);
+    let offered = whep::create(t, http, cfg.shape.codec, cfg.subscribers as usize, &cert)?;
+    Ok((cert, offered))
+}
+
+/// `--whep`: ICE and DTLS for every viewer, from this thread.
+fn join_viewers(
+    cfg: &Config,
+    subs: &[UdpSocket],
+    cert: &Certificate,
+    offered: &Offered,
+) -> Result<Joined, String> {
+    let to_join: Vec<ToJoin> = subs
+        .iter()
+        .zip(&offered.ice)
+        .zip(&offered.answers)
+        .map(|((socket, ice), answer)| ToJoin {
+            socket,
+            ice,
+            answer,
+        })
+        .collect();
+    let deadline = Instant::now() + JOIN_TIMEOUT + JOIN_PER_VIEWER * subs.len() as u32;
+    join::join(&to_join, cert, deadline, cfg.server_pid)
+        .map_err(|e| format!("cannot connect the viewers: {e}"))
 }
 
 /// Take datagrams only from where each subscriber's media comes from (its shard's socket, or
@@ -209,15 +265,25 @@ fn foreign_senders(t: &Topology, ours: &[Option<SocketAddr>]) -> Vec<String> {
     found
 }
 
+/// The subscriber sockets, by index, and for `--whep` how the viewers joined.
+struct Subscribers {
+    sockets: Vec<UdpSocket>,
+    webrtc: Option<(Joined, Offered)>,
+}
+
 fn measure(
     cfg: &Config,
     observer: &mut dyn Observer,
     origin: Instant,
-    subs: Vec<UdpSocket>,
+    subscribers: Subscribers,
     source_sockets: Vec<UdpSocket>,
     dests: &[SocketAddr],
     topology: Option<&Topology>,
 ) -> Result<Report, String> {
+    let Subscribers {
+        sockets: subs,
+        webrtc,
+    } = subscribers;
     let targets: Vec<SocketAddr> = match (cfg.raw_target, topology) {
         (Some(t), _) => vec![t],
         (None, Some(t)) => t.ingest.clone(),
@@ -239,9 +305,39 @@ fn measure(
         });
     }
     let threads = cfg.recv_threads.clamp(1, subs.len());
-    let mut groups: Vec<Vec<(usize, UdpSocket)>> = (0..threads).map(|_| Vec::new()).collect();
-    for (j, s) in subs.into_iter().enumerate() {
-        groups[j % threads].push((j, s));
+    // WebRTC viewers: sockets for the consent checks, each viewer's SRTP, and what the join
+    // found.
+    let mut consent_sockets = Vec::new();
+    let mut media: Vec<Option<ViewerMedia>> = Vec::new();
+    let mut join_figures = None;
+    let mut join_failures = Vec::new();
+    let mut offered = None;
+    if let Some((joined, o)) = webrtc {
+        for s in &subs {
+            consent_sockets.push(
+                s.try_clone()
+                    .map_err(|e| format!("cannot clone a viewer socket: {e}"))?,
+            );
+        }
+        for (j, (inbound, answer)) in joined.inbound.into_iter().zip(&o.answers).enumerate() {
+            match inbound {
+                Ok(ctx) => media.push(Some(ViewerMedia::new(ctx, answer.ssrc))),
+                Err(why) => {
+                    if join_failures.len() < 3 {
+                        join_failures.push(format!("viewer {j} did not connect: {why}"));
+                    }
+                    media.push(None);
+                }
+            }
+        }
+        join_figures = Some(joined.figures);
+        offered = Some(o);
+    }
+    media.resize_with(subs.len(), || None);
+    let mut groups: Vec<Vec<(usize, UdpSocket, Option<ViewerMedia>)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (j, (s, m)) in subs.into_iter().zip(media).enumerate() {
+        groups[j % threads].push((j, s, m));
     }
     let mut receivers = Vec::new();
     for (t, group) in groups.into_iter().enumerate() {
@@ -281,6 +377,9 @@ fn measure(
             let switches = &switches;
             scope.spawn(move || api::switch_rounds(t, every, origin, start, until, stop, switches));
         }
+        let consent = offered
+            .as_ref()
+            .map(|o| scope.spawn(|| whep::consent(&consent_sockets, o, stop)));
         // Progress windows end on whole ticks after `ticks_from`: with `Config::tick_origin`
         // the node's start, so each window is one of the node's stats intervals.
         let sending = origin + start;
@@ -323,17 +422,27 @@ fn measure(
             .join()
             .map_err(|_| "the sending thread panicked".to_string())?
             .map_err(|e| e.to_string());
-        Ok::<_, String>(sent)
+        // Sending has ended and triggered `stop`: the consent thread returns at once.
+        let consent_checks = match consent {
+            Some(c) => c
+                .join()
+                .map_err(|_| "the consent thread panicked".to_string())?,
+            None => 0,
+        };
+        Ok::<_, String>((sent, consent_checks))
     })?;
+    let (sent, consent_checks) = sent;
     let drained = drain(&receivers, cfg.drain);
     let mut latency = latency_histogram();
     let mut verifiers = Vec::with_capacity(dests.len());
     let mut failed = None;
+    let mut webrtc_counts = WebrtcCounts::default();
     for r in receivers {
         match r.finish() {
             Ok(out) => {
                 latency.add(&out.latency).expect("same bounds");
                 verifiers.extend(out.verifiers);
+                webrtc_counts += &out.webrtc;
             }
             Err(e) => failed = Some(format!("a receiving thread failed: {e}")),
         }
@@ -353,6 +462,10 @@ fn measure(
         }
         .into(),
         codec: cfg.shape.codec.name().into(),
+        transport: if cfg.whep { "webrtc" } else { "rtp" }.into(),
+        connect: join_figures,
+        webrtc: cfg.whep.then_some(webrtc_counts),
+        consent_checks_sent: consent_checks,
         sources: cfg.sources,
         subscribers: cfg.subscribers,
         duration_s: ((sent.ended - sent.started).as_secs_f64() * 1000.0).round() / 1000.0,
@@ -387,6 +500,19 @@ fn measure(
         .take(3)
         .collect();
     report.warnings.extend(faults);
+    report.warnings.extend(join_failures);
+    // Every STUN datagram after the join is an answer to a check of ours: fewer answers than
+    // checks means the node dropped some (its consent timeout then comes closer).
+    if let Some(w) = report
+        .webrtc
+        .as_ref()
+        .filter(|w| w.stun_ignored < consent_checks)
+    {
+        report.warnings.push(format!(
+            "only {} of {consent_checks} consent checks were answered",
+            w.stun_ignored
+        ));
+    }
     for (j, v) in &verifiers {
         let outcome = v.finish(&sent.sent, (*j as u32) % cfg.sources);
         counts += outcome.counts;
