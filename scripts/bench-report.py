@@ -35,7 +35,7 @@ TARGET_GST = 1.3
 TARGET_P99_US = 1000
 TARGET_BYTES_PER_SUB = 2048
 
-RUN_RE = re.compile(r"^(corecast|gstreamer)-(\d+)x(\d+)\.r(\d+)\.json$")
+RUN_RE = re.compile(r"^(corecast|webrtc|gstreamer)-(\d+)x(\d+)\.r(\d+)\.json$")
 PROBE_RE = re.compile(r"^rawlimit-(\d+)\.r(\d+)\.json$")
 SPIN_RE = re.compile(r"^rawlimit-spin-(\d+)\.r(\d+)\.json$")
 
@@ -207,7 +207,7 @@ def config_name(s, m):
 
 def config_order(key):
     fw, s, m = key
-    return (s > 1, m, fw != "corecast")
+    return (s > 1, m, {"corecast": 0, "webrtc": 1}.get(fw, 2))
 
 
 # --- the section --------------------------------------------------------------------------------
@@ -308,6 +308,23 @@ def report(args):
           f"{'–' if peak is None else f'{peak / 1024:.1f}'} | {fmt_bytes(per_sub)} | "
           f"{'yes' if passed == len(reps) else 'no'} ({passed}/{len(reps)}) |")
     w("")
+    webrtc = [k for k in rows if k[0] == "webrtc" and ("corecast", k[1], k[2]) in rows]
+    if webrtc:
+        w("`webrtc` is corecast with every subscriber a WHEP viewer (`corecast loadgen --whep`: "
+          "ICE, DTLS, and every copy SRTP-sealed on the shard and opened and verified by the "
+          "load generator), each repetition right after the plain run of the same size. "
+          "LiveKit publishes 38k packets out per vCPU (560,962 packets/s on 16 vCPU at 92%).")
+        w("")
+        w("| sources × subscribers | WebRTC ÷ plain, packets out per CPU-s | target | WebRTC ÷ LiveKit's 38k per vCPU | target |")
+        w("|---|---:|---|---:|---|")
+        for key in webrtc:
+            ratio = rows[key]["rate"] / rows[("corecast", key[1], key[2])]["rate"] \
+                if rows[key]["rate"] and rows[("corecast", key[1], key[2])]["rate"] else None
+            vs_livekit = rows[key]["rate"] / 38_000 if rows[key]["rate"] else None
+            w(f"| {config_name(key[1], key[2])} | {fmt_ratio(ratio)} | ≥ 0.75×: "
+              f"{verdict(ratio is not None and ratio >= 0.75)} | {fmt_ratio(vs_livekit)} | "
+              f"≥ 5×: {verdict(vs_livekit is not None and vs_livekit >= 5)} |")
+        w("")
 
     # Saturation and the half-of-saturation run.
     delta_pk, key_pk, gop = burst_packets(meta)

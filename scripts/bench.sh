@@ -58,6 +58,7 @@ if [ "$QUICK" = 1 ]; then
   PROBE_SECONDS=0.2
   PROBE_RECEIVERS="10"
   CORECAST_RUNS="1x10 1x100"
+  WEBRTC_RUNS="1x10"
   GST_RUNS="1x10"
   PERF_RUN=""
 else
@@ -69,6 +70,7 @@ else
   PROBE_SECONDS=1.5
   PROBE_RECEIVERS="10 100 1000 5000"
   CORECAST_RUNS="1x10 1x100 1x1000 1x5000 4x1000"
+  WEBRTC_RUNS="1x1000"
   GST_RUNS="1x10 1x100 1x1000 1x5000"
   PERF_RUN="1x1000"
 fi
@@ -327,9 +329,15 @@ PY
 # at and past saturation lose packets and queue for seconds by design; loss and latency are
 # recorded and reported, and the exit status says only whether the stream verified.
 
-# One corecast run: $1 sources, $2 subscribers, $3 duration, $4 out file, $5 extra JSON fields.
+# One corecast run: $1 sources, $2 subscribers, $3 duration, $4 out file, $5 extra JSON fields,
+# $6 `whep` to make every subscriber a WebRTC viewer (recorded as forwarder `webrtc`).
 run_corecast() {
-  local s=$1 m=$2 d=$3 out=$4 extra=${5:-"{}"} name rc base
+  local s=$1 m=$2 d=$3 out=$4 extra=${5:-"{}"} transport=${6:-rtp} name rc base fw=corecast
+  local whep=()
+  if [ "$transport" = whep ]; then
+    whep=(--whep)
+    fw=webrtc
+  fi
   name=$(basename "$out" .json)
   log "corecast: $s source(s) x $m subscribers, ${d}s ($name)"
   start_corecast "$name" "$m"
@@ -340,12 +348,12 @@ run_corecast() {
   "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" --recv-base-port "$RECV_BASE" \
     --sources "$s" --subscribers "$m" \
     --duration "$d" --bitrate "$BITRATE" --max-loss 1 --max-p99-ms none --json --server-pid "$SERVER" \
-    >"$LOGS/$name.loadgen.json" 2>"$LOGS/$name.loadgen.log"
+    "${whep[@]}" >"$LOGS/$name.loadgen.json" 2>"$LOGS/$name.loadgen.log"
   rc=$?
   set -e
   stop_sampler
   stop_server
-  write_record "$out" corecast "$s" "$m" "$rc" "$LOGS/$name.loadgen.json" \
+  write_record "$out" "$fw" "$s" "$m" "$rc" "$LOGS/$name.loadgen.json" \
     "$LOGS/$name.sample.json" "$base" "$extra"
 }
 
@@ -403,6 +411,9 @@ done
 for run in $CORECAST_RUNS; do
   for r in $(seq "$REPEAT"); do
     run_corecast "${run%x*}" "${run#*x}" "$DURATION" "$RESULTS/corecast-$run.r$r.json"
+    if [[ " $WEBRTC_RUNS " == *" $run "* ]]; then
+      run_corecast "${run%x*}" "${run#*x}" "$DURATION" "$RESULTS/webrtc-$run.r$r.json" '{}' whep
+    fi
     if [ "$HAVE_GST" = 1 ] && [[ " $GST_RUNS " == *" $run "* ]]; then
       run_gst "${run#*x}" "$DURATION" "$RESULTS/gstreamer-$run.r$r.json"
     fi

@@ -107,7 +107,8 @@ pub struct ServeArgs {
     /// Packets each shard's receive queue holds; when full, packets are dropped and counted.
     #[arg(long, env = "CORECAST_QUEUE_DEPTH", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
     pub queue_depth: u32,
-    /// Receive buffer asked of the kernel for each ingest socket, in bytes.
+    /// Receive buffer asked of the kernel for each ingest socket and each shard socket (which
+    /// subscribers' RTCP and viewers' STUN and DTLS reach), in bytes.
     #[arg(long, env = "CORECAST_RCVBUF", default_value_t = 4 << 20)]
     pub rcvbuf: usize,
     /// Send buffer asked of the kernel for each shard's socket, in bytes.

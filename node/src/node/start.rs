@@ -538,6 +538,15 @@ fn egress_socket(
     if let Err(e) = Buffer::Send.set_size(&socket, config.sndbuf) {
         tracing::warn!("cannot set the send buffer to {} bytes: {e}", config.sndbuf);
     }
+    // What comes back to the shard socket (RTCP, viewers' STUN checks and DTLS) can arrive a
+    // thousand at once when viewers join together, and is read between forwarding turns: the
+    // default buffer (about 270 small datagrams) drops the rest.
+    if let Err(e) = Buffer::Receive.set_size(&socket, config.rcvbuf) {
+        tracing::warn!(
+            "cannot set shard {shard}'s receive buffer to {} bytes: {e}",
+            config.rcvbuf
+        );
+    }
     socket
         .bind(&addr.into())
         .map_err(media_socket(shard, SocketStep::Bind(config.rtp_ip)))?;
