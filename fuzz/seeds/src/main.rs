@@ -130,6 +130,13 @@ fn main() {
         for (kind, packet) in [("rr", &rr), ("pli", &pli), ("compound", &compound)] {
             let mut out = vec![0u8; 1500];
             let len = ctx.protect_rtcp(&[packet], &mut out).expect("protect RTCP");
+            // The target's own contexts (same keys module) open it: the seed reaches the
+            // success path, not only the refusals.
+            let mut check = out[..len].to_vec();
+            let plain = srtp_keys::context(profile)
+                .unprotect_rtcp(&mut check)
+                .expect("the seed authenticates with the target's keys");
+            assert_eq!(&check[..plain], &packet[..]);
             let mut one = vec![0u8];
             one.extend_from_slice(&(len as u16).to_be_bytes());
             one.extend_from_slice(&out[..len]);
