@@ -8,7 +8,9 @@
 #
 # Needs the nightly toolchain (`rustup toolchain install nightly --profile minimal`) and
 # cargo-fuzz (`cargo install cargo-fuzz --locked`); exits 2 with that message without them.
-# Corpora grow under fuzz/corpus/<target>/ (seeded from engine/tests/fixtures/ on every run);
+# Corpora grow under fuzz/corpus/<target>/ (seeded on every run from engine/tests/fixtures/,
+# webrtc/tests/fixtures/, RFC 5769's STUN vectors, and fuzz/seeds/<target>/: dimpl DTLS client
+# flights and corecast-srtp SRTCP, which `fuzz/seeds` (a small crate of its own) writes);
 # crashes land in fuzz/artifacts/<target>/. CORECAST_FUZZ_JOBS targets run at once (default:
 # one per core).
 #
@@ -23,7 +25,8 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
 shift || true
-all=(rtp_header codec_inspect rtcp_packets parameter_sets ingress shard api_json sdp_offer)
+all=(rtp_header codec_inspect rtcp_packets parameter_sets ingress shard api_json sdp_offer stun
+  dtls_entry srtcp_unprotect)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 jobs=${CORECAST_FUZZ_JOBS:-$(nproc)}
@@ -47,7 +50,8 @@ cargo +nightly fuzz build --sanitizer none
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 
 # Seed corpora: the recordings' packets (as datagrams, and as payloads behind the codec's
-# index for codec_inspect), RTCP packets of each kind the parser reads, API bodies, WHEP offers. The
+# index for codec_inspect), RTCP packets of each kind the parser reads, API bodies, WHEP offers,
+# STUN test vectors, and what fuzz/seeds/ holds (made with real peers, committed). The
 # structure-aware targets (parameter_sets, ingress, shard) draw from the recordings themselves.
 python3 - <<'PY'
 import os, struct
@@ -98,6 +102,39 @@ bodies = [
 ]
 for i, (route, body) in enumerate(bodies):
     put("api_json", f"{i:02}", bytes([route, 0]) + body)
+# The WHEP routes: flags bit 7 picks the WHEP media types (0: application/sdp, 1: trickle ICE),
+# bit 6 the viewer token; PATCH takes an If-Match byte (1: the right ETag) before its body.
+offer = open("webrtc/tests/fixtures/chrome_recvonly.sdp", "rb").read()
+fragment = b"a=ice-ufrag:brws\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+whep = [
+    (12, 0x80, offer), (12, 0xC0, offer), (12, 0x90, offer),
+    (13, 0xC1, bytes([1]) + fragment), (13, 0x81, bytes([2]) + fragment),
+    (14, 0x04, b''), (15, 0x00, b''), (16, 0x40, b''), (17, 0x40, b''),
+    (3, 0x40, b'{"channel":1}'), (3, 0x40, b'{"source":1}'), (5, 0x40, b''),
+]
+for i, (route, flags, body) in enumerate(whep):
+    put("api_json", f"whep-{i:02}", bytes([route, flags]) + body)
+# stun: RFC 5769's sample request and responses (checked against their MESSAGE-INTEGRITY and
+# FINGERPRINT), each as the first datagram after its two-octet length.
+vectors = {
+    "rfc5769-request": "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e20746573"
+        "7420636c69656e74002400046e0001ff80290008932ff9b151263b36000600096576746a3a683676"
+        "59202020000800149aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a280280004e57a3bcf",
+    "rfc5769-response-ipv4": "0101003c2112a442b7e7a701bc34d686fa87dfae8022000b7465737420"
+        "766563746f7220002000080001a147e112a643000800142b91f599fd9e90c38c7489f92af9ba53f06b"
+        "e7d780280004c07d4c96",
+    "rfc5769-response-ipv6": "010100482112a442b7e7a701bc34d686fa87dfae8022000b7465737420"
+        "766563746f7220002000140002a1470113a9faa5d3f179bc25f4b5bed2b9d900080014a382954e4be6"
+        "7bf11784c97c8292c275bfe3ed4180280004c8fb0b4c",
+}
+for name, hexed in vectors.items():
+    datagram = bytes.fromhex(hexed)
+    put("stun", name, struct.pack(">H", len(datagram)) + datagram)
+# dtls_entry, srtcp_unprotect: the committed seeds of fuzz/seeds/.
+for target in ("dtls_entry", "srtcp_unprotect"):
+    d = os.path.join("fuzz/seeds", target)
+    for name in sorted(os.listdir(d)):
+        put(target, name.removeprefix("seed-"), open(os.path.join(d, name), "rb").read())
 # sdp_offer: the WHEP offers of webrtc/tests/fixtures/.
 sdp_fixtures = "webrtc/tests/fixtures"
 for name in sorted(os.listdir(sdp_fixtures)):

@@ -8,11 +8,14 @@
 //! - a check that changed the selected address queued `Selected` for it;
 //! - the viewer expires exactly when a model of its deadline says, and the next wake-up is
 //!   never in the past.
+//!
+//! Input: a two-octet length and that many octets of a first raw datagram (the seeds are the
+//! RFC 5769 test vectors, written by `scripts/fuzz.sh`), then the steps through `arbitrary`.
 #![no_main]
 
 use std::net::SocketAddr;
 
-use arbitrary::Arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
 use corecast_engine::Nanos;
 use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, IceLite, ViewerKey};
 use libfuzzer_sys::fuzz_target;
@@ -107,7 +110,27 @@ fn assert_answer(response: &[u8], from: SocketAddr, transaction_id: Option<Trans
     assert_eq!(SocketAddr::new(mapped.ip, mapped.port), from);
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|data: &[u8]| {
+    // Octets 0-1: the length of a datagram handed in first, as is, from the first address (how
+    // the RFC 5769 vectors are seeded); the rest: the steps.
+    let (first, rest) = match data {
+        [hi, lo, rest @ ..] => {
+            rest.split_at(usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len()))
+        }
+        _ => return,
+    };
+    let Ok(mut input) = Input::arbitrary_take_rest(Unstructured::new(rest)) else {
+        return;
+    };
+    if !first.is_empty() {
+        input.steps.insert(
+            0,
+            Step::Raw {
+                bytes: first.to_vec(),
+                from: 0,
+            },
+        );
+    }
     let mut agent = IceLite::new(IceConfig::default());
     let mut now = Nanos::ZERO;
     agent

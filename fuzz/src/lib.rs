@@ -1,12 +1,14 @@
 //! What the fuzz targets share: the committed codec recordings, embedded so the structure-aware
 //! targets send real encoder output ([`recording`]); a sender whose every header field the
 //! fuzzer may bend ([`Sender`], [`PacketSpec`]); and the one step that offers a datagram to
-//! ingress and collects what comes out ([`offer`]).
+//! ingress and collects what comes out ([`offer`]); the fixed SRTP keys of `srtcp_unprotect`
+//! ([`srtp_keys`], shared with the seed generator in `fuzz/seeds`).
 //!
 //! The targets are in `fuzz_targets/`; `scripts/fuzz.sh` builds and runs them.
 
 mod recording;
 mod sender;
+pub mod srtp_keys;
 
 pub use recording::{recording, StreamKind, Template};
 pub use sender::{HeaderExtras, PacketSpec, Pick, Sender, SeqSpec, SsrcSpec, TsSpec};
