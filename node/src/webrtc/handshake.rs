@@ -26,6 +26,10 @@ use crate::control::ControlHandle;
 const QUEUE: usize = 4096;
 /// Longest the thread sleeps with nothing due, so it sees `stop` soon enough.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long a finished handshake is kept to answer the peer's retransmitted last flight (if
+/// ours was lost) before its memory (7-10 KiB) is given back; DTLS's retransmission timer
+/// gives up well before.
+const KEEP_AFTER_CONNECTED: Duration = Duration::from_secs(10);
 
 /// The shards' and control thread's way into the handshake thread.
 #[derive(Clone)]
@@ -69,8 +73,9 @@ struct Viewer {
     remote: Option<dtls::Fingerprint>,
     peer: Option<SocketAddr>,
     handshake: Option<Handshake>,
-    /// Keys already handed over: later records are the peer's retransmissions, still answered.
-    secured: bool,
+    /// Keys already handed over: later records are the peer's retransmissions, still answered
+    /// until `KEEP_AFTER_CONNECTED` after this.
+    secured: Option<Instant>,
     failed: bool,
 }
 
@@ -146,7 +151,7 @@ impl HandshakeThread {
                         remote: dtls_fingerprint(&remote),
                         peer: None,
                         handshake: None,
-                        secured: false,
+                        secured: None,
                         failed: false,
                     },
                 );
@@ -168,6 +173,11 @@ impl HandshakeThread {
             return;
         };
         if v.failed {
+            return;
+        }
+        if v.secured.is_some() && v.handshake.is_none() {
+            // Its handshake was done and let go: a late record has nothing to answer it.
+            self.counters.unexpected.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let Some(remote) = v.remote else {
@@ -192,6 +202,14 @@ impl HandshakeThread {
     }
 
     fn handle_timeouts(&mut self, now: Instant) {
+        for v in self.viewers.values_mut() {
+            if v
+                .secured
+                .is_some_and(|at| now.saturating_duration_since(at) >= KEEP_AFTER_CONNECTED)
+            {
+                v.handshake = None;
+            }
+        }
         let due: Vec<ViewerKey> = self
             .viewers
             .iter()
@@ -234,10 +252,10 @@ impl HandshakeThread {
         while let Some(event) = handshake.poll_event() {
             match event {
                 HandshakeEvent::Connected(keys) => {
-                    if v.secured {
+                    if v.secured.is_some() {
                         continue;
                     }
-                    v.secured = true;
+                    v.secured = Some(Instant::now());
                     self.counters.completed.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .cpu_micros
