@@ -203,8 +203,7 @@ impl HandshakeThread {
 
     fn handle_timeouts(&mut self, now: Instant) {
         for v in self.viewers.values_mut() {
-            if v
-                .secured
+            if v.secured
                 .is_some_and(|at| now.saturating_duration_since(at) >= KEEP_AFTER_CONNECTED)
             {
                 v.handshake = None;
