@@ -151,6 +151,7 @@ impl Control for Stub {
                     counters: SubscriberCounters::default(),
                     transport: "rtp".into(),
                     viewer: None,
+                    reception: None,
                 })
             })
             .collect()
