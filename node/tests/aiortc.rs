@@ -15,7 +15,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
 
 use common::*;
 use corecast::Node;
@@ -123,8 +122,7 @@ fn channel(client: &Client, name: &str, video_codec: &str, video: &str) -> Chann
     let cam = source(client, &format!("{name}-cam"), video_codec);
     let mic = source(client, &format!("{name}-mic"), "opus");
     let senders = [gst(video, cam.ingest.port), gst(&opus(), mic.ingest.port)];
-    let started = Instant::now();
-    loop {
+    until(&format!("GStreamer's packets at {name}'s sources"), || {
         let stats = client.stats().expect("stats");
         let receiving = |id: u32| {
             stats
@@ -132,15 +130,8 @@ fn channel(client: &Client, name: &str, video_codec: &str, video: &str) -> Chann
                 .iter()
                 .any(|s| s.id == id && s.counters.packets_accepted > 0)
         };
-        if receiving(cam.id) && receiving(mic.id) {
-            break;
-        }
-        assert!(
-            started.elapsed() < 2 * DEADLINE,
-            "GStreamer sent nothing to {name}'s sources"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        receiving(cam.id) && receiving(mic.id)
+    });
     let id = client
         .create_channel(&CreateChannel {
             name: name.into(),

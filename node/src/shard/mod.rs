@@ -357,33 +357,27 @@ impl ShardWorker {
             let mut fan = s.engine.fan_out(pkt, buf, now);
             while fan.fill(&mut s.batch) > 0 {
                 let batch = s.batch.as_slice();
-                let sealed = s.viewers.seal(batch, pkt, buf);
-                s.order.clear();
-                for (i, t) in batch.iter().enumerate() {
-                    if sealed.failed(i) {
-                        s.refused.push((*t, DropReason::SendFailed));
-                    } else {
-                        s.order.push(i as u32);
-                    }
-                }
                 let refused = &mut s.refused;
-                let out = s.send.send(
-                    fd,
-                    &s.order,
-                    |&i| {
-                        let t = &batch[i as usize];
-                        match sealed.bytes(i as usize) {
-                            Some(bytes) => Datagram {
-                                dest: t.dest,
-                                segments: [bytes, &[], &[], &[]],
-                            },
-                            None => datagram(t, pkt, buf),
-                        }
-                    },
-                    |&i, why| {
-                        refused.push((batch[i as usize], drop_reason(why)));
-                    },
-                );
+                let out = if s.viewers.has_secured() {
+                    send_sealed(
+                        fd,
+                        &mut s.send,
+                        &mut s.viewers,
+                        &mut s.order,
+                        refused,
+                        batch,
+                        pkt,
+                        buf,
+                    )
+                } else {
+                    // No viewer on this shard: every copy is iovecs into the shared payload.
+                    s.send.send(
+                        fd,
+                        batch,
+                        |t| datagram(t, pkt, buf),
+                        |t, why| refused.push((*t, drop_reason(why))),
+                    )
+                };
                 s.io.batches += 1;
                 s.io.syscalls += out.syscalls as u64;
                 s.io.copies_sent += out.sent as u64;
@@ -626,6 +620,45 @@ fn datagram<'a>(t: &'a Transmit, pkt: &corecast_engine::RxPacket, buf: &'a [u8])
         dest: t.dest,
         segments: t.segments(pkt, buf),
     }
+}
+
+/// Send `batch` with the copies for secured viewers sealed first (each one datagram from its
+/// seal slot); a copy that cannot be sealed is not sent and goes to `refused`.
+#[allow(clippy::too_many_arguments)]
+fn send_sealed<'a>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    send: &mut SendBatch,
+    viewers: &'a mut Viewers,
+    order: &'a mut Vec<u32>,
+    refused: &mut Vec<(Transmit, DropReason)>,
+    batch: &'a [Transmit],
+    pkt: &'a corecast_engine::RxPacket,
+    buf: &'a [u8],
+) -> corecast_udp::SendOutcome {
+    let sealed = viewers.seal(batch, pkt, buf);
+    order.clear();
+    for (i, t) in batch.iter().enumerate() {
+        if sealed.failed(i) {
+            refused.push((*t, DropReason::SendFailed));
+        } else {
+            order.push(i as u32);
+        }
+    }
+    send.send(
+        fd,
+        order,
+        |&i| {
+            let t = &batch[i as usize];
+            match sealed.bytes(i as usize) {
+                Some(bytes) => Datagram {
+                    dest: t.dest,
+                    segments: [bytes, &[], &[], &[]],
+                },
+                None => datagram(t, pkt, buf),
+            }
+        },
+        |&i, why| refused.push((batch[i as usize], drop_reason(why))),
+    )
 }
 
 /// The drop reason a copy the kernel refused is counted under.

@@ -211,28 +211,30 @@ impl Viewers {
         self.ice.viewer_at(from).is_some()
     }
 
-    /// Seal the copies in `batch` that go to secured viewers. Plain copies are left alone; with
-    /// no secured viewer on the shard this is one branch.
+    /// Whether any viewer of the shard has keys: only then do copies need [`Viewers::seal`].
+    pub fn has_secured(&self) -> bool {
+        !self.track_viewer.is_empty()
+    }
+
+    /// Seal the copies in `batch` that go to secured viewers. Plain copies are left alone.
     pub fn seal(&mut self, batch: &[Transmit], pkt: &RxPacket, buf: &[u8]) -> Sealed<'_> {
         let n = batch.len();
         self.lens[..n].fill(None);
         self.failed[..n].fill(false);
-        if !self.track_viewer.is_empty() {
-            for (i, t) in batch.iter().enumerate() {
-                let Some(viewer) = self.track_viewer.get(&t.track) else {
-                    continue;
-                };
-                let Some(s) = self.secured.get_mut(viewer) else {
-                    continue;
-                };
-                let out = &mut self.slots[i * SEALED_SLOT..(i + 1) * SEALED_SLOT];
-                match s.keys.outbound.protect_rtp(&t.segments(pkt, buf), out) {
-                    Ok(len) => self.lens[i] = Some(len as u16),
-                    Err(e) => {
-                        self.failed[i] = true;
-                        self.io.srtp_failed += 1;
-                        tracing::debug!(viewer = viewer.0, "srtp protect failed: {}", e.reason());
-                    }
+        for (i, t) in batch.iter().enumerate() {
+            let Some(viewer) = self.track_viewer.get(&t.track) else {
+                continue;
+            };
+            let Some(s) = self.secured.get_mut(viewer) else {
+                continue;
+            };
+            let out = &mut self.slots[i * SEALED_SLOT..(i + 1) * SEALED_SLOT];
+            match s.keys.outbound.protect_rtp(&t.segments(pkt, buf), out) {
+                Ok(len) => self.lens[i] = Some(len as u16),
+                Err(e) => {
+                    self.failed[i] = true;
+                    self.io.srtp_failed += 1;
+                    tracing::debug!(viewer = viewer.0, "srtp protect failed: {}", e.reason());
                 }
             }
         }

@@ -8,8 +8,8 @@
 //!
 //! FINGERPRINT is computed here with the `crc` crate's CRC-32 and a table built once, rather
 //! than with the `stun` crate's `FINGERPRINT`, which builds the 1 KiB table on every call:
-//! 868 ns per call on an 84-byte check (release, `fingerprint_cost` test), run twice per check
-//! (verify, sign), a third of the 5.6 µs a check cost (`check_cost` test). Same polynomial,
+//! 556–868 ns per call on an 84-byte check (`cargo bench -p corecast-webrtc --bench
+//! stun_check`), run twice per check (verify, sign), a third of what a check cost with it. Same polynomial,
 //! same XOR (RFC 8489 §14.7); the RFC 5769 vectors and the crate-built client in the tests
 //! check both directions.
 

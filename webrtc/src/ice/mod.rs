@@ -12,8 +12,8 @@
 //! A check costs one decode (the `stun` crate copies the datagram into a reused buffer and each
 //! attribute value into a small `Vec`, about a dozen small allocations), two CRC-32s, one
 //! HMAC-SHA1 to verify and one to sign (ring, through the crate), and three hash-map look-ups:
-//! about 4.6 µs in release with 1,000 viewers known (`check_cost` test, on a 2-core machine
-//! shared with other builds). At 1,000 viewers per shard checking every 2.5 s that is 400 checks
+//! about 3.7 µs with 1,000 viewers known (`cargo bench -p corecast-webrtc --bench stun_check`,
+//! on a 2-core machine shared with other builds). At 1,000 viewers per shard checking every 2.5 s that is 400 checks
 //! a second, under 0.2% of a core; the crate's copies were kept rather than hand-writing a
 //! zero-copy parser. FINGERPRINT alone is computed outside the crate (see `binding`), because
 //! the crate's rebuilt its CRC table per call, a third of the cost.
