@@ -13,9 +13,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
+use common::media::{gst, repo, Reaped};
 use common::*;
 use corecast::Node;
 use corecast_signaling::api::CreateChannel;
@@ -24,19 +25,6 @@ use serde_json::Value;
 
 /// How long each run receives once DTLS is up.
 const SECONDS: u64 = 6;
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn tools_present() -> bool {
     // Every element the senders use, so a missing plugin says so here rather than as a source
@@ -73,20 +61,6 @@ fn tools_present() -> bool {
          then `pip install -r scripts/aiortc/requirements.txt`, or set \
          CORECAST_SKIP_AIORTC_TESTS=1"
     );
-}
-
-/// A live GStreamer sender of `what` (a pipeline up to its RTP payloader) to `port`.
-fn gst(what: &str, port: u16) -> Reaped {
-    let pipeline = format!("{what} ! udpsink host=127.0.0.1 port={port}");
-    Reaped(
-        Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0 starts"),
-    )
 }
 
 /// 30 fps with a keyframe every half second, so each viewer starts within half a second.

@@ -10,24 +10,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
+use common::media::{gst, repo};
 use common::*;
 use corecast_signaling::api::CreateChannel;
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn tools_present() -> bool {
     let gst = Command::new("gst-launch-1.0")
@@ -51,20 +39,6 @@ fn tools_present() -> bool {
          gstreamer1.0-tools gstreamer1.0-plugins-{{base,good}}, then `npm ci` in \
          scripts/browser (as .ci/run does), or set CORECAST_SKIP_BROWSER_TESTS=1"
     );
-}
-
-/// A live GStreamer sender of `what` (a pipeline up to its RTP payloader) to `port`.
-fn gst(what: &str, port: u16) -> Reaped {
-    let pipeline = format!("{what} ! udpsink host=127.0.0.1 port={port}");
-    Reaped(
-        Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0 starts"),
-    )
 }
 
 /// VP8 at 30 fps with a keyframe every half second, so a switch shows within a second even

@@ -3,6 +3,8 @@
 //! deadline; nothing sleeps to synchronise.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
