@@ -5,7 +5,8 @@
 //! decoder error, audio frames received, the resource deleted, and the node's own
 //! `viewer.connected` event naming the profile aiortc says it negotiated. One more run offers
 //! aiortc's H.264 (Constrained Baseline 42e01f and Baseline 42001f, packetization-mode 1) to an
-//! x264 Constrained Baseline source.
+//! x264 Constrained Baseline source. A last run vanishes after connecting (no DELETE, no DTLS
+//! close, no more consent checks) and must be removed when its consent expires, with that reason.
 //!
 //! Needs gst-launch-1.0 (with x264enc) and python3 with aiortc: `pip install -r
 //! scripts/aiortc/requirements.txt`. Set CORECAST_SKIP_AIORTC_TESTS=1 to skip on a machine
@@ -278,4 +279,80 @@ fn aiortc_decodes_h264_constrained_baseline_and_opus() {
         serde_json::json!({"352x288": report["video_frames"]})
     );
     assert_eq!(profiles_after(&events, 1)[0], "AeadAes256Gcm");
+}
+
+/// A viewer that vanishes (a crashed tab: no DELETE, no DTLS close, its consent checks stop)
+/// is removed once its consent expires, with that reason, and only then.
+#[test]
+fn a_connected_viewer_that_vanishes_is_removed_when_its_consent_expires() {
+    if !tools_present() {
+        return;
+    }
+    let events = events_file("aiortc-vanish");
+    // aioice checks consent every 4–6 s (RFC 7675 §5.1), so 8 s lets a live viewer stay.
+    let consent_ms = 8_000;
+    let (node, client) = start(&[
+        "--events-jsonl",
+        &events.display().to_string(),
+        "--consent-timeout",
+        &consent_ms.to_string(),
+    ]);
+    let vp8_channel = channel(&client, "vp8", "vp8", &vp8());
+    let url = format!(
+        "http://{}/v1/channels/{}/whep",
+        node.http_addr(),
+        vp8_channel.id
+    );
+    let run = Command::new("python3")
+        .arg(repo().join("scripts/aiortc/whep_viewer.py"))
+        .args([&url, "2", "--vanish"])
+        .output()
+        .expect("python3 runs scripts/aiortc/whep_viewer.py");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        panic!("whep_viewer.py printed no report ({e}):\n{stdout}\n{stderr}");
+    });
+    assert!(run.status.success(), "the viewer failed: {report}");
+    assert!(
+        report["video_frames"].as_u64().is_some_and(|n| n > 0),
+        "{report}"
+    );
+    assert_eq!(
+        report["delete_status"],
+        Value::Null,
+        "it must not DELETE: {report}"
+    );
+    let gone_at = std::time::Instant::now();
+    assert_eq!(profiles_after(&events, 1).len(), 1, "it connected");
+    // Still listed right after it vanished: only consent expiry can tell the node.
+    let listed = client.subscribers().expect("subscribers");
+    assert_eq!(listed.len(), 1, "the viewer is still there: {listed:?}");
+    let removal = |text: &str| {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["type"] == "subscriber.removed")
+    };
+    // The consent timeout plus the usual deadline: the removal may come up to a whole timeout
+    // after the vanish.
+    let deadline = gone_at + std::time::Duration::from_millis(consent_ms) + DEADLINE;
+    let removed = loop {
+        if let Some(e) = removal(&std::fs::read_to_string(&events).unwrap_or_default()) {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the vanished viewer was not removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(removed["data"]["reason"], "consent_expired", "{removed}");
+    assert!(client.subscribers().expect("subscribers").is_empty());
+    // Its last check came at most a consent interval before it vanished, so the node waited
+    // at least the timeout less that interval (6 s) after the vanish.
+    assert!(
+        gone_at.elapsed() >= std::time::Duration::from_millis(consent_ms - 6_000),
+        "removed after {:?}, before its consent could have expired",
+        gone_at.elapsed()
+    );
 }

@@ -3,7 +3,7 @@
 shares no code with Chromium (aioice for ICE, OpenSSL for DTLS, libsrtp2 for SRTP, FFmpeg for
 decoding).
 
-    python3 whep_viewer.py URL SECONDS [--profile NAME] [--token T] [--codec NAME]
+    python3 whep_viewer.py URL SECONDS [--profile NAME] [--token T] [--codec NAME] [--vanish]
 
 Offers recvonly video and audio to the WHEP URL, sets the answer, decodes everything for
 SECONDS after DTLS connects, DELETEs the resource and prints one JSON line: video frames
@@ -14,7 +14,9 @@ frames, a decoder error, a refused DELETE), 2 on bad arguments.
 --profile restricts the DTLS use_srtp extension to one profile (aiortc offers all three by
 default, from the module list `aiortc.rtcdtlstransport.SRTP_PROFILES`), so that each can be
 exercised in turn. --codec restricts the video offer to one codec (aiortc offers VP8 and two
-H.264 profiles by default).
+H.264 profiles by default). --vanish leaves as a crashed or unplugged viewer does: after
+SECONDS it prints its report and exits at once, with no DELETE, no DTLS close_notify and no
+more consent checks, so that the node has only consent expiry (RFC 7675) to notice it is gone.
 
 aioice never gathers 127.0.0.1, so the host candidates are pinned to loopback: the test node
 listens on 127.0.0.1 and nothing should leave the machine.
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -257,12 +260,18 @@ async def watch(args):
         report["received_s"] = round(time.monotonic() - started, 3)
         report["rtp"] = await rtp_stats(pc)
 
+    if args.vanish:
+        return finish(report, decode_errors, libav_errors)
     status, _, body = http("DELETE", location, token=args.token)
     report["delete_status"] = status
     if not 200 <= status < 300:
         report["failures"].append(f"DELETE answered {status}: {body.strip()}")
     await pc.close()
+    return finish(report, decode_errors, libav_errors)
 
+
+def finish(report, decode_errors, libav_errors):
+    """The report's decoder figures and the failures they mean."""
     report["decode_errors"] = decode_errors.count
     report["libav_errors"] = libav_errors.count
     report["error_samples"] = decode_errors.samples + libav_errors.samples
@@ -283,12 +292,17 @@ def main():
                         help="the one SRTP profile to offer in DTLS (default: all aiortc has)")
     parser.add_argument("--codec", help="offer only this video codec (VP8 or H264)")
     parser.add_argument("--token", help="bearer token for the WHEP endpoint")
+    parser.add_argument("--vanish", action="store_true",
+                        help="exit without DELETE or closing the connection once done")
     args = parser.parse_args()
     if args.profile != "all" and PROFILES[args.profile] not in rtcdtlstransport.SRTP_PROFILES:
         print(json.dumps({"failures": [f"this libsrtp2 lacks {args.profile}"]}))
         return 1
     report = asyncio.run(asyncio.wait_for(watch(args), args.seconds + 3 * CONNECT_TIMEOUT_S))
-    print(json.dumps(report, sort_keys=True))
+    print(json.dumps(report, sort_keys=True), flush=True)
+    if args.vanish:
+        # No asyncio teardown: the peer connection is never closed, as when a tab crashes.
+        os._exit(1 if report["failures"] else 0)
     return 1 if report["failures"] else 0
 
 
