@@ -84,6 +84,8 @@ fn an_offer_is_answered_and_the_viewer_is_a_subscriber() {
         let location = a.header("location").expect("a Location").to_string();
         let id: u32 = location
             .strip_prefix("/v1/subscribers/")
+            .and_then(|s| s.split_once("?key="))
+            .and_then(|(id, key)| (key.len() == 32).then_some(id))
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("{name}: Location {location}"));
         assert!(
