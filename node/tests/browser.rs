@@ -99,6 +99,10 @@ fn opus(freq: u32) -> String {
 /// cores and measure each other.
 static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
+/// The node's admin token in these tests, and the token the page is given.
+const ADMIN_TOKEN: &str = "browser-test-admin";
+const VIEWER_TOKEN: &str = "browser-test-viewer";
+
 #[test]
 fn chromium_watches_and_switches_vp8_channels() {
     watch_and_switch("vp8", "video/VP8", vp8);
@@ -135,7 +139,10 @@ fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let (node, client) = start(&[]);
+    // As an operator runs it: an admin token for the API, a viewer token for the page (which
+    // then switches its own viewer with the key its Location carries).
+    let (node, _) = start(&["--token", ADMIN_TOKEN, "--viewer-token", VIEWER_TOKEN]);
+    let client = Client::new(&node.http_addr().to_string(), Some(ADMIN_TOKEN.into()));
     let feedback = [free_udp_port(), free_udp_port()];
     let cam_a = source_with_feedback(&client, &format!("{codec}-a"), codec, feedback[0]);
     let cam_b = source_with_feedback(&client, &format!("{codec}-b"), codec, feedback[1]);
@@ -172,7 +179,10 @@ fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String
     let one = channel("one", cam_a.id, mic_a.id);
     let two = channel("two", cam_b.id, mic_b.id);
     let out = repo().join("target/browser-test").join(codec);
-    let url = format!("http://{}/watch/{one}", node.http_addr());
+    let url = format!(
+        "http://{}/watch/{one}?token={VIEWER_TOKEN}",
+        node.http_addr()
+    );
     let seconds = 12;
     let switches = [
         format!("{two}:352x288"),
@@ -181,6 +191,7 @@ fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String
         format!("{one}:320x240"),
     ];
     let run = Command::new("node")
+        .env("CORECAST_ADMIN_TOKEN", ADMIN_TOKEN)
         .arg(repo().join("scripts/browser/watch.mjs"))
         .arg(&url)
         .arg(seconds.to_string())
