@@ -381,4 +381,13 @@ mod tests {
         );
         assert_eq!(estimate_index(0x3_8000, 0x0001), 0x3_0001);
     }
+
+    #[test]
+    fn a_context_stays_small_for_every_profile() {
+        // Two per viewer, so this is memory per viewer (issue 13: at most 4 KiB beyond a plain
+        // subscriber in all). Boxing AES-CM's key schedule keeps GCM halves at GCM's size.
+        let size = std::mem::size_of::<SrtpContext>();
+        assert!(size <= 1184, "SrtpContext is {size} octets inline");
+        assert!(std::mem::size_of::<Stream>() <= 80);
+    }
 }

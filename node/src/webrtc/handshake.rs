@@ -340,3 +340,17 @@ fn dtls_fingerprint(f: &Fingerprint) -> Option<dtls::Fingerprint> {
 pub fn sdp_fingerprint(certificate: &Certificate) -> Fingerprint {
     Fingerprint::sha256(*certificate.fingerprint().as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_entry_is_small_whatever_its_stage() {
+        // Every viewer of the node has one for as long as it lives; dimpl's state (3.5 KiB
+        // inline) is boxed while in progress and let go once connected.
+        let entry = std::mem::size_of::<(ViewerKey, Viewer)>();
+        assert!(entry <= 160, "a viewer entry is {entry} octets");
+        assert!(std::mem::size_of::<Handshake>() > 3000);
+    }
+}
