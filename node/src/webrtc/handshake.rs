@@ -327,7 +327,8 @@ pub fn viewer_keys(keys: &SrtpKeys) -> crate::shard::ViewerKeys {
     // browser's RTCP comes from an SSRC or two of its own.
     crate::shard::ViewerKeys {
         outbound: keys.outbound(2),
-        inbound: keys.inbound(4),
+        // Viewers send no media: SRTCP keys only.
+        inbound: keys.inbound_rtcp(4),
     }
 }
 
