@@ -10,7 +10,8 @@
 //! Memory: a handshake in progress is boxed (dimpl's state is 3.5 KiB inline, 4-7 KiB of heap)
 //! so that the map of viewers holds small entries; once connected it is traded for its
 //! [`FinalFlight`] (about 100 octets), which answers a lost last flight for
-//! `KEEP_AFTER_CONNECTED`. A viewer's lasting cost here is its small map entry.
+//! `KEEP_AFTER_CONNECTED`; after that the viewer's entry goes too, and a secured viewer costs
+//! this thread nothing.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -64,7 +65,8 @@ pub struct HandshakeCounters {
     pub started: AtomicU64,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
-    /// Records for a viewer the thread does not expect (gone, or never admitted).
+    /// Records for a viewer the thread does not expect (gone, never admitted, or secured more
+    /// than `KEEP_AFTER_CONNECTED` ago).
     pub unexpected: AtomicU64,
     /// Total server-side time spent in handshakes that completed, in microseconds.
     pub cpu_micros: AtomicU64,
@@ -90,7 +92,7 @@ enum Stage {
         flight: FinalFlight,
         until: Instant,
     },
-    /// Keys handed over long enough ago that late records have nothing to answer them.
+    /// Keys handed over, nothing kept to answer with (momentarily, on the way to `Answering`).
     Done,
     Failed,
 }
@@ -245,9 +247,18 @@ impl HandshakeThread {
 
     fn handle_timeouts(&mut self, now: Instant) {
         let mut due = Vec::new();
+        let before = self.viewers.len();
+        // Past its answering time a secured viewer has nothing left here: a late record from it
+        // finds no entry and is counted as unexpected.
+        self.viewers.retain(
+            |_, v| !matches!(&v.stage, Stage::Answering { until, .. } if *until <= now),
+        );
+        if self.viewers.len() < before && self.viewers.len() * 4 < self.viewers.capacity() {
+            // After a burst of joins the table would keep its size for good.
+            self.viewers.shrink_to(self.viewers.len() * 2);
+        }
         for (&key, v) in self.viewers.iter_mut() {
             match &mut v.stage {
-                Stage::Answering { until, .. } if *until <= now => v.stage = Stage::Done,
                 Stage::InProgress(h) if h.poll_timeout().is_some_and(|at| at <= now) => {
                     h.handle_timeout(now);
                     due.push(key);
