@@ -19,15 +19,20 @@ const GCM_TAG: usize = 16;
 pub(crate) const E_FLAG: u32 = 0x8000_0000;
 
 /// The session keys of one half (SRTP or SRTCP) of a context.
-// Two per context and built once: keeping the AES-CM keys inline saves a pointer chase per
-// packet, and the size difference costs nothing on the packet path.
+///
+/// Four per viewer, so their size is memory per viewer: ring's GCM key is 544 octets, while the
+/// `aes` crate's AES-128 (both its AES-NI and its bitsliced key schedules) is 704. Inline, the
+/// AES-CM keys would make every half 864 octets, GCM ones included (the profile browsers pick);
+/// boxed, they cost AES-CM one pointer chase per packet, small beside its HMAC-SHA1.
+// GCM's key stays inline: it is the profile browsers pick, and boxing it too would add a
+// pointer chase per copy for no saving (every half of a context has the same profile).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum SessionCipher {
     /// RFC 7714.
     Gcm { key: LessSafeKey, salt: [u8; 12] },
     /// RFC 3711 AES-CM with HMAC-SHA1_80.
     Cm {
-        aes: aes::Aes128,
+        aes: Box<aes::Aes128>,
         salt: [u8; 14],
         /// Keyed once; cloned per packet (a copy of the inner and outer hash states).
         mac: Hmac<Sha1>,
@@ -90,7 +95,7 @@ impl SessionCipher {
                 }
             }
             Profile::Aes128CmHmacSha1_80 => SessionCipher::Cm {
-                aes: aes::Aes128::new(key.into()),
+                aes: Box::new(aes::Aes128::new(key.into())),
                 salt: salt
                     .try_into()
                     .expect("salt length checked against the profile"),

@@ -43,7 +43,9 @@ impl Stream {
 /// map at that size.
 pub struct SrtpContext {
     profile: Profile,
-    rtp: SessionCipher,
+    /// `None` for a context made with [`SrtpContext::new_rtcp_only`]. Boxed so that such a
+    /// context is a pointer smaller instead of a whole cipher (one pointer chase per packet).
+    rtp: Option<Box<SessionCipher>>,
     rtcp: SessionCipher,
     streams: Vec<Stream>,
     max_ssrcs: usize,
@@ -73,7 +75,32 @@ impl SrtpContext {
         check_len(profile.salt_len(), master_salt.len())?;
         Ok(Self::with_ciphers(
             profile,
-            SessionCipher::derive(profile, master_key, master_salt, Half::Rtp),
+            Some(Box::new(SessionCipher::derive(
+                profile,
+                master_key,
+                master_salt,
+                Half::Rtp,
+            ))),
+            SessionCipher::derive(profile, master_key, master_salt, Half::Rtcp),
+            max_ssrcs,
+        ))
+    }
+
+    /// Like [`SrtpContext::new`] but for SRTCP alone: the SRTP session keys are not derived,
+    /// and SRTP through it fails with [`Error::NoRtpKeys`]. For a direction that carries no
+    /// media, such as what a WebRTC viewer sends: this saves one session cipher (about 560
+    /// octets) per viewer.
+    pub fn new_rtcp_only(
+        profile: Profile,
+        master_key: &[u8],
+        master_salt: &[u8],
+        max_ssrcs: usize,
+    ) -> Result<Self, Error> {
+        check_len(profile.key_len(), master_key.len())?;
+        check_len(profile.salt_len(), master_salt.len())?;
+        Ok(Self::with_ciphers(
+            profile,
+            None,
             SessionCipher::derive(profile, master_key, master_salt, Half::Rtcp),
             max_ssrcs,
         ))
@@ -96,7 +123,9 @@ impl SrtpContext {
         }
         Ok(Self::with_ciphers(
             profile,
-            SessionCipher::from_session_keys(profile, key, salt, auth_key),
+            Some(Box::new(SessionCipher::from_session_keys(
+                profile, key, salt, auth_key,
+            ))),
             SessionCipher::from_session_keys(profile, key, salt, auth_key),
             max_ssrcs,
         ))
@@ -104,7 +133,7 @@ impl SrtpContext {
 
     fn with_ciphers(
         profile: Profile,
-        rtp: SessionCipher,
+        rtp: Option<Box<SessionCipher>>,
         rtcp: SessionCipher,
         max_ssrcs: usize,
     ) -> Self {
@@ -130,6 +159,9 @@ impl SrtpContext {
     /// counter, which advances when the sequence number wraps past the highest sent (RFC 3711
     /// §3.3.1), so retransmissions of older packets keep their index.
     pub fn protect_rtp(&mut self, parts: &[&[u8]], out: &mut [u8]) -> Result<usize, Error> {
+        if self.rtp.is_none() {
+            return Err(Error::NoRtpKeys);
+        }
         let (len, header_len, ssrc, seq) = gather_rtp(parts, out, self.profile.rtp_overhead())?;
         let at = self.stream(ssrc)?;
         let index = match self.streams[at].rtp.highest() {
@@ -140,9 +172,10 @@ impl SrtpContext {
             return Err(Error::IndexExhausted);
         }
         self.streams[at].rtp.accept(index);
-        Ok(self
-            .rtp
-            .seal_rtp(out, header_len, len - header_len, ssrc, index))
+        match &self.rtp {
+            Some(rtp) => Ok(rtp.seal_rtp(out, header_len, len - header_len, ssrc, index)),
+            None => Err(Error::NoRtpKeys),
+        }
     }
 
     /// Like [`SrtpContext::protect_rtp`] with the 48-bit packet index given by the caller
@@ -154,6 +187,9 @@ impl SrtpContext {
         index: u64,
         out: &mut [u8],
     ) -> Result<usize, Error> {
+        if self.rtp.is_none() {
+            return Err(Error::NoRtpKeys);
+        }
         let (len, header_len, ssrc, seq) = gather_rtp(parts, out, self.profile.rtp_overhead())?;
         if index > MAX_INDEX {
             return Err(Error::IndexExhausted);
@@ -163,15 +199,19 @@ impl SrtpContext {
         }
         let at = self.stream(ssrc)?;
         self.streams[at].rtp.accept(index);
-        Ok(self
-            .rtp
-            .seal_rtp(out, header_len, len - header_len, ssrc, index))
+        match &self.rtp {
+            Some(rtp) => Ok(rtp.seal_rtp(out, header_len, len - header_len, ssrc, index)),
+            None => Err(Error::NoRtpKeys),
+        }
     }
 
     /// Verify, replay-check and decrypt one SRTP packet in place. Returns the length of the
     /// plaintext RTP packet now at the start of `buf`. On error `buf` may hold garbage and the
     /// context is unchanged: no state moves for a packet that did not authenticate.
     pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        let Some(rtp) = &self.rtp else {
+            return Err(Error::NoRtpKeys);
+        };
         let header_len = rtp_header_len(buf)?;
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
@@ -186,7 +226,7 @@ impl SrtpContext {
         } else if self.streams.len() == self.max_ssrcs {
             return Err(Error::TooManySsrcs);
         }
-        let len = self.rtp.open_rtp(buf, header_len, ssrc, index)?;
+        let len = rtp.open_rtp(buf, header_len, ssrc, index)?;
         let at = self.stream(ssrc)?;
         self.streams[at].rtp.accept(index);
         Ok(len)
@@ -380,5 +420,15 @@ mod tests {
             "no ROC-1 before the first wrap"
         );
         assert_eq!(estimate_index(0x3_8000, 0x0001), 0x3_0001);
+    }
+
+    #[test]
+    fn a_context_stays_small_for_every_profile() {
+        // Two per viewer, so this is memory per viewer (issue 13: at most 4 KiB beyond a plain
+        // subscriber in all). Boxing AES-CM's key schedule keeps GCM halves at GCM's size; the
+        // SRTP half is boxed so that an SRTCP-only context (a viewer's inbound) saves it.
+        let size = std::mem::size_of::<SrtpContext>();
+        assert!(size <= 640, "SrtpContext is {size} octets inline");
+        assert!(std::mem::size_of::<Stream>() <= 80);
     }
 }

@@ -32,6 +32,8 @@ pub enum Error {
     TooManySsrcs,
     /// The sender's SRTCP index (31 bits) or SRTP index (48 bits) is used up: rekey.
     IndexExhausted,
+    /// SRTP through a context made for SRTCP alone ([`crate::SrtpContext::new_rtcp_only`]).
+    NoRtpKeys,
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl Error {
             Error::TooOld => "too_old",
             Error::TooManySsrcs => "too_many_ssrcs",
             Error::IndexExhausted => "index_exhausted",
+            Error::NoRtpKeys => "no_rtp_keys",
         }
     }
 }

@@ -156,3 +156,34 @@ fn malformed_short_and_unknown_input_is_an_error_not_a_panic() {
         assert!(SrtpContext::new(profile, &[0; 5], &vec![0; profile.salt_len()], 2).is_err());
     }
 }
+
+#[test]
+fn an_rtcp_only_context_reads_srtcp_and_refuses_srtp() {
+    for profile in [
+        Profile::AeadAes128Gcm,
+        Profile::AeadAes256Gcm,
+        Profile::Aes128CmHmacSha1_80,
+    ] {
+        let key = vec![7u8; profile.key_len()];
+        let salt = vec![9u8; profile.salt_len()];
+        let mut sender = SrtpContext::new(profile, &key, &salt, 2).unwrap();
+        let mut receiver = SrtpContext::new_rtcp_only(profile, &key, &salt, 2).unwrap();
+        let pli = [0x81, 206, 0, 2, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+        let mut buf = [0u8; 256];
+        let len = sender.protect_rtcp(&[&pli], &mut buf).unwrap();
+        assert_eq!(receiver.unprotect_rtcp(&mut buf[..len]), Ok(pli.len()));
+        assert_eq!(&buf[..pli.len()], &pli);
+        // SRTP it has no keys for, either way, and nothing moves.
+        let rtp = [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3];
+        let len = sender.protect_rtp(&[&rtp], &mut buf).unwrap();
+        assert_eq!(
+            receiver.unprotect_rtp(&mut buf[..len]),
+            Err(Error::NoRtpKeys)
+        );
+        assert_eq!(
+            receiver.protect_rtp(&[&rtp], &mut buf),
+            Err(Error::NoRtpKeys)
+        );
+        assert_eq!(Error::NoRtpKeys.reason(), "no_rtp_keys");
+    }
+}

@@ -97,7 +97,10 @@ impl<'a> Sealed<'a> {
 
 pub struct Viewers {
     ice: IceLite,
-    secured: HashMap<ViewerKey, Secured>,
+    /// Boxed: a viewer's SRTP contexts are 1.2 KiB inline (and the SRTP cipher's box), and a
+    /// map's spare capacity (up to half its buckets after growing) would hold that much per
+    /// empty bucket.
+    secured: HashMap<ViewerKey, Box<Secured>>,
     /// The viewer each secured track belongs to: looked up per copy, only while there are any.
     track_viewer: HashMap<TrackId, ViewerKey>,
     stun_response: Vec<u8>,
@@ -144,7 +147,10 @@ impl Viewers {
         for &t in &tracks {
             self.track_viewer.insert(t, viewer);
         }
-        if let Some(old) = self.secured.insert(viewer, Secured { keys, tracks }) {
+        if let Some(old) = self
+            .secured
+            .insert(viewer, Box::new(Secured { keys, tracks }))
+        {
             for t in old.tracks {
                 self.track_viewer.remove(&t);
             }
@@ -281,7 +287,15 @@ impl Viewers {
 
 #[cfg(test)]
 mod tests {
-    use super::Arrival;
+    use super::*;
+
+    #[test]
+    fn a_secured_viewer_costs_its_keys_and_little_more() {
+        // The maps hold a pointer per viewer, so their spare buckets cost octets, not keys.
+        assert!(std::mem::size_of::<(ViewerKey, Box<Secured>)>() <= 16);
+        let secured = std::mem::size_of::<Secured>();
+        assert!(secured <= 2 * 640 + 32, "Secured is {secured} octets");
+    }
 
     #[test]
     fn datagrams_are_told_apart_by_their_first_byte_as_rfc_7983_says() {

@@ -6,6 +6,12 @@
 //! a clone of the viewer's shard socket, so they leave from the address ICE checked. A finished
 //! handshake's SRTP keys go to the control thread, which starts the viewer's tracks on its shard
 //! with them in one command.
+//!
+//! Memory: a handshake in progress is boxed (dimpl's state is 3.5 KiB inline, 4-7 KiB of heap)
+//! so that the map of viewers holds small entries; once connected it is traded for its
+//! [`FinalFlight`] (about 100 octets), which answers a lost last flight for
+//! `KEEP_AFTER_CONNECTED`; after that the viewer's entry goes too, and a secured viewer costs
+//! this thread nothing.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corecast_webrtc::dtls::{self, Certificate, Handshake, HandshakeEvent, SrtpKeys};
+use corecast_webrtc::dtls::{self, Certificate, FinalFlight, Handshake, HandshakeEvent, SrtpKeys};
 use corecast_webrtc::ice::ViewerKey;
 use corecast_webrtc::sdp::Fingerprint;
 
@@ -26,9 +32,8 @@ use crate::control::ControlHandle;
 const QUEUE: usize = 4096;
 /// Longest the thread sleeps with nothing due, so it sees `stop` soon enough.
 const IDLE: Duration = Duration::from_millis(100);
-/// How long a finished handshake is kept to answer the peer's retransmitted last flight (if
-/// ours was lost) before its memory (7-10 KiB) is given back; DTLS's retransmission timer
-/// gives up well before.
+/// How long a finished handshake's last flight is kept to answer the peer's retransmission of
+/// its own (if ours was lost); DTLS's retransmission timer gives up well before.
 const KEEP_AFTER_CONNECTED: Duration = Duration::from_secs(10);
 
 /// The shards' and control thread's way into the handshake thread.
@@ -60,7 +65,8 @@ pub struct HandshakeCounters {
     pub started: AtomicU64,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
-    /// Records for a viewer the thread does not expect (gone, or never admitted).
+    /// Records for a viewer the thread does not expect (gone, never admitted, or secured more
+    /// than `KEEP_AFTER_CONNECTED` ago).
     pub unexpected: AtomicU64,
     /// Total server-side time spent in handshakes that completed, in microseconds.
     pub cpu_micros: AtomicU64,
@@ -72,11 +78,23 @@ struct Viewer {
     /// (not sha-256), and then its handshake fails.
     remote: Option<dtls::Fingerprint>,
     peer: Option<SocketAddr>,
-    handshake: Option<Handshake>,
-    /// Keys already handed over: later records are the peer's retransmissions, still answered
-    /// until `KEEP_AFTER_CONNECTED` after this.
-    secured: Option<Instant>,
-    failed: bool,
+    stage: Stage,
+}
+
+/// Where a viewer's handshake is.
+enum Stage {
+    /// Expected; no record from it yet.
+    Waiting,
+    /// Boxed: dimpl's state is large, and most viewers are past this stage.
+    InProgress(Box<Handshake>),
+    /// Keys handed over; the peer's retransmitted last flight is answered until `until`.
+    Answering {
+        flight: FinalFlight,
+        until: Instant,
+    },
+    /// Keys handed over, nothing kept to answer with (momentarily, on the way to `Answering`).
+    Done,
+    Failed,
 }
 
 pub struct HandshakeThread {
@@ -133,7 +151,11 @@ impl HandshakeThread {
     fn next_timeout(&self) -> Option<Instant> {
         self.viewers
             .values()
-            .filter_map(|v| v.handshake.as_ref()?.poll_timeout())
+            .filter_map(|v| match &v.stage {
+                Stage::InProgress(h) => h.poll_timeout(),
+                Stage::Answering { until, .. } => Some(*until),
+                _ => None,
+            })
             .min()
     }
 
@@ -150,9 +172,7 @@ impl HandshakeThread {
                         shard,
                         remote: dtls_fingerprint(&remote),
                         peer: None,
-                        handshake: None,
-                        secured: None,
-                        failed: false,
+                        stage: Stage::Waiting,
                     },
                 );
             }
@@ -172,26 +192,50 @@ impl HandshakeThread {
             self.counters.unexpected.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if v.failed {
-            return;
-        }
-        if v.secured.is_some() && v.handshake.is_none() {
-            // Its handshake was done and let go: a late record has nothing to answer it.
-            self.counters.unexpected.fetch_add(1, Ordering::Relaxed);
-            return;
+        let started = Instant::now();
+        match &mut v.stage {
+            Stage::Failed => return,
+            Stage::Done => {
+                // Its handshake was done and let go: a late record has nothing to answer it.
+                self.counters.unexpected.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Stage::Answering { flight, .. } => {
+                match flight.handle_datagram(bytes, started) {
+                    Ok(true) => {
+                        v.peer = Some(from);
+                        if let Some(socket) = self.sockets.get(v.shard) {
+                            for datagram in flight.datagrams() {
+                                if let Err(e) = socket.send_to(datagram, from) {
+                                    tracing::debug!(viewer = key.0, "dtls resend: {e}");
+                                }
+                            }
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(viewer = key.0, "dtls record refused: {}", e.reason())
+                    }
+                }
+                return;
+            }
+            Stage::Waiting | Stage::InProgress(_) => {}
         }
         let Some(remote) = v.remote else {
-            v.failed = true;
+            v.stage = Stage::Failed;
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             self.control
                 .cast(move |state| state.viewer_failed(key, "dtls_fingerprint_algorithm"));
             return;
         };
-        let started = Instant::now();
-        let handshake = v.handshake.get_or_insert_with(|| {
+        if matches!(v.stage, Stage::Waiting) {
             self.counters.started.fetch_add(1, Ordering::Relaxed);
-            Handshake::new(&self.certificate, remote, started)
-        });
+            v.stage =
+                Stage::InProgress(Box::new(Handshake::new(&self.certificate, remote, started)));
+        }
+        let Stage::InProgress(handshake) = &mut v.stage else {
+            return;
+        };
         // Replies go where the last record came from: ICE may have moved the viewer.
         v.peer = Some(from);
         if let Err(e) = handshake.handle_datagram(bytes, started) {
@@ -202,32 +246,27 @@ impl HandshakeThread {
     }
 
     fn handle_timeouts(&mut self, now: Instant) {
-        for v in self.viewers.values_mut() {
-            if v.secured
-                .is_some_and(|at| now.saturating_duration_since(at) >= KEEP_AFTER_CONNECTED)
-            {
-                v.handshake = None;
+        let mut due = Vec::new();
+        let before = self.viewers.len();
+        // Past its answering time a secured viewer has nothing left here: a late record from it
+        // finds no entry and is counted as unexpected.
+        self.viewers.retain(
+            |_, v| !matches!(&v.stage, Stage::Answering { until, .. } if *until <= now),
+        );
+        if self.viewers.len() < before && self.viewers.len() * 4 < self.viewers.capacity() {
+            // After a burst of joins the table would keep its size for good.
+            self.viewers.shrink_to(self.viewers.len() * 2);
+        }
+        for (&key, v) in self.viewers.iter_mut() {
+            match &mut v.stage {
+                Stage::InProgress(h) if h.poll_timeout().is_some_and(|at| at <= now) => {
+                    h.handle_timeout(now);
+                    due.push(key);
+                }
+                _ => {}
             }
         }
-        let due: Vec<ViewerKey> = self
-            .viewers
-            .iter()
-            .filter(|(_, v)| {
-                v.handshake
-                    .as_ref()
-                    .and_then(Handshake::poll_timeout)
-                    .is_some_and(|at| at <= now)
-            })
-            .map(|(&k, _)| k)
-            .collect();
         for key in due {
-            if let Some(h) = self
-                .viewers
-                .get_mut(&key)
-                .and_then(|v| v.handshake.as_mut())
-            {
-                h.handle_timeout(now);
-            }
             self.flush(key, Duration::ZERO);
         }
     }
@@ -237,7 +276,7 @@ impl HandshakeThread {
         let Some(v) = self.viewers.get_mut(&key) else {
             return;
         };
-        let Some(handshake) = v.handshake.as_mut() else {
+        let Stage::InProgress(handshake) = &mut v.stage else {
             return;
         };
         if let (Some(peer), Some(socket)) = (v.peer, self.sockets.get(v.shard)) {
@@ -247,25 +286,22 @@ impl HandshakeThread {
                 }
             }
         }
-        let mut cpu = spent;
+        let mut connected = false;
+        let mut failed = false;
         while let Some(event) = handshake.poll_event() {
             match event {
                 HandshakeEvent::Connected(keys) => {
-                    if v.secured.is_some() {
-                        continue;
-                    }
-                    v.secured = Some(Instant::now());
+                    connected = true;
                     self.counters.completed.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .cpu_micros
-                        .fetch_add(cpu.as_micros() as u64, Ordering::Relaxed);
-                    cpu = Duration::ZERO;
+                        .fetch_add(spent.as_micros() as u64, Ordering::Relaxed);
                     let peer = v.peer;
                     self.control
                         .cast(move |state| state.viewer_secured(key, keys, peer));
                 }
                 HandshakeEvent::Failed(error) => {
-                    v.failed = true;
+                    failed = true;
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(viewer = key.0, "dtls handshake failed: {error}");
                     let reason = error.reason();
@@ -278,6 +314,21 @@ impl HandshakeThread {
                 }
             }
         }
+        if failed {
+            v.stage = Stage::Failed;
+        } else if connected {
+            // Everything it had to send went out above: what is left to do is answer a lost
+            // last flight, which needs only its bytes.
+            let Stage::InProgress(handshake) = std::mem::replace(&mut v.stage, Stage::Done) else {
+                return;
+            };
+            if let Some(flight) = handshake.into_final_flight() {
+                v.stage = Stage::Answering {
+                    flight,
+                    until: Instant::now() + KEEP_AFTER_CONNECTED,
+                };
+            }
+        }
     }
 }
 
@@ -287,7 +338,8 @@ pub fn viewer_keys(keys: &SrtpKeys) -> crate::shard::ViewerKeys {
     // browser's RTCP comes from an SSRC or two of its own.
     crate::shard::ViewerKeys {
         outbound: keys.outbound(2),
-        inbound: keys.inbound(4),
+        // Viewers send no media: SRTCP keys only.
+        inbound: keys.inbound_rtcp(4),
     }
 }
 
@@ -299,4 +351,18 @@ fn dtls_fingerprint(f: &Fingerprint) -> Option<dtls::Fingerprint> {
 /// The certificate's fingerprint as SDP writes it.
 pub fn sdp_fingerprint(certificate: &Certificate) -> Fingerprint {
     Fingerprint::sha256(*certificate.fingerprint().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_entry_is_small_whatever_its_stage() {
+        // Every viewer of the node has one for as long as it lives; dimpl's state (3.5 KiB
+        // inline) is boxed while in progress and let go once connected.
+        let entry = std::mem::size_of::<(ViewerKey, Viewer)>();
+        assert!(entry <= 160, "a viewer entry is {entry} octets");
+        assert!(std::mem::size_of::<Handshake>() > 3000);
+    }
 }

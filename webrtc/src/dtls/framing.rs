@@ -31,6 +31,22 @@ pub(crate) fn check_datagram(datagram: &[u8]) -> Result<(), DtlsError> {
     Ok(())
 }
 
+/// The first octet (content type, or unified header flags) of each record in a datagram that
+/// [`check_datagram`] accepted; it stops at anything it cannot frame.
+pub(crate) fn records(datagram: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut rest = Some(datagram);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        let kind = *current.first()?;
+        rest = match kind {
+            20..=23 | 26 => plaintext_record(current).ok(),
+            32..=63 => unified_record(current).ok().flatten(),
+            _ => None,
+        };
+        Some(kind)
+    })
+}
+
 /// The bytes after one DTLSPlaintext record.
 fn plaintext_record(rest: &[u8]) -> Result<&[u8], DtlsError> {
     if rest.len() < PLAINTEXT_HEADER {
@@ -91,6 +107,18 @@ mod tests {
         assert_eq!(check_datagram(&[0x2c, 0, 1, 0, 2, 9, 9]), Ok(()));
         // Unified header without length: the rest of the datagram.
         assert_eq!(check_datagram(&[0x20, 7, 9, 9, 9]), Ok(()));
+    }
+
+    #[test]
+    fn records_yields_each_record_type_in_order() {
+        let mut flight = record(22, &[1, 2, 3]);
+        flight.extend(record(20, &[1]));
+        flight.extend(record(22, &[9; 40]));
+        assert_eq!(records(&flight).collect::<Vec<_>>(), vec![22, 20, 22]);
+        let mut mixed = record(21, &[2, 0]);
+        mixed.extend([0x2c, 0, 1, 0, 2, 9, 9]);
+        assert_eq!(records(&mixed).collect::<Vec<_>>(), vec![21, 0x2c]);
+        assert_eq!(records(&[]).count(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use corecast_srtp::Profile;
 
 use super::certificate::{Certificate, Fingerprint};
+use super::final_flight::FinalFlight;
 use super::framing::check_datagram;
 use super::keys::SrtpKeys;
 use super::DtlsError;
@@ -47,7 +48,8 @@ enum State {
 /// [`poll_timeout`](Self::poll_timeout) / [`handle_timeout`](Self::handle_timeout), and the
 /// outcome is one [`HandshakeEvent`] from [`poll_event`](Self::poll_event). After `Connected`
 /// it keeps answering the peer's retransmitted final flight (in case ours was lost) until the
-/// caller drops it.
+/// caller drops it, or trades it for the much smaller [`FinalFlight`] with
+/// [`into_final_flight`](Self::into_final_flight).
 pub struct Handshake {
     dtls: dimpl::Dtls,
     remote: Fingerprint,
@@ -57,6 +59,8 @@ pub struct Handshake {
     keys: Option<SrtpKeys>,
     next_timeout: Option<Instant>,
     transmit: VecDeque<Vec<u8>>,
+    /// What was queued in the call that connected: our last flight.
+    final_flight: Vec<Vec<u8>>,
     events: VecDeque<HandshakeEvent>,
 }
 
@@ -96,6 +100,7 @@ impl Handshake {
             keys: None,
             next_timeout: None,
             transmit: VecDeque::new(),
+            final_flight: Vec::new(),
             events: VecDeque::new(),
         };
         if let Err(e) = handshake.dtls.handle_timeout(now) {
@@ -162,6 +167,22 @@ impl Handshake {
         self.state == State::Connected
     }
 
+    /// Once connected (and its transmits polled), all that is left to do is answer the peer's
+    /// retransmitted final flight: this keeps just the datagrams of ours and lets dimpl's state
+    /// go. `None` unless connected. Later close_notify is no longer seen (it is encrypted); the
+    /// viewer then leaves by its consent checks stopping, as it does without DTLS.
+    pub fn into_final_flight(self) -> Option<FinalFlight> {
+        if self.state != State::Connected {
+            return None;
+        }
+        Some(FinalFlight::new(
+            self.final_flight
+                .into_iter()
+                .map(Vec::into_boxed_slice)
+                .collect(),
+        ))
+    }
+
     fn advance(&mut self, now: Instant) {
         match self.state {
             State::Failed => return,
@@ -193,6 +214,7 @@ impl Handshake {
     fn drain(&mut self) {
         let mut buf = vec![0u8; POLL_BUFFER];
         let mut connected = false;
+        let queued_before = self.transmit.len();
         for _ in 0..MAX_OUTPUTS_PER_DRAIN {
             if self.state == State::Failed {
                 return;
@@ -235,6 +257,7 @@ impl Handshake {
                 self.fail(DtlsError::NoCertificate);
             } else if let Some(keys) = self.keys.take() {
                 self.state = State::Connected;
+                self.final_flight = self.transmit.iter().skip(queued_before).cloned().collect();
                 self.events.push_back(HandshakeEvent::Connected(keys));
             } else {
                 self.fail(DtlsError::NoSrtpProfile);

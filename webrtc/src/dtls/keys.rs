@@ -69,6 +69,14 @@ impl SrtpKeys {
         self.context(key, salt, max_ssrcs)
     }
 
+    /// [`inbound`](Self::inbound) for SRTCP alone, what a viewer sends: one session cipher
+    /// (about 560 octets) less per viewer; SRTP through it fails (`no_rtp_keys`).
+    pub fn inbound_rtcp(&self, max_ssrcs: usize) -> SrtpContext {
+        let (key, salt) = self.client_write();
+        SrtpContext::new_rtcp_only(self.profile, key, salt, max_ssrcs)
+            .expect("key and salt lengths match the profile")
+    }
+
     fn context(&self, key: &[u8], salt: &[u8], max_ssrcs: usize) -> SrtpContext {
         // The lengths were checked against the profile in `from_keying_material`, the only
         // constructor, so `SrtpContext::new` has nothing left to refuse.

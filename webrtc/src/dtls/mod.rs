@@ -17,8 +17,9 @@
 //! Cost (`cargo bench -p corecast-webrtc --bench handshake`, 2 shared cores): about 1.5 ms of
 //! server CPU per DTLS 1.2 handshake (P-256 ECDHE and ECDSA in RustCrypto), so one handshake
 //! thread does several hundred a second. A [`Handshake`] is 3.5 KiB inline plus about 4 KiB of
-//! heap while it waits for the client's second flight and about 7 KiB once connected (dimpl
-//! keeps its last flight to answer retransmissions): drop it once the viewer's media flows.
+//! heap while it waits for the client's second flight and about 7 KiB once connected; trade it
+//! then for its [`FinalFlight`] (the ~100 octets of our last flight, to answer the peer's
+//! retransmission if ours was lost), as the node does.
 //!
 //! dimpl drops malformed records silently, so that a hostile datagram never tears down a
 //! handshake. To still count such drops by reason, [`Handshake::handle_datagram`] first checks
@@ -43,6 +44,7 @@
 use std::fmt;
 
 mod certificate;
+mod final_flight;
 mod framing;
 mod handshake;
 mod keys;
@@ -50,6 +52,7 @@ mod keys;
 mod tests;
 
 pub use certificate::{Certificate, Fingerprint};
+pub use final_flight::{FinalFlight, MIN_RESEND_GAP};
 pub use handshake::{Handshake, HandshakeEvent, HANDSHAKE_TIMEOUT};
 pub use keys::{SrtpKeys, EXPORTER_LABEL};
 

@@ -551,3 +551,139 @@ fn close_notify_after_connected_is_reported() {
         assert_eq!(pair.server.poll_event(), None);
     }
 }
+
+/// A handshake run until the server connects, with the flight the server sends in that call
+/// lost; the server then traded for its [`FinalFlight`]. Returns the client (waiting on its
+/// retransmission timer), the final flight, the server's keys, the time, and how many
+/// datagrams were lost.
+fn connect_losing_final_flight(
+    version: Version,
+) -> (Client, FinalFlight, SrtpKeys, Instant, usize) {
+    let now = Instant::now();
+    let mut client = Client::new(version, now);
+    let cert = Certificate::generate().unwrap();
+    let mut server = Handshake::new(&cert, client.cert.fingerprint(), now);
+    for _ in 0..16 {
+        for d in client.transmit() {
+            server.handle_datagram(&d, now).unwrap();
+            if let Some(event) = server.poll_event() {
+                let HandshakeEvent::Connected(keys) = event else {
+                    panic!("{event:?}");
+                };
+                let mut lost = 0;
+                while server.poll_transmit().is_some() {
+                    lost += 1;
+                }
+                let flight = server.into_final_flight().expect("connected");
+                return (client, flight, keys, now, lost);
+            }
+        }
+        while let Some(d) = server.poll_transmit() {
+            let _ = client.dtls.handle_packet(&d);
+        }
+    }
+    panic!("the server never connected");
+}
+
+/// Let the client's retransmission timer fire and hand what it resends to `flight`; the
+/// datagrams the flight answered with go to the client. Returns (resent, answered).
+fn retransmit_into(client: &mut Client, flight: &mut FinalFlight) -> (usize, usize) {
+    let due = client.timeout.expect("client has a timer");
+    client.dtls.handle_timeout(due).unwrap();
+    let resent = client.transmit();
+    let mut answered = 0;
+    for d in &resent {
+        if flight.handle_datagram(d, due).unwrap() {
+            for answer in flight.datagrams() {
+                answered += 1;
+                client.dtls.handle_packet(answer).unwrap();
+            }
+        }
+    }
+    client.transmit();
+    (resent.len(), answered)
+}
+
+#[test]
+fn final_flight_alone_completes_a_dtls12_client_whose_copy_was_lost() {
+    let (mut client, mut flight, keys, _, lost) = connect_losing_final_flight(Version::V12);
+    assert!(lost > 0, "ChangeCipherSpec + Finished were dropped");
+    assert!(!client.connected, "the client waits for them");
+    assert_eq!(
+        flight.datagrams().count(),
+        lost,
+        "the flight kept is the one lost"
+    );
+    let (resent, answered) = retransmit_into(&mut client, &mut flight);
+    assert!(resent > 0, "client retransmits its final flight");
+    assert_eq!(answered, lost, "one copy of our flight per retransmission");
+    assert!(client.connected, "the replayed flight completes the client");
+    assert_srtp_agrees(&keys, client.keys.as_ref().unwrap());
+}
+
+#[test]
+fn final_flight_acknowledges_a_dtls13_clients_retransmitted_finished() {
+    let (mut client, mut flight, keys, _, lost) = connect_losing_final_flight(Version::V13);
+    assert!(lost > 0, "the ACK was dropped");
+    assert!(client.connected, "in DTLS 1.3 the client finishes first");
+    let (resent, answered) = retransmit_into(&mut client, &mut flight);
+    assert!(
+        resent > 0,
+        "unacknowledged, the client resends its Finished"
+    );
+    assert_eq!(answered, lost, "the ACK is sent again");
+    // Acknowledged now (dimpl matches the ACK to the Finished message), the client stops;
+    // unanswered, it would resend again at its next timer.
+    let due = client.timeout.expect("client has a timer");
+    client.dtls.handle_timeout(due).unwrap();
+    assert!(
+        client.transmit().is_empty(),
+        "the client retransmits no more"
+    );
+    assert_srtp_agrees(&keys, client.keys.as_ref().unwrap());
+}
+
+#[test]
+fn final_flight_answers_handshake_records_only_and_not_too_often() {
+    let (mut client, mut flight, _, now, _) = connect_losing_final_flight(Version::V12);
+    let due = client.timeout.unwrap();
+    client.dtls.handle_timeout(due).unwrap();
+    let resent = client.transmit();
+    assert!(flight.handle_datagram(&resent[0], due).unwrap());
+    // The rest of the same retransmission, or a copy right after, gets no second answer.
+    assert!(!flight
+        .handle_datagram(&resent[0], due + MIN_RESEND_GAP / 2)
+        .unwrap());
+    assert!(flight
+        .handle_datagram(&resent[0], due + MIN_RESEND_GAP)
+        .unwrap());
+    // An alert or application data is no retransmission.
+    let alert = [21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 2, 1, 0];
+    assert!(!flight
+        .handle_datagram(&alert, due + MIN_RESEND_GAP * 4)
+        .unwrap());
+    let data = [23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 1, 7];
+    assert!(!flight
+        .handle_datagram(&data, due + MIN_RESEND_GAP * 4)
+        .unwrap());
+    // Not DTLS: dropped with its reason, as by the handshake.
+    assert_eq!(
+        flight.handle_datagram(&[0x80, 1, 2], now),
+        Err(DtlsError::NotDtls)
+    );
+    assert_eq!(
+        flight.handle_datagram(&[22, 0xfe], now),
+        Err(DtlsError::TruncatedRecord)
+    );
+}
+
+#[test]
+fn final_flight_is_a_small_fraction_of_the_handshake() {
+    for version in [Version::V12, Version::V13] {
+        let (_, flight, _, _, _) = connect_losing_final_flight(version);
+        let kept = std::mem::size_of::<FinalFlight>() + flight.heap_bytes();
+        // dimpl's state is 3.5 KiB inline before any of its heap: the point of trading it.
+        assert!(kept <= 256, "{kept} octets kept");
+        assert!(std::mem::size_of::<Handshake>() > 3000);
+    }
+}
