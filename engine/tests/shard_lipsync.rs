@@ -43,7 +43,7 @@ fn ntp_of_secs(secs_ns: u128) -> NtpTime {
 fn ntp_nanos(ntp: NtpTime) -> i128 {
     let secs = i128::from(ntp.0 >> 32);
     let frac = i128::from(ntp.0 & 0xffff_ffff);
-    secs * 1_000_000_000 + (frac * 1_000_000_000 >> 32)
+    secs * 1_000_000_000 + ((frac * 1_000_000_000) >> 32)
 }
 
 enum Stream {
