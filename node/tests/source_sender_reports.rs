@@ -63,7 +63,7 @@ fn viewers_sender_reports_carry_the_sources_ntp_clock() {
     // One viewer, joined as the load generator's do.
     let certificate = Certificate::generate().unwrap();
     let ice = ViewerIce::random();
-    let http = WhepHttp::new(&client.base(), None, Duration::from_secs(5));
+    let http = WhepHttp::new(client.base(), None, Duration::from_secs(5));
     let created = http
         .offer(
             channel,
