@@ -393,6 +393,11 @@ impl SourceIngress {
         self.stream.map(|s| s.ssrc)
     }
 
+    /// The epoch of the current stream (see [`RxPacket::epoch`]), once a packet has arrived.
+    pub fn epoch(&self) -> Option<u32> {
+        self.stream.map(|s| s.epoch)
+    }
+
     /// The payload type packets must carry: the configured one, or the current stream's while it
     /// is not idle.
     pub fn payload_type(&self, now: Nanos) -> Option<u8> {

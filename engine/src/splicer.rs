@@ -94,6 +94,17 @@ impl Splicer {
         self.anchor.map(|a| (a.source, a.epoch))
     }
 
+    /// The output timestamp (as on the wire) that source timestamp `ts` of `source`'s stream
+    /// `epoch` maps to, if the splicer is anchored to that stream: what a sender report of the
+    /// source becomes on this track.
+    pub fn output_timestamp(&self, source: SourceId, epoch: u32, ts: RtpTime) -> Option<RtpTime> {
+        let a = self
+            .anchor
+            .filter(|a| a.source == source && a.epoch == epoch)?;
+        // The offset is on extended values; modulo 2^32 it applies to wire timestamps alike.
+        Some(RtpTime(ts.0.wrapping_add(a.ts_offset as u32)))
+    }
+
     /// Highest output sequence number sent so far, extended.
     pub fn last_seq(&self) -> Option<ExtSeq> {
         self.last_sent.map(|_| ExtSeq(self.next_seq - 1))

@@ -2,6 +2,8 @@
 //! length fields (an independent framer here), every entry view lies inside the packet that holds
 //! it, iteration ends after the first error, and a compound it reads whole reads the same in the
 //! webrtc-rs `rtcp` crate (as `engine/tests/rtcp_crosscheck.rs` checks on built packets).
+//! `rtcp::sender_report_of` (what ingest takes from a source) agrees: an error exactly when the
+//! compound has one, else the last SR of the SSRC asked for.
 #![no_main]
 
 use corecast_engine::rtcp::{self as ours, RtcpPacket};
@@ -77,6 +79,27 @@ fuzz_target!(|buf: &[u8]| {
         ours.push(packet);
     }
     assert!(iter.next().is_none(), "iteration goes on after an error");
+    // Asked for the first SR's SSRC (or any, without one).
+    let wanted = ours
+        .iter()
+        .find_map(|p| match p {
+            RtcpPacket::SenderReport { ssrc, .. } => Some(*ssrc),
+            _ => None,
+        })
+        .unwrap_or(corecast_engine::Ssrc(0));
+    let last_of_wanted = ours.iter().rev().find_map(|p| match *p {
+        RtcpPacket::SenderReport {
+            ssrc, ntp, rtp_ts, ..
+        } if ssrc == wanted => Some((ntp, rtp_ts)),
+        _ => None,
+    });
+    match ours::sender_report_of(buf, wanted) {
+        Err(_) => assert!(failed, "an error only where the compound has one"),
+        Ok(found) => {
+            assert!(!failed, "the compound's error is reported");
+            assert_eq!(found, last_of_wanted);
+        }
+    }
     if failed {
         return;
     }

@@ -10,7 +10,10 @@
 //!   packet moved the track to that source; a switch request did what its outcome says;
 //! - events: a switch timed out at its deadline left the track where it was, with nothing
 //!   pending, and only once the deadline passed; a keyframe is wanted only from a source the
-//!   shard hosts; subscribers' PLIs count as keyframe requests or as from a wrong sender.
+//!   shard hosts; subscribers' PLIs count as keyframe requests or as from a wrong sender;
+//! - sender reports (with sources' clock mappings of their current or another epoch set at
+//!   will): one per track that wants them, a well-formed SR with the track's SSRC, whose NTP
+//!   time is the node's wall clock given or a source's mapping moved on to `now`.
 #![no_main]
 
 use std::collections::HashMap;
@@ -18,7 +21,7 @@ use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
 use corecast_engine::codec::parameter_sets::ParameterSets;
-use corecast_engine::rtcp::{self, PLI_LEN};
+use corecast_engine::rtcp::{self, NtpTime, RtcpPacket, SourceClock, PLI_LEN};
 use corecast_engine::rtp::RtpHeader;
 use corecast_engine::{
     DropReason, DropScope, Layout, Nanos, RtpTime, SeqNo, Shard, ShardEvent, SourceId,
@@ -78,6 +81,17 @@ enum Step {
         track: u8,
         from_subscriber: bool,
     },
+    /// The source's sender report, as ingest hands it to the shard: of its current epoch, or
+    /// of another (a stream that is gone), arriving `ago` ms before now.
+    SourceClock {
+        source: u8,
+        ntp: u64,
+        rtp: u32,
+        current_epoch: bool,
+        ago: u16,
+    },
+    /// The sender reports due now are written.
+    SenderReports,
     /// The shard's timers run (switch deadlines, keyframe intervals).
     Timeout,
     /// Time passes, in milliseconds.
@@ -101,6 +115,8 @@ struct Harness {
     removed_packets: u64,
     /// The last fan-out's transmits and packet sizes, until the next command.
     last: Vec<(Transmit, usize)>,
+    /// The clock mapping last set per hosted source.
+    clocks: HashMap<SourceId, SourceClock>,
     datagram: Vec<u8>,
     out: Vec<Delivered>,
 }
@@ -141,6 +157,7 @@ fuzz_target!(|input: Input| {
         ledgers: HashMap::new(),
         removed_packets: 0,
         last: Vec::new(),
+        clocks: HashMap::new(),
         datagram: Vec::new(),
         out: Vec::new(),
     };
@@ -190,6 +207,7 @@ impl Harness {
                         counters.forwarded + counters.drops.total_of(DropScope::Copy)
                     );
                     self.removed_packets += counters.packets;
+                    self.clocks.remove(&source_id(s));
                     assert_eq!(self.shard.tracks_on(source_id(s)), 0);
                     assert!(
                         self.shard
@@ -216,6 +234,10 @@ impl Harness {
                 };
                 if self.shard.add_track(config, source_id(source)).is_ok() {
                     self.ledgers.insert(id, SeqLedger::default());
+                    // Odd tracks get sender reports (as viewers' do); even ones do not.
+                    if id.0 % 2 == 1 {
+                        self.shard.set_sender_reports(id, true).unwrap();
+                    }
                 }
             }
             Step::RemoveTrack(t) => {
@@ -275,10 +297,72 @@ impl Harness {
                     assert_eq!(after.keyframe_requests, before.keyframe_requests + 1);
                 }
             }
+            Step::SourceClock {
+                source,
+                ntp,
+                rtp,
+                current_epoch,
+                ago,
+            } => {
+                let s = &self.sources[usize::from(source) % SOURCES];
+                let epoch = s.ingress.epoch().unwrap_or(0);
+                let clock = SourceClock {
+                    ssrc: s.ingress.ssrc().unwrap_or(Ssrc(0)),
+                    epoch: if current_epoch { epoch } else { epoch ^ 1 },
+                    ntp: NtpTime(ntp),
+                    rtp: RtpTime(rtp),
+                    at: Nanos(self.now.0.saturating_sub(u64::from(ago) * 1_000_000)),
+                    clock_rate: s.ingress.clock_rate(),
+                };
+                let hosted = self.shard.sources().any(|(id, _)| id == s.id);
+                let r = self.shard.set_source_clock(s.id, Some(clock));
+                assert_eq!(
+                    r.is_ok(),
+                    hosted,
+                    "a mapping is taken for hosted sources only"
+                );
+                if hosted {
+                    self.clocks.insert(s.id, clock);
+                }
+            }
+            Step::SenderReports => self.sender_reports(),
             Step::Timeout => self.shard.handle_timeout(self.now),
             Step::Wait(ms) => {
                 self.now = self.now.saturating_add(Nanos::from_millis(u64::from(ms)));
             }
+        }
+    }
+
+    /// Write the sender reports due now and check each.
+    fn sender_reports(&mut self) {
+        let wall = NtpTime(0xe000_0000_0000_0000 | self.now.0);
+        let due = self
+            .shard
+            .sender_reports_due()
+            .is_some_and(|at| at <= self.now);
+        let mut reports = Vec::new();
+        self.shard
+            .write_sender_reports(self.now, wall, |id, dest, bytes| {
+                reports.push((id, dest, bytes.to_vec()));
+            });
+        assert!(due || reports.is_empty(), "reports only when due");
+        let mut seen = Vec::new();
+        for (id, dest, bytes) in reports {
+            assert_eq!(id.0 % 2, 1, "{id} does not get sender reports");
+            assert!(!seen.contains(&id), "{id} reported twice at once");
+            seen.push(id);
+            let info = self.shard.track(id).expect("a reported track exists");
+            assert_eq!(dest, info.dest);
+            let mut packets = rtcp::packets(&bytes);
+            let Some(Ok(RtcpPacket::SenderReport { ssrc, ntp, .. })) = packets.next() else {
+                panic!("not one sender report: {bytes:?}");
+            };
+            assert!(packets.next().is_none());
+            assert_eq!(ssrc, info.ssrc);
+            assert!(
+                ntp == wall || self.clocks.values().any(|c| c.at(self.now).0 == ntp),
+                "{id}'s report is on the node's clock or a source's"
+            );
         }
     }
 

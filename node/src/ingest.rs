@@ -12,6 +12,14 @@
 //! is copied once into a pool slot and a reference goes to each shard whose bit is set in the
 //! source's shard mask (kept by the control thread). A full shard queue or an exhausted pool
 //! drops the packet for that shard and counts it (`queue_full`); ingest never blocks.
+//!
+//! RTCP from a source (rtcp-mux: on its RTP port) is not forwarded. The sender report of the
+//! source's current stream is taken out of each compound (`rtcp::sender_report_of`) as a clock
+//! mapping (`rtcp::SourceClock`: NTP, RTP, arrival, epoch) and queued for every shard, which
+//! puts its viewers' sender reports on that clock (`engine/src/shard/reports.rs`). RTCP that is
+//! truncated or fails validation (`malformed`), or comes from another address than a latched
+//! sender's (`wrong_sender`), is dropped and counted apart from RTP's drops; a report a full
+//! shard queue could not take counts as `queue_full`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use corecast_engine::codec::parameter_sets::ParameterSets;
-use corecast_engine::rtcp;
+use corecast_engine::rtcp::{self, SourceClock};
 use corecast_engine::{
     Codec, DropCounts, DropReason, IngressConfig, IngressCounters, Nanos, RxPacket, SourceId,
     SourceIngress, Ssrc,
@@ -73,7 +81,13 @@ pub struct IngestSourceStats {
     pub drops: DropCounts,
     pub sender: Option<SocketAddr>,
     pub keyframe_requests_sent: u64,
+    /// RTCP datagrams from the source (any address), and what became of them.
     pub rtcp_packets: u64,
+    /// Sender reports of the current stream taken and handed to the shards.
+    pub sender_reports: u64,
+    /// RTCP dropped, by reason (`malformed`, `wrong_sender`; `queue_full` once per shard that
+    /// missed a report).
+    pub rtcp_drops: DropCounts,
     /// The payload type the source takes now (given, or learned from the stream).
     pub payload_type: Option<u8>,
     /// Media time between the source's last two keyframes ([`SourceIngress::keyframe_interval`]).
@@ -110,6 +124,8 @@ struct Source {
     shards: Arc<AtomicU64>,
     drops: DropCounts,
     rtcp_packets: u64,
+    sender_reports: u64,
+    rtcp_drops: DropCounts,
     /// The parameter sets last published (see [`IngestSourceStats::parameter_sets`]).
     published_sets: Arc<[Vec<u8>]>,
 }
@@ -122,6 +138,8 @@ pub struct Ingest {
     next_token: usize,
     shard_queues: Vec<Arc<ArrayQueue<Arc<Slot>>>>,
     shard_wakes: Vec<Arc<Wake>>,
+    /// Each shard's queue of sources' sender reports.
+    shard_clocks: Vec<Arc<ArrayQueue<(SourceId, SourceClock)>>>,
     pool: Pool,
     recv: RecvBatch,
     scratch: Vec<u8>,
@@ -156,6 +174,7 @@ impl Ingest {
         link: Arc<IngestLink>,
         shard_queues: Vec<Arc<ArrayQueue<Arc<Slot>>>>,
         shard_wakes: Vec<Arc<Wake>>,
+        shard_clocks: Vec<Arc<ArrayQueue<(SourceId, SourceClock)>>>,
         clock: Clock,
         settings: IngestSettings,
     ) -> Ingest {
@@ -167,6 +186,7 @@ impl Ingest {
             next_token: 0,
             shard_queues,
             shard_wakes,
+            shard_clocks,
             pool: Pool::new(settings.pool_slots),
             recv: RecvBatch::with_capacity(RECV_BATCH),
             scratch: vec![0; RECV_BATCH * MAX_PACKET],
@@ -300,6 +320,8 @@ impl Ingest {
                 shards: new.shards,
                 drops: DropCounts::default(),
                 rtcp_packets: 0,
+                sender_reports: 0,
+                rtcp_drops: DropCounts::default(),
                 published_sets: Arc::default(),
             },
         );
@@ -346,15 +368,6 @@ impl Ingest {
                 .unwrap_or_default();
             for (k, got) in self.received[..n].iter().enumerate() {
                 let bytes = &self.scratch[k * MAX_PACKET..k * MAX_PACKET + got.len];
-                if rtcp::is_rtcp(bytes) {
-                    // Sender reports from the source; not forwarded.
-                    source.rtcp_packets += 1;
-                    continue;
-                }
-                if got.truncated {
-                    source.drops.add(DropReason::Malformed, 1);
-                    continue;
-                }
                 let received = match got.kernel_time {
                     Some(at) => Nanos(
                         now.0
@@ -362,6 +375,14 @@ impl Ingest {
                     ),
                     None => now,
                 };
+                if rtcp::is_rtcp(bytes) {
+                    source.take_rtcp(bytes, got, received, &self.shard_clocks);
+                    continue;
+                }
+                if got.truncated {
+                    source.drops.add(DropReason::Malformed, 1);
+                    continue;
+                }
                 // The packet, or the packets a new stream held until its probation ended
                 // (nothing when it is dropped or held), go to the shards.
                 let (pool, queues, wakes) = (&mut self.pool, &self.shard_queues, &self.shard_wakes);
@@ -434,6 +455,8 @@ impl Ingest {
                 sender: s.ingress.sender(),
                 keyframe_requests_sent: s.ingress.counters().keyframe_requests_sent,
                 rtcp_packets: s.rtcp_packets,
+                sender_reports: s.sender_reports,
+                rtcp_drops: s.rtcp_drops,
                 payload_type: s.ingress.payload_type(now),
                 keyframe_interval: s
                     .ingress
@@ -450,6 +473,59 @@ impl Ingest {
         if let Err(stats) = self.link.snapshots.push(stats) {
             let _ = self.link.snapshots.pop();
             let _ = self.link.snapshots.push(stats);
+        }
+    }
+}
+
+impl Source {
+    /// RTCP from the source, received at `at`: the sender report of its current stream, if the
+    /// compound holds one, goes to every shard as the source's clock mapping. Never forwarded.
+    fn take_rtcp(
+        &mut self,
+        bytes: &[u8],
+        got: &Received,
+        at: Nanos,
+        shards: &[Arc<ArrayQueue<(SourceId, SourceClock)>>],
+    ) {
+        self.rtcp_packets += 1;
+        if got.truncated {
+            self.rtcp_drops.add(DropReason::Malformed, 1);
+            return;
+        }
+        // A latched source takes reports only from its sender, as it takes RTP: anyone else
+        // could otherwise shift its viewers' audio against their video.
+        if self.latch && self.ingress.sender().is_some_and(|s| Some(s) != got.from) {
+            self.rtcp_drops.add(DropReason::WrongSender, 1);
+            return;
+        }
+        let stream = self.ingress.ssrc().zip(self.ingress.epoch());
+        // Before the first RTP packet there is no stream to take a report of; the compound is
+        // still checked, so malformed RTCP is counted whenever it comes.
+        let ssrc = stream.map_or(Ssrc(0), |(ssrc, _)| ssrc);
+        let report = match rtcp::sender_report_of(bytes, ssrc) {
+            Ok(report) => report,
+            Err(_) => {
+                self.rtcp_drops.add(DropReason::Malformed, 1);
+                return;
+            }
+        };
+        let (Some((ntp, rtp)), Some((ssrc, epoch))) = (report, stream) else {
+            return;
+        };
+        self.sender_reports += 1;
+        let clock = SourceClock {
+            ssrc,
+            epoch,
+            ntp,
+            rtp,
+            at,
+            clock_rate: self.ingress.clock_rate(),
+        };
+        for queue in shards {
+            // No wake: a shard takes the queue before it next writes sender reports.
+            if queue.push((self.id, clock)).is_err() {
+                self.rtcp_drops.add(DropReason::QueueFull, 1);
+            }
         }
     }
 }

@@ -53,6 +53,9 @@ impl ControlState {
             counters.keyframes = i.ingress.keyframes;
             counters.restarts = i.ingress.restarts;
             counters.keyframe_requests = i.keyframe_requests_sent;
+            counters.rtcp_received = i.rtcp_packets;
+            counters.sender_reports = i.sender_reports;
+            counters.rtcp_drops = drop_map(&i.rtcp_drops);
             counters.packets_per_second = a.packets_per_s;
             counters.bitrate_bps = a.bitrate_bps;
             counters.fps = a.frames_per_s;

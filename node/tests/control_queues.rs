@@ -63,6 +63,7 @@ impl Harness {
             let link = Arc::new(ShardLink {
                 packets: Arc::new(ArrayQueue::new(4)),
                 commands: ArrayQueue::new(capacity),
+                source_clocks: Arc::new(ArrayQueue::new(4)),
                 events: ArrayQueue::new(64),
                 snapshots: ArrayQueue::new(4),
                 wake: Arc::new(wake(&mut polls)),

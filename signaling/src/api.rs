@@ -173,6 +173,17 @@ pub struct SourceCounters {
     pub keyframes: u64,
     pub restarts: u64,
     pub keyframe_requests: u64,
+    /// RTCP datagrams from the source (rtcp-mux, on its RTP port): not forwarded, and apart
+    /// from `packets_received` and its drops.
+    #[serde(default)]
+    pub rtcp_received: u64,
+    /// Sender reports of the source's current stream taken: its viewers' sender reports map
+    /// their timestamps to the source's NTP time with them.
+    #[serde(default)]
+    pub sender_reports: u64,
+    /// RTCP dropped by reason (`malformed`, `wrong_sender`, `queue_full`), non-zero only.
+    #[serde(default)]
+    pub rtcp_drops: std::collections::BTreeMap<String, u64>,
     /// H.264/H.265: packets of cached parameter sets sent to subscribers that started at a
     /// keyframe the sender sent without them.
     #[serde(default)]

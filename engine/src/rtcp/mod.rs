@@ -14,6 +14,9 @@ use std::marker::PhantomData;
 
 use crate::types::{Nanos, RtpTime, SeqNo, Ssrc};
 
+mod source_clock;
+pub use source_clock::{sender_report_of, SourceClock};
+
 /// Sender report (RFC 3550 §6.4.1).
 pub const PT_SR: u8 = 200;
 /// Receiver report (RFC 3550 §6.4.2).

@@ -85,6 +85,9 @@ pub(crate) struct Group {
     /// the shard's keyframe interval (emitted when that ends).
     pub keyframe_asked_at: Option<Nanos>,
     pub keyframe_again: bool,
+    /// The source's latest sender report as a clock mapping (`Shard::set_source_clock`): read
+    /// once per sender report interval, never on the packet path.
+    pub clock: Option<crate::rtcp::SourceClock>,
 }
 
 impl Group {
@@ -120,6 +123,7 @@ impl TrackTable {
                 keyframe_wanted: false,
                 keyframe_asked_at: None,
                 keyframe_again: false,
+                clock: None,
             }],
             group_of: HashMap::new(),
             slot_of: HashMap::new(),
@@ -160,6 +164,7 @@ impl TrackTable {
             keyframe_wanted: false,
             keyframe_asked_at: None,
             keyframe_again: false,
+            clock: None,
         });
     }
 

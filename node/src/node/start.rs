@@ -306,6 +306,11 @@ impl Builder {
         let config = &self.config;
         let packets = self.shards.iter().map(|l| l.packets.clone()).collect();
         let wakes = self.shards.iter().map(|l| l.wake.clone()).collect();
+        let source_clocks = self
+            .shards
+            .iter()
+            .map(|l| l.source_clocks.clone())
+            .collect();
         // A slot is shared by every shard it goes to, so while shards keep pace the slots in flight
         // are one queue's depth plus a packet per shard. Shards falling behind unevenly can hold
         // more; then the pool runs out before a queue does, and the packet is dropped and counted
@@ -316,6 +321,7 @@ impl Builder {
             self.ingest.clone(),
             packets,
             wakes,
+            source_clocks,
             self.clock,
             IngestSettings {
                 pool_slots,
@@ -473,6 +479,7 @@ fn shard_worker(
     let link = Arc::new(ShardLink {
         packets: Arc::new(ArrayQueue::new(config.queue_depth)),
         commands: ArrayQueue::new(COMMAND_QUEUE),
+        source_clocks: Arc::new(ArrayQueue::new(crate::shard::SOURCE_CLOCK_QUEUE)),
         events: ArrayQueue::new(EVENT_QUEUE),
         snapshots: ArrayQueue::new(SNAPSHOT_QUEUE),
         wake: Arc::new(Wake::new(waker)),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corecast_engine::rtcp;
+use corecast_engine::rtcp::{self, SourceClock};
 use corecast_engine::shard::ShardEvent as EngineEvent;
 use corecast_engine::{
     Codec, ControlError, DropReason, Nanos, Shard, SourceCounters, SourceId, SwitchOutcome,
@@ -41,6 +41,10 @@ const PACKETS_PER_TURN: usize = 256;
 const RTCP_BATCH: usize = 16;
 const RTCP_BUF: usize = 1500;
 const SOCKET: Token = Token(0);
+/// Room for one sender report of each of this many sources between two turns of a shard (a
+/// shard with viewers turns at least once per sender report interval); a full queue drops the
+/// report, counted by ingest as the source's `queue_full` RTCP drop, and its next replaces it.
+pub const SOURCE_CLOCK_QUEUE: usize = 1024;
 pub const WAKER: Token = Token(1);
 
 pub enum ShardCommand {
@@ -146,6 +150,9 @@ pub enum ShardEvent {
 pub struct ShardLink {
     pub packets: Arc<ArrayQueue<Arc<Slot>>>,
     pub commands: ArrayQueue<ShardCommand>,
+    /// Sources' latest sender reports, from ingest ([`SOURCE_CLOCK_QUEUE`] deep): taken with
+    /// the commands, before the shard writes its viewers' sender reports.
+    pub source_clocks: Arc<ArrayQueue<(SourceId, SourceClock)>>,
     pub events: ArrayQueue<ShardEvent>,
     /// Counter snapshots for the telemetry thread; full means dropped and counted.
     pub snapshots: ArrayQueue<Box<ShardSnapshot>>,
@@ -311,6 +318,12 @@ impl ShardWorker {
             let now = self.clock.now();
             apply(&mut s.engine, &mut s.viewers, &mut s.backlog, cmd, now);
         }
+        // After the commands: the control thread queues a source's `AddSource` for the shards
+        // before ingest learns of the source, so its group is there when its reports come.
+        while let Some((source, clock)) = self.link.source_clocks.pop() {
+            // A source deleted since is unknown to the engine: nothing left to map.
+            let _ = s.engine.set_source_clock(source, Some(clock));
+        }
     }
 
     /// Take every event the engine has: switches applied or timed out go to the control
@@ -472,7 +485,8 @@ impl ShardWorker {
         n > 0
     }
 
-    /// The sender reports due: each sealed for its viewer and sent with one `send_to` (one
+    /// The sender reports due (on each track's source's clock where its source reports, see
+    /// `engine/src/shard/reports.rs`): each sealed for its viewer and sent with one `send_to` (one
     /// per track and second, off the batch path).
     fn send_sender_reports(&self, s: &mut State, now: Nanos) {
         let ntp = crate::clock::ntp_now();

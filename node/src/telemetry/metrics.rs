@@ -387,6 +387,30 @@ fn source_families(s: &mut Scrape, agg: &Aggregates) {
         "Keyframe requests (PLI) sent to each source.",
         per_stats(&|a| a.stats.keyframe_requests_sent),
     );
+    s.counter(
+        "corecast_source_rtcp_received",
+        "RTCP datagrams received from each source (on its RTP port).",
+        per_stats(&|a| a.stats.rtcp_packets),
+    );
+    s.counter(
+        "corecast_source_sender_reports",
+        "Sender reports of each source's current stream taken: its viewers' sender reports follow them.",
+        per_stats(&|a| a.stats.sender_reports),
+    );
+    s.counter(
+        "corecast_source_rtcp_dropped",
+        "RTCP from each source dropped, by reason (queue_full: once per shard that missed a report).",
+        agg.sources
+            .iter()
+            .flat_map(|(id, a)| {
+                a.stats
+                    .rtcp_drops
+                    .iter()
+                    .map(|(r, n)| (labels2("source", id, "reason", r.name()), n))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+    );
     s.gauge(
         "corecast_source_bitrate_bits_per_second",
         "Received bitrate per source over the last stats interval.",
