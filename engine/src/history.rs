@@ -69,6 +69,7 @@ pub struct HistoryCounters {
     pub too_old: u64,
 }
 
+#[derive(Clone)]
 struct Entry<H> {
     pkt: RxPacket,
     handle: H,
@@ -76,6 +77,7 @@ struct Entry<H> {
 
 /// One source's recent packets, with the caller's handle to each (`H`: the pool slot that holds
 /// its bytes).
+#[derive(Clone)]
 pub struct PacketHistory<H> {
     config: HistoryConfig,
     entries: VecDeque<Entry<H>>,
@@ -211,9 +213,7 @@ impl<H> PacketHistory<H> {
     /// history).
     pub fn since_switch_point(&self) -> impl Iterator<Item = (&RxPacket, &H)> + '_ {
         let start = self.newest_switch_point().unwrap_or(self.entries.len());
-        self.entries
-            .range(start..)
-            .map(|e| (&e.pkt, &e.handle))
+        self.entries.range(start..).map(|e| (&e.pkt, &e.handle))
     }
 
     /// Index of the newest switch point of the newest epoch.

@@ -64,7 +64,11 @@ fn packets_are_found_by_epoch_and_sequence_across_the_16_bit_wrap() {
         assert_eq!((pkt.seq, *handle), (seq, seq.0));
     }
     assert!(h.get(0, ExtSeq(seqs_after(&h))).is_none());
-    assert!(h.get(1, h.since_switch_point().next().unwrap().0.seq).is_none(), "other epoch");
+    assert!(
+        h.get(1, h.since_switch_point().next().unwrap().0.seq)
+            .is_none(),
+        "other epoch"
+    );
     assert_eq!(h.len(), 100);
     assert_eq!(h.counters().stored, 100);
 }
@@ -171,7 +175,10 @@ fn replay_starts_at_the_newest_keyframe() {
     // The keyframe's 8 packets, then frames 21..=25 (3 each), the last one partly sent.
     let newest = h.entries.back().unwrap().pkt.seq;
     assert_eq!(replay.last().copied(), Some(newest));
-    assert!(replay.windows(2).all(|w| w[1].0 == w[0].0 + 1), "in order, no gaps");
+    assert!(
+        replay.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "in order, no gaps"
+    );
 }
 
 #[test]

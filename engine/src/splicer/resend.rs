@@ -73,7 +73,10 @@ impl Resend {
     /// keyframe.
     pub fn was_sent(&self, pkt: &RxPacket) -> bool {
         match *self {
-            Resend::Packet { until, .. } => until.is_none_or(|t| pkt.received_at < t),
+            // A packet of the same instant as the switch point may have come before it (and
+            // been sent) or after it: taken as sent. Its number was the old mapping's either
+            // way, so a resend can only fill the hole the subscriber reports.
+            Resend::Packet { until, .. } => until.is_none_or(|t| pkt.received_at <= t),
             Resend::Prelude { .. } => true,
         }
     }
@@ -116,7 +119,11 @@ impl MappingLog {
         // An anchor at a packet with a prelude reserved the number before it.
         let prelude = pkt.prelude.is_some() && anchor.first_seq == pkt.seq.0;
         let start = mapping.first_out() - u64::from(prelude);
-        if let Some(previous) = self.len.checked_sub(1).and_then(|i| self.logged[i].as_mut()) {
+        if let Some(previous) = self
+            .len
+            .checked_sub(1)
+            .and_then(|i| self.logged[i].as_mut())
+        {
             previous.until = Some(now);
         }
         if self.len == LOGGED_MAPPINGS {
@@ -132,8 +139,26 @@ impl MappingLog {
         self.len += 1;
     }
 
+    /// Record `splicer`'s current mapping, if any, as the newest (when repair is turned on for
+    /// a track that is already sending).
+    pub fn observe_current(&mut self, splicer: &Splicer) {
+        if let Some(anchor) = splicer.anchor {
+            let mapping = Mapping(anchor);
+            *self = MappingLog::default();
+            self.logged[0] = Some(Logged {
+                mapping,
+                until: None,
+                start: mapping.first_out(),
+                prelude: false,
+            });
+            self.len = 1;
+        }
+    }
+
     fn newest(&self) -> Option<&Logged> {
-        self.len.checked_sub(1).and_then(|i| self.logged[i].as_ref())
+        self.len
+            .checked_sub(1)
+            .and_then(|i| self.logged[i].as_ref())
     }
 
     /// What the output number `wire` (as a NACK names it) carried on the track `splicer`
@@ -142,11 +167,9 @@ impl MappingLog {
         let newest_sent = splicer.last_seq()?.0;
         let out = extend_before(newest_sent, wire);
         // Mappings are logged in output order: each covers up to where the next one starts.
-        let at = (0..self.len).rev().find(|&i| {
-            self.logged[i]
-                .as_ref()
-                .is_some_and(|l| l.start <= out)
-        })?;
+        let at = (0..self.len)
+            .rev()
+            .find(|&i| self.logged[i].as_ref().is_some_and(|l| l.start <= out))?;
         let logged = self.logged[at]?;
         if logged.prelude && out == logged.start {
             return Some(Resend::Prelude {
@@ -190,9 +213,7 @@ impl Splicer {
         out: &mut OutHead,
     ) -> Option<ExtSeq> {
         let anchor = &mapping.0;
-        if pkt.source != anchor.source
-            || pkt.epoch != anchor.epoch
-            || pkt.seq.0 < anchor.first_seq
+        if pkt.source != anchor.source || pkt.epoch != anchor.epoch || pkt.seq.0 < anchor.first_seq
         {
             return None;
         }

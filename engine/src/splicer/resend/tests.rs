@@ -83,7 +83,11 @@ fn assert_every_number_resends_as_sent(splicer: &Splicer, log: &MappingLog, sent
         let mut out = [0u8; FIXED_HEADER_LEN + MAX_REWRITE_LEN];
         let got = splicer.resend_head(&mapping, pkt, buf, &mut out);
         assert_eq!(got.map(|s| s.wire().0), Some(wire));
-        assert_eq!(&head_bytes(pkt, &out), first, "output {wire}: the same bytes");
+        assert_eq!(
+            &head_bytes(pkt, &out),
+            first,
+            "output {wire}: the same bytes"
+        );
     }
 }
 
@@ -140,7 +144,11 @@ fn numbers_not_yet_sent_resolve_to_nothing() {
     let mut log = MappingLog::new();
     let mut sent = Sent::default();
     let mut a = Feed::new(1, 0xa, 5_000);
-    assert_eq!(log.resolve(&splicer, SeqNo(1_000)), None, "nothing sent yet");
+    assert_eq!(
+        log.resolve(&splicer, SeqNo(1_000)),
+        None,
+        "nothing sent yet"
+    );
     for i in 0..10 {
         let now = Nanos::from_millis(i * 10);
         let pkt = a.next(now);
@@ -275,7 +283,10 @@ fn a_source_restart_is_a_mapping_of_its_own() {
             send(&mut splicer, &mut log, &mut sent, p, now);
         }
     }
-    assert!(epochs.contains(&1), "the restart became epoch 1: {epochs:?}");
+    assert!(
+        epochs.contains(&1),
+        "the restart became epoch 1: {epochs:?}"
+    );
     assert_eq!(log.len, 2, "one mapping per epoch");
     assert_every_number_resends_as_sent(&splicer, &log, &sent);
 }
