@@ -195,7 +195,10 @@ pub fn switch_rounds(
         parallel(&t.subscribers, |j, &id| {
             let next = (j + round as usize) % s;
             let (to, result) = match &t.whep {
-                Some(whep) => (t.channels[next], whep.switch_channel(id, t.channels[next])),
+                Some(whep) => (
+                    t.channels[next],
+                    whep.switch_channel(&t.locations[j], t.channels[next]),
+                ),
                 None => (
                     t.sources[next],
                     t.client

@@ -1,27 +1,48 @@
 //! A real browser watches through corecast: headless Chromium (Debian's, driven by
 //! playwright-core from scripts/browser) opens the node's viewer page `/watch/{channel}`, which
 //! makes a WHEP offer, connects (ICE-lite, DTLS, SRTP) and plays; GStreamer encodes the
-//! channels' sources. The page switches channels four times. Pass: frames decoded at about the
-//! source's rate, nothing lost, no freeze, audio played, every switch showing the new source's
-//! picture size within a second. The screenshot is left in target/browser-test/.
+//! channels' sources, once with VP8 and once with H.264 (x264, Constrained Baseline), each with
+//! Opus, through an rtpbin session that turns the node's PLIs into keyframes. The page switches
+//! channels four times. Pass: the browser decodes the codec the node negotiated, frames at about
+//! the source's rate, nothing lost, no freeze, audio played, every switch showing the new
+//! source's picture size within a second although the encoders' own keyframes are 10 s apart.
+//! The screenshots are left in target/browser-test/{vp8,h264}/.
 //!
-//! Needs gst-launch-1.0, Chromium at /usr/bin/chromium and `npm ci` in scripts/browser
-//! (`.ci/run` does all three). Set CORECAST_SKIP_BROWSER_TESTS=1 to skip on a machine without.
+//! Needs GStreamer (base, good and ugly plugins: x264enc), Chromium at /usr/bin/chromium and
+//! `npm ci` in scripts/browser (`.ci/run` does all three). Set CORECAST_SKIP_BROWSER_TESTS=1 to
+//! skip on a machine without.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use common::media::{gst, repo};
+use common::media::{free_udp_port, gst, gst_answering_pli, repo};
 use common::*;
-use corecast_signaling::api::CreateChannel;
+use corecast_signaling::api::{CreateChannel, CreateSource, SourceView};
+use corecast_signaling::client::Client;
 
 fn tools_present() -> bool {
-    let gst = Command::new("gst-launch-1.0")
-        .arg("--version")
-        .output()
-        .is_ok();
+    // Every element the senders use, so a missing plugin says so here rather than as a source
+    // that never receives.
+    let gst = [
+        "vp8enc",
+        "x264enc",
+        "opusenc",
+        "rtpvp8pay",
+        "rtph264pay",
+        "rtpopuspay",
+        "rtpbin",
+    ]
+    .iter()
+    .all(|element| {
+        Command::new("gst-inspect-1.0")
+            .arg(element)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     let chromium = Path::new("/usr/bin/chromium").exists();
     let playwright = repo()
         .join("scripts/browser/node_modules/playwright-core")
@@ -30,24 +51,40 @@ fn tools_present() -> bool {
         return true;
     }
     if std::env::var_os("CORECAST_SKIP_BROWSER_TESTS").is_some() {
-        eprintln!("skipping: gst-launch-1.0, chromium or playwright-core missing");
+        eprintln!("skipping: GStreamer's elements, chromium or playwright-core missing");
         return false;
     }
     panic!(
-        "the browser test needs gst-launch-1.0 ({gst}), /usr/bin/chromium ({chromium}) and \
-         playwright-core in scripts/browser ({playwright}): apt-get install chromium \
-         gstreamer1.0-tools gstreamer1.0-plugins-{{base,good}}, then `npm ci` in \
-         scripts/browser (as .ci/run does), or set CORECAST_SKIP_BROWSER_TESTS=1"
+        "the browser test needs GStreamer with vp8enc, x264enc, opusenc and rtpbin ({gst}), \
+         /usr/bin/chromium ({chromium}) and playwright-core in scripts/browser ({playwright}): \
+         apt-get install chromium gstreamer1.0-tools gstreamer1.0-plugins-{{base,good,ugly}}, \
+         then `npm ci` in scripts/browser (as .ci/run does), or set \
+         CORECAST_SKIP_BROWSER_TESTS=1"
     );
 }
 
-/// VP8 at 30 fps with a keyframe every half second, so a switch shows within a second even
-/// though GStreamer's sender does not answer PLI here.
+/// Each encoder's own keyframe interval, in frames at 30 fps: 10 s, longer than the test's
+/// gap between switches, so a switch that shows within a second shows a keyframe the sender
+/// made because the node asked (a PLI through its rtpbin session).
+const GOP: u32 = 300;
+
+/// VP8 at 30 fps.
 fn vp8(width: u32, height: u32, pattern: &str) -> String {
     format!(
         "videotestsrc is-live=true pattern={pattern} ! \
          video/x-raw,width={width},height={height},framerate=30/1 ! \
-         vp8enc keyframe-max-dist=15 deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit"
+         vp8enc keyframe-max-dist={GOP} deadline=1 cpu-used=8 ! rtpvp8pay picture-id-mode=15-bit"
+    )
+}
+
+/// H.264 Constrained Baseline (which Chromium decodes as 42e01f) at 30 fps, SPS and PPS before
+/// every IDR so that the node learns the profile-level-id and every keyframe can start a viewer.
+fn h264(width: u32, height: u32, pattern: &str) -> String {
+    format!(
+        "videotestsrc is-live=true pattern={pattern} ! \
+         video/x-raw,width={width},height={height},framerate=30/1 ! \
+         x264enc tune=zerolatency speed-preset=ultrafast sliced-threads=false key-int-max={GOP} ! \
+         video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1"
     )
 }
 
@@ -58,22 +95,77 @@ fn opus(freq: u32) -> String {
     )
 }
 
+/// One browser at a time: two Chromiums and four encoders at once would share the machine's
+/// cores and measure each other.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+/// The node's admin token in these tests, and the token the page is given.
+const ADMIN_TOKEN: &str = "browser-test-admin";
+const VIEWER_TOKEN: &str = "browser-test-viewer";
+
 #[test]
-fn chromium_watches_and_switches_channels() {
+fn chromium_watches_and_switches_vp8_channels() {
+    watch_and_switch("vp8", "video/VP8", vp8);
+}
+
+#[test]
+fn chromium_watches_and_switches_h264_channels() {
+    watch_and_switch("h264", "video/H264", h264);
+}
+
+/// A source of `codec` at 127.0.0.1, its keyframe requests sent to the `feedback` port where
+/// its sender's rtpbin session reads RTCP.
+fn source_with_feedback(client: &Client, name: &str, codec: &str, feedback: u16) -> SourceView {
+    client
+        .create_source(&CreateSource {
+            name: name.into(),
+            codec: codec.into(),
+            clock_rate: None,
+            port: None,
+            latch: None,
+            feedback: Some(format!("127.0.0.1:{feedback}")),
+            parameter_sets: None,
+            payload_type: None,
+            rtx_payload_type: None,
+        })
+        .expect("source created")
+}
+
+/// Two channels, each a `codec` camera (made by `video` at its own picture size) and an Opus
+/// microphone; Chromium watches the first and switches four times; `mime` is the codec the
+/// browser must say it decoded.
+fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String) {
     if !tools_present() {
         return;
     }
-    let (node, client) = start(&[]);
-    let cam_a = source(&client, "cam-a", "vp8");
-    let cam_b = source(&client, "cam-b", "vp8");
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    // As an operator runs it: an admin token for the API, a viewer token for the page (which
+    // then switches its own viewer with the key its Location carries).
+    let (node, _) = start(&["--token", ADMIN_TOKEN, "--viewer-token", VIEWER_TOKEN]);
+    let client = Client::new(&node.http_addr().to_string(), Some(ADMIN_TOKEN.into()));
+    let feedback = [free_udp_port(), free_udp_port()];
+    let cam_a = source_with_feedback(&client, &format!("{codec}-a"), codec, feedback[0]);
+    let cam_b = source_with_feedback(&client, &format!("{codec}-b"), codec, feedback[1]);
     let mic_a = source(&client, "mic-a", "opus");
     let mic_b = source(&client, "mic-b", "opus");
+    let senders_started = Instant::now();
     let _senders = [
-        gst(&vp8(320, 240, "ball"), cam_a.ingest.port),
-        gst(&vp8(352, 288, "smpte"), cam_b.ingest.port),
+        gst_answering_pli(&video(320, 240, "ball"), cam_a.ingest.port, feedback[0]),
+        gst_answering_pli(&video(352, 288, "smpte"), cam_b.ingest.port, feedback[1]),
         gst(&opus(440), mic_a.ingest.port),
         gst(&opus(660), mic_b.ingest.port),
     ];
+    // Every source receiving before the page offers, so that the node knows an H.264 source's
+    // profile-level-id from its SPS when it negotiates.
+    until("GStreamer's packets at every source", || {
+        let stats = client.stats().expect("stats");
+        [cam_a.id, cam_b.id, mic_a.id, mic_b.id].iter().all(|&id| {
+            stats
+                .sources
+                .iter()
+                .any(|s| s.id == id && s.counters.packets_accepted > 0)
+        })
+    });
     let channel = |name: &str, video: u32, audio: u32| {
         client
             .create_channel(&CreateChannel {
@@ -86,8 +178,11 @@ fn chromium_watches_and_switches_channels() {
     };
     let one = channel("one", cam_a.id, mic_a.id);
     let two = channel("two", cam_b.id, mic_b.id);
-    let out = repo().join("target/browser-test");
-    let url = format!("http://{}/watch/{one}", node.http_addr());
+    let out = repo().join("target/browser-test").join(codec);
+    let url = format!(
+        "http://{}/watch/{one}?token={VIEWER_TOKEN}",
+        node.http_addr()
+    );
     let seconds = 12;
     let switches = [
         format!("{two}:352x288"),
@@ -96,6 +191,7 @@ fn chromium_watches_and_switches_channels() {
         format!("{one}:320x240"),
     ];
     let run = Command::new("node")
+        .env("CORECAST_ADMIN_TOKEN", ADMIN_TOKEN)
         .arg(repo().join("scripts/browser/watch.mjs"))
         .arg(&url)
         .arg(seconds.to_string())
@@ -109,8 +205,11 @@ fn chromium_watches_and_switches_channels() {
         panic!("watch.mjs printed no report ({e}):\n{stdout}\n{stderr}");
     });
     let shown = serde_json::to_string_pretty(&report).unwrap();
-    eprintln!("what the browser measured: {shown}");
+    eprintln!("what the browser measured ({codec}): {shown}");
     assert!(run.status.success(), "the page failed:\n{shown}\n{stderr}");
+    // What was negotiated is what the browser decoded.
+    assert_eq!(report["viewer"]["codec"], codec, "{shown}");
+    assert_eq!(report["videoCodec"]["mimeType"], mime, "{shown}");
     let stats = &report["stats"];
     let n = |key: &str| {
         stats[key]
@@ -164,4 +263,22 @@ fn chromium_watches_and_switches_channels() {
     assert_eq!(sum(&|w| w.srtcp_dropped), 0, "{stats:?}");
     assert_eq!(sum(&|w| w.srtp_failed), 0, "{stats:?}");
     assert_eq!(sum(&|w| w.unknown_dropped), 0, "{stats:?}");
+    // Each camera was switched to twice (the first also at the start) and each time asked for
+    // a keyframe. Its encoder alone makes one at its start and then one per GOP at most (a
+    // forced keyframe restarts the count): more than that were made because the node asked.
+    let natural = 1 + senders_started.elapsed().as_secs() / u64::from(GOP / 30);
+    for cam in [cam_a.id, cam_b.id] {
+        let c = &stats
+            .sources
+            .iter()
+            .find(|s| s.id == cam)
+            .expect("camera in stats")
+            .counters;
+        assert!(c.keyframe_requests >= 2, "camera {cam}: {c:?}");
+        assert!(
+            c.keyframes > natural,
+            "camera {cam} sent {} keyframes, its encoder alone {natural}: {c:?}",
+            c.keyframes
+        );
+    }
 }

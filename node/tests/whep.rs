@@ -1,14 +1,28 @@
 //! WHEP against a running node, without a browser: what an offer gets (the answer's shape, the
 //! viewer as a subscriber), what a bad one gets (a 4xx naming what is wrong), the viewer's
-//! resource (`PATCH`, `DELETE` twice), a full node (503 with Retry-After), and a viewer that
-//! never connects (removed at `--consent-timeout`). The offers are the fixtures of
-//! corecast-webrtc (Chrome's, Firefox's, aiortc's recvonly offers).
+//! resource (`PATCH`, `DELETE` twice), a full node (503 with Retry-After), a viewer that
+//! never connects (removed at `--consent-timeout`), and a connected viewer that moves to a new
+//! address (its media follows it). The offers are the fixtures of corecast-webrtc (Chrome's,
+//! Firefox's, aiortc's recvonly offers), or the load generator's viewer for the one that
+//! connects.
 
 mod common;
 
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
 use common::*;
+use corecast_engine::rtp::RtpHeader;
+use corecast_engine::Codec;
+use corecast_loadgen::whep::answer::parse_answer;
+use corecast_loadgen::whep::http::WhepHttp;
+use corecast_loadgen::whep::join::{join, ToJoin};
+use corecast_loadgen::whep::media::ViewerMedia;
+use corecast_loadgen::whep::offer::{build_offer, ViewerIce};
+use corecast_loadgen::whep::stun::{binding_request, is_success, looks_like_stun};
 use corecast_signaling::api::{CreateChannel, SubscriberView};
 use corecast_signaling::client::Client;
+use corecast_webrtc::dtls::Certificate;
 use serde_json::Value;
 
 const CHROME: &str = include_str!("../../webrtc/tests/fixtures/chrome_recvonly.sdp");
@@ -84,6 +98,8 @@ fn an_offer_is_answered_and_the_viewer_is_a_subscriber() {
         let location = a.header("location").expect("a Location").to_string();
         let id: u32 = location
             .strip_prefix("/v1/subscribers/")
+            .and_then(|s| s.split_once("?key="))
+            .and_then(|(id, key)| (key.len() == 32).then_some(id))
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("{name}: Location {location}"));
         assert!(
@@ -267,4 +283,141 @@ fn public_ip_is_the_candidate_viewers_are_given() {
         .expect("a host candidate");
     assert!(candidate.contains(" 203.0.113.9 "), "{candidate}");
     assert!(!a.body.contains("127.0.0.1 "), "{}", a.body);
+}
+
+/// What one socket of a viewer got: the sequence numbers of the SRTP it opened, in order, and
+/// the STUN answers that came to it.
+#[derive(Default)]
+struct Heard {
+    seqs: Vec<u16>,
+    stun: Vec<Vec<u8>>,
+}
+
+/// Everything waiting on `socket`, opened with the viewer's one SRTP context.
+fn hear(socket: &UdpSocket, media: &mut ViewerMedia, heard: &mut Heard) {
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = socket.recv(&mut buf) {
+        if looks_like_stun(&buf[..n]) {
+            heard.stun.push(buf[..n].to_vec());
+        } else if let Some(len) = media.open(&mut buf[..n]) {
+            let h = RtpHeader::parse(&buf[..len]).expect("the node sends valid RTP");
+            heard.seqs.push(h.seq.0);
+        }
+    }
+}
+
+#[test]
+fn a_connected_viewer_that_moves_to_a_new_address_gets_its_media_there() {
+    let (_node, client) = start(&[]);
+    let cam = source(&client, "cam", "vp8");
+    let ch = channel(&client, "main", Some(cam.id), None);
+    let mut sender = Sender::new(ingest_addr(&cam), 0x5157, 10);
+    let mut next_send = Instant::now();
+    // One packet a millisecond at most, however fast the waits below spin.
+    let mut pace = |sender: &mut Sender| {
+        if Instant::now() >= next_send {
+            sender.send();
+            next_send = Instant::now() + Duration::from_millis(1);
+        }
+    };
+
+    // A viewer connects from its first address: offer, ICE, DTLS, as the load generator does.
+    let certificate = Certificate::generate().expect("a certificate");
+    let ice = ViewerIce::random();
+    let http = WhepHttp::new(client.base(), None, DEADLINE);
+    let created = http
+        .offer(
+            ch,
+            &build_offer(Codec::Vp8, &ice, &certificate.fingerprint()),
+        )
+        .expect("the offer is answered");
+    let answer = parse_answer(&created.answer).expect("a usable answer");
+    let first = receiver();
+    first.connect(answer.candidate).unwrap();
+    let to_join = [ToJoin {
+        socket: &first,
+        ice: &ice,
+        answer: &answer,
+    }];
+    let joined = join(&to_join, &certificate, Instant::now() + DEADLINE, None).unwrap();
+    let srtp = joined
+        .inbound
+        .into_iter()
+        .next()
+        .unwrap()
+        .expect("connected");
+    let mut media = ViewerMedia::new(srtp, answer.ssrc);
+    let (mut at_first, mut at_second) = (Heard::default(), Heard::default());
+    until("media at the first address", || {
+        pace(&mut sender);
+        hear(&first, &mut media, &mut at_first);
+        at_first.seqs.len() >= 20
+    });
+
+    // It moves: checks from a second address, the first nominating it. Not the port just above
+    // the first's, which the node would take as the first's RTCP port (RFC 3550 §11).
+    let second = std::iter::repeat_with(receiver)
+        .take(8)
+        .find(|s| {
+            let (a, b) = (first.local_addr().unwrap(), s.local_addr().unwrap());
+            a.port() != b.port().wrapping_add(1) && b.port() != a.port().wrapping_add(1)
+        })
+        .expect("a second port that is not the first's neighbour");
+    second.connect(answer.candidate).unwrap();
+    let (check, tid) = binding_request(&answer.ufrag, &ice.ufrag, &answer.pwd, 7, true);
+    let mut check_at = Instant::now() - Duration::from_secs(1);
+    until("media at the second address", || {
+        if Instant::now() >= check_at {
+            second.send(&check).unwrap();
+            check_at = Instant::now() + Duration::from_millis(200);
+        }
+        pace(&mut sender);
+        hear(&first, &mut media, &mut at_first);
+        hear(&second, &mut media, &mut at_second);
+        at_second.seqs.len() >= 20
+    });
+    assert!(
+        at_second
+            .stun
+            .iter()
+            .any(|m| is_success(m, tid, &answer.pwd)),
+        "the nominating check was answered at the second address"
+    );
+    // Nothing more goes to the first: 20 more packets reach the second (sent from the same
+    // shard socket over loopback, after any copy for the first), and the first hears none.
+    hear(&first, &mut media, &mut at_first);
+    let (first_had, second_had) = (at_first.seqs.len(), at_second.seqs.len());
+    until("20 more packets at the second address", || {
+        pace(&mut sender);
+        hear(&second, &mut media, &mut at_second);
+        at_second.seqs.len() >= second_had + 20
+    });
+    hear(&first, &mut media, &mut at_first);
+    assert_eq!(
+        at_first.seqs.len(),
+        first_had,
+        "media still went to the old address"
+    );
+
+    // One stream across the move, none lost or doubled, opened by the same SRTP context (same
+    // keys, same rollover counter): what the first heard, then what the second did.
+    let seqs: Vec<u16> = at_first
+        .seqs
+        .iter()
+        .chain(&at_second.seqs)
+        .copied()
+        .collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "{seqs:?}");
+    }
+    assert_eq!(media.counts.unprotect_drops(), 0, "{:?}", media.counts);
+    assert_eq!(media.counts.ssrc_not_answered, 0);
+    // The node says where the viewer is now.
+    let moved_to = second.local_addr().unwrap();
+    until("the viewer's dest to be the second address", || {
+        client
+            .subscriber(created.id)
+            .is_ok_and(|v| v.dest == moved_to)
+    });
+    http.delete(&created.location).expect("the viewer ends");
 }

@@ -6,7 +6,7 @@
 // SWITCH_TO channel in turn, evenly spaced; after each switch it waits until the decoded frame
 // size is the one given as WIDTHxHEIGHT after a colon (e.g. 2:640x360), up to 3 s. Prints one
 // JSON object on stdout (the page's window.corecast.stats at the end, every switch with how long
-// the new picture took) and saves OUT_DIR/watch.png. Exits non-zero if the page failed.
+// the new picture took, the video codec the browser decoded) and saves OUT_DIR/watch.png. Exits non-zero if the page failed.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -62,12 +62,27 @@ try {
   await page.waitForTimeout(slot);
   // One more measurement after the last second of play.
   await page.waitForTimeout(1100);
-  Object.assign(result, await page.evaluate(async () => ({
+  // Reading a subscriber is not a viewer's right: the test's admin token, when it has one.
+  const admin = process.env.CORECAST_ADMIN_TOKEN || null;
+  Object.assign(result, await page.evaluate(async (admin) => ({
     stats: window.corecast.stats, error: window.corecast.error, resource: window.corecast.resource,
     // The node's view of this viewer (the page's own resource), before the page goes.
     viewer: window.corecast.resource
-      ? await (await fetch(window.corecast.resource)).json() : null,
-  })));
+      ? await (await fetch(window.corecast.resource,
+        { headers: admin ? { Authorization: "Bearer " + admin } : {} })).json() : null,
+    // The codec the browser decodes video with, as its getStats names it.
+    videoCodec: await (async () => {
+      const stats = await window.corecast.pc.getStats();
+      let codec = null;
+      stats.forEach((r) => {
+        if (r.type === "inbound-rtp" && r.kind === "video" && stats.get(r.codecId)) {
+          const c = stats.get(r.codecId);
+          codec = { mimeType: c.mimeType, payloadType: c.payloadType, sdpFmtpLine: c.sdpFmtpLine };
+        }
+      });
+      return codec;
+    })(),
+  }), admin));
   await page.screenshot({ path: `${outDir}/watch.png` });
   failed = Boolean(result.error);
 } catch (e) {

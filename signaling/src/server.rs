@@ -25,9 +25,11 @@ use crate::api::{
 };
 
 mod request;
+mod viewer_key;
 mod whep;
 
 use request::{close_unless_body_read, discard_body, Id, JsonBody};
+use viewer_key::ViewerKeys;
 use whep::{AsViewer, Tokens};
 
 /// How long [`ApiServer::shutdown`] lets in-flight requests finish before abandoning them.
@@ -84,14 +86,18 @@ impl std::fmt::Debug for ApiConfig {
 struct AppState {
     control: Arc<dyn Control>,
     max_body_bytes: usize,
+    /// Makes the key in each viewer's `Location`; [`Tokens`] checks it with the same one.
+    viewer_keys: Arc<ViewerKeys>,
 }
 
 /// The API's routes over `control`. An empty token locks every route but `/healthz` (no
 /// presented token matches it); [`ApiServer::spawn`] refuses one outright.
 pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
+    let viewer_keys = Arc::new(ViewerKeys::new());
     let state = AppState {
         control,
         max_body_bytes: config.max_body_bytes,
+        viewer_keys: Arc::clone(&viewer_keys),
     };
     let router = Router::new()
         .route("/v1/sources", post(create_source).get(list_sources))
@@ -128,6 +134,7 @@ pub fn router(control: Arc<dyn Control>, config: ApiConfig) -> Router {
         viewer: config
             .viewer_token
             .map(|t| Arc::<[u8]>::from(t.into_bytes())),
+        keys: viewer_keys,
     };
     // Outside the routes, so a request without the token is refused before its body is read
     // and unknown `/v1` paths do not reveal which routes exist.

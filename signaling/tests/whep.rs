@@ -1,6 +1,7 @@
 //! WHEP at the HTTP layer, over raw HTTP against the in-memory `Control`: the offer/answer
 //! exchange and its headers, the refusals (media type, channel, full node), CORS and preflights,
-//! which token opens which route, and the viewer's own resource (`PATCH`, `DELETE`, switch).
+//! which token opens which route, and the viewer's own resource (`PATCH`, `DELETE`, switch),
+//! which the viewer token opens only with that viewer's key from its `Location`.
 //! Negotiation itself is the node's (node/tests); here the fake admits any offer starting `v=0`.
 
 mod support;
@@ -64,13 +65,33 @@ fn offer(h: &Harness, channel: u32, auth: Option<&str>) -> Raw {
     )
 }
 
+/// An answer's `Location`: `/v1/subscribers/{id}?key=<32 hex digits>`.
+fn location(answer: &Raw) -> String {
+    header(answer, "location").expect("Location").to_string()
+}
+
 /// The viewer id in an answer's `Location`.
 fn viewer_id(answer: &Raw) -> u32 {
-    let location = header(answer, "location").expect("Location");
+    let location = location(answer);
     location
         .strip_prefix("/v1/subscribers/")
+        .and_then(|rest| rest.split('?').next())
         .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("Location {location} is not /v1/subscribers/{{id}}"))
+        .unwrap_or_else(|| panic!("Location {location} is not /v1/subscribers/{{id}}?key=..."))
+}
+
+/// The key in an answer's `Location`.
+fn viewer_key(answer: &Raw) -> String {
+    let location = location(answer);
+    let key = location
+        .split_once("?key=")
+        .map(|(_, key)| key.to_string())
+        .unwrap_or_else(|| panic!("Location {location} has no key"));
+    assert!(
+        key.len() == 32 && key.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{location}: a key is 128 bits in hex"
+    );
+    key
 }
 
 fn assert_cors(r: &Raw) {
@@ -300,39 +321,47 @@ fn the_viewer_token_ends_viewers_only() {
     let h = node_with_channel(true, 100);
     let (admin, viewer) = (bearer(ADMIN), bearer(VIEWER));
     let plain = h.client.create_subscribers(&[sub(1, 5004)]).unwrap()[0].id;
-    let id = viewer_id(&offer(&h, 1, Some(&viewer)));
-    let delete = |id: u32, auth: &str| {
-        raw(
-            "DELETE",
-            &h.url(&format!("/v1/subscribers/{id}")),
-            &[("Authorization", auth)],
-            b"",
-        )
-    };
+    let answer = offer(&h, 1, Some(&viewer));
+    let own = location(&answer);
+    let delete =
+        |path: &str, auth: &str| raw("DELETE", &h.url(path), &[("Authorization", auth)], b"");
 
-    // A plain subscriber is no viewer: 404 for the viewer token, and it stays.
-    assert_error(&delete(plain, &viewer), 404, "not_found");
+    // A plain subscriber has no key to present: refused for the viewer token, and it stays.
+    let plain_path = format!("/v1/subscribers/{plain}");
+    assert_error(&delete(&plain_path, &viewer), 403, "forbidden");
+    let r = delete(
+        &format!("{plain_path}?key={}", viewer_key(&answer)),
+        &viewer,
+    );
+    assert_error(&r, 403, "forbidden");
     assert_eq!(h.client.subscriber(plain).unwrap().id, plain);
-    // The viewer goes, once.
-    let r = delete(id, &viewer);
+    // The viewer goes, once, by its Location.
+    let r = delete(&own, &viewer);
     assert_eq!((r.status, r.body.as_str()), (204, ""));
     assert_cors(&r);
-    assert_error(&delete(id, &viewer), 404, "not_found");
+    assert_error(&delete(&own, &viewer), 404, "not_found");
     // The admin token deletes plain subscribers.
-    assert_eq!(delete(plain, &admin).status, 204);
-    assert_error(&delete(plain, &admin), 404, "not_found");
+    assert_eq!(delete(&plain_path, &admin).status, 204);
+    assert_error(&delete(&plain_path, &admin), 404, "not_found");
 }
 
 #[test]
 fn the_viewer_token_switches_by_channel_not_by_source() {
     let h = node_with_channel(true, 100);
     let (admin, viewer) = (bearer(ADMIN), bearer(VIEWER));
-    let id = viewer_id(&offer(&h, 1, Some(&viewer)));
+    let answer = offer(&h, 1, Some(&viewer));
+    let (id, key) = (viewer_id(&answer), viewer_key(&answer));
     let plain = h.client.create_subscribers(&[sub(1, 5004)]).unwrap()[0].id;
+    // The viewer token switches with the viewer's key; the admin token needs none.
     let switch = |id: u32, auth: &str, body: &str| {
+        let query = if auth == viewer {
+            format!("?key={key}")
+        } else {
+            String::new()
+        };
         raw(
             "POST",
-            &h.url(&format!("/v1/subscribers/{id}/switch")),
+            &h.url(&format!("/v1/subscribers/{id}/switch{query}")),
             &[
                 ("Authorization", auth),
                 ("Content-Type", "application/json"),
@@ -354,11 +383,11 @@ fn the_viewer_token_switches_by_channel_not_by_source() {
     assert_error(&switch(id, &viewer, "{}"), 400, "bad_request");
     let r = switch(id, &admin, r#"{"source":1,"channel":1}"#);
     assert_error(&r, 400, "bad_request");
-    // By channel, a plain subscriber is no viewer; by source, the admin token switches it.
+    // The viewer's key opens no other resource; by source, the admin token switches it.
     assert_error(
         &switch(plain, &viewer, r#"{"channel":1}"#),
-        404,
-        "not_found",
+        403,
+        "forbidden",
     );
     let r = switch(plain, &admin, r#"{"source":2}"#);
     assert_eq!(r.status, 202, "{}", r.body);
@@ -370,9 +399,8 @@ fn patch_checks_the_media_type_and_the_etag() {
     let h = node_with_channel(true, 100);
     let viewer = bearer(VIEWER);
     let answer = offer(&h, 1, Some(&viewer));
-    let id = viewer_id(&answer);
     let etag = header(&answer, "etag").unwrap().to_string();
-    let url = h.url(&format!("/v1/subscribers/{id}"));
+    let url = h.url(&location(&answer));
     let fragment = b"a=ice-ufrag:brws\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 \
                      UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 UDP 1 127.0.0.1 9 typ \
                      host\r\n";
@@ -402,13 +430,15 @@ fn patch_checks_the_media_type_and_the_etag() {
         415,
         "unsupported_media_type",
     );
-    // Not UTF-8; and another viewer's resource.
+    // Not UTF-8; and a viewer that does not exist, with the admin token (the viewer token has
+    // no key for it).
     let r = raw("PATCH", &url, &[auth, FRAG], b"a=\xff");
     assert_error(&r, 400, "bad_request");
+    let admin = bearer(ADMIN);
     let r = raw(
         "PATCH",
         &h.url("/v1/subscribers/77"),
-        &[auth, FRAG, ("If-Match", &etag)],
+        &[("Authorization", &admin), FRAG, ("If-Match", &etag)],
         fragment,
     );
     assert_error(&r, 404, "not_found");
@@ -433,4 +463,110 @@ fn the_watch_page_is_served_as_html() {
         400,
         "bad_request",
     );
+}
+
+/// What holders of the viewer token can do to a viewer's resource (`PATCH`, switch, `DELETE`):
+/// its owner, with the key in its `Location`, everything; another holder, who knows the id
+/// (ids are sequential) but not the key, nothing; the admin token everything without a key.
+fn check_ownership(h: &Harness, viewer_auth: Option<&str>) {
+    let admin = bearer(ADMIN);
+    let with_token = |headers: &[(&'static str, &'static str)], auth: Option<&str>| {
+        let mut all: Vec<(&str, String)> =
+            headers.iter().map(|&(n, v)| (n, v.to_string())).collect();
+        if let Some(a) = auth {
+            all.push(("Authorization", a.to_string()));
+        }
+        all
+    };
+    let send = |method: &str, path: &str, auth: Option<&str>| {
+        let (headers, body): (&[(&str, &str)], &[u8]) = match method {
+            "PATCH" => (&[FRAG], b"a=ice-ufrag:brws\r\na=mid:0\r\n"),
+            "POST" => (&[("Content-Type", "application/json")], br#"{"channel":1}"#),
+            _ => (&[], b""),
+        };
+        let headers = with_token(headers, auth);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        raw(method, &h.url(path), &headers, body)
+    };
+    let mine = offer(h, 1, viewer_auth);
+    let theirs = offer(h, 1, viewer_auth);
+    assert_eq!((mine.status, theirs.status), (201, 201), "{}", mine.body);
+    let (mine_id, theirs_id) = (viewer_id(&mine), viewer_id(&theirs));
+    let (mine_key, theirs_key) = (viewer_key(&mine), viewer_key(&theirs));
+    assert_ne!(mine_key, theirs_key, "each viewer has its own key");
+    let resource = |id: u32, query: &str| format!("/v1/subscribers/{id}{query}");
+    let switch = |id: u32, query: &str| format!("/v1/subscribers/{id}/switch{query}");
+
+    // The other viewer's holder knows my id: without a key, with theirs, with a mangled one.
+    let attempts = [
+        (String::new(), "needs its key"),
+        (format!("?key={theirs_key}"), "is not viewer"),
+        (format!("?key={}", &mine_key[..31]), "is not viewer"),
+        ("?key=".to_string(), "needs its key"),
+    ];
+    for (query, says) in &attempts {
+        for (method, path) in [
+            ("PATCH", resource(mine_id, query)),
+            ("POST", switch(mine_id, query)),
+            ("DELETE", resource(mine_id, query)),
+        ] {
+            let r = send(method, &path, viewer_auth);
+            assert_error(&r, 403, "forbidden");
+            let message = r.error().message;
+            assert!(message.contains(says), "{method} {path}: {message}");
+            assert!(message.contains(&mine_id.to_string()), "{message}");
+            assert_cors(&r);
+        }
+    }
+    // The owner, by its Location verbatim and the switch beside it.
+    let own = location(&mine);
+    let r = send("PATCH", &own, viewer_auth);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = send(
+        "POST",
+        &switch(mine_id, &format!("?key={mine_key}")),
+        viewer_auth,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The admin token needs no key, for its PATCH and switch.
+    let r = send("PATCH", &resource(theirs_id, ""), Some(&admin));
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = send("POST", &switch(theirs_id, ""), Some(&admin));
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Nothing refused happened: my viewer is still there for me to end, once.
+    let r = send("DELETE", &own, viewer_auth);
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    assert_error(&send("DELETE", &own, viewer_auth), 404, "not_found");
+    // The other viewer is still there too, for its own holder to end (the admin token's
+    // DELETE is the node's `delete_subscriber`, which this fake keeps apart from viewers).
+    let r = send("DELETE", &location(&theirs), viewer_auth);
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
+#[test]
+fn a_viewers_resource_opens_with_the_viewer_token_only_with_its_own_key() {
+    let h = node_with_channel(true, 100);
+    check_ownership(&h, Some(&bearer(VIEWER)));
+}
+
+#[test]
+fn without_a_viewer_token_the_open_viewer_routes_still_need_the_key() {
+    // The admin token set, no viewer token: anyone may make a viewer, so the key is all that
+    // keeps one viewer from ending another.
+    let h = Harness::start(
+        ApiConfig {
+            token: Some(ADMIN.into()),
+            ..ApiConfig::default()
+        },
+        100,
+    );
+    let cam = h.client.create_source(&source("cam", "vp8")).unwrap();
+    h.client
+        .create_channel(&CreateChannel {
+            name: "main".into(),
+            video: Some(cam.id),
+            audio: None,
+        })
+        .unwrap();
+    check_ownership(&h, None);
 }

@@ -484,6 +484,19 @@ impl<H> Shard<H> {
         }
     }
 
+    /// Send track `id`'s copies to `dest` from the next packet on, and take its subscriber's
+    /// RTCP from there only (a WebRTC viewer that ICE moved to a new address). Its splicer,
+    /// SSRC, counters and pending switch stay as they are, so its stream goes on unbroken.
+    /// Returns the address it had.
+    pub fn set_destination(
+        &mut self,
+        id: TrackId,
+        dest: SocketAddr,
+    ) -> Result<SocketAddr, ControlError> {
+        let slot = self.slot(id)?;
+        Ok(std::mem::replace(&mut self.table.tracks[slot].dest, dest))
+    }
+
     /// The I/O layer could not send `transmit`: move it from forwarded to dropped (a prelude is
     /// only uncounted: it was not the source's packet). Call before the next control operation.
     pub fn record_send_failure(&mut self, transmit: &Transmit, bytes: usize, reason: DropReason) {

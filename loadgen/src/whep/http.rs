@@ -12,7 +12,8 @@ const MAX_BODY: u64 = 256 << 10;
 /// A viewer as the node created it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Created {
-    /// `Location`, a path such as `/v1/subscribers/17`.
+    /// `Location`, a path such as `/v1/subscribers/17?key=<the viewer's key>`: the key proves
+    /// the viewer's own requests (`DELETE`, switch) are its creator's.
     pub location: String,
     /// The subscriber id at the end of it.
     pub id: u32,
@@ -99,11 +100,12 @@ impl WhepHttp {
             .and_then(|v| v.to_str().ok())
             .ok_or("the 201 has no Location")?
             .to_string();
-        let id = location
+        let (path, _) = split_query(&location);
+        let id = path
             .rsplit('/')
             .next()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("Location {location} does not end in a subscriber id"))?;
+            .ok_or_else(|| format!("Location {location} does not name a subscriber id"))?;
         Ok(Created {
             location,
             id,
@@ -122,16 +124,19 @@ impl WhepHttp {
         }
     }
 
-    /// `POST /v1/subscribers/{id}/switch {"channel": channel}`.
-    pub fn switch_channel(&self, id: u32, channel: u32) -> Result<(), String> {
+    /// `POST {Location path}/switch{Location query} {"channel": channel}`: the viewer's switch,
+    /// with its key from the `Location` the offer got.
+    pub fn switch_channel(&self, location: &str, channel: u32) -> Result<(), String> {
         let body = serde_json::to_vec(&SwitchRequest {
             source: None,
             channel: Some(channel),
         })
         .map_err(|e| e.to_string())?;
+        let location = location.strip_prefix(&self.base).unwrap_or(location);
+        let (path, query) = split_query(location);
         let (status, _, text) = self.call(
             Method::POST,
-            &format!("/v1/subscribers/{id}/switch"),
+            &format!("{path}/switch{query}"),
             Some("application/json"),
             body,
         )?;
@@ -140,5 +145,30 @@ impl WhepHttp {
         } else {
             Err(format!("answered {status}: {}", text.trim()))
         }
+    }
+}
+
+/// A path and its query (with the `?`, or empty).
+fn split_query(location: &str) -> (&str, &str) {
+    match location.find('?') {
+        Some(at) => location.split_at(at),
+        None => (location, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_query;
+
+    #[test]
+    fn the_switch_goes_beside_the_resource_with_its_query() {
+        assert_eq!(
+            split_query("/v1/subscribers/17?key=ab12"),
+            ("/v1/subscribers/17", "?key=ab12")
+        );
+        assert_eq!(
+            split_query("/v1/subscribers/17"),
+            ("/v1/subscribers/17", "")
+        );
     }
 }

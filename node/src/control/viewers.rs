@@ -406,20 +406,47 @@ impl ControlState {
         self.remove_viewer(TrackId(key.0 as u32), reason);
     }
 
-    /// ICE chose `addr` for the viewer.
+    /// ICE chose `addr` for the viewer: where its media will go, or, once it is connected, where
+    /// it moves (RFC 8445 lets a controlling agent nominate a new pair, after a NAT rebinding or
+    /// a network change; the agent checked that request's integrity and USE-CANDIDATE). Its
+    /// tracks follow it on the shard; keys and SRTP state are untouched. Until the shard applies
+    /// the command (within the control thread's 20 ms tick) copies still go to the old address.
     pub(super) fn viewer_selected(&mut self, key: ViewerKey, addr: SocketAddr) {
-        if let Some(v) = self.viewers.get_mut(&TrackId(key.0 as u32)) {
-            if v.state == ViewerState::Connected && v.addr != Some(addr) {
-                tracing::warn!(
-                    viewer = key.0,
-                    %addr,
-                    "viewer moved after connecting; its media still goes to the first address"
-                );
-            }
-            if v.state == ViewerState::Connecting {
-                v.addr = Some(addr);
+        let id = TrackId(key.0 as u32);
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let old = v.addr.replace(addr);
+        if v.state == ViewerState::Connecting || old == Some(addr) {
+            return;
+        }
+        let (shard, tracks): (usize, Vec<TrackId>) = (
+            v.shard,
+            v.tracks
+                .iter()
+                .map(|t| t.id)
+                .filter(|t| self.subs.contains_key(t))
+                .collect(),
+        );
+        if let Err(e) = self.send_shard(
+            shard,
+            ShardCommand::MoveViewer {
+                tracks: tracks.clone(),
+                dest: addr,
+            },
+        ) {
+            // Its media cannot follow it, and ICE will not say so again: it is of no use.
+            tracing::warn!(viewer = id.0, %addr, "viewer moved but its media cannot follow: {e}");
+            self.remove_viewer(id, "shard_busy");
+            return;
+        }
+        for t in &tracks {
+            if let Some(sub) = self.subs.get_mut(t) {
+                sub.dest = addr;
             }
         }
+        let from = old.map_or_else(|| "none".to_string(), |a| a.to_string());
+        tracing::info!(viewer = id.0, %from, to = %addr, "viewer moved: its media follows it");
     }
 
     /// Remove viewer `id` (its tracks, ICE entry and handshake) for `reason`; false if there is

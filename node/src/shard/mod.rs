@@ -73,6 +73,12 @@ pub enum ShardCommand {
     /// The viewer is gone: its checks are refused and its keys dropped (its tracks are removed
     /// with `RemoveTrack`).
     RemoveViewer(ViewerKey),
+    /// A connected viewer that ICE moved to `dest`: its tracks' copies (and the RTCP taken
+    /// about them) follow it; its keys and SRTP state stay as they are.
+    MoveViewer {
+        tracks: Vec<TrackId>,
+        dest: SocketAddr,
+    },
 }
 
 /// Send and receive counters of the worker (the engine counts packets per track and source).
@@ -591,6 +597,14 @@ fn apply(
         }
         ShardCommand::RemoveViewer(viewer) => {
             viewers.remove(viewer);
+            None
+        }
+        ShardCommand::MoveViewer { tracks, dest } => {
+            for track in tracks {
+                if let Err(e) = engine.set_destination(track, dest) {
+                    backlog.push(ShardEvent::Refused(e));
+                }
+            }
             None
         }
     };

@@ -1,7 +1,8 @@
 //! WHEP (the wish-wg egress draft) and what browsers need around it: the offer/answer exchange
 //! on `POST /v1/channels/{id}/whep`, the viewer's resource (`PATCH`, `DELETE` on its
 //! `Location`), CORS so a page on another origin can play, who may call which route (a viewer
-//! token apart from the admin `--token`), and the viewer page at `/watch/{channel}`.
+//! token apart from the admin `--token`, and each viewer's own key on its resource), and the
+//! viewer page at `/watch/{channel}`.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::request::{bearer_matches, read_body, Id};
+use super::viewer_key::{Presented, ViewerKeys};
 use super::{call, AppState};
 use crate::api::ApiError;
 
@@ -25,10 +27,11 @@ const WATCH_PAGE: &str = include_str!("watch.html");
 const RETRY_AFTER_SECONDS: &str = "5";
 
 /// Who may call what: the admin token (`--token`) everything, the viewer token
-/// (`--viewer-token`) the viewer routes.
+/// (`--viewer-token`) the viewer routes, and a viewer's resource only with its key too.
 pub(crate) struct Tokens {
     pub admin: Option<Arc<[u8]>>,
     pub viewer: Option<Arc<[u8]>>,
+    pub keys: Arc<ViewerKeys>,
 }
 
 /// A request let in as a viewer (not with the admin token): the handlers then act on viewers
@@ -47,6 +50,33 @@ fn is_viewer_route(method: &Method, path: &str) -> bool {
             | (&Method::GET, ["v1", "channels"])
             | (&Method::GET, ["watch", _])
     )
+}
+
+/// The `{id}` segment of a request on one viewer's resource (its `PATCH`, `DELETE`, switch):
+/// with the viewer token, these need that viewer's key.
+fn viewer_resource<'p>(method: &Method, path: &'p str) -> Option<&'p str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::PATCH | &Method::DELETE, ["v1", "subscribers", id])
+        | (&Method::POST, ["v1", "subscribers", id, "switch"]) => Some(id),
+        _ => None,
+    }
+}
+
+/// Why a viewer-token request on viewer `id`'s resource is refused, if it is: its key is
+/// missing or is not that viewer's. An id that is not a number is left to the route's own 400.
+fn key_refusal(keys: &ViewerKeys, id: &str, query: Option<&str>) -> Option<ApiError> {
+    let id: u32 = id.parse().ok()?;
+    match keys.check(id, query) {
+        Presented::Matches => None,
+        Presented::Missing => Some(ApiError::forbidden(format!(
+            "viewer {id}'s resource needs its key: use the Location its WHEP answer gave \
+             (/v1/subscribers/{id}?key=...), or the admin token"
+        ))),
+        Presented::Wrong => Some(ApiError::forbidden(format!(
+            "the key is not viewer {id}'s: only the Location its WHEP answer gave opens it"
+        ))),
+    }
 }
 
 /// Outside the routes: preflights are answered (they carry no credentials), then the token
@@ -81,8 +111,12 @@ pub(super) async fn authorize(
             (Some(_), None) => false,
         };
         if viewer {
-            req.extensions_mut().insert(AsViewer);
-            None
+            let refused = viewer_resource(req.method(), path)
+                .and_then(|id| key_refusal(&tokens.keys, id, req.uri().query()));
+            if refused.is_none() {
+                req.extensions_mut().insert(AsViewer);
+            }
+            refused
         } else if presented.is_none() {
             Some(ApiError::unauthorized(
                 "missing Authorization: Bearer <token> (the viewer token)",
@@ -151,7 +185,7 @@ pub(super) async fn offer(
     };
     match call(&state, move |c| c.whep_offer(channel, text)).await {
         Ok(answer) => {
-            let location = format!("/v1/subscribers/{}", answer.subscriber);
+            let location = state.viewer_keys.location(answer.subscriber);
             let mut response = (StatusCode::CREATED, answer.sdp).into_response();
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
