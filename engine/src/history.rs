@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 
 use crate::source::RxPacket;
-use crate::types::{Codec, ExtSeq, Nanos};
+use crate::types::{ExtSeq, Nanos};
 
 /// How much of a source a history keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,22 +37,6 @@ pub struct HistoryConfig {
 /// two seconds or more often (browsers and most live encoders), and NACKs come within a few
 /// round trips.
 pub const VIDEO_SPAN: Nanos = Nanos::from_millis(2_000);
-/// The default span for audio: nothing waits for a keyframe, so it serves only NACKs.
-pub const AUDIO_SPAN: Nanos = Nanos::from_millis(1_000);
-
-impl HistoryConfig {
-    /// The default for `codec`, at most `max_packets` packets.
-    pub fn for_codec(codec: Codec, max_packets: usize) -> HistoryConfig {
-        HistoryConfig {
-            span: if codec.is_audio() {
-                AUDIO_SPAN
-            } else {
-                VIDEO_SPAN
-            },
-            max_packets,
-        }
-    }
-}
 
 /// What a history did, for metrics. Monotonic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

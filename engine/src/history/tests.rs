@@ -1,7 +1,7 @@
 use super::*;
 use crate::source::SourceIngress;
 use crate::synth::{VideoShape, Vp8Stream};
-use crate::types::{SourceId, Ssrc};
+use crate::types::{Codec, SourceId, Ssrc};
 
 /// A VP8 source at 30 fps, a keyframe every 10 frames (3 packets a frame, 8 a keyframe): its
 /// packets as the ingress hands them out, one frame every 33 ms of virtual time.

@@ -203,9 +203,9 @@ pub struct Shard<H = ()> {
     /// waits for its lead's to be applied.
     links: Vec<linked::SwitchLink>,
     /// Recent packets of the sources with tracks here, when the shard keeps histories
-    /// (`history_packets`: their bound).
+    /// (`history_config`: their bounds, for video).
     histories: HashMap<SourceId, repair::KeptHistory<H>>,
-    history_packets: Option<usize>,
+    history_config: Option<crate::history::HistoryConfig>,
     repair_config: RepairConfig,
     /// Repair counters of tracks removed or with repair turned off.
     repair_counters: RepairCounters,
@@ -243,7 +243,7 @@ impl<H> Shard<H> {
             next_sender_reports: None,
             links: Vec::new(),
             histories: HashMap::new(),
-            history_packets: None,
+            history_config: None,
             repair_config: RepairConfig::default(),
             repair_counters: RepairCounters::default(),
             resends: VecDeque::with_capacity(RESEND_QUEUE),

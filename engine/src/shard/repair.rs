@@ -138,12 +138,13 @@ pub(crate) struct QueuedResend {
 }
 
 impl<H> Shard<H> {
-    /// Keep a history of each source that has tracks on this shard, of at most `max_packets`
-    /// packets each and the codec's default span ([`HistoryConfig::for_codec`]); packets are
-    /// handed in with [`Shard::remember`]. `None` keeps nothing (the default).
-    pub fn keep_history(&mut self, max_packets: Option<usize>) {
-        self.history_packets = max_packets;
-        if max_packets.is_none() {
+    /// Keep a history of each source that has tracks on this shard, within `video` for video
+    /// sources and half its span for audio (which serves only NACKs: nothing waits for an
+    /// audio keyframe); packets are handed in with [`Shard::remember`]. `None` keeps nothing
+    /// (the default). Applies to histories made from now on.
+    pub fn keep_history(&mut self, video: Option<HistoryConfig>) {
+        self.history_config = video;
+        if video.is_none() {
             self.histories.clear();
         }
     }
@@ -221,7 +222,7 @@ impl<H> Shard<H> {
     /// stays one span longer (a track that switched away may still NACK what it was sent),
     /// then goes. Allocates only when a source's history is made.
     pub fn remember(&mut self, pkt: &RxPacket, handle: H) {
-        let Some(max_packets) = self.history_packets else {
+        let Some(video) = self.history_config else {
             return;
         };
         let Some(g) = self.table.group_of(pkt.source) else {
@@ -244,7 +245,14 @@ impl<H> Shard<H> {
             .histories
             .entry(pkt.source)
             .or_insert_with(|| KeptHistory {
-                history: PacketHistory::new(HistoryConfig::for_codec(codec, max_packets)),
+                history: PacketHistory::new(if codec.is_audio() {
+                    HistoryConfig {
+                        span: Nanos(video.span.0 / 2),
+                        ..video
+                    }
+                } else {
+                    video
+                }),
                 unsubscribed_since: None,
             });
         kept.unsubscribed_since = None;

@@ -38,7 +38,10 @@ struct Rig {
 impl Rig {
     fn new(first_seq: u16) -> Rig {
         let mut shard = Shard::with_handles(Layout::Grouped);
-        shard.keep_history(Some(1_000));
+        shard.keep_history(Some(HistoryConfig {
+            span: crate::history::VIDEO_SPAN,
+            max_packets: 1_000,
+        }));
         let shape = VideoShape {
             gop: 10,
             ..VideoShape::default()
