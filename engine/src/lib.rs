@@ -60,6 +60,7 @@
 
 pub mod codec;
 pub mod drop;
+pub mod history;
 pub mod rtcp;
 pub mod rtp;
 pub mod shard;

@@ -200,18 +200,43 @@ impl Splicer {
         if pkt.seq.0 < anchor.first_seq {
             return Err(DropReason::StaleAfterSwitch);
         }
-        let seq = pkt.seq.0.wrapping_add(anchor.seq_offset);
-        let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
-        let newest = seq >= self.next_seq;
-        if newest {
+        let written = self.write_head(&anchor, pkt, shared, out);
+        let (seq, ts) = (written.seq, written.ts);
+        if seq >= self.next_seq {
             if ts > self.last_ts && self.last_sent.is_some() {
                 self.frame_step = ts - self.last_ts;
             }
             self.next_seq = seq + 1;
             self.last_ts = ts;
             self.last_sent = Some(now);
+            if written.picture_id.is_some() {
+                self.last_picture_id = written.picture_id;
+            }
+            if written.tl0.is_some() {
+                self.last_tl0 = written.tl0;
+            }
         }
+        Ok(())
+    }
 
+    /// Write `pkt`'s outgoing header and rewritten prefix under `anchor`; changes nothing. The
+    /// same bytes for the same packet and anchor, so a resent packet is the one first sent.
+    #[inline(always)]
+    fn write_head(
+        &self,
+        anchor: &Anchor,
+        pkt: &RxPacket,
+        shared: &SharedRewrite,
+        out: &mut OutHead,
+    ) -> Written {
+        let seq = pkt.seq.0.wrapping_add(anchor.seq_offset);
+        let ts = pkt.timestamp.0.wrapping_add(anchor.ts_offset);
+        let mut written = Written {
+            seq,
+            ts,
+            picture_id: None,
+            tl0: None,
+        };
         out[0] = shared.first_byte;
         out[1] = shared.marker_bit | self.payload_type;
         out[2..4].copy_from_slice(&ExtSeq(seq).wire().0.to_be_bytes());
@@ -230,18 +255,14 @@ impl Splicer {
             } else {
                 out[at] = value as u8 & 0x7f;
             }
-            if newest {
-                self.last_picture_id = Some(value);
-            }
+            written.picture_id = Some(value);
         }
         if let Some(t) = shared.tl0picidx {
             let value = t.value.wrapping_add(anchor.tl0_offset);
             out[FIXED_HEADER_LEN + t.offset as usize] = value;
-            if newest {
-                self.last_tl0 = Some(value);
-            }
+            written.tl0 = Some(value);
         }
-        Ok(())
+        written
     }
 
     /// Fix the mapping so that `pkt` continues the output stream.
@@ -286,6 +307,16 @@ impl Splicer {
     }
 }
 
+/// What [`Splicer::write_head`] wrote: output extended sequence number and timestamp, and the
+/// codec fields it rewrote.
+#[derive(Clone, Copy)]
+struct Written {
+    seq: u64,
+    ts: u64,
+    picture_id: Option<u32>,
+    tl0: Option<u8>,
+}
+
 /// The part of rewriting one packet that every track shares, done once per packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SharedRewrite {
@@ -314,5 +345,8 @@ impl SharedRewrite {
     }
 }
 
+mod resend;
 #[cfg(test)]
 mod tests;
+
+pub use resend::{Mapping, MappingLog, Resend, LOGGED_MAPPINGS};

@@ -129,6 +129,17 @@ pub struct ServeArgs {
     /// (RFC 7675 says 30 s); one that never passes a check in that time too.
     #[arg(long, env = "CORECAST_CONSENT_TIMEOUT", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
     pub consent_timeout: u64,
+    /// How long each shard keeps the packets it forwarded, to resend what subscribers NACK, in
+    /// milliseconds (audio: half as long); 0 keeps nothing and answers no NACK.
+    #[arg(long, env = "CORECAST_HISTORY_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub history_ms: u64,
+    /// Most packets kept per source (each shard's history of it points at the same pool
+    /// slots); the packet pool is sized for `--max-sources` histories this long.
+    #[arg(long, env = "CORECAST_HISTORY_PACKETS", default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(16..=65_536))]
+    pub history_packets: u64,
+    /// Most sources the node accepts.
+    #[arg(long, env = "CORECAST_MAX_SOURCES", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4_096))]
+    pub max_sources: u64,
     /// Most subscribers the node accepts (WHEP viewers included).
     #[arg(long, env = "CORECAST_MAX_SUBSCRIBERS", default_value_t = 100_000)]
     pub max_subscribers: usize,

@@ -37,6 +37,34 @@ impl Slot {
     }
 }
 
+/// Slots a node needs: a slot is shared by every shard it goes to, so while shards keep pace
+/// the slots in flight are one queue's depth plus a packet per shard (shards falling behind
+/// unevenly can hold more; then the pool runs out before a queue does, and the packet is
+/// dropped and counted as `queue_full` just the same). Histories hold slots too, a source's the
+/// same in every shard: room for each of `max_sources` to fill its history.
+pub fn slots_needed(
+    queue_depth: usize,
+    shards: usize,
+    history_packets: Option<usize>,
+    max_sources: usize,
+) -> usize {
+    queue_depth + 2 * shards + 256 + history_packets.map_or(0, |n| n * max_sources)
+}
+
+/// Bytes a pool of `slots` takes once every slot has held a packet.
+pub fn pool_bytes(slots: usize) -> usize {
+    slots * (SLOT_BYTES + std::mem::size_of::<Slot>() + 2 * std::mem::size_of::<usize>())
+}
+
+/// The memory the kernel says is available now (`MemAvailable`), in bytes; `None` where it
+/// does not say.
+pub fn memory_available() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 pub struct Pool {
     slots: Vec<Arc<Slot>>,
     cursor: usize,

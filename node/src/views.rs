@@ -365,6 +365,7 @@ impl ControlState {
                 stats.rtcp_received = snap.io.rtcp_in;
                 stats.rtcp_wrong_sender = snap.io.rtcp_wrong_sender;
                 stats.webrtc = telemetry::webrtc::shard_stats(snap);
+                stats.repair = telemetry::repair::shard_stats(snap);
                 node.packets_forwarded += snap.io.copies_sent;
             }
             shards.push(stats);

@@ -500,3 +500,28 @@ fn ten_thousand_subscribers_in_one_batch() {
     assert_eq!(per_shard, 5_000, "placed on the least-loaded shard in turn");
     assert_eq!(client.source(src.id).unwrap().subscribers, 10_000);
 }
+
+#[test]
+fn a_source_beyond_max_sources_is_refused_and_a_deleted_one_frees_its_place() {
+    let (_node, client) = start(&["--max-sources", "2"]);
+    let first = source(&client, "a", "vp8");
+    source(&client, "b", "opus");
+    let third = CreateSource {
+        name: "c".into(),
+        codec: "vp8".into(),
+        clock_rate: None,
+        port: None,
+        latch: None,
+        feedback: None,
+        parameter_sets: None,
+        payload_type: None,
+        rtx_payload_type: None,
+    };
+    let (status, code, message) = api_error(client.create_source(&third));
+    assert_eq!((status, code.as_str()), (429, "limit_reached"), "{message}");
+    assert!(message.contains("--max-sources 2"), "{message}");
+    client.delete_source(first.id).expect("delete");
+    client
+        .create_source(&third)
+        .expect("room again once one is gone");
+}

@@ -94,6 +94,7 @@ impl Harness {
             ports: PortRange { lo: 1, hi: 0 },
             rcvbuf: 1 << 16,
             max_subscribers: 100,
+            max_sources: 64,
             node_name: "test".into(),
             webrtc: None,
         };

@@ -391,6 +391,29 @@ pub struct ShardStats {
     /// What the shard's socket took from WHEP viewers, and copies it could not seal.
     #[serde(default)]
     pub webrtc: WebrtcShardStats,
+    /// NACKs answered from the shard's packet histories.
+    #[serde(default)]
+    pub repair: RepairShardStats,
+}
+
+/// A shard's loss repair since start: every NACKed number is queued for resending or refused
+/// by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RepairShardStats {
+    /// Sequence numbers subscribers NACKed.
+    pub nacked: u64,
+    /// Resends queued, and their bytes.
+    pub resends_queued: u64,
+    pub resent_bytes: u64,
+    /// Resends the kernel took, and those it refused (or that could not be sealed).
+    pub resends_sent: u64,
+    pub resends_failed: u64,
+    /// Numbers not resent, by reason (`unknown`, `missing`, `too_often`, `over_budget`,
+    /// `queue_full`).
+    pub refused: std::collections::BTreeMap<String, u64>,
+    /// Packets the shard's source histories hold now, and their bytes.
+    pub history_packets: u64,
+    pub history_bytes: u64,
 }
 
 /// A shard's WebRTC counters since start: every datagram a viewer sent its socket is in one of

@@ -488,6 +488,63 @@ pub fn write_pli(out: &mut [u8; PLI_LEN], sender_ssrc: Ssrc, media_ssrc: Ssrc) {
     out[8..12].copy_from_slice(&media_ssrc.0.to_be_bytes());
 }
 
+/// Most lost packets one [`write_nack`] names: 16 pairs, enough for a burst of 272 and far more
+/// than the loss a receiver reports at once.
+pub const NACK_MAX_PAIRS: usize = 16;
+
+/// Room [`write_nack`] needs: header, two SSRCs and [`NACK_MAX_PAIRS`] pairs.
+pub const NACK_MAX_LEN: usize = 12 + 4 * NACK_MAX_PAIRS;
+
+/// Write a generic NACK (RFC 4585 §6.2.1) on behalf of `sender_ssrc` naming `lost`, packets of
+/// `media_ssrc` in ascending order (modulo 2^16); returns its length. Numbers that do not fit
+/// in [`NACK_MAX_PAIRS`] pairs are left out; `None` when `lost` is empty.
+pub fn write_nack(
+    out: &mut [u8; NACK_MAX_LEN],
+    sender_ssrc: Ssrc,
+    media_ssrc: Ssrc,
+    lost: impl IntoIterator<Item = SeqNo>,
+) -> Option<usize> {
+    let mut pairs = 0;
+    let mut current: Option<(u16, u16)> = None;
+    let put = |out: &mut [u8; NACK_MAX_LEN], pairs: &mut usize, (pid, blp): (u16, u16)| {
+        let at = 12 + 4 * *pairs;
+        out[at..at + 2].copy_from_slice(&pid.to_be_bytes());
+        out[at + 2..at + 4].copy_from_slice(&blp.to_be_bytes());
+        *pairs += 1;
+    };
+    for seq in lost {
+        match current {
+            Some((pid, blp)) => {
+                let offset = seq.0.wrapping_sub(pid);
+                if (1..=16).contains(&offset) {
+                    current = Some((pid, blp | 1 << (offset - 1)));
+                    continue;
+                }
+                put(out, &mut pairs, (pid, blp));
+                if pairs == NACK_MAX_PAIRS {
+                    current = None;
+                    break;
+                }
+                current = Some((seq.0, 0));
+            }
+            None => current = Some((seq.0, 0)),
+        }
+    }
+    if let Some(pair) = current {
+        put(out, &mut pairs, pair);
+    }
+    if pairs == 0 {
+        return None;
+    }
+    out[0] = 0x80 | FMT_NACK;
+    out[1] = PT_RTPFB;
+    // Length in 32-bit words minus one.
+    out[2..4].copy_from_slice(&(2 + pairs as u16).to_be_bytes());
+    out[4..8].copy_from_slice(&sender_ssrc.0.to_be_bytes());
+    out[8..12].copy_from_slice(&media_ssrc.0.to_be_bytes());
+    Some(12 + 4 * pairs)
+}
+
 /// Write a sender report (RFC 3550 §6.4.1) with no report blocks: `ssrc` has sent `packets`
 /// packets of `octets` payload octets, and `rtp_ts` on its RTP clock is `ntp` on the wall clock.
 pub fn write_sender_report(

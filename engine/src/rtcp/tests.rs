@@ -601,3 +601,39 @@ fn written_pli_parses_back() {
         ref other => panic!("not a PLI: {other:?}"),
     }
 }
+
+#[test]
+fn a_written_nack_parses_back_to_the_numbers_it_names() {
+    let cases: Vec<Vec<u16>> = vec![
+        vec![7],
+        vec![65_530, 65_535, 0, 3, 9],
+        vec![1, 2, 3, 40, 41, 100],
+        (0..300).map(|i| i * 2).collect(),
+    ];
+    for lost in cases {
+        let mut out = [0u8; NACK_MAX_LEN];
+        let n = write_nack(&mut out, Ssrc(1), Ssrc(2), lost.iter().map(|&s| SeqNo(s)))
+            .expect("something to name");
+        let parsed: Vec<_> = packets(&out[..n]).collect();
+        assert_eq!(parsed.len(), 1, "{lost:?}");
+        let Ok(RtcpPacket::Nack {
+            sender_ssrc,
+            media_ssrc,
+            pairs,
+        }) = parsed[0]
+        else {
+            panic!("a NACK: {:?}", parsed[0]);
+        };
+        assert_eq!((sender_ssrc, media_ssrc), (Ssrc(1), Ssrc(2)));
+        let named: Vec<u16> = pairs.lost().map(|s| s.0).collect();
+        if pairs.len() < NACK_MAX_PAIRS {
+            assert_eq!(named, lost);
+        } else {
+            // Capped: a prefix of what was lost.
+            assert_eq!(named[..], lost[..named.len()]);
+            assert!(named.len() < lost.len());
+        }
+    }
+    let mut out = [0u8; NACK_MAX_LEN];
+    assert_eq!(write_nack(&mut out, Ssrc(1), Ssrc(2), []), None);
+}

@@ -59,7 +59,7 @@ pub(super) struct SwitchDeadline {
     pub at: Nanos,
 }
 
-impl Shard {
+impl<H> Shard<H> {
     /// The next event, oldest first; `None` when the queue is empty.
     pub fn poll_event(&mut self) -> Option<ShardEvent> {
         let event = self.events.pop_front()?;

@@ -13,7 +13,7 @@ use super::Shard;
 use crate::rtcp::{self, RtcpPacket};
 use crate::types::{Nanos, Ssrc};
 
-impl Shard {
+impl<H> Shard<H> {
     /// One RTCP datagram from `from` (`None`: the I/O layer could not tell, and it is taken from
     /// no one), received at `now`. Allocates nothing; malformed RTCP ends the datagram's reading.
     pub fn handle_rtcp(&mut self, bytes: &[u8], from: Option<SocketAddr>, now: Nanos) {
@@ -25,6 +25,9 @@ impl Shard {
                         self.keyframe_asked(entry.ssrc, from, now);
                     }
                 }
+                RtcpPacket::Nack {
+                    media_ssrc, pairs, ..
+                } => self.nack_received(media_ssrc, pairs, from, now),
                 RtcpPacket::ReceiverReport { reports, .. }
                 | RtcpPacket::SenderReport { reports, .. } => {
                     for block in reports {

@@ -15,7 +15,7 @@ pub(super) struct SwitchLink {
     pub gated: bool,
 }
 
-impl Shard {
+impl<H> Shard<H> {
     /// Switch two tracks at one moment: `lead` to `lead_to` at that source's next switch point
     /// (its keyframe), and `follower` to `follower_to` at the first switch point of that source
     /// after the lead's switch is applied. For a viewer's video (lead) and audio (follower), so

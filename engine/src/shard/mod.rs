@@ -23,6 +23,7 @@
 pub mod events;
 mod feedback;
 mod linked;
+mod repair;
 mod reports;
 mod table;
 
@@ -39,6 +40,7 @@ use table::{Track, TrackTable, DETACHED};
 
 pub use events::ShardEvent;
 pub use feedback::is_subscribers_address;
+pub use repair::{RepairConfig, RepairCounters, Resent, RESEND_QUEUE};
 pub use reports::{Reception, SENDER_REPORT_INTERVAL, SENDER_REPORT_LEN};
 pub use table::{SourceCounters, TrackCounters};
 
@@ -176,9 +178,11 @@ pub const MID_FRAME_WAIT: Nanos = Nanos::from_millis(100);
 /// `--switch-timeout` default).
 pub const SWITCH_TIMEOUT: Nanos = Nanos::from_millis(5_000);
 
-/// The tracks one worker owns. See the module docs for the run loop.
+/// The tracks one worker owns. See the module docs for the run loop. `H` is the I/O layer's
+/// handle to a packet's bytes, kept in the sources' histories for resends (see [`repair`]);
+/// a shard that keeps none needs none.
 #[derive(Clone, Debug)]
-pub struct Shard {
+pub struct Shard<H = ()> {
     table: TrackTable,
     layout: Layout,
     counters: ShardCounters,
@@ -198,6 +202,15 @@ pub struct Shard {
     /// Switches asked for together ([`Shard::switch_together`]): each follower's pending switch
     /// waits for its lead's to be applied.
     links: Vec<linked::SwitchLink>,
+    /// Recent packets of the sources with tracks here, when the shard keeps histories
+    /// (`history_config`: their bounds, for video).
+    histories: HashMap<SourceId, repair::KeptHistory<H>>,
+    history_config: Option<crate::history::HistoryConfig>,
+    repair_config: RepairConfig,
+    /// Repair counters of tracks removed or with repair turned off.
+    repair_counters: RepairCounters,
+    /// Resends not yet polled; room for [`RESEND_QUEUE`] reserved at the start.
+    resends: VecDeque<repair::QueuedResend>,
 }
 
 impl Default for Shard {
@@ -207,8 +220,16 @@ impl Default for Shard {
 }
 
 impl Shard {
-    /// An empty shard: no sources, no tracks, [`SWITCH_TIMEOUT`], no keyframe interval.
+    /// An empty shard that keeps no packet handles: no sources, no tracks, [`SWITCH_TIMEOUT`],
+    /// no keyframe interval.
     pub fn new(layout: Layout) -> Shard {
+        Shard::with_handles(layout)
+    }
+}
+
+impl<H> Shard<H> {
+    /// An empty shard whose histories hold packet handles of type `H`.
+    pub fn with_handles(layout: Layout) -> Shard<H> {
         Shard {
             table: TrackTable::new(),
             layout,
@@ -221,6 +242,11 @@ impl Shard {
             sender_report_tracks: 0,
             next_sender_reports: None,
             links: Vec::new(),
+            histories: HashMap::new(),
+            history_config: None,
+            repair_config: RepairConfig::default(),
+            repair_counters: RepairCounters::default(),
+            resends: VecDeque::with_capacity(RESEND_QUEUE),
         }
     }
 
@@ -272,6 +298,7 @@ impl Shard {
             .table
             .group_of(source)
             .ok_or(ControlError::UnknownSource(source))?;
+        self.histories.remove(&source);
         for id in std::mem::take(&mut self.table.groups[g].pending) {
             let slot = self.slot(id)?;
             let track = &mut self.table.tracks[slot];
@@ -337,6 +364,7 @@ impl Shard {
             deferred: false,
             counters: TrackCounters::default(),
             reports: None,
+            repair: None,
         };
         self.table.insert(track, g);
         self.by_ssrc.insert(config.ssrc, config.id);
@@ -355,6 +383,9 @@ impl Shard {
         self.by_ssrc.remove(&track.splicer.ssrc());
         if track.reports.as_ref().is_some_and(|r| r.sending) {
             self.sender_report_tracks -= 1;
+        }
+        if let Some(r) = &track.repair {
+            self.repair_counters.add(r.counters());
         }
         self.links.retain(|l| l.lead != id && l.follower != id);
         Ok(track.counters)
@@ -490,7 +521,12 @@ impl Shard {
 
     /// Start fanning `pkt` (whose bytes are `buf`) out to this shard's tracks on its source.
     /// Drive the returned [`FanOut`] until `fill` returns 0.
-    pub fn fan_out<'s>(&'s mut self, pkt: &'s RxPacket, buf: &'s [u8], now: Nanos) -> FanOut<'s> {
+    pub fn fan_out<'s>(
+        &'s mut self,
+        pkt: &'s RxPacket,
+        buf: &'s [u8],
+        now: Nanos,
+    ) -> FanOut<'s, H> {
         self.counters.packets += 1;
         let Some(g) = self.table.group_of(pkt.source) else {
             self.counters.drops.add(DropReason::UnknownSource, 1);
@@ -629,8 +665,8 @@ impl Shard {
 
 /// One packet's fan-out in progress. Each `fill` appends transmits to the caller's batch until
 /// the batch is full or every track has been visited.
-pub struct FanOut<'s> {
-    shard: &'s mut Shard,
+pub struct FanOut<'s, H = ()> {
+    shard: &'s mut Shard<H>,
     pkt: &'s RxPacket,
     shared: SharedRewrite,
     now: Nanos,
@@ -639,8 +675,13 @@ pub struct FanOut<'s> {
     end: u32,
 }
 
-impl<'s> FanOut<'s> {
-    fn done(shard: &'s mut Shard, pkt: &'s RxPacket, buf: &'s [u8], now: Nanos) -> FanOut<'s> {
+impl<'s, H> FanOut<'s, H> {
+    fn done(
+        shard: &'s mut Shard<H>,
+        pkt: &'s RxPacket,
+        buf: &'s [u8],
+        now: Nanos,
+    ) -> FanOut<'s, H> {
         FanOut {
             shard,
             pkt,
@@ -661,6 +702,7 @@ impl<'s> FanOut<'s> {
         let before = batch.len();
         let (pkt, shared, now) = (self.pkt, self.shared, self.now);
         let source = Some(pkt.source);
+        let switch_point = pkt.is_switch_point();
         let bytes = pkt.header.len as u64;
         let mut forwarded = 0u64;
         let mut drops = DropCounts::default();
@@ -685,6 +727,12 @@ impl<'s> FanOut<'s> {
                     track.counters.packets += 1;
                     track.counters.bytes += bytes;
                     forwarded += 1;
+                    // Only a switch point can re-anchor a splicer (see `repair`).
+                    if switch_point {
+                        if let Some(r) = track.repair.as_deref_mut() {
+                            r.log.observe(&track.splicer, pkt, now);
+                        }
+                    }
                 }
                 Err(reason) => {
                     track.counters.drops.add(reason, 1);
@@ -735,6 +783,9 @@ impl<'s> FanOut<'s> {
             }
             if pkt.payload.parameter_sets {
                 track.splicer.sent_sets();
+            }
+            if let Some(r) = track.repair.as_deref_mut() {
+                r.log.observe(&track.splicer, pkt, now);
             }
             if prelude {
                 let slot = batch.next_slot();

@@ -65,7 +65,7 @@ pub(crate) struct TrackReports {
     pub reception: Option<Reception>,
 }
 
-impl Shard {
+impl<H> Shard<H> {
     /// Write sender reports for `track` from now on (or stop). For subscribers that take RTCP
     /// on the media port (rtcp-mux), such as WebRTC viewers.
     pub fn set_sender_reports(&mut self, track: TrackId, on: bool) -> Result<(), ControlError> {

@@ -60,6 +60,8 @@ pub(crate) struct Track {
     /// Reception reports taken and sender reports written (boxed: most plain subscribers
     /// never report, and the packet path walks these tracks).
     pub reports: Option<Box<super::reports::TrackReports>>,
+    /// Loss repair: mapping log, budget (boxed like `reports`).
+    pub repair: Option<Box<super::repair::TrackRepair>>,
 }
 
 #[derive(Clone, Debug)]

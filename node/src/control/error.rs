@@ -27,6 +27,8 @@ pub enum NodeError {
     PreconditionFailed(String),
     /// Adding `asked` subscribers in all would exceed `--max-subscribers` (`limit`).
     TooManySubscribers { asked: usize, limit: usize },
+    /// Another source would exceed `--max-sources`.
+    TooManySources { limit: usize },
     /// Entry `index` of a batch request was refused; `error` says why.
     InEntry { index: usize, error: Box<NodeError> },
     /// Field `field` of the request was refused; `error` says why.
@@ -112,6 +114,11 @@ impl fmt::Display for NodeError {
                     "{asked} subscribers would exceed --max-subscribers {limit}"
                 )
             }
+            NodeError::TooManySources { limit } => write!(
+                f,
+                "the node has --max-sources {limit} sources already (its packet pool is sized \
+                 for their histories)"
+            ),
             NodeError::InEntry { index, error } => write!(f, "entry {index}: {error}"),
             NodeError::InField { field, error } => write!(f, "`{field}`: {error}"),
         }
@@ -236,7 +243,9 @@ fn status_of(e: &NodeError) -> fn(String) -> ApiError {
         NodeError::Unavailable(_) => ApiError::unavailable,
         NodeError::BadRequest(_) => ApiError::bad_request,
         NodeError::PreconditionFailed(_) => ApiError::precondition_failed,
-        NodeError::TooManySubscribers { .. } => ApiError::too_many,
+        NodeError::TooManySubscribers { .. } | NodeError::TooManySources { .. } => {
+            ApiError::too_many
+        }
         NodeError::InEntry { error, .. } | NodeError::InField { error, .. } => status_of(error),
     }
 }

@@ -62,6 +62,8 @@ pub struct Settings {
     pub rcvbuf: usize,
     /// `--max-subscribers`.
     pub max_subscribers: usize,
+    /// `--max-sources`: the packet pool is sized for this many sources' histories.
+    pub max_sources: usize,
     /// `--node-name`, for the SDPs the node writes.
     pub node_name: String,
     /// WHEP viewers; `None` when the node serves none.

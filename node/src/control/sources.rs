@@ -19,6 +19,11 @@ use crate::shard::ShardCommand;
 
 impl ControlState {
     pub(crate) fn create_source(&mut self, req: CreateSource) -> Result<SourceId, NodeError> {
+        if self.sources.len() >= self.settings.max_sources {
+            return Err(NodeError::TooManySources {
+                limit: self.settings.max_sources,
+            });
+        }
         let req = validate::source(&req, &self.sources)?;
         let has_parameter_sets = req.parameter_sets.is_some();
         let configured_sets: Arc<[Vec<u8>]> = req

@@ -41,6 +41,11 @@ pub struct NodeConfig {
     pub sndbuf: usize,
     /// Most subscribers the node accepts (`--max-subscribers`).
     pub max_subscribers: usize,
+    /// Most sources the node accepts (`--max-sources`).
+    pub max_sources: usize,
+    /// What each shard keeps of a video source for resends (`--history-ms`,
+    /// `--history-packets`); `None` with `--history-ms 0`.
+    pub history: Option<corecast_engine::history::HistoryConfig>,
     /// Least time between two keyframe requests to one source (`--pli-interval`).
     pub pli_interval: Duration,
     /// A switch not done after this long is cancelled (`--switch-timeout`).
@@ -88,6 +93,11 @@ impl NodeConfig {
             rcvbuf: args.rcvbuf,
             sndbuf: args.sndbuf,
             max_subscribers: args.max_subscribers,
+            max_sources: args.max_sources as usize,
+            history: (args.history_ms > 0).then(|| corecast_engine::history::HistoryConfig {
+                span: corecast_engine::Nanos::from_millis(args.history_ms),
+                max_packets: args.history_packets as usize,
+            }),
             pli_interval: ms(args.pli_interval),
             switch_timeout: ms(args.switch_timeout),
             spin: Duration::from_micros(args.spin_us),

@@ -72,6 +72,12 @@ pub enum StartError {
     Http { addr: SocketAddr, error: io::Error },
     /// The DTLS certificate for WHEP viewers could not be made.
     Certificate(String),
+    /// The packet pool the histories need is larger than the memory available.
+    Pool {
+        slots: usize,
+        bytes: usize,
+        available: usize,
+    },
 }
 
 /// The thread a poller or waker is for.
@@ -145,6 +151,18 @@ impl fmt::Display for StartError {
                     "cannot make the DTLS certificate for WebRTC viewers: {error}"
                 )
             }
+            StartError::Pool {
+                slots,
+                bytes,
+                available,
+            } => write!(
+                f,
+                "the packet pool needs {slots} slots ({} MiB) to hold every source's history, \
+                 more than the {} MiB available: lower --history-packets or --max-sources, or \
+                 --history-ms 0 to keep none",
+                bytes >> 20,
+                available >> 20
+            ),
         }
     }
 }
@@ -311,11 +329,24 @@ impl Builder {
             .iter()
             .map(|l| l.source_clocks.clone())
             .collect();
-        // A slot is shared by every shard it goes to, so while shards keep pace the slots in flight
-        // are one queue's depth plus a packet per shard. Shards falling behind unevenly can hold
-        // more; then the pool runs out before a queue does, and the packet is dropped and counted
-        // as `queue_full` just the same.
-        let pool_slots = config.queue_depth + 2 * self.shards.len() + 256;
+        // Sized for the packets in flight and every source's history (see `slots_needed`); a
+        // pool larger than the memory there is fails the start rather than the kernel later.
+        let pool_slots = crate::pool::slots_needed(
+            config.queue_depth,
+            self.shards.len(),
+            config.history.map(|h| h.max_packets),
+            config.max_sources,
+        );
+        let bytes = crate::pool::pool_bytes(pool_slots);
+        if let Some(available) = crate::pool::memory_available() {
+            if bytes > available {
+                return Err(StartError::Pool {
+                    slots: pool_slots,
+                    bytes,
+                    available,
+                });
+            }
+        }
         let worker = Ingest::new(
             self.ingest_poll.take().expect("ingest starts once"),
             self.ingest.clone(),
@@ -381,6 +412,7 @@ impl Builder {
             ports: config.rtp_ports,
             rcvbuf: config.rcvbuf,
             max_subscribers: config.max_subscribers,
+            max_sources: config.max_sources,
             node_name: config.node_name.clone(),
             webrtc: Some(WebrtcSettings {
                 fingerprint: crate::webrtc::handshake::sdp_fingerprint(&self.certificate),
@@ -530,6 +562,7 @@ fn shard_worker(
             connect_timeout: nanos(config.consent_timeout),
             ..IceConfig::default()
         },
+        history: config.history,
     };
     Ok((worker, handle, clone))
 }

@@ -14,10 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use corecast_engine::history::HistoryConfig;
 use corecast_engine::rtcp::{self, SourceClock};
+use corecast_engine::shard::RepairCounters;
 use corecast_engine::shard::ShardEvent as EngineEvent;
 use corecast_engine::{
-    Codec, ControlError, DropReason, Nanos, Shard, SourceCounters, SourceId, SwitchOutcome,
+    Codec, ControlError, DropReason, Layout, Nanos, Shard, SourceCounters, SourceId, SwitchOutcome,
     TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
 use corecast_udp::{Datagram, Received, RecvBatch, Refusal, SendBatch};
@@ -31,8 +33,10 @@ use crate::pool::Slot;
 use crate::wake::Wake;
 use crate::webrtc::{HandshakeInput, HandshakeTx};
 
+mod repair;
 mod viewers;
 
+pub use repair::HeldSlot;
 use viewers::{Arrival, Viewers};
 pub use viewers::{ViewerIo, ViewerKeys};
 
@@ -102,6 +106,10 @@ pub struct ShardIo {
     pub rtcp_wrong_sender: u64,
     /// Switches that waited for the old source to finish its frame (the engine's count).
     pub switches_deferred: u64,
+    /// Resends (answers to NACKs) the kernel took, and those it refused or that could not be
+    /// sealed.
+    pub resends_sent: u64,
+    pub resends_refused: u64,
 }
 
 /// Forwarding latency in microseconds: from the kernel's receive timestamp of a packet to the
@@ -119,6 +127,11 @@ pub struct ShardSnapshot {
     pub tracks: Vec<TrackInfo>,
     pub sources: Vec<(SourceId, SourceCounters)>,
     pub io: ShardIo,
+    /// NACKs answered and refused, by reason (the engine's counts).
+    pub repair: RepairCounters,
+    /// Packets the shard's histories hold, and their bytes.
+    pub history_packets: usize,
+    pub history_bytes: usize,
     pub webrtc: ViewerIo,
     /// The ICE agent's STUN counters.
     pub ice: corecast_webrtc::ice::IceCounters,
@@ -179,10 +192,13 @@ pub struct ShardWorker {
     pub handshakes: HandshakeTx,
     /// Consent and connect timeouts of the shard's viewers.
     pub ice: IceConfig,
+    /// How much of each source the shard keeps to answer NACKs (`--history-ms`,
+    /// `--history-packets`); `None`: nothing kept, NACKs ignored.
+    pub history: Option<HistoryConfig>,
 }
 
 struct State {
-    engine: Shard,
+    engine: Shard<HeldSlot>,
     batch: TransmitBatch,
     send: SendBatch,
     recv: RecvBatch,
@@ -202,7 +218,8 @@ struct State {
 
 impl ShardWorker {
     pub fn run(mut self) {
-        let mut engine = Shard::default();
+        let mut engine = Shard::with_handles(Layout::Grouped);
+        engine.keep_history(self.history);
         engine.set_switch_timeout(Nanos(self.switch_timeout.as_nanos() as u64));
         engine.set_keyframe_interval(Nanos(self.pli_interval.as_nanos() as u64));
         let mut s = State {
@@ -316,7 +333,14 @@ impl ShardWorker {
     fn apply_commands(&self, s: &mut State) {
         while let Some(cmd) = self.link.commands.pop() {
             let now = self.clock.now();
-            apply(&mut s.engine, &mut s.viewers, &mut s.backlog, cmd, now);
+            apply(
+                &mut s.engine,
+                &mut s.viewers,
+                &mut s.backlog,
+                cmd,
+                now,
+                self.history.is_some(),
+            );
         }
         // After the commands: the control thread queues a source's `AddSource` for the shards
         // before ingest learns of the source, so its group is there when its reports come.
@@ -415,6 +439,10 @@ impl ShardWorker {
                 s.engine
                     .record_send_failure(&t, pkt.header.len as usize, reason);
             }
+            // The slot stays in the source's history (if the shard keeps one) instead of going
+            // back to the pool now.
+            let pkt = *pkt;
+            s.engine.remember(&pkt, HeldSlot(slot));
         }
         any
     }
@@ -482,6 +510,8 @@ impl ShardWorker {
                 _ => s.viewers.io.unknown_dropped += 1,
             }
         }
+        // What the NACKs just taken asked for.
+        self.send_resends(s);
         n > 0
     }
 
@@ -525,6 +555,9 @@ impl ShardWorker {
             tracks: s.engine.tracks().collect(),
             sources: s.engine.sources().map(|(id, c)| (id, *c)).collect(),
             io: s.io,
+            repair: s.engine.repair_counters(),
+            history_packets: s.engine.history_held().0,
+            history_bytes: s.engine.history_held().1,
             webrtc: s.viewers.io,
             ice: s.viewers.ice_counters(),
             drops: s.engine.counters().drops,
@@ -545,19 +578,25 @@ impl ShardWorker {
 /// Apply one control command to the engine (and the viewers) at `now`; refusals and switch
 /// outcomes go to `backlog` for the control thread.
 fn apply(
-    engine: &mut Shard,
+    engine: &mut Shard<HeldSlot>,
     viewers: &mut Viewers,
     backlog: &mut Vec<ShardEvent>,
     cmd: ShardCommand,
     now: Nanos,
+    repair: bool,
 ) {
     let refused = match cmd {
         ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
         ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
         ShardCommand::AddTracks(tracks) => {
             for (config, source) in tracks {
-                if let Err(e) = engine.add_track(config, source) {
-                    backlog.push(ShardEvent::Refused(e));
+                match engine.add_track(config, source) {
+                    // Every track answers NACKs while the shard keeps histories.
+                    Ok(()) if repair => {
+                        let _ = engine.set_repair(config.id, true);
+                    }
+                    Ok(()) => {}
+                    Err(e) => backlog.push(ShardEvent::Refused(e)),
                 }
             }
             None
@@ -709,6 +748,9 @@ mod tests {
             tracks: Vec::new(),
             sources: Vec::new(),
             io: ShardIo::default(),
+            repair: RepairCounters::default(),
+            history_packets: 0,
+            history_bytes: 0,
             webrtc: ViewerIo::default(),
             ice: Default::default(),
             drops: corecast_engine::DropCounts::default(),

@@ -187,6 +187,7 @@ pub fn render_metrics(
     source_families(&mut s, agg);
     shard_families(&mut s, agg);
     super::webrtc::families(&mut s, agg, webrtc);
+    super::repair::families(&mut s, agg);
     let latency = agg.latency();
     let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_S.len() + 1);
     let mut below = 0u64;

@@ -10,6 +10,7 @@
 //! in `removed` totals (see [`totals`]).
 
 mod metrics;
+pub mod repair;
 pub mod totals;
 pub mod webrtc;
 

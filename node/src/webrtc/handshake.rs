@@ -250,9 +250,8 @@ impl HandshakeThread {
         let before = self.viewers.len();
         // Past its answering time a secured viewer has nothing left here: a late record from it
         // finds no entry and is counted as unexpected.
-        self.viewers.retain(
-            |_, v| !matches!(&v.stage, Stage::Answering { until, .. } if *until <= now),
-        );
+        self.viewers
+            .retain(|_, v| !matches!(&v.stage, Stage::Answering { until, .. } if *until <= now));
         if self.viewers.len() < before && self.viewers.len() * 4 < self.viewers.capacity() {
             // After a burst of joins the table would keep its size for good.
             self.viewers.shrink_to(self.viewers.len() * 2);

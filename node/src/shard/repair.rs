@@ -1,0 +1,63 @@
+//! Loss repair on a shard worker: the engine keeps each forwarded packet's pool slot in its
+//! source's history ([`HeldSlot`]), answers subscribers' NACKs from it, and this sends what it
+//! queued, each resend sealed like any copy when it goes to a viewer.
+//!
+//! Resends go one `sendmmsg` each, right after the RTCP that asked for them: unlike the
+//! copies of one packet, no two share their bytes, and they are few (a loss rate of the
+//! subscriber's link, within the engine's budget). A resend the kernel refuses is counted with
+//! the shard's send failures, not against the packet's forwarding (which already counted it
+//! as sent).
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use corecast_engine::{DropReason, Transmit};
+
+use super::{datagram, drop_reason, send_sealed, ShardWorker, State};
+use crate::pool::Slot;
+
+/// A pool slot kept in a source's history: its packet's bytes, prelude included.
+#[derive(Clone)]
+pub struct HeldSlot(pub Arc<Slot>);
+
+impl AsRef<[u8]> for HeldSlot {
+    fn as_ref(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
+impl ShardWorker {
+    /// Send every resend the engine queued (from the NACKs just handed to it).
+    pub(super) fn send_resends(&self, s: &mut State) {
+        let fd = self.socket.as_fd();
+        let mut refused: Vec<(Transmit, DropReason)> = Vec::new();
+        while let Some(r) = s.engine.poll_resend() {
+            let one = [r.transmit];
+            let (pkt, buf) = (r.pkt, r.handle.as_ref());
+            let out = if s.viewers.has_secured() {
+                send_sealed(
+                    fd,
+                    &mut s.send,
+                    &mut s.viewers,
+                    &mut s.order,
+                    &mut refused,
+                    &one,
+                    pkt,
+                    buf,
+                )
+            } else {
+                s.send.send(
+                    fd,
+                    &one,
+                    |t| datagram(t, pkt, buf),
+                    |t, why| refused.push((*t, drop_reason(why))),
+                )
+            };
+            s.io.syscalls += out.syscalls as u64;
+            s.io.resends_sent += out.sent as u64;
+            s.io.send_buffer_full += out.buffer_full as u64;
+            s.io.send_failed += out.failed as u64;
+        }
+        s.io.resends_refused += refused.len() as u64;
+    }
+}
