@@ -65,23 +65,28 @@ pub fn memory_available() -> Option<usize> {
     Some(kib * 1024)
 }
 
+/// A ring of slots in the order they were filled, grown as far as `capacity` only when the
+/// oldest slot is still held, so a node holds the slots its traffic needs (histories and
+/// packets in flight), not the `capacity` its flags allow.
 pub struct Pool {
     slots: Vec<Arc<Slot>>,
+    capacity: usize,
     cursor: usize,
 }
 
 impl Pool {
-    pub fn new(count: usize) -> Pool {
-        let slots = (0..count.max(1))
-            .map(|_| {
-                Arc::new(Slot {
-                    data: Box::new([0; SLOT_BYTES]),
-                    len: 0,
-                    pkt: None,
-                })
-            })
-            .collect();
-        Pool { slots, cursor: 0 }
+    pub fn new(capacity: usize) -> Pool {
+        let capacity = capacity.max(1);
+        Pool {
+            slots: Vec::new(),
+            capacity,
+            cursor: 0,
+        }
+    }
+
+    /// Slots made so far (at most the capacity).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
     }
 
     /// Copy `bytes` and `pkt`, and `prelude` after the bytes, into the next free slot and hand
@@ -94,28 +99,49 @@ impl Pool {
         prelude: Option<&[u8]>,
     ) -> Option<&Arc<Slot>> {
         debug_assert!(bytes.len() <= MAX_PACKET);
+        let i = self.free_slot()?;
+        let slot = Arc::get_mut(&mut self.slots[i]).expect("free_slot found it unshared");
+        slot.data[..bytes.len()].copy_from_slice(bytes);
+        slot.len = bytes.len();
+        pkt.prelude = prelude.map(|p| {
+            debug_assert!(p.len() <= MAX_PRELUDE_LEN);
+            slot.data[slot.len..slot.len + p.len()].copy_from_slice(p);
+            let at = Prelude {
+                start: slot.len as u16,
+                len: p.len() as u16,
+            };
+            slot.len += p.len();
+            at
+        });
+        slot.pkt = Some(pkt);
+        self.cursor = (i + 1) % self.slots.len();
+        Some(&self.slots[i])
+    }
+
+    /// The slot at the cursor (the oldest) when free; else a new one put in its place while
+    /// the ring may grow (the ring stays in filling order, so the cursor keeps finding the
+    /// oldest); else the next free one after it. Growing allocates, at most `capacity` times
+    /// in a node's life: on the way up to what its traffic holds.
+    fn free_slot(&mut self) -> Option<usize> {
         let n = self.slots.len();
-        for step in 0..n {
-            let i = (self.cursor + step) % n;
-            if let Some(slot) = Arc::get_mut(&mut self.slots[i]) {
-                slot.data[..bytes.len()].copy_from_slice(bytes);
-                slot.len = bytes.len();
-                pkt.prelude = prelude.map(|p| {
-                    debug_assert!(p.len() <= MAX_PRELUDE_LEN);
-                    slot.data[slot.len..slot.len + p.len()].copy_from_slice(p);
-                    let at = Prelude {
-                        start: slot.len as u16,
-                        len: p.len() as u16,
-                    };
-                    slot.len += p.len();
-                    at
-                });
-                slot.pkt = Some(pkt);
-                self.cursor = (i + 1) % n;
-                return Some(&self.slots[i]);
-            }
+        let c = self.cursor;
+        if n > 0 && Arc::get_mut(&mut self.slots[c]).is_some() {
+            return Some(c);
         }
-        None
+        if n < self.capacity {
+            self.slots.insert(
+                c,
+                Arc::new(Slot {
+                    data: Box::new([0; SLOT_BYTES]),
+                    len: 0,
+                    pkt: None,
+                }),
+            );
+            return Some(c);
+        }
+        (1..n)
+            .map(|step| (c + step) % n)
+            .find(|&i| Arc::get_mut(&mut self.slots[i]).is_some())
     }
 }
 
@@ -147,6 +173,38 @@ mod tests {
         assert_eq!(c.bytes(), &buf[..]);
         assert!(c.packet().is_some());
         drop(b);
+    }
+
+    #[test]
+    fn the_ring_grows_only_while_its_oldest_slot_is_held() {
+        let (buf, pkt) = packet();
+        let mut pool = Pool::new(8);
+        // Packets that go out at once: one slot does.
+        for _ in 0..20 {
+            pool.store(&buf, pkt, None).unwrap();
+        }
+        assert_eq!(pool.slots(), 1);
+        // A history of the last three: four slots, reused in filling order from then on.
+        let mut kept = std::collections::VecDeque::new();
+        for i in 0..40u8 {
+            let mut bytes = buf.clone();
+            bytes[12] = i;
+            kept.push_back(pool.store(&bytes, pkt, None).unwrap().clone());
+            if kept.len() > 3 {
+                kept.pop_front();
+            }
+            let held: Vec<u8> = kept.iter().map(|s| s.bytes()[12]).collect();
+            let want: Vec<u8> = (i.saturating_sub(2)..=i).collect();
+            assert_eq!(held, want);
+        }
+        assert_eq!(pool.slots(), 4);
+        // Held beyond the capacity: refused, not grown.
+        let all: Vec<_> = (0..8)
+            .filter_map(|_| pool.store(&buf, pkt, None).cloned())
+            .collect();
+        assert!(pool.store(&buf, pkt, None).is_none());
+        assert_eq!(pool.slots(), 8);
+        drop((all, kept));
     }
 
     #[test]
