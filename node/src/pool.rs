@@ -85,7 +85,8 @@ impl Pool {
     }
 
     /// Slots made so far (at most the capacity).
-    pub fn slots(&self) -> usize {
+    #[cfg(test)]
+    fn slots(&self) -> usize {
         self.slots.len()
     }
 

@@ -179,7 +179,7 @@ pub const MID_FRAME_WAIT: Nanos = Nanos::from_millis(100);
 pub const SWITCH_TIMEOUT: Nanos = Nanos::from_millis(5_000);
 
 /// The tracks one worker owns. See the module docs for the run loop. `H` is the I/O layer's
-/// handle to a packet's bytes, kept in the sources' histories for resends (see [`repair`]);
+/// handle to a packet's bytes, kept in the sources' histories for resends (see [`Shard::remember`] and [`Shard::poll_resend`]);
 /// a shard that keeps none needs none.
 #[derive(Clone, Debug)]
 pub struct Shard<H = ()> {
