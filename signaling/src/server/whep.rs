@@ -66,7 +66,12 @@ fn viewer_resource<'p>(method: &Method, path: &'p str) -> Option<&'p str> {
 /// Why a viewer-token request on viewer `id`'s resource is refused, if it is: its key is
 /// missing or is not that viewer's. An id that is not a number is left to the route's own 400.
 fn key_refusal(keys: &ViewerKeys, id: &str, query: Option<&str>) -> Option<ApiError> {
-    let id: u32 = id.parse().ok()?;
+    // Decoded as the route's path extractor decodes it: `%31` is viewer 1 and needs 1's key.
+    let id: u32 = percent_encoding::percent_decode_str(id)
+        .decode_utf8()
+        .ok()?
+        .parse()
+        .ok()?;
     match keys.check(id, query) {
         Presented::Matches => None,
         Presented::Missing => Some(ApiError::forbidden(format!(
