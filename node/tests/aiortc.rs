@@ -336,16 +336,12 @@ fn a_connected_viewer_that_vanishes_is_removed_when_its_consent_expires() {
     // The consent timeout plus the usual deadline: the removal may come up to a whole timeout
     // after the vanish.
     let deadline = gone_at + std::time::Duration::from_millis(consent_ms) + DEADLINE;
-    let removed = loop {
-        if let Some(e) = removal(&std::fs::read_to_string(&events).unwrap_or_default()) {
-            break e;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the vanished viewer was not removed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut removed = None;
+    until_by(deadline, "the vanished viewer's removal", || {
+        removed = removal(&std::fs::read_to_string(&events).unwrap_or_default());
+        removed.is_some()
+    });
+    let removed = removed.expect("until_by returned");
     assert_eq!(removed["data"]["reason"], "consent_expired", "{removed}");
     assert!(client.subscribers().expect("subscribers").is_empty());
     // Its last check came at most a consent interval before it vanished, so the node waited

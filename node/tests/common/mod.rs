@@ -170,8 +170,12 @@ pub fn got(packet: &[u8]) -> Got {
 
 /// Repeat `step` (which does some work and says whether the awaited condition holds) until it
 /// returns true; panics with `what` at the deadline.
-pub fn until(what: &str, mut step: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+pub fn until(what: &str, step: impl FnMut() -> bool) {
+    until_by(Instant::now() + DEADLINE, what, step)
+}
+
+/// [`until`] with a deadline of the caller's: for a wait that is known to be longer.
+pub fn until_by(deadline: Instant, what: &str, mut step: impl FnMut() -> bool) {
     while !step() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::yield_now();
