@@ -2,7 +2,7 @@
 //! (the project's VP8 stream, rtcp-mux) sends SRs on a wall clock of its own (NTP in 2001, far
 //! from the node's), and the viewer (the load generator's WHEP client: ICE, DTLS, SRTP) gets
 //! SRs that carry that clock, the RTP side in its own timestamps: the NTP time it computes for
-//! each packet it receives is the sender's clock at that instant, within a few milliseconds.
+//! each packet it receives is the sender's clock at that packet's capture, to a millisecond.
 //! Malformed RTCP and RTCP from another address are dropped and counted. Bounded waits only.
 
 mod common;
@@ -21,8 +21,6 @@ use corecast_webrtc::dtls::Certificate;
 
 /// The sender's wall clock at its start: 2001-01-01 (NTP seconds), 25 years from the node's.
 const SENDER_NTP_SECS: u64 = 3_187_296_000;
-/// Loopback, a debug build and a shared machine: what "the same instant" allows.
-const TOLERANCE: Duration = Duration::from_millis(15);
 
 fn ntp_secs_f64(ntp: NtpTime) -> f64 {
     (ntp.0 >> 32) as f64 + (ntp.0 & 0xffff_ffff) as f64 / 4_294_967_296.0
@@ -100,6 +98,8 @@ fn viewers_sender_reports_carry_the_sources_ntp_clock() {
     let mut frame = 0u32;
     // (arrival, output timestamp) of each packet the viewer received, and the SRs it got.
     let mut packets: Vec<(Instant, u32)> = Vec::new();
+    // When each frame's first packet left the sender, by frame number.
+    let mut sent_at: Vec<Instant> = Vec::new();
     let mut reports: Vec<(NtpTime, u32)> = Vec::new();
     let mut buf = [0u8; 2048];
     common::until(
@@ -107,6 +107,7 @@ fn viewers_sender_reports_carry_the_sources_ntp_clock() {
         || {
             let due = origin + Duration::from_nanos(u64::from(frame) * 1_000_000_000 / 30);
             if Instant::now() >= due {
+                sent_at.push(Instant::now());
                 loop {
                     if sender.send().marker {
                         break;
@@ -145,31 +146,35 @@ fn viewers_sender_reports_carry_the_sources_ntp_clock() {
         },
     );
 
-    // What the viewer computes for each packet received after the first report: its NTP time
-    // from the last report before it (RFC 3550 §6.4.1), against the sender's clock when it
-    // arrived (loopback: when it was sent, give or take the tolerance).
+    // What the viewer computes for each packet received: its NTP time from the first report
+    // (RFC 3550 §6.4.1). The sender stamps frame k with k/30 s on the same line as its reports,
+    // so that time must be the sender's clock at frame k's capture, exactly (to a millisecond),
+    // and frame k must have been sent before the packet arrived. Exact rather than "close to
+    // the arrival time": a loaded machine may deliver a packet late, but never re-stamps it.
     let (ntp, rtp) = reports[0];
     let mut checked = 0;
-    let (mut least, mut most) = (f64::MAX, f64::MIN);
+    let mut last_frame = 0usize;
     for &(at, ts) in &packets {
         let ticks = f64::from(ts.wrapping_sub(rtp) as i32);
-        let viewer = ntp_secs_f64(ntp) + ticks / 90_000.0;
-        let sender = SENDER_NTP_SECS as f64 + at.duration_since(origin).as_secs_f64();
-        // A frame's packets carry its capture time, up to a frame before they arrive.
-        let off = sender - viewer;
+        let viewer = ntp_secs_f64(ntp) + ticks / 90_000.0 - SENDER_NTP_SECS as f64;
+        let k = (viewer * 30.0).round();
         assert!(
-            off > -TOLERANCE.as_secs_f64()
-                && off < (TOLERANCE + Duration::from_millis(34)).as_secs_f64(),
-            "a packet's NTP time is the sender's clock: off by {off} s"
+            (viewer - k / 30.0).abs() < 0.001 && k >= 0.0,
+            "a packet's NTP time is the sender's clock at one of its frames: {viewer} s"
         );
-        (least, most) = (least.min(off), most.max(off));
+        let k = k as usize;
+        let sent = sent_at
+            .get(k)
+            .unwrap_or_else(|| panic!("frame {k} at {viewer} s was never sent"));
+        assert!(
+            *sent <= at,
+            "frame {k} arrived before it was sent: the NTP time is not the sender's"
+        );
+        assert!(k >= last_frame, "frame {k} after frame {last_frame}");
+        last_frame = k;
         checked += 1;
     }
-    eprintln!(
-        "{checked} packets: sender clock at arrival - viewer's NTP of the packet in [{:.2}, {:.2}] ms",
-        least * 1e3,
-        most * 1e3
-    );
+    eprintln!("{checked} packets, each at its frame's capture time on the sender's clock");
     assert!(checked > 10, "{checked} packets checked");
     // Consecutive reports lie on one line: the sender's.
     for w in reports.windows(2) {
