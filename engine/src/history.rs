@@ -191,6 +191,17 @@ impl<H> PacketHistory<H> {
         Some((&e.pkt, &e.handle))
     }
 
+    /// The first packet held at or after `seq` of `epoch` (in (epoch, sequence) order), and
+    /// whether the history still held everything from `seq` on (false: packets from `seq` up
+    /// to it were let go, or never came).
+    pub fn at_or_after(&self, epoch: u32, seq: ExtSeq) -> Option<(&RxPacket, &H, bool)> {
+        let i = match self.position((epoch, seq)) {
+            Ok(i) | Err(i) => i,
+        };
+        let e = self.entries.get(i)?;
+        Some((&e.pkt, &e.handle, (e.pkt.epoch, e.pkt.seq) == (epoch, seq)))
+    }
+
     /// The packets from the newest switch point of the newest epoch on, in sequence order:
     /// what a joining track replays before it takes live packets. Empty when the history holds
     /// no switch point of that epoch (the track then waits for the next keyframe, as without a

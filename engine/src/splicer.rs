@@ -219,6 +219,44 @@ impl Splicer {
         Ok(())
     }
 
+    /// [`Splicer::splice_shared`] for a packet replayed from a source's history to a joining
+    /// track (see `shard::replay`): its output timestamp is compressed `pace` times towards the
+    /// replay's first packet (`key_ts`, the keyframe the splicer anchors at), so the replay,
+    /// sent `pace` times faster than real time, keeps the timestamps in step with the sending
+    /// and the track is not behind live when it catches up. Returns the timestamp written.
+    pub(crate) fn splice_replayed(
+        &mut self,
+        pkt: &RxPacket,
+        shared: &SharedRewrite,
+        now: Nanos,
+        out: &mut OutHead,
+        key_ts: u64,
+        pace: u32,
+    ) -> Result<u64, DropReason> {
+        let before = self.last_ts;
+        let had_sent = self.last_sent.is_some();
+        self.splice_shared(pkt, shared, now, out)?;
+        let anchor = self.anchor.expect("a spliced packet anchored the splicer");
+        let base = key_ts.wrapping_add(anchor.ts_offset);
+        let ts = base.wrapping_add(pkt.timestamp.0.saturating_sub(key_ts) / u64::from(pace.max(1)));
+        out[4..8].copy_from_slice(&ExtTime(ts).wire().0.to_be_bytes());
+        if ts > before && had_sent {
+            self.frame_step = ts - before;
+        }
+        self.last_ts = ts;
+        Ok(ts)
+    }
+
+    /// After a replay: packets of the stream from `src_ts` on keep the distance to the last
+    /// timestamp sent that they have in the source (time runs at its own pace again, from
+    /// where the compressed replay left it).
+    pub(crate) fn continue_timestamps_from(&mut self, src_ts: u64) {
+        let last = self.last_ts;
+        if let Some(anchor) = self.anchor.as_mut() {
+            anchor.ts_offset = last.wrapping_sub(src_ts);
+        }
+    }
+
     /// Write `pkt`'s outgoing header and rewritten prefix under `anchor`; changes nothing. The
     /// same bytes for the same packet and anchor, so a resent packet is the one first sent.
     #[inline(always)]

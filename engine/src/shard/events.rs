@@ -152,7 +152,8 @@ impl<H> Shard<H> {
     /// queued keyframe wish.
     pub(super) fn reserve_events(&mut self) {
         let pending: usize = self.table.groups.iter().map(|g| g.pending.len()).sum();
-        self.events.reserve(2 * pending + self.table.groups.len());
+        self.events
+            .reserve(2 * pending + self.replays.len() + self.table.groups.len());
     }
 
     /// Forget the deadline of `track`'s pending switch, if it has one.

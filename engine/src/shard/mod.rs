@@ -24,6 +24,7 @@ pub mod events;
 mod feedback;
 mod linked;
 mod repair;
+mod replay;
 mod reports;
 mod table;
 
@@ -41,6 +42,7 @@ use table::{Track, TrackTable, DETACHED};
 pub use events::ShardEvent;
 pub use feedback::is_subscribers_address;
 pub use repair::{RepairConfig, RepairCounters, Resent, RESEND_QUEUE};
+pub use replay::{JoinPolicy, ReplayCounters, Replayed, REPLAY_PACE};
 pub use reports::{Reception, SENDER_REPORT_INTERVAL, SENDER_REPORT_LEN};
 pub use table::{SourceCounters, TrackCounters};
 
@@ -142,6 +144,8 @@ pub struct TrackInfo {
     pub pending: Option<SourceId>,
     /// Sending the current source's packets (not waiting for a keyframe).
     pub live: bool,
+    /// Being replayed `source`'s history before it takes live packets (see [`JoinPolicy`]).
+    pub replaying: bool,
     /// The track's counters so far.
     pub counters: TrackCounters,
     /// What its subscriber last reported receiving (RTCP report blocks), if it reported.
@@ -211,6 +215,9 @@ pub struct Shard<H = ()> {
     repair_counters: RepairCounters,
     /// Resends not yet polled; room for [`RESEND_QUEUE`] reserved at the start.
     resends: VecDeque<repair::QueuedResend>,
+    /// Tracks joining a source from its history (see [`replay`]).
+    replays: Vec<replay::Replay>,
+    replay_counters: ReplayCounters,
 }
 
 impl Default for Shard {
@@ -247,6 +254,8 @@ impl<H> Shard<H> {
             repair_config: RepairConfig::default(),
             repair_counters: RepairCounters::default(),
             resends: VecDeque::with_capacity(RESEND_QUEUE),
+            replays: Vec::new(),
+            replay_counters: ReplayCounters::default(),
         }
     }
 
@@ -299,6 +308,7 @@ impl<H> Shard<H> {
             .group_of(source)
             .ok_or(ControlError::UnknownSource(source))?;
         self.histories.remove(&source);
+        self.replays.retain(|r| r.source != source);
         for id in std::mem::take(&mut self.table.groups[g].pending) {
             let slot = self.slot(id)?;
             let track = &mut self.table.tracks[slot];
@@ -337,7 +347,9 @@ impl<H> Shard<H> {
             .map_or(0, |g| self.table.groups[g].len() as usize)
     }
 
-    /// Add a track on `source`. It sends nothing until the source's next switch point.
+    /// Add a track on `source`. It sends nothing until the source's next switch point, or,
+    /// where the source's join policy replays ([`Shard::set_join`]), it starts from the
+    /// history at the next [`Shard::poll_replay`].
     pub fn add_track(&mut self, config: TrackConfig, source: SourceId) -> Result<(), ControlError> {
         if self.table.slot_of(config.id).is_some() {
             return Err(ControlError::DuplicateTrack(config.id));
@@ -366,7 +378,15 @@ impl<H> Shard<H> {
             reports: None,
             repair: None,
         };
-        self.table.insert(track, g);
+        match self.replay_pace(g) {
+            Some(pace) => {
+                self.table.insert(track, DETACHED);
+                self.start_replay(config.id, source, pace, None);
+            }
+            None => {
+                self.table.insert(track, g);
+            }
+        }
         self.by_ssrc.insert(config.ssrc, config.id);
         Ok(())
     }
@@ -374,6 +394,7 @@ impl<H> Shard<H> {
     /// Remove a track (cancelling its pending switch) and hand back its final counters.
     pub fn remove_track(&mut self, id: TrackId) -> Result<TrackCounters, ControlError> {
         let slot = self.slot(id)?;
+        self.cancel_replay(id);
         if let Some(target) = self.table.tracks[slot].pending {
             self.take_pending(id, target);
         }
@@ -411,13 +432,21 @@ impl<H> Shard<H> {
 
     fn track_at(&self, slot: usize) -> TrackInfo {
         let t = &self.table.tracks[slot];
+        let (source, pending, replaying) = match self.replay_of(t.id) {
+            Some(r) if matches!(r.state, replay::ReplayState::Leaving) => {
+                (t.source, Some(r.source), false)
+            }
+            Some(r) => (Some(r.source), None, true),
+            None => (t.source, t.pending, false),
+        };
         TrackInfo {
             id: t.id,
             dest: t.dest,
             ssrc: t.splicer.ssrc(),
             codec: t.codec,
-            source: t.source,
-            pending: t.pending,
+            source,
+            pending,
+            replaying,
             live: self.is_live(slot),
             counters: t.counters,
             reception: t.reports.as_ref().and_then(|r| r.reception),
@@ -426,7 +455,10 @@ impl<H> Shard<H> {
 
     /// Ask `track` to move to source `to` at `to`'s next switch point, and want a keyframe of
     /// `to` ([`ShardEvent::KeyframeWanted`]). A pending switch not applied by
-    /// `now + switch timeout` is cancelled by [`Shard::handle_timeout`].
+    /// `now + switch timeout` is cancelled by [`Shard::handle_timeout`]. Where `to` replays
+    /// ([`Shard::set_join`]), the track moves at the end of its current source's frame and
+    /// starts from `to`'s history instead (at [`Shard::poll_replay`]; reported as applied
+    /// when the replay starts).
     pub fn switch(
         &mut self,
         id: TrackId,
@@ -448,8 +480,25 @@ impl<H> Shard<H> {
         if let Some(old) = track.pending {
             self.take_pending(id, old);
         }
+        if let Some(r) = self.replay_of(id) {
+            if r.source == to {
+                return Ok(SwitchOutcome::Unchanged);
+            }
+            self.cancel_replay(id);
+        }
         if self.table.tracks[slot].source == Some(to) {
             return Ok(SwitchOutcome::Unchanged);
+        }
+        if let Some(pace) = self.replay_pace(target) {
+            if self.is_live(slot) {
+                let from = self.table.tracks[slot].source;
+                self.start_replay(id, to, pace, Some(from));
+                return Ok(SwitchOutcome::Pending);
+            }
+            let from = self.table.group_at(slot);
+            self.table.move_to_group(slot, from, DETACHED);
+            self.start_replay(id, to, pace, None);
+            return Ok(SwitchOutcome::Moved);
         }
         if self.is_live(slot) {
             let track = &mut self.table.tracks[slot];
@@ -475,6 +524,12 @@ impl<H> Shard<H> {
     /// Cancel a pending switch; true if there was one.
     pub fn cancel_switch(&mut self, id: TrackId) -> Result<bool, ControlError> {
         let slot = self.slot(id)?;
+        if self
+            .replay_of(id)
+            .is_some_and(|r| matches!(r.state, replay::ReplayState::Leaving))
+        {
+            return Ok(self.cancel_replay(id));
+        }
         match self.table.tracks[slot].pending {
             Some(target) => {
                 self.take_pending(id, target);
@@ -596,22 +651,11 @@ impl<H> Shard<H> {
             let slot = self.table.move_to_group(slot, from, g);
             let track = &mut self.table.tracks[slot];
             (track.pending, track.deferred) = (None, false);
-            self.counters.switches += 1;
             self.forget_deadline(id);
             let to = self.table.groups[g]
                 .source
                 .expect("a source group has a source");
-            self.push_event(ShardEvent::SwitchApplied {
-                track: id,
-                from: old,
-                to,
-            });
-            if !self.links.is_empty() {
-                self.links.retain(|l| l.follower != id);
-                for l in self.links.iter_mut().filter(|l| l.lead == id) {
-                    l.gated = false;
-                }
-            }
+            self.switch_applied(id, old, to);
         }
         // Hand the list back (holding the deferred tracks) so its capacity is reused: no
         // allocation at switch time.

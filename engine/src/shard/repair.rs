@@ -116,6 +116,8 @@ pub(crate) struct TrackRepair {
     recent: [Recent; RECENT],
     next_recent: usize,
     counters: RepairCounters,
+    /// The track's latest replay, whose packets went out with compressed timestamps.
+    pub replayed: Option<super::replay::ReplayedSpan>,
 }
 
 impl TrackRepair {
@@ -229,7 +231,9 @@ impl<H> Shard<H> {
             return;
         };
         let group = &self.table.groups[g];
-        let subscribed = group.len() > 0 || !group.pending.is_empty();
+        let subscribed = group.len() > 0
+            || !group.pending.is_empty()
+            || self.replays.iter().any(|r| r.source == pkt.source);
         let codec = group.codec.expect("source groups have a codec");
         let now = pkt.received_at;
         if !subscribed {
@@ -388,6 +392,14 @@ impl<H: AsRef<[u8]>> Shard<H> {
                     .resend_head(&mapping, pkt, handle.as_ref(), &mut head)
             };
             let Some(_) = written else { continue };
+            if let Some(ts) = t
+                .repair
+                .as_ref()
+                .and_then(|r| r.replayed)
+                .and_then(|span| span.timestamp_of(pkt))
+            {
+                head[4..8].copy_from_slice(&crate::types::ExtTime(ts).wire().0.to_be_bytes());
+            }
             return Some(Resent {
                 transmit: Transmit {
                     dest: t.dest,

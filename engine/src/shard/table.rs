@@ -90,6 +90,8 @@ pub(crate) struct Group {
     /// The source's latest sender report as a clock mapping (`Shard::set_source_clock`): read
     /// once per sender report interval, never on the packet path.
     pub clock: Option<crate::rtcp::SourceClock>,
+    /// How tracks that join the source start.
+    pub join: super::JoinPolicy,
 }
 
 impl Group {
@@ -126,6 +128,7 @@ impl TrackTable {
                 keyframe_asked_at: None,
                 keyframe_again: false,
                 clock: None,
+                join: super::JoinPolicy::Keyframe,
             }],
             group_of: HashMap::new(),
             slot_of: HashMap::new(),
@@ -167,6 +170,7 @@ impl TrackTable {
             keyframe_asked_at: None,
             keyframe_again: false,
             clock: None,
+            join: super::JoinPolicy::Keyframe,
         });
     }
 

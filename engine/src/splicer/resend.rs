@@ -155,6 +155,21 @@ impl MappingLog {
         }
     }
 
+    /// The splicer's current mapping replaces the newest logged one, whose numbers it shares:
+    /// only its timestamps moved (after a replay, see `shard::replay`).
+    pub(crate) fn retimed(&mut self, splicer: &Splicer) {
+        let (Some(anchor), Some(i)) = (splicer.anchor, self.len.checked_sub(1)) else {
+            return;
+        };
+        if let Some(l) = self.logged[i].as_mut() {
+            if l.mapping.0.first_seq == anchor.first_seq
+                && l.mapping.0.seq_offset == anchor.seq_offset
+            {
+                l.mapping = Mapping(anchor);
+            }
+        }
+    }
+
     fn newest(&self) -> Option<&Logged> {
         self.len
             .checked_sub(1)
