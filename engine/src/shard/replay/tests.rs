@@ -73,7 +73,7 @@ impl Rig {
                 shard.add_source(id, Codec::Vp8).unwrap();
                 Source {
                     id,
-                    stream: Vp8Stream::new(Ssrc(id.0 as u32), 65_000, 0, shape),
+                    stream: Vp8Stream::new(Ssrc(id.0), 65_000, 0, shape),
                     ingress: SourceIngress::new(id, Codec::Vp8, 90_000),
                     // B's frames fall between A's.
                     next_frame: Nanos(u64::from(id.0) * 7_000_000),
@@ -99,7 +99,7 @@ impl Rig {
                 TrackConfig {
                     id,
                     dest: dest(id),
-                    ssrc: Ssrc(0x1000 + id.0 as u32),
+                    ssrc: Ssrc(0x1000 + id.0),
                     payload_type: 96,
                     first_seq: SeqNo(65_500),
                     first_ts: RtpTime(u32::MAX - 50_000),
