@@ -47,7 +47,8 @@ cargo +nightly fetch --locked --manifest-path fuzz/Cargo.toml -q
 # the runs (the engine has no `unsafe`; the project's is in udp/ (corecast-udp), which no target
 # reaches).
 cargo +nightly fuzz build --sanitizer none
-bin=fuzz/target/x86_64-unknown-linux-gnu/release
+# cargo puts the binaries under CARGO_TARGET_DIR when that is set.
+bin=${CARGO_TARGET_DIR:-fuzz/target}/x86_64-unknown-linux-gnu/release
 
 # Seed corpora: the recordings' packets (as datagrams, and as payloads behind the codec's
 # index for codec_inspect), RTCP packets of each kind the parser reads, API bodies, WHEP offers,

@@ -75,8 +75,8 @@ pub mod types;
 
 pub use drop::{DropCounts, DropReason, DropScope};
 pub use shard::{
-    ControlError, FanOut, Layout, Shard, ShardCounters, ShardEvent, SourceCounters, SwitchOutcome,
-    TrackConfig, TrackCounters, TrackInfo,
+    ControlError, FanOut, JoinPolicy, Layout, Shard, ShardCounters, ShardEvent, SourceCounters,
+    SwitchOutcome, TrackConfig, TrackCounters, TrackInfo,
 };
 pub use source::{
     IngressConfig, IngressCounters, KeyframeRequest, Prelude, RxPacket, SourceIngress,

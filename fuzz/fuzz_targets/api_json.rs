@@ -96,6 +96,7 @@ fn source_view(id: u32) -> SourceView {
         parameter_sets: false,
         payload_type: None,
         rtx_payload_type: None,
+        join: "keyframe".into(),
         state: "waiting".into(),
         subscribers: 0,
         counters: SourceCounters::default(),

@@ -73,6 +73,7 @@ impl Topology {
                 parameter_sets: None,
                 payload_type: None,
                 rtx_payload_type: None,
+                join: None,
             };
             match t.client.create_source(&req) {
                 Ok(view) => {

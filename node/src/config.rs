@@ -131,12 +131,22 @@ pub struct ServeArgs {
     pub consent_timeout: u64,
     /// How long each shard keeps the packets it forwarded, to resend what subscribers NACK, in
     /// milliseconds (audio: half as long); 0 keeps nothing and answers no NACK.
-    #[arg(long, env = "CORECAST_HISTORY_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    #[arg(long, env = "CORECAST_HISTORY_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=30_000))]
     pub history_ms: u64,
     /// Most packets kept per source (each shard's history of it points at the same pool
     /// slots); the packet pool is sized for `--max-sources` histories this long.
     #[arg(long, env = "CORECAST_HISTORY_PACKETS", default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(16..=65_536))]
     pub history_packets: u64,
+    /// How a subscriber that joins a video source (or switches to it) starts, where the source
+    /// does not say (`join` in `POST /v1/sources`): `keyframe` waits for the source's next
+    /// keyframe (asked for); `replay` starts at once from the history (its newest keyframe
+    /// on, so `--history-ms` must span a GOP), sent `--replay-pace` times faster than real time
+    /// with timestamps compressed as much, until it reaches live.
+    #[arg(long, env = "CORECAST_JOIN", default_value = "keyframe", value_parser = ["keyframe", "replay"])]
+    pub join: String,
+    /// How many times faster than real time a replay is sent (`--join replay`).
+    #[arg(long, env = "CORECAST_REPLAY_PACE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub replay_pace: u32,
     /// Most sources the node accepts.
     #[arg(long, env = "CORECAST_MAX_SOURCES", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4_096))]
     pub max_sources: u64,

@@ -42,6 +42,9 @@ pub struct SubscriberSdp<'a> {
     pub clock_rate: u32,
     /// `None` while the subscriber is detached (its source was deleted).
     pub source: Option<SdpSource<'a>>,
+    /// The node answers generic NACKs (its shards keep histories): `a=rtcp-fb:PT nack`, which
+    /// makes receivers that can (ffmpeg) ask for what they lost.
+    pub nack: bool,
     pub generated: SystemTime,
 }
 
@@ -98,6 +101,19 @@ impl SubscriberSdp<'_> {
         match self.dest.port().checked_add(1) {
             Some(rtcp) => media.attributes.push(attr("rtcp", Some(rtcp.to_string()))),
             None => media.attributes.push(attr("rtcp-mux", None)),
+        }
+        // RFC 4585 feedback the node acts on: NACKs (with a history) and PLIs. Audio has no
+        // keyframes to ask for.
+        let pt = self.payload_type;
+        if self.nack {
+            media
+                .attributes
+                .push(attr("rtcp-fb", Some(format!("{pt} nack"))));
+        }
+        if !self.codec.is_audio() {
+            media
+                .attributes
+                .push(attr("rtcp-fb", Some(format!("{pt} nack pli"))));
         }
         media.attributes.push(attr("recvonly", None));
         let description = SessionDescription {

@@ -97,6 +97,11 @@ impl ControlState {
             parameter_sets: s.parameter_sets,
             payload_type,
             rtx_payload_type: s.rtx_payload_type,
+            join: match s.join {
+                corecast_engine::JoinPolicy::Keyframe => "keyframe",
+                corecast_engine::JoinPolicy::Replay { .. } => "replay",
+            }
+            .to_string(),
             state: state.name().to_string(),
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,
@@ -254,6 +259,7 @@ impl ControlState {
                 name: &entry.name,
                 parameter_sets: sets.as_deref().unwrap_or_default(),
             }),
+            nack: self.settings.history,
             generated: std::time::SystemTime::now(),
         };
         Ok(sdp.render())
@@ -282,6 +288,7 @@ impl ControlState {
                 name: &entry.name,
                 parameter_sets: &sets,
             }),
+            nack: self.settings.history,
             generated: std::time::SystemTime::now(),
         };
         Ok(sdp.render())
@@ -366,6 +373,7 @@ impl ControlState {
                 stats.rtcp_wrong_sender = snap.io.rtcp_wrong_sender;
                 stats.webrtc = telemetry::webrtc::shard_stats(snap);
                 stats.repair = telemetry::repair::shard_stats(snap);
+                stats.replay = telemetry::repair::replay_stats(snap);
                 node.packets_forwarded += snap.io.copies_sent;
             }
             shards.push(stats);

@@ -129,6 +129,7 @@ fn source_with_feedback(client: &Client, name: &str, codec: &str, feedback: u16)
             parameter_sets: None,
             payload_type: None,
             rtx_payload_type: None,
+            join: None,
         })
         .expect("source created")
 }

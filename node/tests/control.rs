@@ -53,6 +53,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     }));
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
 
@@ -66,6 +67,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     }));
     assert_eq!(status, 409, "port in use: {message}");
     assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
@@ -80,6 +82,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     }));
     assert_eq!(status, 400);
     assert!(message.contains("mpeg2"), "{message}");
@@ -95,6 +98,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         parameter_sets: Some(sets.into()),
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     };
     let (sps, pps) = ("Z0LACw==", "aM48gA==");
     for (codec, sets, says) in [
@@ -457,6 +461,7 @@ fn an_unlatched_source_takes_packets_from_any_sender() {
             parameter_sets: None,
             payload_type: None,
             rtx_payload_type: None,
+            join: None,
         })
         .unwrap();
     assert!(!src.latch);
@@ -516,6 +521,7 @@ fn a_source_beyond_max_sources_is_refused_and_a_deleted_one_frees_its_place() {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     };
     let (status, code, message) = api_error(client.create_source(&third));
     assert_eq!((status, code.as_str()), (429, "limit_reached"), "{message}");

@@ -95,6 +95,9 @@ impl Harness {
             rcvbuf: 1 << 16,
             max_subscribers: 100,
             max_sources: 64,
+            join: corecast_engine::JoinPolicy::Keyframe,
+            replay_pace: 4,
+            history: true,
             node_name: "test".into(),
             webrtc: None,
         };
@@ -203,13 +206,14 @@ fn vp8(name: &str, port: u16) -> CreateSource {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     }
 }
 
 fn added_sources(cmds: &[ShardCommand]) -> Vec<u32> {
     cmds.iter()
         .filter_map(|c| match c {
-            ShardCommand::AddSource(id, _) => Some(id.0),
+            ShardCommand::AddSource(id, _, _) => Some(id.0),
             _ => None,
         })
         .collect()

@@ -159,6 +159,7 @@ fn request(payload_type: Option<u8>, rtx_payload_type: Option<u8>) -> CreateSour
         parameter_sets: None,
         payload_type,
         rtx_payload_type,
+        join: None,
     }
 }
 

@@ -77,8 +77,13 @@ fn a_nacked_packet_comes_again_as_first_sent_and_strangers_get_nothing() {
     // A stranger's NACK for them, from another socket: nothing comes.
     let stranger = receiver();
     nack(&stranger, to, ssrc, &lost);
-    // A number the track never sent (ahead of the newest).
-    let ahead = seqs.last().unwrap().wrapping_add(100);
+    // A number the track never sent (ahead of the newest: the one whose successor did not
+    // come; the numbers started at random and may have wrapped, so not the largest).
+    let newest = *seqs
+        .iter()
+        .find(|s| !got.packets.contains_key(&s.wrapping_add(1)))
+        .unwrap();
+    let ahead = newest.wrapping_add(100);
     nack(&rx, to, ssrc, &[ahead]);
     // The subscriber's own NACK.
     nack(&rx, to, ssrc, &lost);

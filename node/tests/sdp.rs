@@ -38,6 +38,7 @@ fn h264_source(client: &Client, name: &str, parameter_sets: Option<&str>) -> u32
             parameter_sets: parameter_sets.map(str::to_string),
             payload_type: None,
             rtx_payload_type: None,
+            join: None,
         })
         .unwrap()
         .id

@@ -43,6 +43,12 @@ pub struct CreateSource {
     /// counted (`rtx`), not forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtx_payload_type: Option<u8>,
+    /// How a subscriber that joins the source (or switches to it) starts: `keyframe` (at its
+    /// next keyframe, asked for) or `replay` (at once, from the node's history of the source:
+    /// its newest keyframe on, sent faster than real time until it reaches live). Default: the
+    /// node's `--join`. Audio sources start at once either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
 }
 
 /// The NAL units of a [`CreateSource::parameter_sets`] text (base64 units separated by commas,
@@ -231,6 +237,9 @@ pub struct SourceView {
     pub payload_type: Option<u8>,
     #[serde(default)]
     pub rtx_payload_type: Option<u8>,
+    /// `keyframe` or `replay` ([`CreateSource::join`]).
+    #[serde(default)]
+    pub join: String,
     /// `waiting` (nothing received yet), `active`, or `idle` (nothing for `--idle-timeout`).
     #[serde(default)]
     pub state: String,
@@ -394,6 +403,8 @@ pub struct ShardStats {
     /// NACKs answered from the shard's packet histories.
     #[serde(default)]
     pub repair: RepairShardStats,
+    #[serde(default)]
+    pub replay: ReplayShardStats,
 }
 
 /// A shard's loss repair since start: every NACKed number is queued for resending or refused
@@ -414,6 +425,23 @@ pub struct RepairShardStats {
     /// Packets the shard's source histories hold now, and their bytes.
     pub history_packets: u64,
     pub history_bytes: u64,
+}
+
+/// A shard's joins replayed from its histories since start (`join: replay`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReplayShardStats {
+    /// Joins and switches that started from the history, and those that caught up with live.
+    pub started: u64,
+    pub finished: u64,
+    /// Joins that found no keyframe in the history and waited for the next.
+    pub without_keyframe: u64,
+    /// Packets replayed (the kernel took them), and their bytes.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Replayed copies the kernel refused, or that could not be sealed.
+    pub failed: u64,
+    /// Packets a replay passed over: let go by the history before it got to them.
+    pub skipped: u64,
 }
 
 /// A shard's WebRTC counters since start: every datagram a viewer sent its socket is in one of

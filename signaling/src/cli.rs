@@ -92,6 +92,10 @@ pub enum SourceCmd {
         /// The payload type of the sender's RFC 4588 retransmissions (counted, not forwarded).
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=127))]
         rtx_payload_type: Option<u8>,
+        /// How subscribers that join it start: at its next keyframe, or at once from the
+        /// node's history (default: the node's `--join`).
+        #[arg(long, value_parser = ["keyframe", "replay"])]
+        join: Option<String>,
     },
     /// List sources.
     #[command(alias = "ls")]
@@ -168,6 +172,7 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
             parameter_sets,
             payload_type,
             rtx_payload_type,
+            join,
         }) => {
             let view = client.create_source(&CreateSource {
                 name,
@@ -179,6 +184,7 @@ pub fn run(args: &ClientArgs, cmd: ClientCommand, out: &mut dyn Write) -> Result
                 parameter_sets,
                 payload_type,
                 rtx_payload_type,
+                join,
             })?;
             print_json(out, &view)
         }
@@ -525,6 +531,7 @@ mod tests {
                 parameter_sets: None,
                 payload_type: None,
                 rtx_payload_type: None,
+                join: None,
             })
         );
     }
@@ -544,6 +551,7 @@ mod tests {
                 parameter_sets: None,
                 payload_type: None,
                 rtx_payload_type: None,
+                join: None,
             })
         );
         assert_eq!(

@@ -437,6 +437,7 @@ fn cli_run_against_the_server() {
         parameter_sets: None,
         payload_type: Some(100),
         rtx_payload_type: None,
+        join: None,
     }))
     .unwrap();
     let created: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -503,6 +504,7 @@ fn cli_run_against_the_server() {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: Some("replay".into()),
     }))
     .unwrap();
     assert_eq!(

@@ -231,8 +231,10 @@ impl<H> Shard<H> {
             return;
         };
         let group = &self.table.groups[g];
+        // A replayed source's history is kept whoever watches: a join starts from it.
         let subscribed = group.len() > 0
             || !group.pending.is_empty()
+            || matches!(group.join, super::JoinPolicy::Replay { .. })
             || self.replays.iter().any(|r| r.source == pkt.source);
         let codec = group.codec.expect("source groups have a codec");
         let now = pkt.received_at;

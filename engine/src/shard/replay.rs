@@ -26,6 +26,7 @@
 use super::table::DETACHED;
 use super::{Shard, ShardEvent, SwitchDeadline, MID_FRAME_WAIT};
 use crate::codec::MAX_REWRITE_LEN;
+use crate::drop::DropReason;
 use crate::rtp::FIXED_HEADER_LEN;
 use crate::source::RxPacket;
 use crate::splicer::{OutHead, SharedRewrite};
@@ -159,6 +160,24 @@ impl<H> Shard<H> {
             keyframe => keyframe,
         };
         Ok(())
+    }
+
+    /// The I/O layer could not send the replayed copy `transmit` (of a packet of `bytes`):
+    /// take it off its track's count and the replays', and count it dropped for `reason`.
+    pub fn record_replay_failure(&mut self, transmit: &Transmit, bytes: usize, reason: DropReason) {
+        if transmit.prelude {
+            return;
+        }
+        let Some(slot) = self.table.slot_of(transmit.track) else {
+            return;
+        };
+        let c = &mut self.table.tracks[slot].counters;
+        c.packets = c.packets.saturating_sub(1);
+        c.bytes = c.bytes.saturating_sub(bytes as u64);
+        c.drops.add(reason, 1);
+        let r = &mut self.replay_counters;
+        r.packets = r.packets.saturating_sub(1);
+        r.bytes = r.bytes.saturating_sub(bytes as u64);
     }
 
     /// What replays did on this shard.

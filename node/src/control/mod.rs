@@ -64,6 +64,12 @@ pub struct Settings {
     pub max_subscribers: usize,
     /// `--max-sources`: the packet pool is sized for this many sources' histories.
     pub max_sources: usize,
+    /// `--join`: how subscribers join sources that do not say.
+    pub join: corecast_engine::JoinPolicy,
+    /// `--replay-pace`: the pace of sources that ask for `replay`.
+    pub replay_pace: u32,
+    /// The shards keep histories (`--history-ms` above 0).
+    pub history: bool,
     /// `--node-name`, for the SDPs the node writes.
     pub node_name: String,
     /// WHEP viewers; `None` when the node serves none.

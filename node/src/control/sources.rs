@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use corecast_engine::{SourceId, Ssrc};
+use corecast_engine::{JoinPolicy, SourceId, Ssrc};
 use corecast_signaling::api::CreateSource;
 use corecast_udp::Buffer;
 use rand::Rng;
@@ -24,7 +24,7 @@ impl ControlState {
                 limit: self.settings.max_sources,
             });
         }
-        let req = validate::source(&req, &self.sources)?;
+        let req = validate::source(&req, &self.sources, self.settings.history)?;
         let has_parameter_sets = req.parameter_sets.is_some();
         let configured_sets: Arc<[Vec<u8>]> = req
             .parameter_sets
@@ -36,11 +36,22 @@ impl ControlState {
         self.make_room(&vec![1; self.shards.len()], 1)?;
         let (socket, port) = self.bind_ingest(req.port)?;
         let id = self.take_source_id();
-        let mask = Arc::new(AtomicU64::new(0));
         let rtcp_ssrc = Ssrc(self.rng.random());
         let (name, codec, latch) = (req.name, req.codec, req.latch);
+        let join = match req.replay {
+            None => self.settings.join,
+            Some(false) => JoinPolicy::Keyframe,
+            Some(true) => JoinPolicy::Replay {
+                pace: self.settings.replay_pace,
+            },
+        };
+        // A replayed source's packets go to every shard from the start, so each keeps its
+        // history and the first subscriber anywhere joins at once.
+        let every_shard = u64::MAX >> (64 - self.shards.len().clamp(1, 64));
+        let replayed = matches!(join, JoinPolicy::Replay { .. }) && !codec.is_audio();
+        let mask = Arc::new(AtomicU64::new(if replayed { every_shard } else { 0 }));
         for shard in 0..self.shards.len() {
-            self.send_shard(shard, ShardCommand::AddSource(id, codec))?;
+            self.send_shard(shard, ShardCommand::AddSource(id, codec, join))?;
         }
         self.send_ingest(IngestCommand::AddSource(Box::new(NewSource {
             id,
@@ -71,6 +82,7 @@ impl ControlState {
                 configured_sets,
                 payload_type: req.payload_type,
                 rtx_payload_type: req.rtx_payload_type,
+                join,
                 mask,
                 users: vec![0; self.shards.len()],
             },

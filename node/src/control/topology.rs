@@ -25,6 +25,8 @@ pub(crate) struct SourceEntry {
     pub configured_sets: Arc<[Vec<u8>]>,
     pub payload_type: Option<u8>,
     pub rtx_payload_type: Option<u8>,
+    /// How subscribers join it.
+    pub join: corecast_engine::JoinPolicy,
     /// Bit `k` set: shard `k` has tracks on this source, so ingest hands it the packets.
     pub mask: Arc<AtomicU64>,
     /// Per shard: tracks attached to or switching to this source.
@@ -76,7 +78,10 @@ impl ControlState {
     pub(super) fn release_source(&mut self, shard: usize, source: SourceId) {
         if let Some(s) = self.sources.get_mut(&source) {
             s.users[shard] = s.users[shard].saturating_sub(1);
-            if s.users[shard] == 0 {
+            // A replayed source goes to every shard whether watched there or not: its history
+            // is what a subscriber joining there starts from.
+            let replayed = matches!(s.join, corecast_engine::JoinPolicy::Replay { .. });
+            if s.users[shard] == 0 && !replayed {
                 s.mask.fetch_and(!(1 << shard), Ordering::Release);
             }
         }

@@ -24,6 +24,8 @@ pub(super) struct SourceRequest {
     pub parameter_sets: Option<ParameterSets>,
     pub payload_type: Option<u8>,
     pub rtx_payload_type: Option<u8>,
+    /// `join`: `Some(true)` replay, `Some(false)` keyframe, `None` the node's default.
+    pub replay: Option<bool>,
 }
 
 /// A `CreateSubscriber` of a source the node has, to an address it can send to.
@@ -45,9 +47,11 @@ fn bad(message: String) -> NodeError {
 }
 
 /// Checks `req` against itself and the existing `sources` (whose names it must not take).
+/// `history`: the node keeps histories (`--history-ms` above 0), which `join: replay` needs.
 pub(super) fn source(
     req: &CreateSource,
     sources: &BTreeMap<SourceId, SourceEntry>,
+    history: bool,
 ) -> Result<SourceRequest, NodeError> {
     let name = req.name.trim();
     if name.is_empty() || name.len() > 128 {
@@ -93,8 +97,24 @@ pub(super) fn source(
             "`payload_type` and `rtx_payload_type` must differ".into()
         ));
     }
+    let replay = match req.join.as_deref() {
+        None => None,
+        Some("keyframe") => Some(false),
+        Some("replay") if !history => {
+            return Err(bad(
+                "`join` `replay` needs a history: the node runs with `--history-ms 0`".into(),
+            ))
+        }
+        Some("replay") => Some(true),
+        Some(other) => {
+            return Err(bad(format!(
+                "`join` `{other}` is not one of keyframe, replay"
+            )))
+        }
+    };
     Ok(SourceRequest {
         name: name.to_string(),
+        replay,
         codec,
         clock_rate,
         port: req.port,
@@ -235,11 +255,12 @@ mod tests {
             parameter_sets: None,
             payload_type: None,
             rtx_payload_type: None,
+            join: None,
         }
     }
 
     fn refusal(req: CreateSource) -> String {
-        match source(&req, &BTreeMap::new()) {
+        match source(&req, &BTreeMap::new(), true) {
             Err(NodeError::BadRequest(message)) => message,
             Err(other) => panic!("not a bad request: {other:?}"),
             Ok(_) => panic!("accepted"),
@@ -280,6 +301,7 @@ mod tests {
             (
                 CreateSource {
                     rtx_payload_type: Some(128),
+                    join: None,
                     payload_type: Some(200),
                     ..vp8()
                 },
@@ -289,6 +311,7 @@ mod tests {
                 CreateSource {
                     payload_type: Some(97),
                     rtx_payload_type: Some(97),
+                    join: None,
                     ..vp8()
                 },
                 "`payload_type` and `rtx_payload_type` must differ",
@@ -309,6 +332,7 @@ mod tests {
                 ..vp8()
             },
             &BTreeMap::new(),
+            true,
         )
         .unwrap();
         assert_eq!(req.name, "cam");

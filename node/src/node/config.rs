@@ -46,6 +46,10 @@ pub struct NodeConfig {
     /// What each shard keeps of a video source for resends (`--history-ms`,
     /// `--history-packets`); `None` with `--history-ms 0`.
     pub history: Option<corecast_engine::history::HistoryConfig>,
+    /// How subscribers join sources that do not say (`--join`, `--replay-pace`).
+    pub join: corecast_engine::JoinPolicy,
+    /// The pace of replays of sources that ask for them (`--replay-pace`).
+    pub replay_pace: u32,
     /// Least time between two keyframe requests to one source (`--pli-interval`).
     pub pli_interval: Duration,
     /// A switch not done after this long is cancelled (`--switch-timeout`).
@@ -78,6 +82,9 @@ impl NodeConfig {
         placement: Placement,
     ) -> Result<NodeConfig, ConfigError> {
         let ms = Duration::from_millis;
+        if args.join == "replay" && args.history_ms == 0 {
+            return Err(ConfigError::ReplayWithoutHistory);
+        }
         Ok(NodeConfig {
             http: args.http,
             token: args.token.clone(),
@@ -98,6 +105,13 @@ impl NodeConfig {
                 span: corecast_engine::Nanos::from_millis(args.history_ms),
                 max_packets: args.history_packets as usize,
             }),
+            join: match args.join.as_str() {
+                "replay" => corecast_engine::JoinPolicy::Replay {
+                    pace: args.replay_pace,
+                },
+                _ => corecast_engine::JoinPolicy::Keyframe,
+            },
+            replay_pace: args.replay_pace,
             pli_interval: ms(args.pli_interval),
             switch_timeout: ms(args.switch_timeout),
             spin: Duration::from_micros(args.spin_us),
@@ -143,6 +157,8 @@ pub enum ConfigError {
     CoresUnknown,
     /// More shards than a source's shard mask has bits.
     TooManyShards(usize),
+    /// `--join replay` with `--history-ms 0`: nothing to replay from.
+    ReplayWithoutHistory,
     /// An event handler's description (`flag value`) does not parse.
     EventHandler {
         flag: &'static str,
@@ -159,6 +175,9 @@ impl fmt::Display for ConfigError {
                 "core {core} is not available to this process (available: {available:?})"
             ),
             ConfigError::NoShards => f.write_str("--shards must be at least 1"),
+            ConfigError::ReplayWithoutHistory => {
+                f.write_str("--join replay needs a history to replay: set --history-ms above 0")
+            }
             ConfigError::CoresUnknown => {
                 f.write_str("cannot read which cores this process may use; pass --no-pin")
             }

@@ -413,6 +413,9 @@ impl Builder {
             rcvbuf: config.rcvbuf,
             max_subscribers: config.max_subscribers,
             max_sources: config.max_sources,
+            join: config.join,
+            replay_pace: config.replay_pace,
+            history: config.history.is_some(),
             node_name: config.node_name.clone(),
             webrtc: Some(WebrtcSettings {
                 fingerprint: crate::webrtc::handshake::sdp_fingerprint(&self.certificate),

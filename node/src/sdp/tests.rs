@@ -22,6 +22,7 @@ fn sdp(codec: Codec, payload_type: u8, sets: &[Vec<u8>]) -> SubscriberSdp<'_> {
             name: "cam1",
             parameter_sets: sets,
         }),
+        nack: true,
         // 2023-11-14 22:13:20 UTC.
         generated: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     }
@@ -55,11 +56,27 @@ fn vp8_is_the_whole_text_a_player_needs() {
          m=video 5004 RTP/AVP 96\r\n\
          a=rtpmap:96 VP8/90000\r\n\
          a=rtcp:5005\r\n\
+         a=rtcp-fb:96 nack\r\n\
+         a=rtcp-fb:96 nack pli\r\n\
          a=recvonly\r\n",
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(text, expected);
     parse(&text);
+}
+
+#[test]
+fn nack_is_offered_only_with_a_history_and_pli_only_for_video() {
+    let without = SubscriberSdp {
+        nack: false,
+        ..sdp(Codec::Vp8, 96, &[])
+    }
+    .render();
+    assert!(!without.contains("a=rtcp-fb:96 nack\r\n"), "{without}");
+    assert!(without.contains("a=rtcp-fb:96 nack pli\r\n"), "{without}");
+    let opus = sdp(Codec::Opus, 111, &[]).render();
+    assert!(opus.contains("a=rtcp-fb:111 nack\r\n"), "{opus}");
+    assert!(!opus.contains("pli"), "{opus}");
 }
 
 #[test]

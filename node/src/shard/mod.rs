@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use corecast_engine::history::HistoryConfig;
 use corecast_engine::rtcp::{self, SourceClock};
-use corecast_engine::shard::RepairCounters;
 use corecast_engine::shard::ShardEvent as EngineEvent;
+use corecast_engine::shard::{RepairCounters, ReplayCounters};
 use corecast_engine::{
-    Codec, ControlError, DropReason, Layout, Nanos, Shard, SourceCounters, SourceId, SwitchOutcome,
-    TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
+    Codec, ControlError, DropReason, JoinPolicy, Layout, Nanos, Shard, SourceCounters, SourceId,
+    SwitchOutcome, TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
 };
 use corecast_udp::{Datagram, Received, RecvBatch, Refusal, SendBatch};
 use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, ViewerKey};
@@ -52,7 +52,7 @@ pub const SOURCE_CLOCK_QUEUE: usize = 1024;
 pub const WAKER: Token = Token(1);
 
 pub enum ShardCommand {
-    AddSource(SourceId, Codec),
+    AddSource(SourceId, Codec, JoinPolicy),
     RemoveSource(SourceId),
     /// New tracks and their sources: a batch of subscribers is one command per shard, so it
     /// needs room for one in each queue however large it is.
@@ -110,6 +110,8 @@ pub struct ShardIo {
     /// sealed.
     pub resends_sent: u64,
     pub resends_refused: u64,
+    /// Replayed copies the kernel refused, or that could not be sealed.
+    pub replays_refused: u64,
 }
 
 /// Forwarding latency in microseconds: from the kernel's receive timestamp of a packet to the
@@ -129,6 +131,7 @@ pub struct ShardSnapshot {
     pub io: ShardIo,
     /// NACKs answered and refused, by reason (the engine's counts).
     pub repair: RepairCounters,
+    pub replay: ReplayCounters,
     /// Packets the shard's histories hold, and their bytes.
     pub history_packets: usize,
     pub history_bytes: usize,
@@ -255,6 +258,9 @@ impl ShardWorker {
             if s.viewers.poll_timeout().is_some_and(|at| at <= now) {
                 s.viewers.handle_timeout(now);
             }
+            if s.engine.replay_due().is_some_and(|at| at <= now) {
+                self.send_replays(&mut s, now);
+            }
             if s.engine.sender_reports_due().is_some_and(|at| at <= now) {
                 self.send_sender_reports(&mut s, now);
             }
@@ -283,6 +289,7 @@ impl ShardWorker {
                 s.engine.poll_timeout(),
                 s.viewers.poll_timeout(),
                 s.engine.sender_reports_due(),
+                s.engine.replay_due(),
             ]
             .into_iter()
             .flatten()
@@ -523,10 +530,16 @@ impl ShardWorker {
         let (viewers, socket) = (&mut s.viewers, &self.socket);
         s.engine
             .write_sender_reports(now, ntp, |track, dest, report| {
-                if let Some(sealed) = viewers.seal_rtcp(track, report) {
-                    if let Err(e) = socket.send_to(sealed, dest) {
-                        tracing::debug!("sender report to {dest}: {e}");
+                let (bytes, to) = if viewers.is_viewer_track(track) {
+                    match viewers.seal_rtcp(track, report) {
+                        Some(sealed) => (sealed, dest),
+                        None => return,
                     }
+                } else {
+                    (report, plain_rtcp_address(dest))
+                };
+                if let Err(e) = socket.send_to(bytes, to) {
+                    tracing::debug!("sender report to {to}: {e}");
                 }
             });
     }
@@ -556,6 +569,7 @@ impl ShardWorker {
             sources: s.engine.sources().map(|(id, c)| (id, *c)).collect(),
             io: s.io,
             repair: s.engine.repair_counters(),
+            replay: *s.engine.replay_counters(),
             history_packets: s.engine.history_held().0,
             history_bytes: s.engine.history_held().1,
             webrtc: s.viewers.io,
@@ -586,16 +600,22 @@ fn apply(
     repair: bool,
 ) {
     let refused = match cmd {
-        ShardCommand::AddSource(id, codec) => engine.add_source(id, codec).err(),
+        ShardCommand::AddSource(id, codec, join) => engine
+            .add_source(id, codec)
+            .and_then(|()| engine.set_join(id, join))
+            .err(),
         ShardCommand::RemoveSource(id) => engine.remove_source(id).err(),
         ShardCommand::AddTracks(tracks) => {
             for (config, source) in tracks {
                 match engine.add_track(config, source) {
-                    // Every track answers NACKs while the shard keeps histories.
-                    Ok(()) if repair => {
-                        let _ = engine.set_repair(config.id, true);
+                    // Every track answers NACKs while the shard keeps histories, and sends
+                    // sender reports (RFC 3550 §6.4.1) to its subscriber's RTCP port.
+                    Ok(()) => {
+                        if repair {
+                            let _ = engine.set_repair(config.id, true);
+                        }
+                        let _ = engine.set_sender_reports(config.id, true);
                     }
-                    Ok(()) => {}
                     Err(e) => backlog.push(ShardEvent::Refused(e)),
                 }
             }
@@ -664,6 +684,18 @@ fn apply(
     if let Some(e) = refused {
         backlog.push(ShardEvent::Refused(e));
     }
+}
+
+/// Where a plain RTP subscriber at `dest` takes RTCP: the port after its media port, as its SDP
+/// says (`a=rtcp`, RFC 3550 §11), or the media port itself (`a=rtcp-mux`) at 65535. Receivers
+/// that answer RTCP where it came from (ffmpeg) then send their reports and NACKs to the
+/// shard's socket, where the node reads them.
+fn plain_rtcp_address(dest: SocketAddr) -> SocketAddr {
+    let mut to = dest;
+    if let Some(port) = dest.port().checked_add(1) {
+        to.set_port(port);
+    }
+    to
 }
 
 /// Offer a snapshot to the telemetry queue without waiting. When the queue is full the snapshot
@@ -749,6 +781,7 @@ mod tests {
             sources: Vec::new(),
             io: ShardIo::default(),
             repair: RepairCounters::default(),
+            replay: ReplayCounters::default(),
             history_packets: 0,
             history_bytes: 0,
             webrtc: ViewerIo::default(),

@@ -11,7 +11,7 @@
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use corecast_engine::{DropReason, Transmit};
+use corecast_engine::{DropReason, Nanos, Transmit};
 
 use super::{datagram, drop_reason, send_sealed, ShardWorker, State};
 use crate::pool::Slot;
@@ -59,5 +59,45 @@ impl ShardWorker {
             s.io.send_failed += out.failed as u64;
         }
         s.io.resends_refused += refused.len() as u64;
+    }
+
+    /// Send what joining tracks' replays have due: each packet (after its prelude, if it needs
+    /// one) as its own small batch, off the fan-out's path. A copy the kernel refuses is taken
+    /// off its track's count and counted as dropped.
+    pub(super) fn send_replays(&self, s: &mut State, now: Nanos) {
+        let fd = self.socket.as_fd();
+        let mut refused: Vec<(Transmit, DropReason)> = Vec::new();
+        while let Some(r) = s.engine.poll_replay(now) {
+            let both = [r.prelude.unwrap_or(r.transmit), r.transmit];
+            let copies = &both[usize::from(r.prelude.is_none())..];
+            let (pkt, buf) = (r.pkt, r.handle.as_ref());
+            let out = if s.viewers.has_secured() {
+                send_sealed(
+                    fd,
+                    &mut s.send,
+                    &mut s.viewers,
+                    &mut s.order,
+                    &mut refused,
+                    copies,
+                    pkt,
+                    buf,
+                )
+            } else {
+                s.send.send(
+                    fd,
+                    copies,
+                    |t| datagram(t, pkt, buf),
+                    |t, why| refused.push((*t, drop_reason(why))),
+                )
+            };
+            s.io.syscalls += out.syscalls as u64;
+            s.io.send_buffer_full += out.buffer_full as u64;
+            s.io.send_failed += out.failed as u64;
+            let len = pkt.header.len as usize;
+            for (t, reason) in refused.drain(..) {
+                s.io.replays_refused += 1;
+                s.engine.record_replay_failure(&t, len, reason);
+            }
+        }
     }
 }

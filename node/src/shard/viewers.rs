@@ -251,6 +251,11 @@ impl Viewers {
         }
     }
 
+    /// `track` is a WHEP viewer's (whose RTCP is sealed and goes to its media port).
+    pub fn is_viewer_track(&self, track: TrackId) -> bool {
+        self.track_viewer.contains_key(&track)
+    }
+
     /// `report` (RTCP about `track`) sealed with its viewer's outbound context; `None` for a
     /// track of no secured viewer, or when it cannot be protected (counted).
     pub fn seal_rtcp(&mut self, track: TrackId, report: &[u8]) -> Option<&[u8]> {

@@ -2,7 +2,7 @@
 //! reason, and the packets their histories hold. In `/metrics` and `/v1/stats`.
 
 use corecast_engine::shard::RepairCounters;
-use corecast_signaling::api::RepairShardStats;
+use corecast_signaling::api::{RepairShardStats, ReplayShardStats};
 
 use super::metrics::{label, labels2, Labels, Scrape};
 use super::Aggregates;
@@ -35,6 +35,20 @@ pub fn shard_stats(snap: &ShardSnapshot) -> RepairShardStats {
             .collect(),
         history_packets: snap.history_packets as u64,
         history_bytes: snap.history_bytes as u64,
+    }
+}
+
+/// A shard's replay figures as `/v1/stats` shows them.
+pub fn replay_stats(snap: &ShardSnapshot) -> ReplayShardStats {
+    let c = &snap.replay;
+    ReplayShardStats {
+        started: c.started,
+        finished: c.finished,
+        without_keyframe: c.without_keyframe,
+        packets: c.packets,
+        bytes: c.bytes,
+        failed: snap.io.replays_refused,
+        skipped: c.skipped,
     }
 }
 
@@ -81,6 +95,32 @@ pub(super) fn families(s: &mut Scrape, agg: &Aggregates) {
                     .collect::<Vec<_>>()
             })
             .collect(),
+    );
+    s.counter(
+        "corecast_replays",
+        "Joins and switches replayed from a shard's history, per shard and outcome (started; \
+         finished: caught up with live; without_keyframe: none in the history, waited for one).",
+        snaps
+            .iter()
+            .flat_map(|(k, l)| {
+                [
+                    ("started", l.replay.started),
+                    ("finished", l.replay.finished),
+                    ("without_keyframe", l.replay.without_keyframe),
+                ]
+                .map(|(o, n)| (labels2("shard", k, "outcome", o), n))
+            })
+            .collect(),
+    );
+    s.counter(
+        "corecast_replayed_packets",
+        "Packets sent to joining subscribers from the history, per shard.",
+        per_shard(&|l| l.replay.packets),
+    );
+    s.counter(
+        "corecast_replayed_bytes",
+        "Bytes of the packets sent to joining subscribers from the history, per shard.",
+        per_shard(&|l| l.replay.bytes),
     );
     s.gauge(
         "corecast_history_packets",

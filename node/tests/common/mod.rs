@@ -54,6 +54,7 @@ pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
             parameter_sets: None,
             payload_type: None,
             rtx_payload_type: None,
+            join: None,
         })
         .expect("source created")
 }

@@ -105,6 +105,7 @@ impl Control for FakeNode {
             parameter_sets: false,
             payload_type: req.payload_type,
             rtx_payload_type: req.rtx_payload_type,
+            join: "keyframe".into(),
             state: "waiting".to_string(),
             subscribers: 0,
             counters: SourceCounters::default(),
@@ -488,6 +489,7 @@ pub fn source(name: &str, codec: &str) -> CreateSource {
         parameter_sets: None,
         payload_type: None,
         rtx_payload_type: None,
+        join: None,
     }
 }
 
