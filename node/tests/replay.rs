@@ -31,14 +31,8 @@ fn replay_source(client: &Client, name: &str) -> corecast_signaling::api::Source
         .create_source(&CreateSource {
             name: name.into(),
             codec: "vp8".into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
-            feedback: None,
-            parameter_sets: None,
-            payload_type: None,
-            rtx_payload_type: None,
             join: Some("replay".into()),
+            ..Default::default()
         })
         .expect("source created")
 }
@@ -155,14 +149,8 @@ fn a_join_policy_the_node_does_not_know_is_refused() {
     let (status, code, message) = api_error(client.create_source(&CreateSource {
         name: "cam".into(),
         codec: "vp8".into(),
-        clock_rate: None,
-        port: None,
-        latch: None,
-        feedback: None,
-        parameter_sets: None,
-        payload_type: None,
-        rtx_payload_type: None,
         join: Some("instant".into()),
+        ..Default::default()
     }));
     assert_eq!((status, code.as_str()), (400, "bad_request"), "{message}");
     assert!(message.contains("`join` `instant`"), "{message}");

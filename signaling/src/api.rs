@@ -9,8 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-/// `POST /v1/sources` body.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+/// `POST /v1/sources` body. `Default` is for building one in code (`..Default::default()`);
+/// a request still needs `name` and `codec`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSource {
     pub name: String,

@@ -407,27 +407,16 @@ impl ShardWorker {
             let mut fan = s.engine.fan_out(pkt, buf, now);
             while fan.fill(&mut s.batch) > 0 {
                 let batch = s.batch.as_slice();
-                let refused = &mut s.refused;
-                let out = if s.viewers.has_secured() {
-                    send_sealed(
-                        fd,
-                        &mut s.send,
-                        &mut s.viewers,
-                        &mut s.order,
-                        refused,
-                        batch,
-                        pkt,
-                        buf,
-                    )
-                } else {
-                    // No viewer on this shard: every copy is iovecs into the shared payload.
-                    s.send.send(
-                        fd,
-                        batch,
-                        |t| datagram(t, pkt, buf),
-                        |t, why| refused.push((*t, drop_reason(why))),
-                    )
-                };
+                let out = send_copies(
+                    fd,
+                    &mut s.send,
+                    &mut s.viewers,
+                    &mut s.order,
+                    &mut s.refused,
+                    batch,
+                    pkt,
+                    buf,
+                );
                 s.io.batches += 1;
                 s.io.syscalls += out.syscalls as u64;
                 s.io.copies_sent += out.sent as u64;
@@ -718,6 +707,32 @@ fn datagram<'a>(t: &'a Transmit, pkt: &corecast_engine::RxPacket, buf: &'a [u8])
     Datagram {
         dest: t.dest,
         segments: t.segments(pkt, buf),
+    }
+}
+
+/// Send `copies` of `pkt` (whose bytes are `buf`) with one `sendmmsg`: sealed per viewer while
+/// the shard has a secured viewer, else as iovecs into the shared payload; what the kernel
+/// refuses goes to `refused`.
+#[allow(clippy::too_many_arguments)]
+fn send_copies<'a>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    send: &mut SendBatch,
+    viewers: &'a mut Viewers,
+    order: &'a mut Vec<u32>,
+    refused: &mut Vec<(Transmit, DropReason)>,
+    copies: &'a [Transmit],
+    pkt: &'a corecast_engine::RxPacket,
+    buf: &'a [u8],
+) -> corecast_udp::SendOutcome {
+    if viewers.has_secured() {
+        send_sealed(fd, send, viewers, order, refused, copies, pkt, buf)
+    } else {
+        send.send(
+            fd,
+            copies,
+            |t| datagram(t, pkt, buf),
+            |t, why| refused.push((*t, drop_reason(why))),
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use corecast_engine::{DropReason, Nanos, Transmit};
 
-use super::{datagram, drop_reason, send_sealed, ShardWorker, State};
+use super::{send_copies, ShardWorker, State};
 use crate::pool::Slot;
 
 /// A pool slot kept in a source's history: its packet's bytes, prelude included.
@@ -34,25 +34,16 @@ impl ShardWorker {
         while let Some(r) = s.engine.poll_resend() {
             let one = [r.transmit];
             let (pkt, buf) = (r.pkt, r.handle.as_ref());
-            let out = if s.viewers.has_secured() {
-                send_sealed(
-                    fd,
-                    &mut s.send,
-                    &mut s.viewers,
-                    &mut s.order,
-                    &mut refused,
-                    &one,
-                    pkt,
-                    buf,
-                )
-            } else {
-                s.send.send(
-                    fd,
-                    &one,
-                    |t| datagram(t, pkt, buf),
-                    |t, why| refused.push((*t, drop_reason(why))),
-                )
-            };
+            let out = send_copies(
+                fd,
+                &mut s.send,
+                &mut s.viewers,
+                &mut s.order,
+                &mut refused,
+                &one,
+                pkt,
+                buf,
+            );
             s.io.syscalls += out.syscalls as u64;
             s.io.resends_sent += out.sent as u64;
             s.io.send_buffer_full += out.buffer_full as u64;
@@ -71,25 +62,16 @@ impl ShardWorker {
             let both = [r.prelude.unwrap_or(r.transmit), r.transmit];
             let copies = &both[usize::from(r.prelude.is_none())..];
             let (pkt, buf) = (r.pkt, r.handle.as_ref());
-            let out = if s.viewers.has_secured() {
-                send_sealed(
-                    fd,
-                    &mut s.send,
-                    &mut s.viewers,
-                    &mut s.order,
-                    &mut refused,
-                    copies,
-                    pkt,
-                    buf,
-                )
-            } else {
-                s.send.send(
-                    fd,
-                    copies,
-                    |t| datagram(t, pkt, buf),
-                    |t, why| refused.push((*t, drop_reason(why))),
-                )
-            };
+            let out = send_copies(
+                fd,
+                &mut s.send,
+                &mut s.viewers,
+                &mut s.order,
+                &mut refused,
+                copies,
+                pkt,
+                buf,
+            );
             s.io.syscalls += out.syscalls as u64;
             s.io.send_buffer_full += out.buffer_full as u64;
             s.io.send_failed += out.failed as u64;

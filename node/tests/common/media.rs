@@ -33,16 +33,7 @@ pub fn repo() -> PathBuf {
 
 /// A live GStreamer sender of `what` (a pipeline up to its RTP payloader) to 127.0.0.1:`port`.
 pub fn gst(what: &str, port: u16) -> Reaped {
-    let pipeline = format!("{what} ! udpsink host=127.0.0.1 port={port}");
-    Reaped(
-        Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0 starts"),
-    )
+    gst_launch(&format!("{what} ! udpsink host=127.0.0.1 port={port}"))
 }
 
 /// A live GStreamer sender of `what` (a pipeline up to its RTP payloader) that honours keyframe
@@ -58,15 +49,7 @@ pub fn gst_answering_pli(what: &str, port: u16, feedback: u16) -> Reaped {
          session.send_rtcp_src_0 ! udpsink host=127.0.0.1 port={port} sync=false async=false \
          udpsrc address=127.0.0.1 port={feedback} ! session.recv_rtcp_sink_0"
     );
-    Reaped(
-        Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0 starts"),
-    )
+    gst_launch(&pipeline)
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago (the kernel's choice), for a child
