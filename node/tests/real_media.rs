@@ -16,31 +16,13 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::media::{free_port_pair, gst_launch, Decoder, Reaped};
+use common::media::{free_port_pair, gst_and_ffmpeg_present, gst_launch, Decoder, Reaped};
 use common::*;
 use corecast_engine::Codec;
 use corecast_signaling::client::Client;
 
 /// Encoders and decoders are CPU-heavy: on a 2-core machine these tests run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn tools_present() -> bool {
-    let have = |tool: &str| Command::new(tool).arg("-version").output().is_ok();
-    if have("gst-launch-1.0") && have("ffmpeg") {
-        return true;
-    }
-    if std::env::var_os("CORECAST_SKIP_MEDIA_TESTS").is_some() {
-        eprintln!(
-            "skipping: gst-launch-1.0 or ffmpeg missing and CORECAST_SKIP_MEDIA_TESTS is set"
-        );
-        return false;
-    }
-    panic!(
-        "gst-launch-1.0 and ffmpeg are needed: apt-get install gstreamer1.0-tools \
-         gstreamer1.0-plugins-{{base,good,bad,ugly}} gstreamer1.0-libav ffmpeg (as .ci/run does), \
-         or set CORECAST_SKIP_MEDIA_TESTS=1"
-    );
-}
 
 struct Media {
     codec: Codec,
@@ -181,7 +163,7 @@ fn play(client: &Client, sub: u32, packets: u64) {
 
 /// Two sources of `media`, one subscriber decoded by ffmpeg, `switches` switches between them.
 fn switch_between_live_encoders(media: Media, switches: usize) {
-    if !tools_present() {
+    if !gst_and_ffmpeg_present() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -318,7 +300,7 @@ fn opus_switches_at_any_packet_decode_cleanly() {
 /// player listens has the same SDP but for the lines naming it, and ffmpeg decodes it without
 /// a word.
 fn plays_a_fetched_sdp_from_the_first_picture(media: Media) {
-    if !tools_present() {
+    if !gst_and_ffmpeg_present() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -414,7 +396,7 @@ fn ffmpeg_plays_an_h264_subscriber_from_its_sdp_with_the_configured_sets() {
 
 #[test]
 fn a_sender_that_stops_and_restarts_continues_the_subscribers_stream() {
-    if !tools_present() {
+    if !gst_and_ffmpeg_present() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -474,7 +456,7 @@ fn long_gop_sender(port: u16, rtcp_port: u16) -> Reaped {
 
 #[test]
 fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyframe() {
-    if !tools_present() {
+    if !gst_and_ffmpeg_present() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

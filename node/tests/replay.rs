@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::media::{free_port_pair, gst_launch, Decoder};
+use common::media::{free_port_pair, gst_and_ffmpeg_present, gst_launch, Decoder};
 use common::*;
 use corecast_signaling::api::{CreateSource, CreateSubscriber};
 use corecast_signaling::client::Client;
@@ -168,24 +168,6 @@ fn long_gop_encoder(port: u16) -> common::media::Reaped {
     ))
 }
 
-fn media_tools() -> bool {
-    let have = |tool: &str| {
-        std::process::Command::new(tool)
-            .arg("-version")
-            .output()
-            .is_ok()
-    };
-    if have("gst-launch-1.0") && have("ffmpeg") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CORECAST_SKIP_MEDIA_TESTS").is_some(),
-        "gst-launch-1.0 and ffmpeg are needed (.ci/run installs them), or set \
-         CORECAST_SKIP_MEDIA_TESTS=1"
-    );
-    false
-}
-
 /// The frames of a replay are 1/pace of a frame interval apart (fast-forward); ffmpeg's null
 /// output re-times frames to the stream's nominal rate (30 fps) by default, so two of them
 /// would land on one output timestamp and it warns. A player schedules each by its own
@@ -198,7 +180,7 @@ fn sent(client: &Client, sub: u32) -> u64 {
 
 #[test]
 fn ffmpeg_decodes_a_mid_gop_join_and_a_switch_to_a_long_gop_source_cleanly() {
-    if !media_tools() {
+    if !gst_and_ffmpeg_present() {
         return;
     }
     let (_node, client) = start(NODE);

@@ -251,13 +251,19 @@ impl<H> Shard<H> {
                 }
             }
             ReplayState::Ready => Nanos::ZERO,
-            ReplayState::Sending(span) => self
-                .histories
-                .get(&r.source)
-                .and_then(|k| k.history.at_or_after(span.epoch, ExtSeq(span.next)))
-                .filter(|(pkt, _, _)| pkt.epoch == span.epoch)
-                .map_or(Nanos::ZERO, |(pkt, _, _)| span.due(pkt.timestamp.0)),
+            // Caught up (nothing more held): due at once, to hand the track to the fan-out.
+            ReplayState::Sending(span) => self.next_due(r.source, &span).unwrap_or(Nanos::ZERO),
         }
+    }
+
+    /// When the next packet `span` replays of `source` is due; `None` when the history holds
+    /// none after it in the span's epoch (the replay has caught up).
+    fn next_due(&self, source: SourceId, span: &ReplayedSpan) -> Option<Nanos> {
+        self.histories
+            .get(&source)
+            .and_then(|k| k.history.at_or_after(span.epoch, ExtSeq(span.next)))
+            .filter(|(pkt, _, _)| pkt.epoch == span.epoch)
+            .map(|(pkt, _, _)| span.due(pkt.timestamp.0))
     }
 
     /// Advance every replay that can be advanced without sending; the index of one whose next
@@ -313,22 +319,14 @@ impl<H> Shard<H> {
                         self.switch_applied(r.track, from, r.source);
                     }
                 }
-                ReplayState::Sending(span) => {
-                    let next = self
-                        .histories
-                        .get(&r.source)
-                        .and_then(|k| k.history.at_or_after(span.epoch, ExtSeq(span.next)))
-                        .filter(|(pkt, _, _)| pkt.epoch == span.epoch)
-                        .map(|(pkt, _, _)| span.due(pkt.timestamp.0));
-                    match next {
-                        Some(due) if due <= now => return Some(i),
-                        Some(_) => i += 1,
-                        None => {
-                            self.replays.swap_remove(i);
-                            self.finish_replay(r.track, &span);
-                        }
+                ReplayState::Sending(span) => match self.next_due(r.source, &span) {
+                    Some(due) if due <= now => return Some(i),
+                    Some(_) => i += 1,
+                    None => {
+                        self.replays.swap_remove(i);
+                        self.finish_replay(r.track, &span);
                     }
-                }
+                },
             }
         }
         None

@@ -215,3 +215,23 @@ impl Decoder {
         (lines, frames, out_time_us)
     }
 }
+
+/// gst-launch-1.0 and ffmpeg are here. Without them a media test panics saying how to install
+/// them, unless CORECAST_SKIP_MEDIA_TESTS is set: then it says it skips, and this is false.
+pub fn gst_and_ffmpeg_present() -> bool {
+    let have = |tool: &str| Command::new(tool).arg("-version").output().is_ok();
+    if have("gst-launch-1.0") && have("ffmpeg") {
+        return true;
+    }
+    if std::env::var_os("CORECAST_SKIP_MEDIA_TESTS").is_some() {
+        eprintln!(
+            "skipping: gst-launch-1.0 or ffmpeg missing and CORECAST_SKIP_MEDIA_TESTS is set"
+        );
+        return false;
+    }
+    panic!(
+        "gst-launch-1.0 and ffmpeg are needed: apt-get install gstreamer1.0-tools \
+         gstreamer1.0-plugins-{{base,good,bad,ugly}} gstreamer1.0-libav ffmpeg (as .ci/run does), \
+         or set CORECAST_SKIP_MEDIA_TESTS=1"
+    );
+}

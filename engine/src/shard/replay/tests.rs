@@ -110,12 +110,10 @@ impl Rig {
         self.got.insert(id, Vec::new());
     }
 
+    /// Note a copy the track's subscriber got (VP8 has no preludes: every copy is a packet).
     fn record(&mut self, t: &Transmit, bytes: Vec<u8>, replayed: bool) {
-        let src = if t.prelude {
-            return;
-        } else {
-            self.by_tail[&tail(&bytes)]
-        };
+        assert!(!t.prelude, "a VP8 stream has no preludes");
+        let src = self.by_tail[&tail(&bytes)];
         let got = Got {
             at: self.now,
             seq: u16::from_be_bytes([bytes[2], bytes[3]]),
