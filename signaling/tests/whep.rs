@@ -217,6 +217,16 @@ fn preflights_need_no_token_and_name_what_may_be_sent() {
     assert_eq!(r.status, 204);
     assert_cors(&r);
     assert!(r.headers.get("accept-post").is_none());
+    // A resource whose name ends in `whep` is still a resource (found by fuzzing api_json).
+    for path in [
+        "/v1/subscribers/whep",
+        "/v1/channels/whep",
+        "/v1/channels/1/x/whep",
+    ] {
+        let r = preflight(path);
+        assert_eq!(r.status, 204, "{path}");
+        assert!(r.headers.get("accept-post").is_none(), "{path}");
+    }
 }
 
 #[test]

@@ -84,6 +84,14 @@ fn key_refusal(keys: &ViewerKeys, id: &str, query: Option<&str>) -> Option<ApiEr
     }
 }
 
+/// `/v1/channels/{id}/whep`, the one path that takes an offer (`POST`): what a preflight's
+/// `Accept-Post` is for. Not any path ending in `/whep` (a viewer's resource may be named so).
+fn is_offer_path(path: &str) -> bool {
+    path.strip_prefix("/v1/channels/")
+        .and_then(|rest| rest.strip_suffix("/whep"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// Outside the routes: preflights are answered (they carry no credentials), then the token
 /// rules apply, then every response gets CORS headers so a page on any origin can read it.
 pub(super) async fn authorize(
@@ -93,7 +101,7 @@ pub(super) async fn authorize(
 ) -> Response {
     if req.method() == Method::OPTIONS {
         let mut response = StatusCode::NO_CONTENT.into_response();
-        if req.uri().path().ends_with("/whep") {
+        if is_offer_path(req.uri().path()) {
             response
                 .headers_mut()
                 .insert("accept-post", HeaderValue::from_static("application/sdp"));
