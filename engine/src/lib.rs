@@ -60,6 +60,7 @@
 
 pub mod codec;
 pub mod drop;
+pub mod failover;
 pub mod history;
 pub mod rtcp;
 pub mod rtp;
@@ -74,6 +75,7 @@ pub mod transmit;
 pub mod types;
 
 pub use drop::{DropCounts, DropReason, DropScope};
+pub use failover::{Failover, FailoverMove};
 pub use shard::{
     ControlError, FanOut, JoinPolicy, Layout, Shard, ShardCounters, ShardEvent, SourceCounters,
     SwitchOutcome, TrackConfig, TrackCounters, TrackInfo,

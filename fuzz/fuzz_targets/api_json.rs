@@ -98,6 +98,8 @@ fn source_view(id: u32) -> SourceView {
         rtx_payload_type: None,
         join: "keyframe".into(),
         state: "waiting".into(),
+        fallback: None,
+        failed_over: false,
         subscribers: 0,
         counters: SourceCounters::default(),
     }
@@ -145,6 +147,7 @@ impl Control for Stub {
                     shard: 0,
                     source: Some(r.source),
                     pending_source: None,
+                    home_source: None,
                     dest,
                     media_from: dest,
                     codec: "vp8".into(),

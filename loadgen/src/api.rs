@@ -66,14 +66,7 @@ impl Topology {
             let req = CreateSource {
                 name: format!("{}-{i}", t.name_prefix),
                 codec: codec.to_string(),
-                clock_rate: None,
-                port: None,
-                latch: None,
-                feedback: None,
-                parameter_sets: None,
-                payload_type: None,
-                rtx_payload_type: None,
-                join: None,
+                ..CreateSource::default()
             };
             match t.client.create_source(&req) {
                 Ok(view) => {

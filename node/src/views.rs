@@ -103,6 +103,8 @@ impl ControlState {
             }
             .to_string(),
             state: state.name().to_string(),
+            fallback: s.fallback.as_ref().map(|(f, _)| f.0),
+            failed_over: s.fallback.as_ref().is_some_and(|(_, p)| p.engaged()),
             subscribers: self.subs.values().filter(|x| x.source == Some(id)).count() as u64,
             counters,
         })
@@ -150,6 +152,7 @@ impl ControlState {
                 shard: v.shard as u32,
                 source: Some(first.source.0),
                 pending_source: None,
+                home_source: None,
                 dest: v
                     .addr
                     .unwrap_or(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))),
@@ -225,6 +228,7 @@ impl ControlState {
             shard: sub.shard as u32,
             source: sub.source.map(|s| s.0),
             pending_source: sub.pending.map(|p| p.0),
+            home_source: sub.home.map(|h| h.0),
             dest: sub.dest,
             media_from: self.shards[sub.shard].media_from,
             codec: sub.codec.name().to_string(),

@@ -6,7 +6,8 @@
 //! channels four times. Pass: the browser decodes the codec the node negotiated, frames at about
 //! the source's rate, nothing lost, no freeze, audio played, every switch showing the new
 //! source's picture size within a second although the encoders' own keyframes are 20 s apart.
-//! The screenshots are left in target/browser-test/{vp8,h264}/.
+//! The screenshots are left in target/browser-test/{vp8,h264}/. And a camera that stops and
+//! starts again fails over to its slate and back in the page.
 //!
 //! Needs GStreamer (base, good and ugly plugins: x264enc), Chromium at /usr/bin/chromium and
 //! `npm ci` in scripts/browser (`.ci/run` does all three). Set CORECAST_SKIP_BROWSER_TESTS=1 to
@@ -130,6 +131,7 @@ fn source_with_feedback(client: &Client, name: &str, codec: &str, feedback: u16)
             payload_type: None,
             rtx_payload_type: None,
             join: None,
+            fallback: None,
         })
         .expect("source created")
 }
@@ -284,4 +286,133 @@ fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String
             c.keyframes
         );
     }
+}
+
+fn forwarded(client: &Client, source: u32) -> u64 {
+    client.source(source).unwrap().counters.packets_forwarded
+}
+
+/// Failover in the browser: a camera that falls back to a slate (`join: replay`) of another
+/// picture size. Chromium watches the camera's channel; its encoder is stopped, then started
+/// again. Pass: the page shows the camera, then the slate (after `--idle-timeout`), then the
+/// camera again, decoding all along each, with nothing lost.
+#[test]
+fn chromium_sees_a_silent_camera_fail_over_to_its_slate_and_come_back() {
+    if !tools_present() {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let (node, client) = start(&[
+        "--idle-timeout",
+        "500",
+        "--stats-interval",
+        "100",
+        "--history-ms",
+        "3000",
+    ]);
+    let slate = client
+        .create_source(&CreateSource {
+            name: "slate".into(),
+            codec: "vp8".into(),
+            join: Some("replay".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let feedback = free_udp_port();
+    let camera = client
+        .create_source(&CreateSource {
+            name: "camera".into(),
+            codec: "vp8".into(),
+            feedback: Some(format!("127.0.0.1:{feedback}")),
+            fallback: Some(slate.id),
+            ..Default::default()
+        })
+        .unwrap();
+    let mic = source(&client, "mic", "opus");
+    let slate_vp8 = "videotestsrc is-live=true pattern=smpte ! \
+                     video/x-raw,width=352,height=288,framerate=30/1 ! \
+                     vp8enc keyframe-max-dist=30 deadline=1 cpu-used=8 ! \
+                     rtpvp8pay picture-id-mode=15-bit";
+    let _senders = [
+        gst(slate_vp8, slate.ingest.port),
+        gst(&opus(440), mic.ingest.port),
+    ];
+    let mut cam = gst_answering_pli(&vp8(320, 240, "ball"), camera.ingest.port, feedback);
+    until("packets at every source", || {
+        [slate.id, camera.id, mic.id]
+            .iter()
+            .all(|&id| client.source(id).unwrap().counters.packets_accepted > 0)
+    });
+    let channel = client
+        .create_channel(&CreateChannel {
+            name: "live".into(),
+            video: Some(camera.id),
+            audio: Some(mic.id),
+        })
+        .unwrap()
+        .id;
+    let url = format!("http://{}/watch/{channel}", node.http_addr());
+    let out = repo().join("target/browser-test/failover");
+    let page = Command::new("node")
+        .arg(repo().join("scripts/browser/watch.mjs"))
+        .arg(&url)
+        .arg("16")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs scripts/browser/watch.mjs");
+    let page = common::media::Reaped(page);
+    // Two seconds of the camera in the page, then it stops.
+    until("the camera to reach the page", || {
+        forwarded(&client, camera.id) > 0
+    });
+    let target = forwarded(&client, camera.id) + 60;
+    until("two seconds of the camera", || {
+        forwarded(&client, camera.id) >= target
+    });
+    cam.stop();
+    until("the failover", || {
+        client.source(camera.id).unwrap().failed_over
+    });
+    let target = forwarded(&client, slate.id) + 90;
+    until("three seconds of the slate", || {
+        forwarded(&client, slate.id) >= target
+    });
+    let _cam = gst_answering_pli(&vp8(320, 240, "ball"), camera.ingest.port, feedback);
+    until("the camera back", || {
+        !client.source(camera.id).unwrap().failed_over
+    });
+    let back = forwarded(&client, camera.id);
+    let run = page.output();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "watch.mjs printed no report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    });
+    let shown = serde_json::to_string_pretty(&report).unwrap();
+    eprintln!("what the browser measured (failover): {shown}");
+    assert!(run.status.success(), "the page failed:\n{shown}");
+    assert!(
+        forwarded(&client, camera.id) > back + 60,
+        "the page played the camera again for two seconds before it closed:\n{shown}"
+    );
+    // The picture sizes the page showed, in order: camera, slate, camera.
+    let mut sizes: Vec<(u64, u64)> = Vec::new();
+    for t in report["timeline"].as_array().expect("a timeline") {
+        let size = (t["width"].as_u64().unwrap(), t["height"].as_u64().unwrap());
+        if size.0 > 0 && sizes.last() != Some(&size) {
+            sizes.push(size);
+        }
+    }
+    assert_eq!(sizes, [(320, 240), (352, 288), (320, 240)], "{shown}");
+    let stats = &report["stats"];
+    assert_eq!(stats["videoLost"], 0, "{shown}");
+    assert_eq!(stats["audioLost"], 0, "{shown}");
+    assert!(
+        stats["keyFramesDecoded"].as_u64().unwrap_or(0) >= 3,
+        "{shown}"
+    );
 }

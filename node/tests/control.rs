@@ -54,6 +54,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     }));
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
 
@@ -68,6 +69,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     }));
     assert_eq!(status, 409, "port in use: {message}");
     assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
@@ -83,6 +85,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     }));
     assert_eq!(status, 400);
     assert!(message.contains("mpeg2"), "{message}");
@@ -99,6 +102,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     };
     let (sps, pps) = ("Z0LACw==", "aM48gA==");
     for (codec, sets, says) in [
@@ -462,6 +466,7 @@ fn an_unlatched_source_takes_packets_from_any_sender() {
             payload_type: None,
             rtx_payload_type: None,
             join: None,
+            fallback: None,
         })
         .unwrap();
     assert!(!src.latch);
@@ -522,6 +527,7 @@ fn a_source_beyond_max_sources_is_refused_and_a_deleted_one_frees_its_place() {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     };
     let (status, code, message) = api_error(client.create_source(&third));
     assert_eq!((status, code.as_str()), (429, "limit_reached"), "{message}");

@@ -97,6 +97,8 @@ impl Harness {
             max_sources: 64,
             join: corecast_engine::JoinPolicy::Keyframe,
             replay_pace: 4,
+            idle_timeout: std::time::Duration::from_secs(2),
+            clock: corecast::clock::Clock::start(),
             history: true,
             node_name: "test".into(),
             webrtc: None,
@@ -207,6 +209,7 @@ fn vp8(name: &str, port: u16) -> CreateSource {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     }
 }
 

@@ -160,6 +160,7 @@ fn request(payload_type: Option<u8>, rtx_payload_type: Option<u8>) -> CreateSour
         payload_type,
         rtx_payload_type,
         join: None,
+        fallback: None,
     }
 }
 

@@ -47,6 +47,7 @@ const EXPECTED: &[(&str, &str)] = &[
         r#"{"id":2,"name":"backup","video":2"#,
     ),
     ("corecast loadgen", r#""passed":true"#),
+    ("--codec vp8 --fallback 4", r#""fallback": 4"#),
     (
         "corecast subscriber add --source 1 --dest 127.0.0.1:5008",
         r#""id": 3"#,
@@ -302,7 +303,7 @@ fn every_shell_block_is_fenced_by_the_rule_and_the_driving_examples_are_run() {
             .count()
     };
     // A regression of the parser (or of the fences) must not leave the test running nothing.
-    assert_eq!(run_in("Driving a node"), 3, "{blocks:#?}");
+    assert_eq!(run_in("Driving a node"), 4, "{blocks:#?}");
     assert_eq!(run_in("Watching a subscriber"), 2, "{blocks:#?}");
     assert_eq!(run_in("Checking a stream in the field"), 1, "{blocks:#?}");
     assert_eq!(run_in("Load testing"), 1, "{blocks:#?}");

@@ -185,6 +185,7 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
                 payload_type: None,
                 rtx_payload_type: None,
                 join: None,
+                fallback: None,
             })
             .unwrap()
     };
@@ -318,6 +319,7 @@ fn plays_a_fetched_sdp_from_the_first_picture(media: Media) {
             payload_type: None,
             rtx_payload_type: None,
             join: None,
+            fallback: None,
         })
         .unwrap();
     let _sender = sender(&media, cam.ingest.port, 0);
@@ -475,6 +477,7 @@ fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyf
             payload_type: None,
             rtx_payload_type: None,
             join: None,
+            fallback: None,
         })
         .unwrap();
     let port = free_port_pair();

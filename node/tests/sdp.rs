@@ -39,6 +39,7 @@ fn h264_source(client: &Client, name: &str, parameter_sets: Option<&str>) -> u32
             payload_type: None,
             rtx_payload_type: None,
             join: None,
+            fallback: None,
         })
         .unwrap()
         .id

@@ -6,7 +6,9 @@
 // SWITCH_TO channel in turn, evenly spaced; after each switch it waits until the decoded frame
 // size is the one given as WIDTHxHEIGHT after a colon (e.g. 2:640x360), up to 3 s. Prints one
 // JSON object on stdout (the page's window.corecast.stats at the end, every switch with how long
-// the new picture took, the video codec the browser decoded) and saves OUT_DIR/watch.png. Exits non-zero if the page failed.
+// the new picture took, the video codec the browser decoded, the page's join timing, and a
+// timeline of picture size and frames decoded while it played) and saves OUT_DIR/watch.png.
+// Exits non-zero if the page failed.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -25,7 +27,7 @@ const browser = await chromium.launch({
     "--autoplay-policy=no-user-gesture-required",
   ],
 });
-const result = { url, seconds, switches: [], console: [] };
+const result = { url, seconds, switches: [], console: [], timeline: [] };
 let failed = false;
 try {
   const page = await browser.newPage();
@@ -37,6 +39,20 @@ try {
   await page.waitForFunction(() => window.corecast?.stats?.framesDecoded > 0 || window.corecast?.error,
     null, { timeout: 15000 });
   result.firstFrameMs = Date.now() - started;
+  // Play for `ms`, noting the page's measurements (every 250 ms) as they change: ms since the
+  // page opened, picture size, frames and keyframes decoded.
+  const play = async (ms) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const s = await page.evaluate(() => window.corecast.stats);
+      const last = result.timeline[result.timeline.length - 1];
+      if (s && (!last || last.framesDecoded !== s.framesDecoded || last.width !== s.width)) {
+        result.timeline.push({ ms: Date.now() - started, width: s.width, height: s.height,
+          framesDecoded: s.framesDecoded, keyFramesDecoded: s.keyFramesDecoded });
+      }
+      await page.waitForTimeout(Math.min(250, Math.max(0, until - Date.now())));
+    }
+  };
   const plan = switchArgs.map((a) => {
     const [channel, size] = a.split(":");
     const [w, h] = (size || "0x0").split("x").map(Number);
@@ -44,7 +60,7 @@ try {
   });
   const slot = (seconds * 1000) / (plan.length + 1);
   for (const s of plan) {
-    await page.waitForTimeout(slot);
+    await play(slot);
     const asked = Date.now();
     const status = await page.evaluate((c) => window.corecast.switchTo(c), s.channel);
     let shownMs = null;
@@ -59,13 +75,14 @@ try {
     }
     result.switches.push({ ...s, status, shownMs });
   }
-  await page.waitForTimeout(slot);
+  await play(slot);
   // One more measurement after the last second of play.
   await page.waitForTimeout(1100);
   // Reading a subscriber is not a viewer's right: the test's admin token, when it has one.
   const admin = process.env.CORECAST_ADMIN_TOKEN || null;
   Object.assign(result, await page.evaluate(async (admin) => ({
     stats: window.corecast.stats, error: window.corecast.error, resource: window.corecast.resource,
+    timing: window.corecast.timing,
     // The node's view of this viewer (the page's own resource), before the page goes.
     viewer: window.corecast.resource
       ? await (await fetch(window.corecast.resource,

@@ -50,6 +50,11 @@ pub struct CreateSource {
     /// node's `--join`. Audio sources start at once either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join: Option<String>,
+    /// The id of a source of the same codec (a slate or a backup feed) that this source's
+    /// subscribers are switched to while it sends nothing for the node's `--idle-timeout`, and
+    /// back from when it sends again. The fallback must not have a fallback of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<u32>,
 }
 
 /// The NAL units of a [`CreateSource::parameter_sets`] text (base64 units separated by commas,
@@ -244,6 +249,12 @@ pub struct SourceView {
     /// `waiting` (nothing received yet), `active`, or `idle` (nothing for `--idle-timeout`).
     #[serde(default)]
     pub state: String,
+    /// [`CreateSource::fallback`].
+    #[serde(default)]
+    pub fallback: Option<u32>,
+    /// Its subscribers are on its fallback now (it was idle, and has not sent since).
+    #[serde(default)]
+    pub failed_over: bool,
     pub subscribers: u64,
     pub counters: SourceCounters,
 }
@@ -264,6 +275,10 @@ pub struct SubscriberView {
     /// `None` once its source was deleted.
     pub source: Option<u32>,
     pub pending_source: Option<u32>,
+    /// The source it was subscribed to, while a failover has it on that source's fallback: it
+    /// goes back when that source sends again (unless switched by request meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_source: Option<u32>,
     pub dest: SocketAddr,
     /// The address media is sent from; subscribers send RTCP (PLI, FIR, RR, NACK) here.
     pub media_from: SocketAddr,

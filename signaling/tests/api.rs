@@ -438,6 +438,7 @@ fn cli_run_against_the_server() {
         payload_type: Some(100),
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     }))
     .unwrap();
     let created: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -505,6 +506,7 @@ fn cli_run_against_the_server() {
         payload_type: None,
         rtx_payload_type: None,
         join: Some("replay".into()),
+        fallback: None,
     }))
     .unwrap();
     assert_eq!(

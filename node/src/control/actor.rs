@@ -59,6 +59,7 @@ impl ControlState {
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 self.drain_events();
+                self.watch_failovers();
             })?;
         Ok((ControlHandle { tx }, thread))
     }

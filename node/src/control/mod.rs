@@ -9,6 +9,7 @@
 //! - `topology`: what the node holds (sources, subscribers, shard load and masks, SSRCs).
 //! - `validate`: requests checked and parsed before anything changes.
 //! - `sources`, `subscribers`, `switches`: the requests and shard events that change the topology.
+//! - `failover`: subscribers of an idle source moved to its fallback, and back.
 //! - `channels`: what a viewer watches (a video and an audio source); no shard holds them yet.
 //! - `error`: [`NodeError`], the one error of all of it, and its mapping to the HTTP API's.
 
@@ -28,6 +29,7 @@ use crate::telemetry::SharedAggregates;
 pub(crate) mod actor;
 mod channels;
 pub(crate) mod error;
+mod failover;
 mod sources;
 mod subscribers;
 mod switches;
@@ -68,6 +70,10 @@ pub struct Settings {
     pub join: corecast_engine::JoinPolicy,
     /// `--replay-pace`: the pace of sources that ask for `replay`.
     pub replay_pace: u32,
+    /// `--idle-timeout`: a source with a fallback that sent nothing for this long fails over.
+    pub idle_timeout: std::time::Duration,
+    /// The node's clock, for the failover policy's `now`.
+    pub clock: crate::clock::Clock,
     /// The shards keep histories (`--history-ms` above 0).
     pub history: bool,
     /// `--node-name`, for the SDPs the node writes.
@@ -108,6 +114,11 @@ pub struct ControlState {
     pub(crate) shard_load: Vec<usize>,
     pub(crate) telemetry: SharedAggregates,
     pub(crate) events: Arc<EventBus>,
+    /// Subscribers a failover moved away from their primary (`SubEntry::home` set), so the
+    /// control tick knows there is something to watch after the last fallback went away.
+    homed: usize,
+    /// When the failovers were last watched.
+    failover_watched: corecast_engine::Nanos,
 }
 
 impl ControlState {
@@ -135,6 +146,8 @@ impl ControlState {
             shard_load: vec![0; n],
             telemetry,
             events,
+            homed: 0,
+            failover_watched: corecast_engine::Nanos::ZERO,
         }
     }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use corecast_engine::{JoinPolicy, SourceId, Ssrc};
+use corecast_engine::{Failover, JoinPolicy, Nanos, SourceId, Ssrc};
 use corecast_signaling::api::CreateSource;
 use corecast_udp::Buffer;
 use rand::Rng;
@@ -66,8 +66,13 @@ impl ControlState {
             payload_type: req.payload_type,
             rtx_payload_type: req.rtx_payload_type,
         })))?;
-        let data =
-            serde_json::json!({"name": name, "codec": codec.name(), "port": port, "latch": latch});
+        let data = serde_json::json!({
+            "name": name,
+            "codec": codec.name(),
+            "port": port,
+            "latch": latch,
+            "fallback": req.fallback.map(|f| f.0),
+        });
         tracing::info!(source = id.0, name, %codec, port, "source created");
         self.sources.insert(
             id,
@@ -83,12 +88,29 @@ impl ControlState {
                 payload_type: req.payload_type,
                 rtx_payload_type: req.rtx_payload_type,
                 join,
+                fallback: req.fallback.map(|fallback| {
+                    let idle = Nanos(self.settings.idle_timeout.as_nanos() as u64);
+                    let now = self.settings.clock.now();
+                    // Ids are never reused: a new source has accepted nothing yet.
+                    (
+                        fallback,
+                        Failover::new(idle, 0, self.accepted(fallback), now),
+                    )
+                }),
                 mask,
                 users: vec![0; self.shards.len()],
             },
         );
         self.emit(EventType::SourceCreated, Some(id), None, data);
         Ok(id)
+    }
+
+    /// The packets ingest accepted from `source` so far, as of its last snapshot.
+    pub(super) fn accepted(&self, source: SourceId) -> u64 {
+        crate::telemetry::lock(&self.telemetry)
+            .sources
+            .get(&source.0)
+            .map_or(0, |s| s.stats.ingress.accepted)
     }
 
     /// The ingest socket of a new source: on `port` if asked, else on the first free port of
@@ -164,6 +186,15 @@ impl ControlState {
             self.emit(EventType::SwitchCancelled, Some(id), Some(sid), data);
         }
         self.detach_channels(id);
+        for (&primary, s) in self.sources.iter_mut() {
+            if s.fallback.as_ref().is_some_and(|(f, _)| *f == id) {
+                tracing::info!(
+                    source = primary.0,
+                    "its fallback was deleted: it has none now"
+                );
+                s.fallback = None;
+            }
+        }
         let entry = self.sources.remove(&id).expect("checked above");
         tracing::info!(source = id.0, name = entry.name, "source deleted");
         self.emit(

@@ -71,6 +71,7 @@ impl ControlState {
                     dest: req.dest,
                     switches: 0,
                     viewer: None,
+                    home: None,
                 },
             );
             let data = serde_json::json!({

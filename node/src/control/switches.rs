@@ -11,6 +11,27 @@ use super::ControlState;
 use crate::events::EventType;
 use crate::shard::{ShardCommand, ShardEvent};
 
+/// Why a switch is made: the events say, and one asked for through the API ends a failover's
+/// hold on the subscriber (it no longer goes back to its primary by itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SwitchCause {
+    Request,
+    /// Its primary went idle: to the fallback.
+    Failover,
+    /// Its primary sends again: back to it.
+    Restore,
+}
+
+impl SwitchCause {
+    fn name(self) -> &'static str {
+        match self {
+            SwitchCause::Request => "request",
+            SwitchCause::Failover => "failover",
+            SwitchCause::Restore => "restore",
+        }
+    }
+}
+
 /// What a switch request needs once checked.
 pub(super) enum SwitchPlan {
     /// It already receives that source and nothing is pending: nothing to do.
@@ -22,12 +43,36 @@ pub(super) enum SwitchPlan {
 impl ControlState {
     pub(crate) fn switch(&mut self, id: TrackId, to: SourceId) -> Result<SwitchView, NodeError> {
         let shard = match self.plan_switch(id, to)? {
-            SwitchPlan::Unchanged(view) => return Ok(view),
+            SwitchPlan::Unchanged(view) => {
+                self.forget_home(id);
+                return Ok(view);
+            }
             SwitchPlan::Send { shard } => shard,
         };
         // Back to the current source the engine drops the pending switch (`Unchanged`).
         self.send_shard(shard, ShardCommand::Switch(id, to))?;
-        Ok(self.record_switch(id, to))
+        Ok(self.record_switch(id, to, SwitchCause::Request))
+    }
+
+    /// A switch made by the node itself (failover and back): as [`switch`](Self::switch).
+    pub(super) fn switch_for(
+        &mut self,
+        id: TrackId,
+        to: SourceId,
+        cause: SwitchCause,
+    ) -> Result<(), NodeError> {
+        if let SwitchPlan::Send { shard } = self.plan_switch(id, to)? {
+            self.send_shard(shard, ShardCommand::Switch(id, to))?;
+            self.record_switch(id, to, cause);
+        }
+        Ok(())
+    }
+
+    /// A subscriber switched by request stays where it was sent, failover or not.
+    pub(super) fn forget_home(&mut self, id: TrackId) {
+        if let Some(sub) = self.subs.get_mut(&id) {
+            sub.home = None;
+        }
     }
 
     /// Check a switch of `id` to `to`; changes nothing.
@@ -62,7 +107,15 @@ impl ControlState {
     }
 
     /// The shard was sent the switch of `id` to `to`: what the control thread keeps of it.
-    pub(super) fn record_switch(&mut self, id: TrackId, to: SourceId) -> SwitchView {
+    pub(super) fn record_switch(
+        &mut self,
+        id: TrackId,
+        to: SourceId,
+        cause: SwitchCause,
+    ) -> SwitchView {
+        if cause == SwitchCause::Request {
+            self.forget_home(id);
+        }
         let sub = &self.subs[&id];
         let (shard, source, pending) = (sub.shard, sub.source, sub.pending);
         if let Some(p) = pending {
@@ -90,7 +143,11 @@ impl ControlState {
             self.emit(EventType::SwitchCancelled, Some(p), Some(id), data);
         }
         if outcome == ApiSwitchOutcome::Pending {
-            let data = serde_json::json!({"from": source.map(|s| s.0), "to": to.0});
+            let data = serde_json::json!({
+                "from": source.map(|s| s.0),
+                "to": to.0,
+                "cause": cause.name(),
+            });
             self.emit(EventType::SwitchRequested, Some(to), Some(id), data);
         }
         SwitchView {
@@ -143,6 +200,9 @@ impl ControlState {
             return;
         };
         let was_pending = sub.pending == Some(to);
+        if sub.home == Some(to) {
+            sub.home = None;
+        }
         let old = sub.source.replace(to);
         sub.pending = None;
         sub.switches += 1;

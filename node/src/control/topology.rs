@@ -27,6 +27,8 @@ pub(crate) struct SourceEntry {
     pub rtx_payload_type: Option<u8>,
     /// How subscribers join it.
     pub join: corecast_engine::JoinPolicy,
+    /// The source its subscribers move to while it is idle, and the policy that says when.
+    pub fallback: Option<(SourceId, corecast_engine::Failover)>,
     /// Bit `k` set: shard `k` has tracks on this source, so ingest hands it the packets.
     pub mask: Arc<AtomicU64>,
     /// Per shard: tracks attached to or switching to this source.
@@ -63,6 +65,9 @@ pub(crate) struct SubEntry {
     pub switches: u64,
     /// The WHEP viewer this is a track of (`None` for a plain RTP subscriber).
     pub viewer: Option<TrackId>,
+    /// The primary source failover moved it away from, which it goes back to when that sends
+    /// again; cleared when it is back, or when it is switched by request.
+    pub home: Option<SourceId>,
 }
 
 impl ControlState {

@@ -26,6 +26,8 @@ pub(super) struct SourceRequest {
     pub rtx_payload_type: Option<u8>,
     /// `join`: `Some(true)` replay, `Some(false)` keyframe, `None` the node's default.
     pub replay: Option<bool>,
+    /// An existing source of the same codec without a fallback of its own.
+    pub fallback: Option<SourceId>,
 }
 
 /// A `CreateSubscriber` of a source the node has, to an address it can send to.
@@ -112,9 +114,14 @@ pub(super) fn source(
             )))
         }
     };
+    let fallback = req
+        .fallback
+        .map(|id| fallback(SourceId(id), codec, sources))
+        .transpose()?;
     Ok(SourceRequest {
         name: name.to_string(),
         replay,
+        fallback,
         codec,
         clock_rate,
         port: req.port,
@@ -124,6 +131,32 @@ pub(super) fn source(
         payload_type: req.payload_type,
         rtx_payload_type: req.rtx_payload_type,
     })
+}
+
+/// A source's `fallback`: one that exists, of the same codec, that does not fail over itself
+/// (a chain would move subscribers twice, and a cycle forever).
+fn fallback(
+    id: SourceId,
+    codec: Codec,
+    sources: &BTreeMap<SourceId, SourceEntry>,
+) -> Result<SourceId, NodeError> {
+    let entry = sources
+        .get(&id)
+        .ok_or_else(|| bad(format!("`fallback` {}: there is no such source", id.0)))?;
+    if entry.codec != codec {
+        return Err(bad(format!(
+            "`fallback` {} is {}, not {codec}: subscribers can only be switched to a source \
+             of their codec",
+            id.0, entry.codec
+        )));
+    }
+    if let Some((of_its_own, _)) = entry.fallback {
+        return Err(bad(format!(
+            "`fallback` {} has a fallback of its own ({}); fallbacks do not chain",
+            id.0, of_its_own.0
+        )));
+    }
+    Ok(id)
 }
 
 /// Checks each of `reqs` against the `sources` it names; an error names the entry of a batch.
@@ -248,14 +281,7 @@ mod tests {
         CreateSource {
             name: "cam".into(),
             codec: "vp8".into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
-            feedback: None,
-            parameter_sets: None,
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
+            ..CreateSource::default()
         }
     }
 

@@ -19,7 +19,7 @@ use rand::Rng;
 use corecast_signaling::api::{SwitchOutcome as ApiSwitchOutcome, SwitchView};
 
 use super::error::{Conflict, NodeError, Unavailable, What};
-use super::switches::SwitchPlan;
+use super::switches::{SwitchCause, SwitchPlan};
 use super::topology::{ChannelId, SubEntry};
 use super::ControlState;
 use crate::events::EventType;
@@ -257,6 +257,7 @@ impl ControlState {
                     dest,
                     switches: 0,
                     viewer: Some(id),
+                    home: None,
                 },
             );
             if !codec.is_audio() {
@@ -366,7 +367,10 @@ impl ControlState {
             let mut sends = Vec::new();
             for &(_, track, to) in &plan {
                 match self.plan_switch(track, to)? {
-                    SwitchPlan::Unchanged(v) => view = view.or(Some(v)),
+                    SwitchPlan::Unchanged(v) => {
+                        self.forget_home(track);
+                        view = view.or(Some(v));
+                    }
                     SwitchPlan::Send { shard } => sends.push((shard, track, to)),
                 }
             }
@@ -382,7 +386,7 @@ impl ControlState {
                 )?,
             }
             for &(_, track, to) in &sends {
-                let v = self.record_switch(track, to);
+                let v = self.record_switch(track, to, SwitchCause::Request);
                 view = view.or(Some(v));
             }
         } else if let Some(v) = self.viewers.get_mut(&id) {

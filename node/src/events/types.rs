@@ -40,6 +40,13 @@ pub enum EventType {
     SourceIdle,
     /// An idle source started sending again.
     SourceResumed,
+    /// A source with a fallback was idle for `--idle-timeout` (or never sent) while its
+    /// fallback sends: its subscribers are switched to the fallback (`data`: `fallback`,
+    /// `reason`, `silent_ms`, `subscribers`).
+    SourceFailover,
+    /// A failed-over source sends again: the subscribers moved away go back to it at its next
+    /// switch point (`data`: `fallback`, `subscribers`).
+    SourceRestored,
     /// A source's sender restarted its stream (a new epoch: new SSRC or a sequence jump).
     SourceRestarted,
     /// A channel was created (`data`: its `channel` id, `name`, `video`, `audio`).
@@ -71,7 +78,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in declaration order (the bit order of [`EventMask`]).
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 22] = [
         EventType::NodeStarted,
         EventType::NodeStopping,
         EventType::SourceCreated,
@@ -79,6 +86,8 @@ impl EventType {
         EventType::SourceActive,
         EventType::SourceIdle,
         EventType::SourceResumed,
+        EventType::SourceFailover,
+        EventType::SourceRestored,
         EventType::SourceRestarted,
         EventType::ChannelCreated,
         EventType::ChannelRemoved,
@@ -104,6 +113,8 @@ impl EventType {
             EventType::SourceActive => "source.active",
             EventType::SourceIdle => "source.idle",
             EventType::SourceResumed => "source.resumed",
+            EventType::SourceFailover => "source.failover",
+            EventType::SourceRestored => "source.restored",
             EventType::SourceRestarted => "source.restarted",
             EventType::ChannelCreated => "channel.created",
             EventType::ChannelRemoved => "channel.removed",
@@ -301,10 +312,11 @@ mod tests {
         let m: EventMask = "source.*, switch.completed".parse().unwrap();
         assert!(m.contains(EventType::SourceCreated));
         assert!(m.contains(EventType::SourceRestarted));
+        assert!(m.contains(EventType::SourceFailover));
         assert!(m.contains(EventType::SwitchCompleted));
         assert!(!m.contains(EventType::SwitchRequested));
         assert!(!m.contains(EventType::Stats));
-        assert_eq!(m.iter().count(), 7);
+        assert_eq!(m.iter().count(), 9);
 
         let all: EventMask = "*".parse().unwrap();
         assert_eq!(all, EventMask::ALL);

@@ -415,6 +415,8 @@ impl Builder {
             max_sources: config.max_sources,
             join: config.join,
             replay_pace: config.replay_pace,
+            idle_timeout: config.idle_timeout,
+            clock: self.clock,
             history: config.history.is_some(),
             node_name: config.node_name.clone(),
             webrtc: Some(WebrtcSettings {

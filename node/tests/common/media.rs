@@ -18,6 +18,24 @@ impl Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+
+    /// Wait for it to exit by itself, with what it wrote to its piped stdout and stderr (read
+    /// one after the other: for a child that writes little to stderr).
+    pub fn output(mut self) -> std::process::Output {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let Some(mut out) = self.0.stdout.take() {
+            let _ = out.read_to_end(&mut stdout);
+        }
+        if let Some(mut err) = self.0.stderr.take() {
+            let _ = err.read_to_end(&mut stderr);
+        }
+        let status = self.0.wait().expect("the child is waited for");
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
 }
 
 impl Drop for Reaped {

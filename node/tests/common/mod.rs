@@ -55,6 +55,7 @@ pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
             payload_type: None,
             rtx_payload_type: None,
             join: None,
+            fallback: None,
         })
         .expect("source created")
 }

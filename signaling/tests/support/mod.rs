@@ -107,6 +107,8 @@ impl Control for FakeNode {
             rtx_payload_type: req.rtx_payload_type,
             join: "keyframe".into(),
             state: "waiting".to_string(),
+            fallback: req.fallback,
+            failed_over: false,
             subscribers: 0,
             counters: SourceCounters::default(),
         };
@@ -183,6 +185,7 @@ impl Control for FakeNode {
                 shard: id % 2,
                 source: Some(source),
                 pending_source: None,
+                home_source: None,
                 dest,
                 media_from: "0.0.0.0:4000".parse().unwrap(),
                 codec: st.sources[&source].codec.clone(),
@@ -490,6 +493,7 @@ pub fn source(name: &str, codec: &str) -> CreateSource {
         payload_type: None,
         rtx_payload_type: None,
         join: None,
+        fallback: None,
     }
 }
 
