@@ -15,9 +15,12 @@ one at a time, each a UDP socket here, and measures from the API call that made 
 and SWITCHES subscribers of `short` switched to `long`: from the switch call to the first
 packet of `long`'s keyframe. ffmpeg decodes FFMPEG extra joins per policy (its default probing,
 a 4 MiB socket buffer for the replay's burst) and its first-frame time and warnings are
-reported too.
+reported too. Chromium (scripts/browser/watch.mjs, headless) joins BROWSER times per policy, as a
+WHEP viewer of a channel of `long`, at random moments of its GOP: the page's own clock, from
+its connection (ICE and DTLS done, when the node starts its track) to its first video frame
+presented (requestVideoFrameCallback), and from opening the page.
 
-  scripts/join-time.py                 JOINS=10 SWITCHES=10 FFMPEG=3
+  scripts/join-time.py                 JOINS=10 SWITCHES=10 FFMPEG=3 BROWSER=5
   JOINS=20 scripts/join-time.py
 
 Writes benches/results/join-time.json and prints the table BENCHMARKS.md quotes. Loopback only;
@@ -41,6 +44,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 JOINS = int(os.environ.get("JOINS", "10"))
 SWITCHES = int(os.environ.get("SWITCHES", "10"))
 FFMPEG = int(os.environ.get("FFMPEG", "3"))
+BROWSER = int(os.environ.get("BROWSER", "5"))
 OUT = os.environ.get("OUT", os.path.join(ROOT, "benches/results/join-time.json"))
 GOP_S = 10.0
 PROCS = []
@@ -190,6 +194,22 @@ def ffmpeg_join(api, long_id):
     return first, warnings
 
 
+def browser_join(api, channel):
+    """One Chromium viewer: seconds from connected to its first frame, and from the page's start."""
+    out = os.path.join(LOGS, "browser")
+    run = subprocess.run(["node", os.path.join(ROOT, "scripts/browser/watch.mjs"),
+                          f"{api.base}/watch/{channel}", "1", out],
+                         capture_output=True, text=True, timeout=60)
+    try:
+        report = json.loads(run.stdout)
+    except ValueError:
+        return None, None, f"watch.mjs: {run.stdout[-300:]} {run.stderr[-300:]}"
+    t = report.get("timing") or {}
+    if report.get("error") or "firstFrame" not in t or "connected" not in t:
+        return None, None, report.get("error") or f"no first frame: {t}"
+    return ((t["firstFrame"] - t["connected"]) / 1e3, (t["firstFrame"] - t["start"]) / 1e3, None)
+
+
 def run(policy):
     api = node(policy)
     long_src = api.call("POST", "/v1/sources", {"name": "long", "codec": "vp8", "join": policy})
@@ -199,7 +219,8 @@ def run(policy):
     # Past the long source's first keyframe, so every join lands somewhere inside a GOP.
     time.sleep(1.5)
     rng = random.Random(14)
-    out = {"joins": [], "live": [], "switches": [], "not_keyframe": 0, "ffmpeg": []}
+    out = {"joins": [], "live": [], "switches": [], "not_keyframe": 0, "ffmpeg": [],
+           "browser": [], "browser_page": [], "browser_errors": []}
     for _ in range(JOINS):
         # Anywhere in the GOP (each `keyframe` join ends at a keyframe, so this is its phase).
         time.sleep(rng.uniform(0.0, GOP_S))
@@ -245,6 +266,16 @@ def run(policy):
     for _ in range(FFMPEG):
         first, warnings = ffmpeg_join(api, long_src["id"])
         out["ffmpeg"].append({"first_frame_s": first, "warnings": warnings})
+    if BROWSER:
+        channel = api.call("POST", "/v1/channels", {"name": "long", "video": long_src["id"]})
+        for _ in range(BROWSER):
+            time.sleep(rng.uniform(0.0, GOP_S))
+            joined, page, error = browser_join(api, channel["id"])
+            if error:
+                out["browser_errors"].append(error)
+            else:
+                out["browser"].append(joined)
+                out["browser_page"].append(page)
     stop_all()
     PROCS.clear()
     return out
@@ -267,16 +298,19 @@ if __name__ == "__main__":
         stop_all()
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     json.dump(results, open(OUT, "w"), indent=1)
-    print("| policy | join: first packet | replay caught up | switch applied | ffmpeg first frame | ffmpeg warnings |")
-    print("|---|---|---|---|---|---|")
+    print("| policy | join: first packet | replay caught up | switch applied | ffmpeg first frame "
+          "| ffmpeg warnings | Chromium: connected to first frame | Chromium: page to first frame |")
+    print("|---|---|---|---|---|---|---|---|")
     for p, r in results.items():
         ff = [f["first_frame_s"] for f in r["ffmpeg"] if f["first_frame_s"] is not None]
         warn = sum(len(f["warnings"]) for f in r["ffmpeg"])
         print(f"| {p} | {summary(r['joins'])} | {summary(r['live'])} | {summary(r['switches'])} "
-              f"| {summary(ff)} | {warn} |")
+              f"| {summary(ff)} | {warn} | {summary(r['browser'])} | {summary(r['browser_page'])} |")
         if r["not_keyframe"]:
             print(f"  {r['not_keyframe']} joins did not start at a keyframe", file=sys.stderr)
     for p, r in results.items():
+        for e in r["browser_errors"]:
+            print(f"  {p}: browser: {e}", file=sys.stderr)
         for f in r["ffmpeg"]:
             for w in f["warnings"]:
                 print(f"  {p}: ffmpeg: {w}", file=sys.stderr)

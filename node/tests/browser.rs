@@ -15,54 +15,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use common::browser::{tools_present, watch, watch_report};
 use common::media::{free_udp_port, gst, gst_answering_pli, repo};
 use common::*;
 use corecast_signaling::api::{CreateChannel, CreateSource, SourceView};
 use corecast_signaling::client::Client;
-
-fn tools_present() -> bool {
-    // Every element the senders use, so a missing plugin says so here rather than as a source
-    // that never receives.
-    let gst = [
-        "vp8enc",
-        "x264enc",
-        "opusenc",
-        "rtpvp8pay",
-        "rtph264pay",
-        "rtpopuspay",
-        "rtpbin",
-    ]
-    .iter()
-    .all(|element| {
-        Command::new("gst-inspect-1.0")
-            .arg(element)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let chromium = Path::new("/usr/bin/chromium").exists();
-    let playwright = repo()
-        .join("scripts/browser/node_modules/playwright-core")
-        .exists();
-    if gst && chromium && playwright {
-        return true;
-    }
-    if std::env::var_os("CORECAST_SKIP_BROWSER_TESTS").is_some() {
-        eprintln!("skipping: GStreamer's elements, chromium or playwright-core missing");
-        return false;
-    }
-    panic!(
-        "the browser test needs GStreamer with vp8enc, x264enc, opusenc and rtpbin ({gst}), \
-         /usr/bin/chromium ({chromium}) and playwright-core in scripts/browser ({playwright}): \
-         apt-get install chromium gstreamer1.0-tools gstreamer1.0-plugins-{{base,good,ugly}}, \
-         then `npm ci` in scripts/browser (as .ci/run does), or set \
-         CORECAST_SKIP_BROWSER_TESTS=1"
-    );
-}
 
 /// Each encoder's own keyframe interval, in frames at 30 fps: 20 s, longer than the test's
 /// gap between switches, so a switch that shows within a second shows a keyframe the sender
@@ -353,16 +314,7 @@ fn chromium_sees_a_silent_camera_fail_over_to_its_slate_and_come_back() {
         .id;
     let url = format!("http://{}/watch/{channel}", node.http_addr());
     let out = repo().join("target/browser-test/failover");
-    let page = Command::new("node")
-        .arg(repo().join("scripts/browser/watch.mjs"))
-        .arg(&url)
-        .arg("16")
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node runs scripts/browser/watch.mjs");
-    let page = common::media::Reaped(page);
+    let page = watch(&url, 16, &out, None);
     // Two seconds of the camera in the page, then it stops.
     until("the camera to reach the page", || {
         forwarded(&client, camera.id) > 0
@@ -384,17 +336,10 @@ fn chromium_sees_a_silent_camera_fail_over_to_its_slate_and_come_back() {
         !client.source(camera.id).unwrap().failed_over
     });
     let back = forwarded(&client, camera.id);
-    let run = page.output();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "watch.mjs printed no report ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    });
+    let (status, report) = watch_report(page);
     let shown = serde_json::to_string_pretty(&report).unwrap();
     eprintln!("what the browser measured (failover): {shown}");
-    assert!(run.status.success(), "the page failed:\n{shown}");
+    assert!(status.success(), "the page failed:\n{shown}");
     assert!(
         forwarded(&client, camera.id) > back + 60,
         "the page played the camera again for two seconds before it closed:\n{shown}"

@@ -479,6 +479,9 @@ pub struct WebrtcShardStats {
     pub srtp_failed: u64,
     /// Datagrams that are none of STUN, DTLS, RTP or RTCP.
     pub unknown_dropped: u64,
+    /// Resends to viewers sent as RFC 4588 retransmissions (of the shard's `repair.sent`).
+    #[serde(default)]
+    pub rtx_sent: u64,
 }
 
 /// Delivery counters of one event handler.

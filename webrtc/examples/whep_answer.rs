@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             local_fingerprint: &fingerprint,
             candidates: &candidates,
             video_ssrc: 0x0c0c_0001,
+            video_rtx_ssrc: None,
             audio_ssrc: 0x0c0c_0002,
             cname: "corecast",
             stream_id: "channel",

@@ -278,6 +278,7 @@ fn render(n: &Negotiated) -> String {
         local_fingerprint: &fp,
         candidates: &candidates,
         video_ssrc: 0x1111_2222,
+        video_rtx_ssrc: None,
         audio_ssrc: 0x3333_4444,
         cname: "corecast-7",
         stream_id: "channel-3",
@@ -594,6 +595,7 @@ fn answer_on_ipv6_only_or_without_candidates() {
             local_fingerprint: &fp,
             candidates,
             video_ssrc: 1,
+            video_rtx_ssrc: None,
             audio_ssrc: 2,
             cname: "c",
             stream_id: "s",
@@ -628,4 +630,83 @@ fn answer_on_ipv6_only_or_without_candidates() {
     );
     assert!(values(m, "candidate").is_empty() && m.has_attribute("end-of-candidates"));
     assert!(none.contains("c=IN IP4 0.0.0.0\r\n"));
+}
+
+/// Each browser offers an `rtx` payload type per video codec; the one whose `apt` is the chosen
+/// codec's is taken, written with its `apt` when the answer has an RTX SSRC to give it, and the
+/// two SSRCs grouped; without an RTX SSRC (a node keeping no history) nothing of it is written.
+#[test]
+fn rtx_is_matched_by_apt_and_answered_only_with_an_rtx_ssrc() {
+    for (name, text, wanted) in [
+        ("chrome", CHROME, video(Codec::Vp8)),
+        ("chrome", CHROME, h264([0x42, 0xe0, 0x1f], 1)),
+        ("firefox", FIREFOX, video(Codec::Vp8)),
+        ("aiortc", AIORTC, video(Codec::Vp8)),
+    ] {
+        let offer = Offer::parse(text).unwrap();
+        let n = negotiate(&offer, &wanted).unwrap();
+        let v = accepted(&n, MediaKind::Video);
+        let rtx = v
+            .rtx_payload_type
+            .unwrap_or_else(|| panic!("{name}: no rtx"));
+        let offered = offer
+            .media
+            .iter()
+            .flat_map(|m| &m.codecs)
+            .find(|c| c.payload_type == rtx)
+            .unwrap();
+        assert!(offered.is("rtx"), "{name}");
+        assert_eq!(
+            offered.fmtp_param("apt"),
+            Some(v.payload_type.to_string().as_str()),
+            "{name}"
+        );
+        assert_eq!(accepted(&n, MediaKind::Audio).rtx_payload_type, None);
+
+        let (ice, fp) = local();
+        let with = |video_rtx_ssrc| {
+            let text = Answer {
+                negotiated: &n,
+                local_ice: &ice,
+                local_fingerprint: &fp,
+                candidates: &["203.0.113.7:40000".parse().unwrap()],
+                video_ssrc: 0x1111_2222,
+                video_rtx_ssrc,
+                audio_ssrc: 0x3333_4444,
+                cname: "corecast-7",
+                stream_id: "channel-3",
+                session_id: 42,
+                session_version: 2,
+            }
+            .render();
+            SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes())).unwrap()
+        };
+        let answer = with(Some(0x5555_6666));
+        let m = answer
+            .media_descriptions
+            .iter()
+            .find(|m| m.media_name.media == "video")
+            .unwrap();
+        let (pt, rtx) = (v.payload_type.to_string(), rtx.to_string());
+        assert_eq!(m.media_name.formats, [pt.clone(), rtx.clone()], "{name}");
+        assert!(values(m, "rtpmap").contains(&format!("{rtx} rtx/90000").as_str()));
+        assert!(values(m, "fmtp").contains(&format!("{rtx} apt={pt}").as_str()));
+        let fid = format!("FID {} {}", 0x1111_2222u32, 0x5555_6666u32);
+        assert_eq!(values(m, "ssrc-group"), [fid.as_str()], "{name}");
+        let rtx_lines: Vec<&str> = values(m, "ssrc")
+            .into_iter()
+            .filter(|l| l.starts_with(&0x5555_6666u32.to_string()))
+            .collect();
+        assert_eq!(rtx_lines.len(), 2, "cname and msid: {rtx_lines:?}");
+
+        let answer = with(None);
+        let m = answer
+            .media_descriptions
+            .iter()
+            .find(|m| m.media_name.media == "video")
+            .unwrap();
+        assert_eq!(m.media_name.formats, [pt], "{name}");
+        assert!(values(m, "ssrc-group").is_empty());
+        assert!(!values(m, "rtpmap").iter().any(|l| l.contains("rtx")));
+    }
 }

@@ -130,6 +130,7 @@ mod tests {
             local_fingerprint: &wsdp::Fingerprint::sha256(*node_fingerprint.as_bytes()),
             candidates: &["127.0.0.1:40123".parse().unwrap()],
             video_ssrc: 0xdead_beef,
+            video_rtx_ssrc: None,
             audio_ssrc: 7,
             cname: "corecast-1",
             stream_id: "corecast-1",

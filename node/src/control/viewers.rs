@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use corecast_engine::{Codec, RtpTime, SeqNo, SourceId, Ssrc, TrackConfig, TrackId};
 use corecast_webrtc::dtls::SrtpKeys;
+
+use crate::shard::RtxStream;
 use corecast_webrtc::ice::{Credentials, ViewerKey};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
@@ -35,6 +37,9 @@ pub struct ViewerTrack {
     /// The offer's payload type for the codec (WHEP answers with the offer's numbers).
     pub payload_type: u8,
     pub source: SourceId,
+    /// Its retransmission stream, when the offer had RTX for it and the node keeps histories
+    /// (resends then go as RFC 4588 packets of their own SSRC instead of at their own number).
+    pub rtx: Option<RtxStream>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,12 +121,20 @@ impl ControlState {
                 video_source
             };
             let source = source.expect("negotiate answers only kinds the channel has");
+            let rtx = t
+                .rtx_payload_type
+                .filter(|_| self.settings.history)
+                .map(|payload_type| RtxStream {
+                    payload_type,
+                    ssrc: self.unused_ssrc(),
+                });
             tracks.push(ViewerTrack {
                 id,
                 ssrc: self.unused_ssrc(),
                 codec: t.codec,
                 payload_type: t.payload_type,
                 source,
+                rtx,
             });
         }
         let id = ids[0];
@@ -139,6 +152,9 @@ impl ControlState {
         if handshakes.try_send(expect).is_err() {
             for t in &tracks {
                 self.free_ssrc(t.ssrc);
+                if let Some(r) = t.rtx {
+                    self.free_ssrc(r.ssrc);
+                }
             }
             return Err(Unavailable::HandshakesBusy.into());
         }
@@ -231,10 +247,12 @@ impl ControlState {
                 t.source,
             ));
         }
+        let rtx = tracks.iter().filter_map(|t| Some((t.id, t.rtx?))).collect();
         let command = ShardCommand::SecureViewer {
             viewer: key,
             keys: Box::new(sealed),
             tracks: configs.clone(),
+            rtx,
         };
         if let Err(e) = self.send_shard(shard, command) {
             tracing::warn!(viewer = id.0, "viewer not started: {e}");
@@ -468,6 +486,9 @@ impl ControlState {
                 }
             }
             self.free_ssrc(t.ssrc);
+            if let Some(r) = t.rtx {
+                self.free_ssrc(r.ssrc);
+            }
         }
         let _ = self.send_shard(v.shard, ShardCommand::RemoveViewer(key));
         if let Some(w) = self.settings.webrtc.as_ref() {

@@ -71,19 +71,24 @@ pub(super) fn apply(
             viewer,
             keys,
             tracks,
+            rtx,
         } => {
             let mut ids = Vec::with_capacity(tracks.len());
             for (config, source) in tracks {
-                // Viewers take RTCP on the media port (rtcp-mux): they get sender reports.
+                // Viewers take RTCP on the media port (rtcp-mux): they get sender reports; and
+                // their NACKs are answered as any subscriber's.
                 match engine
                     .add_track(config, source)
                     .and_then(|()| engine.set_sender_reports(config.id, true))
-                {
+                    .and_then(|()| match repair {
+                        true => engine.set_repair(config.id, true),
+                        false => Ok(()),
+                    }) {
                     Ok(()) => ids.push(config.id),
                     Err(e) => backlog.push(ShardEvent::Refused(e)),
                 }
             }
-            viewers.secure(viewer, *keys, ids);
+            viewers.secure(viewer, *keys, ids, rtx);
             None
         }
         ShardCommand::RemoveViewer(viewer) => {

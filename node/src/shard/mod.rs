@@ -35,9 +35,11 @@ use crate::webrtc::{HandshakeInput, HandshakeTx};
 
 mod commands;
 mod repair;
+mod rtx;
 mod viewers;
 
 pub use repair::HeldSlot;
+pub use rtx::RtxStream;
 use viewers::{Arrival, Viewers};
 pub use viewers::{ViewerIo, ViewerKeys};
 
@@ -78,6 +80,8 @@ pub enum ShardCommand {
         viewer: ViewerKey,
         keys: Box<ViewerKeys>,
         tracks: Vec<(TrackConfig, SourceId)>,
+        /// The tracks that send their resends as RFC 4588 retransmissions.
+        rtx: Vec<(TrackId, RtxStream)>,
     },
     /// The viewer is gone: its checks are refused and its keys dropped (its tracks are removed
     /// with `RemoveTrack`).

@@ -1,6 +1,7 @@
 //! Loss repair on a shard worker: the engine keeps each forwarded packet's pool slot in its
 //! source's history ([`HeldSlot`]), answers subscribers' NACKs from it, and this sends what it
-//! queued, each resend sealed like any copy when it goes to a viewer.
+//! queued: to a viewer that negotiated RTX as an RFC 4588 retransmission (`super::rtx`), to
+//! any other as the copy at its own number, sealed like any copy when it goes to a viewer.
 //!
 //! Resends go one `sendmmsg` each, right after the RTCP that asked for them: unlike the
 //! copies of one packet, no two share their bytes, and they are few (a loss rate of the
@@ -12,6 +13,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use corecast_engine::{DropReason, Nanos, Transmit};
+use corecast_udp::Datagram;
 
 use super::{send_copies, ShardWorker, State};
 use crate::pool::Slot;
@@ -34,16 +36,31 @@ impl ShardWorker {
         while let Some(r) = s.engine.poll_resend() {
             let one = [r.transmit];
             let (pkt, buf) = (r.pkt, r.handle.as_ref());
-            let out = send_copies(
-                fd,
-                &mut s.send,
-                &mut s.viewers,
-                &mut s.order,
-                &mut refused,
-                &one,
-                pkt,
-                buf,
-            );
+            let out = match s.viewers.seal_rtx(&r.transmit, pkt, buf) {
+                None => send_copies(
+                    fd,
+                    &mut s.send,
+                    &mut s.viewers,
+                    &mut s.order,
+                    &mut refused,
+                    &one,
+                    pkt,
+                    buf,
+                ),
+                Some(None) => {
+                    refused.push((r.transmit, DropReason::SendFailed));
+                    continue;
+                }
+                Some(Some(bytes)) => s.send.send(
+                    fd,
+                    &one,
+                    |t| Datagram {
+                        dest: t.dest,
+                        segments: [bytes, &[], &[], &[]],
+                    },
+                    |t, why| refused.push((*t, super::drop_reason(why))),
+                ),
+            };
             s.io.syscalls += out.syscalls as u64;
             s.io.resends_sent += out.sent as u64;
             s.io.send_buffer_full += out.buffer_full as u64;

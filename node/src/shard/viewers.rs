@@ -15,6 +15,7 @@ use corecast_engine::{Nanos, RxPacket, TrackId, Transmit};
 use corecast_srtp::SrtpContext;
 use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, IceLite, ViewerKey};
 
+use super::rtx::{RtxHead, RtxState, RtxStream};
 use crate::pool::SLOT_BYTES;
 
 /// Room for one sealed copy: the largest packet or prelude the pool holds, and the SRTP tag.
@@ -71,6 +72,8 @@ pub struct ViewerIo {
     pub srtp_failed: u64,
     /// Datagrams on the shard socket that are none of STUN, DTLS, RTP or RTCP.
     pub unknown_dropped: u64,
+    /// Resends sent as RFC 4588 retransmissions (also counted in the shard's resends).
+    pub rtx_sent: u64,
 }
 
 /// What one batch of transmits becomes: per entry, `None` for a plain copy sent from the shared
@@ -103,6 +106,8 @@ pub struct Viewers {
     secured: HashMap<ViewerKey, Box<Secured>>,
     /// The viewer each secured track belongs to: looked up per copy, only while there are any.
     track_viewer: HashMap<TrackId, ViewerKey>,
+    /// The retransmission streams of the secured tracks that negotiated RTX.
+    rtx: HashMap<TrackId, RtxState>,
     stun_response: Vec<u8>,
     /// Where one sealed RTCP packet (a sender report) is written.
     rtcp_out: Box<[u8]>,
@@ -119,6 +124,7 @@ impl Viewers {
             ice: IceLite::new(ice),
             secured: HashMap::new(),
             track_viewer: HashMap::new(),
+            rtx: HashMap::new(),
             stun_response: Vec::with_capacity(256),
             rtcp_out: vec![0; 256].into_boxed_slice(),
             slots: vec![0; batch_size * SEALED_SLOT].into_boxed_slice(),
@@ -143,18 +149,30 @@ impl Viewers {
 
     /// The viewer's handshake finished: its tracks (already in the engine) are sealed with
     /// `keys` from now on.
-    pub fn secure(&mut self, viewer: ViewerKey, keys: ViewerKeys, tracks: Vec<TrackId>) {
+    /// `rtx`: the tracks whose resends go as RFC 4588 retransmissions, each numbered from a
+    /// random first sequence number.
+    pub fn secure(
+        &mut self,
+        viewer: ViewerKey,
+        keys: ViewerKeys,
+        tracks: Vec<TrackId>,
+        rtx: Vec<(TrackId, RtxStream)>,
+    ) {
+        if let Some(old) = self.secured.remove(&viewer) {
+            for t in old.tracks {
+                self.track_viewer.remove(&t);
+                self.rtx.remove(&t);
+            }
+        }
         for &t in &tracks {
             self.track_viewer.insert(t, viewer);
         }
-        if let Some(old) = self
-            .secured
-            .insert(viewer, Box::new(Secured { keys, tracks }))
-        {
-            for t in old.tracks {
-                self.track_viewer.remove(&t);
-            }
+        for (t, stream) in rtx.into_iter().filter(|(t, _)| tracks.contains(t)) {
+            self.rtx
+                .insert(t, RtxState::new(stream, rand::random::<u16>()));
         }
+        self.secured
+            .insert(viewer, Box::new(Secured { keys, tracks }));
     }
 
     /// Forget the viewer: its checks are no longer answered, its keys are dropped. Its tracks
@@ -164,6 +182,33 @@ impl Viewers {
         if let Some(s) = self.secured.remove(&viewer) {
             for t in s.tracks {
                 self.track_viewer.remove(&t);
+                self.rtx.remove(&t);
+            }
+        }
+    }
+
+    /// The resend `t` as its track's RTX packet, sealed; `None` when the track sends no RTX
+    /// (its resend goes as a plain copy at its own number), `Some(None)` when it could not be
+    /// sealed (counted).
+    pub fn seal_rtx(&mut self, t: &Transmit, pkt: &RxPacket, buf: &[u8]) -> Option<Option<&[u8]>> {
+        let rtx = self.rtx.get_mut(&t.track)?;
+        let s = self.secured.get_mut(self.track_viewer.get(&t.track)?)?;
+        let mut head: RtxHead = [0; 14];
+        let parts = rtx.packet(t.segments(pkt, buf), &mut head);
+        let out = &mut self.slots[..SEALED_SLOT];
+        match s.keys.outbound.protect_rtp(&parts, out) {
+            Ok(len) => {
+                self.io.rtx_sent += 1;
+                Some(Some(&self.slots[..len]))
+            }
+            Err(e) => {
+                self.io.srtp_failed += 1;
+                tracing::debug!(
+                    track = t.track.0,
+                    "srtp protect of an rtx failed: {}",
+                    e.reason()
+                );
+                Some(None)
             }
         }
     }

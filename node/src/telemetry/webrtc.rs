@@ -55,6 +55,7 @@ pub fn shard_stats(snap: &ShardSnapshot) -> WebrtcShardStats {
         srtcp_dropped: w.srtcp_dropped,
         srtp_failed: w.srtp_failed,
         unknown_dropped: w.unknown_dropped,
+        rtx_sent: w.rtx_sent,
     }
 }
 
@@ -114,6 +115,11 @@ pub(super) fn families(s: &mut Scrape, agg: &Aggregates, totals: &WebrtcTotals) 
         "corecast_srtp_protect_failed",
         "Copies to viewers that could not be sealed, per shard (counted as send_failed too).",
         per_shard(&|l| l.webrtc.srtp_failed),
+    );
+    s.counter(
+        "corecast_rtx_sent",
+        "Resends to viewers sent as RFC 4588 retransmissions (their own SSRC), per shard.",
+        per_shard(&|l| l.webrtc.rtx_sent),
     );
     s.counter(
         "corecast_shard_socket_unknown_dropped",

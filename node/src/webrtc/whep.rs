@@ -25,6 +25,8 @@ pub struct SentVideo {
 pub struct NegotiatedTrack {
     pub codec: Codec,
     pub payload_type: u8,
+    /// The offer's RFC 4588 payload type for it, if it offered one (video with NACK only).
+    pub rtx_payload_type: Option<u8>,
 }
 
 /// An offer negotiated: the tracks to make (video first), and what the answer is written from.
@@ -72,6 +74,7 @@ pub fn negotiate(
         tracks.push(NegotiatedTrack {
             codec: m.codec,
             payload_type: m.payload_type,
+            rtx_payload_type: m.rtx_payload_type,
         });
     }
     Ok(Negotiation {
@@ -109,6 +112,11 @@ pub fn answer(
         local_fingerprint: fingerprint,
         candidates: &[candidate],
         video_ssrc: ssrc_of(false),
+        video_rtx_ssrc: tracks
+            .iter()
+            .find(|t| !t.codec.is_audio())
+            .and_then(|t| t.rtx)
+            .map(|r| r.ssrc.0),
         audio_ssrc: ssrc_of(true),
         cname: &cname,
         stream_id: &cname,

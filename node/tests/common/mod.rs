@@ -3,7 +3,9 @@
 //! deadline; nothing sleeps to synchronise.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod media;
+pub mod netns;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

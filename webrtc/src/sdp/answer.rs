@@ -26,6 +26,10 @@ pub struct Answer<'a> {
     pub candidates: &'a [SocketAddr],
     /// The SSRC of the viewer's video track.
     pub video_ssrc: u32,
+    /// The SSRC of its RFC 4588 retransmissions, when corecast sends them: the answer then
+    /// accepts the offer's `rtx` payload type for the video codec (if it had one) and groups
+    /// the two SSRCs (`a=ssrc-group:FID`).
+    pub video_rtx_ssrc: Option<u32>,
     /// The SSRC of the viewer's audio track.
     pub audio_ssrc: u32,
     /// The RTCP CNAME of both tracks (one, so the browser syncs them).
@@ -156,12 +160,23 @@ impl Answer<'_> {
         for fb in m.feedback.values() {
             a.push(attr("rtcp-fb", format!("{pt} {fb}")));
         }
+        let mut formats = vec![pt.to_string()];
+        let rtx = m
+            .rtx_payload_type
+            .zip(self.video_rtx_ssrc.filter(|_| m.kind == MediaKind::Video));
+        if let Some((rtx_pt, _)) = rtx {
+            formats.push(rtx_pt.to_string());
+            a.push(attr("rtpmap", format!("{rtx_pt} rtx/{}", m.clock_rate)));
+            a.push(attr("fmtp", format!("{rtx_pt} apt={pt}")));
+        }
         a.push(attr("msid", format!("{} {track}", self.stream_id)));
-        a.push(attr("ssrc", format!("{ssrc} cname:{}", self.cname)));
-        a.push(attr(
-            "ssrc",
-            format!("{ssrc} msid:{} {track}", self.stream_id),
-        ));
+        if let Some((_, rtx_ssrc)) = rtx {
+            a.push(attr("ssrc-group", format!("FID {ssrc} {rtx_ssrc}")));
+        }
+        for s in std::iter::once(ssrc).chain(rtx.map(|(_, s)| s)) {
+            a.push(attr("ssrc", format!("{s} cname:{}", self.cname)));
+            a.push(attr("ssrc", format!("{s} msid:{} {track}", self.stream_id)));
+        }
         for (i, c) in self.candidates.iter().enumerate() {
             a.push(attr(
                 "candidate",
@@ -183,7 +198,7 @@ impl Answer<'_> {
                     range: None,
                 },
                 protos: vec!["UDP".into(), "TLS".into(), "RTP".into(), "SAVPF".into()],
-                formats: vec![pt.to_string()],
+                formats,
             },
             media_title: None,
             connection_information: Some(connection(any_ip)),

@@ -29,6 +29,7 @@
 //!     local_fingerprint: &Fingerprint::sha256([0; 32]),
 //!     candidates: &["192.0.2.1:40000".parse().unwrap()],
 //!     video_ssrc: 1,
+//!     video_rtx_ssrc: None,
 //!     audio_ssrc: 2,
 //!     cname: "corecast",
 //!     stream_id: "channel-1",

@@ -99,6 +99,10 @@ pub struct AcceptedMedia {
     pub fmtp: Option<String>,
     /// The feedback both sides use.
     pub feedback: Feedback,
+    /// The offer's RFC 4588 retransmission payload type for this codec (`rtx` with
+    /// `apt=payload_type`), offered with generic NACK: the answer accepts it when the sender has
+    /// a retransmission stream to give it ([`Answer::video_rtx_ssrc`](super::Answer)).
+    pub rtx_payload_type: Option<u8>,
 }
 
 /// An m-line corecast answers with port 0.
@@ -200,9 +204,14 @@ pub fn negotiate(offer: &Offer, wanted: &Wanted) -> Result<Negotiated, OfferErro
             MediaKind::Video => have_video = true,
             _ => have_audio = true,
         }
-        media.push(MediaAnswer::Accepted(AcceptedMedia {
+        let chosen = AcceptedMedia {
             mid,
             kind: m.kind.clone(),
+            ..chosen
+        };
+        let rtx_payload_type = offered_rtx(m, &chosen);
+        media.push(MediaAnswer::Accepted(AcceptedMedia {
+            rtx_payload_type,
             ..chosen
         }));
     }
@@ -263,7 +272,23 @@ fn accepted(codec: &OfferedCodec, sent: Codec, fmtp: Option<String>) -> Accepted
         channels: codec.channels,
         fmtp,
         feedback: Feedback::of(codec),
+        rtx_payload_type: None,
     }
+}
+
+/// The offer's `rtx` payload type for `chosen` (RFC 4588 §8.6: `apt` names the payload type it
+/// retransmits), when `chosen` is a video codec with generic NACK: without NACK nothing asks.
+fn offered_rtx(m: &OfferedMedia, chosen: &AcceptedMedia) -> Option<u8> {
+    if chosen.kind != MediaKind::Video || !chosen.feedback.nack {
+        return None;
+    }
+    let apt = chosen.payload_type.to_string();
+    m.codecs
+        .iter()
+        .find(|c| {
+            c.is("rtx") && c.clock_rate == chosen.clock_rate && c.fmtp_param("apt") == Some(&apt)
+        })
+        .map(|c| c.payload_type)
 }
 
 /// The offered fmtp, written back as is.
