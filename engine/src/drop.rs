@@ -38,7 +38,8 @@ pub enum DropReason {
     OtherSsrc,
     /// A payload type other than the source's (configured, or learned from its first packet).
     OtherPayloadType,
-    /// An RFC 4588 retransmission (the source's `rtx_payload_type`): counted, not yet used.
+    /// An RFC 4588 retransmission (the source's `rtx_payload_type`) that fills no gap: of a
+    /// packet already here or never missed, or before any stream.
     Rtx,
 }
 

@@ -35,6 +35,7 @@ use probation::{Candidate, Hold, Membership};
 mod keyframe;
 mod latch;
 mod probation;
+pub mod upstream;
 
 pub use keyframe::KeyframeRequest;
 pub use probation::HOLD_SLOT;
@@ -149,6 +150,8 @@ pub struct IngressCounters {
     pub keyframes: u64,
     /// Keyframe requests (PLI) handed to the I/O layer and sent.
     pub keyframe_requests_sent: u64,
+    /// Repair asked of the sender (NACKs) and its retransmissions taken.
+    pub upstream: upstream::UpstreamCounters,
 }
 
 /// How ingress tells the source's stream from other packets arriving on its port.
@@ -166,7 +169,9 @@ pub struct IngressConfig {
     /// The source's payload type, when known ahead (from the API); otherwise it is learned from
     /// the first packet of each stream.
     pub payload_type: Option<u8>,
-    /// RFC 4588 retransmissions of the source's stream: counted as `rtx` (not yet used).
+    /// The payload type of the sender's RFC 4588 retransmissions: gaps in the stream are
+    /// NACKed to the sender and its retransmissions fill them (`source/upstream.rs`); one that
+    /// cannot be used is dropped as `rtx`.
     pub rtx_payload_type: Option<u8>,
     /// Packets of a stream on probation that are held at most; beyond, the oldest give way
     /// (dropped as `other_ssrc`). Each takes a [`HOLD_SLOT`]-byte slot, allocated with the
@@ -262,6 +267,11 @@ pub struct SourceIngress {
     keyframe_interval: Option<Nanos>,
     latch: Latch,
     keyframe_requests: KeyframeRequests,
+    /// Upstream repair (a source with an RTX payload type): its missing numbers, and where a
+    /// retransmission is rebuilt.
+    upstream: Option<Box<upstream::Upstream>>,
+    /// The packet being accepted was rebuilt from the sender's retransmission.
+    retransmitted: bool,
 }
 
 impl SourceIngress {
@@ -299,6 +309,10 @@ impl SourceIngress {
             keyframe_interval: None,
             latch: Latch::new(config.latch),
             keyframe_requests: KeyframeRequests::default(),
+            upstream: config
+                .rtx_payload_type
+                .map(|_| Box::new(upstream::Upstream::new())),
+            retransmitted: false,
         }
     }
 
@@ -378,6 +392,10 @@ impl SourceIngress {
     /// work: a waiting keyframe request's rate limit ending, or a stream on probation to give up.
     pub fn poll_timeout(&self) -> Option<Nanos> {
         let keyframe = self.keyframe_requests.deadline(self.config.pli_interval);
+        let keyframe = match (keyframe, self.upstream.as_ref().and_then(|u| u.deadline())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let probation = self
             .candidate
             .filter(|_| !self.releasing)
@@ -442,6 +460,9 @@ impl SourceIngress {
         now: Nanos,
         mut deliver: impl FnMut(&RxPacket, &[u8], Option<&[u8]>),
     ) -> Result<usize, DropReason> {
+        if self.upstream.is_some() && self.is_rtx(buf) {
+            return self.ingest_rtx(buf, from, now, deliver);
+        }
         if let Some(pkt) = self.accept(buf, from, now)? {
             deliver(&pkt, buf, self.prelude_for(&pkt));
             return Ok(1);
@@ -612,7 +633,9 @@ impl SourceIngress {
             return Ok(Some(self.start(header, payload, now)));
         };
         if header.ssrc == stream.ssrc {
+            let highest = stream.highest_seq;
             if let Placed::In(epoch, seq, ts) = stream.place(self.codec, header, payload, now)? {
+                self.note_sequence(highest, seq, now);
                 return Ok(Some((epoch, seq, ts)));
             }
         }
@@ -692,6 +715,10 @@ impl SourceIngress {
 
     /// Start a new stream (and epoch) at this packet.
     fn start(&mut self, header: &RtpHeader, payload: &PayloadInfo, now: Nanos) -> (u32, u64, u64) {
+        if let Some(u) = self.upstream.as_mut() {
+            u.clear();
+            self.counters.upstream = u.counters;
+        }
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.wrapping_add(1);
         let seq = SEQ_BASE + header.seq.0 as u64;

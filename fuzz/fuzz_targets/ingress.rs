@@ -55,7 +55,13 @@ struct Seen {
 
 fuzz_target!(|input: Input| {
     let codec = input.kind.codec();
-    let mut ingress = SourceIngress::new(SOURCE, codec, codec.default_clock_rate());
+    // A retransmitting sender's source (RTX on 97): gaps are tracked and NACKed, and packets of
+    // payload type 97 taken as retransmissions, which may fill them.
+    let config = corecast_engine::IngressConfig {
+        rtx_payload_type: Some(97),
+        ..Default::default()
+    };
+    let mut ingress = SourceIngress::with_config(SOURCE, codec, codec.default_clock_rate(), config);
     if input.configured {
         if let Some(units) = input.kind.sdp_parameter_sets() {
             ingress.set_configured_parameter_sets(ParameterSets::configured(codec, units).unwrap());
@@ -77,6 +83,13 @@ fuzz_target!(|input: Input| {
             }
             Step::Wait(ms) => {
                 now = now.saturating_add(Nanos::from_millis(u64::from(*ms)));
+                // The NACKs due by then: each a well-formed NACK naming at least one number.
+                while let Some(nack) = ingress.poll_nack(now) {
+                    assert!(matches!(
+                        corecast_engine::rtcp::packets(nack.bytes()).next(),
+                        Some(Ok(corecast_engine::rtcp::RtcpPacket::Nack { .. }))
+                    ));
+                }
                 continue;
             }
         };

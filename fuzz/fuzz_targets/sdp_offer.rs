@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
             local_fingerprint: &fingerprint,
             candidates: &candidates,
             video_ssrc: 1,
+            video_rtx_ssrc: Some(3),
             audio_ssrc: 2,
             cname: "fuzz",
             stream_id: "fuzz",

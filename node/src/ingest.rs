@@ -426,6 +426,12 @@ impl Ingest {
                     s.ingress.record_keyframe_request_failure();
                 }
             }
+            // Gaps in a retransmitting sender's stream (`rtx_payload_type`), asked for.
+            while let Some(nack) = s.ingress.poll_nack(now) {
+                if let Err(e) = s.socket.send_to(nack.bytes(), nack.to) {
+                    tracing::debug!(source = %s.id, "NACK to {} failed: {e}", nack.to);
+                }
+            }
         }
     }
 

@@ -53,6 +53,13 @@ impl ControlState {
             counters.keyframes = i.ingress.keyframes;
             counters.restarts = i.ingress.restarts;
             counters.keyframe_requests = i.keyframe_requests_sent;
+            let u = &i.ingress.upstream;
+            counters.upstream = corecast_signaling::api::UpstreamRepairCounters {
+                missing: u.missing,
+                nacks_sent: u.nacks_sent,
+                repaired: u.repaired,
+                given_up: u.given_up,
+            };
             counters.rtcp_received = i.rtcp_packets;
             counters.sender_reports = i.sender_reports;
             counters.rtcp_drops = drop_map(&i.rtcp_drops);

@@ -168,3 +168,104 @@ fn until_repair(
     });
     sum
 }
+
+/// The sender's RFC 4588 retransmission of `p`: payload type 97, an SSRC of its own, the
+/// original sequence number before the payload.
+fn as_rtx(p: &[u8], rtx_seq: u16) -> Vec<u8> {
+    let h = corecast_engine::rtp::RtpHeader::parse(p).unwrap();
+    let start = h.payload_start as usize;
+    let mut r = p[..start].to_vec();
+    r[1] = (p[1] & 0x80) | 97;
+    r[2..4].copy_from_slice(&rtx_seq.to_be_bytes());
+    r[8..12].copy_from_slice(&0x0057_0057u32.to_be_bytes());
+    r.extend_from_slice(&p[2..4]);
+    r.extend_from_slice(&p[start..]);
+    r
+}
+
+/// A source whose sender says it retransmits (`rtx_payload_type`): the packets lost on the way
+/// in are NACKed to the sender, which answers with RTX; the subscriber gets every packet once,
+/// the retransmitted ones as the originals were.
+#[test]
+fn gaps_from_a_retransmitting_sender_are_nacked_upstream_and_filled_by_its_rtx() {
+    let (_node, client) = start(&[]);
+    let src = client
+        .create_source(&corecast_signaling::api::CreateSource {
+            name: "cam".into(),
+            codec: "vp8".into(),
+            payload_type: Some(96),
+            rtx_payload_type: Some(97),
+            ..Default::default()
+        })
+        .unwrap();
+    let sub_socket = receiver();
+    subscribe(&client, src.id, std::slice::from_ref(&sub_socket));
+    let mut sender = Sender::new(ingest_addr(&src), 0x5e2d, 30);
+    // 60 packets, every tenth lost before the node (kept here to retransmit).
+    let mut sent = BTreeMap::new();
+    let mut lost = BTreeMap::new();
+    for i in 0..60 {
+        let mut buf = Vec::new();
+        let p = sender.stream.next_packet(&mut buf);
+        if i % 10 == 5 {
+            lost.insert(p.seq.0, buf.clone());
+        } else {
+            sender.socket.send_to(&buf, sender.to).unwrap();
+        }
+        sent.insert(p.seq.0, buf);
+    }
+    // The node asks for each lost one; the sender answers every NACK with RTX.
+    let mut asked = std::collections::BTreeSet::new();
+    let mut rtx_seq = 0u16;
+    until("NACKs for every lost packet", || {
+        while let Some(rtcp) = sender.poll_rtcp() {
+            for packet in corecast_engine::rtcp::packets(&rtcp).flatten() {
+                if let corecast_engine::rtcp::RtcpPacket::Nack {
+                    media_ssrc, pairs, ..
+                } = packet
+                {
+                    assert_eq!(media_ssrc, Ssrc(0x5e2d));
+                    for seq in pairs.lost() {
+                        asked.insert(seq.0);
+                        let p = lost.get(&seq.0).expect("only lost numbers are asked for");
+                        sender
+                            .socket
+                            .send_to(&as_rtx(p, rtx_seq), sender.to)
+                            .unwrap();
+                        rtx_seq += 1;
+                    }
+                }
+            }
+        }
+        asked.len() == lost.len()
+    });
+    let mut got = Received::default();
+    until("every packet at the subscriber", || {
+        take(&sub_socket, &mut got);
+        got.packets.len() == sent.len()
+    });
+    for (seq, copies) in &got.packets {
+        assert_eq!(copies.len(), 1, "{seq} once");
+    }
+    // Numbered on without a hole (the node's numbering starts anywhere, and may wrap), each
+    // packet the size it was sent at: the retransmitted ones are in their places.
+    let first = got
+        .packets
+        .keys()
+        .copied()
+        .find(|s| !got.packets.contains_key(&s.wrapping_sub(1)));
+    let first = first.expect("a first packet");
+    let sent_sizes: Vec<usize> = sent.values().map(Vec::len).collect();
+    let got_sizes: Vec<usize> = (0..sent.len() as u16)
+        .map(|k| got.packets[&first.wrapping_add(k)][0].len())
+        .collect();
+    assert_eq!(got_sizes, sent_sizes);
+    until("the source's counters", || {
+        let c = client.source(src.id).unwrap().counters;
+        c.upstream.repaired == lost.len() as u64
+    });
+    let c = client.source(src.id).unwrap().counters;
+    assert_eq!(c.packets_accepted, 60, "{c:?}");
+    assert_eq!(c.upstream.missing, lost.len() as u64, "{c:?}");
+    assert!(c.upstream.nacks_sent >= 1, "{c:?}");
+}

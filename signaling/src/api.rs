@@ -185,6 +185,11 @@ pub struct SourceCounters {
     pub keyframes: u64,
     pub restarts: u64,
     pub keyframe_requests: u64,
+    /// Repair asked of a retransmitting sender (one with `rtx_payload_type`): sequence numbers
+    /// found missing, NACKs sent for them, its retransmissions that filled a gap, numbers given
+    /// up on.
+    #[serde(default)]
+    pub upstream: UpstreamRepairCounters,
     /// RTCP datagrams from the source (rtcp-mux, on its RTP port): not forwarded, and apart
     /// from `packets_received` and its drops.
     #[serde(default)]
@@ -257,6 +262,14 @@ pub struct SourceView {
     pub failed_over: bool,
     pub subscribers: u64,
     pub counters: SourceCounters,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UpstreamRepairCounters {
+    pub missing: u64,
+    pub nacks_sent: u64,
+    pub repaired: u64,
+    pub given_up: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
