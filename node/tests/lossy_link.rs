@@ -9,6 +9,12 @@
 //! first and last; without (`--history-ms 0`, the receiver's requests off), frames are lost.
 //! The repair rate and the added traffic are printed (BENCHMARKS.md quotes them).
 //!
+//! Upstream too: a GStreamer sender in a namespace that retransmits on request (rtpbin with
+//! rtprtxsend, `scripts/lossy/rtx_sender.py`), 2 % of its datagrams lost on the way to the
+//! node (dropped in the host's input hook, in a table of the test's own); with the source's
+//! `rtx_payload_type` named, the node NACKs the gaps and the sender's RTX fills them before a
+//! subscriber sees a hole; without, the subscriber has them.
+//!
 //! And the same for a WebRTC viewer: headless Chromium in a namespace, 2 % of everything the
 //! node sends it lost, asks with NACKs and gets RFC 4588 retransmissions back; with repair its
 //! picture never freezes, without it freezes for seconds.
@@ -303,5 +309,140 @@ fn rtx_repairs_a_lossy_link_for_chromium() {
         n(&off, "pliSent"),
         off.dropped,
         on.dropped,
+    );
+}
+
+const SENDER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scripts/lossy/rtx_sender.py"
+);
+
+/// What one upstream run measured: the subscriber's view and the source's counters.
+#[derive(Debug)]
+struct UpstreamOutcome {
+    sender: serde_json::Value,
+    /// Datagrams the host-side rule dropped on the way to the node.
+    dropped: u64,
+    /// Distinct packets the subscriber received, and the numbers missing between its first
+    /// and last.
+    received: usize,
+    missing: usize,
+    counters: corecast_signaling::api::SourceCounters,
+}
+
+/// A GStreamer sender in the namespace that retransmits on request (rtpbin + rtprtxsend),
+/// 2 % of its datagrams lost on the way to the node; a plain subscriber on the host. With
+/// `repair`, the source names the sender's RTX payload type (97): the node NACKs the gaps.
+fn upstream_run(tag: u32, repair: bool) -> UpstreamOutcome {
+    let mut ns = Netns::new(tag);
+    let (_node, client) = start(&["--rtp-ip", ns.host.as_str(), "--shards", "1"]);
+    let feedback = 13_000;
+    let src = client
+        .create_source(&corecast_signaling::api::CreateSource {
+            name: "cam".into(),
+            codec: "vp8".into(),
+            payload_type: Some(96),
+            rtx_payload_type: repair.then_some(97),
+            feedback: Some(format!("{}:{feedback}", ns.inside)),
+            ..Default::default()
+        })
+        .unwrap();
+    let socket = receiver();
+    subscribe(&client, src.id, std::slice::from_ref(&socket));
+    ns.lose_on_the_way_out(src.ingest.port, 2);
+    let mut sender = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "/usr/bin/python3", SENDER])
+        .args(["--to", &format!("{}:{}", ns.host, src.ingest.port)])
+        .args([
+            "--bind-port",
+            "12500",
+            "--feedback-port",
+            &feedback.to_string(),
+        ])
+        .args(["--frames", &FRAMES.to_string(), "--timeout", "40"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sender starts");
+    let mut got = Vec::new();
+    until_by(
+        Instant::now() + Duration::from_secs(60),
+        "the sender to finish",
+        || {
+            drain(&socket, &mut got);
+            sender.try_wait().unwrap().is_some()
+        },
+    );
+    // What is still on its way (a last retransmission) has a moment to come.
+    let settle = Instant::now() + Duration::from_millis(300);
+    until("the last packets", || {
+        drain(&socket, &mut got);
+        Instant::now() >= settle
+    });
+    let out = sender.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sender: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the sender's report ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    // Unwrap the subscriber's numbers (they start anywhere and may wrap) and count the holes.
+    let mut ext: Vec<i64> = Vec::new();
+    for g in &got {
+        let e = match ext.last() {
+            Some(&last) => last + i64::from(g.seq.wrapping_sub(last as u16) as i16),
+            None => i64::from(g.seq),
+        };
+        ext.push(e);
+    }
+    ext.sort_unstable();
+    ext.dedup();
+    let missing = match (ext.first(), ext.last()) {
+        (Some(a), Some(b)) => (b - a + 1) as usize - ext.len(),
+        _ => 0,
+    };
+    UpstreamOutcome {
+        sender,
+        dropped: ns.dropped_on_the_way_out(),
+        received: ext.len(),
+        missing,
+        counters: client.source(src.id).unwrap().counters,
+    }
+}
+
+#[test]
+fn nacks_upstream_repair_a_lossy_link_from_a_retransmitting_gstreamer_sender() {
+    if !tools_present() {
+        return;
+    }
+    let on = upstream_run(4, true);
+    let off = upstream_run(5, false);
+    eprintln!("upstream repair on:  {on:?}\nupstream repair off: {off:?}");
+    for o in [&on, &off] {
+        assert!(o.dropped > 0, "the link lost nothing: {o:?}");
+        assert!(o.received > 0, "{o:?}");
+    }
+    // Without it the losses reach the subscriber as holes.
+    assert!(off.missing > 0, "{off:?}");
+    assert_eq!(off.counters.upstream.nacks_sent, 0, "{off:?}");
+    // With it the node asked, the sender retransmitted, and the subscriber has every packet.
+    let u = on.counters.upstream;
+    assert!(u.nacks_sent > 0 && u.repaired > 0, "{on:?}");
+    assert_eq!(on.missing, 0, "{on:?}");
+    eprintln!(
+        "upstream: {} datagrams lost on the way in, {} numbers missing, {} NACKs, {} repaired by \
+         the sender's RTX ({} given up); the subscriber missed {} of {}; without: {} lost, the \
+         subscriber missed {} of {}",
+        on.dropped,
+        u.missing,
+        u.nacks_sent,
+        u.repaired,
+        u.given_up,
+        on.missing,
+        on.received + on.missing,
+        off.dropped,
+        off.missing,
+        off.received + off.missing,
     );
 }

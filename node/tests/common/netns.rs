@@ -19,6 +19,8 @@ pub struct Netns {
     pub name: String,
     pub host: String,
     pub inside: String,
+    /// The host's own nftables table of this namespace's loss on the way in, if made.
+    host_table: Option<String>,
 }
 
 impl Netns {
@@ -31,7 +33,12 @@ impl Netns {
         let inside = format!("10.{b}.{c}.2");
         let (veth_host, veth_ns) = (format!("cch{pid}{tag}"), format!("ccn{pid}{tag}"));
         run(&["ip", "netns", "add", &name]);
-        let ns = Netns { name, host, inside };
+        let ns = Netns {
+            name,
+            host,
+            inside,
+            host_table: None,
+        };
         run(&[
             "ip", "link", "add", &veth_host, "type", "veth", "peer", "name", &veth_ns,
         ]);
@@ -89,6 +96,40 @@ impl Netns {
         ]);
     }
 
+    /// Drop `percent` % of the UDP datagrams from the namespace to the host's `port`, at random,
+    /// in the host's input hook (a table of this namespace's own, deleted with it): loss on the
+    /// way from a sender inside (a drop in the sender's own output chain would be an error it
+    /// sees, not a loss).
+    pub fn lose_on_the_way_out(&mut self, port: u16, percent: u32) {
+        let table = self.name.clone();
+        run(&["nft", "add", "table", "inet", &table]);
+        run(&[
+            "nft",
+            &format!("add chain inet {table} input {{ type filter hook input priority 0; }}"),
+        ]);
+        run(&[
+            "nft",
+            &format!(
+                "add rule inet {table} input ip saddr {} udp dport {port} numgen random mod 100 \
+                 < {percent} counter drop",
+                self.inside
+            ),
+        ]);
+        self.host_table = Some(table);
+    }
+
+    /// How many datagrams the host-side rule dropped so far.
+    pub fn dropped_on_the_way_out(&self) -> u64 {
+        let Some(table) = &self.host_table else {
+            return 0;
+        };
+        let out = Command::new("nft")
+            .args(["list", "table", "inet", table])
+            .output()
+            .expect("nft runs");
+        counted(&String::from_utf8_lossy(&out.stdout))
+    }
+
     /// How many datagrams the loss rules dropped so far.
     pub fn dropped(&self) -> u64 {
         let out = Command::new("ip")
@@ -97,18 +138,28 @@ impl Netns {
             ])
             .output()
             .expect("nft runs");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .filter(|w| w[0] == "packets")
-            .filter_map(|w| w[1].parse::<u64>().ok())
-            .sum()
+        counted(&String::from_utf8_lossy(&out.stdout))
     }
+}
+
+/// The sum of the `counter packets N` of an `nft list` output.
+fn counted(listing: &str) -> u64 {
+    listing
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "packets")
+        .filter_map(|w| w[1].parse::<u64>().ok())
+        .sum()
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if let Some(table) = &self.host_table {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", table])
+                .status();
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
