@@ -430,6 +430,10 @@ fn nacks_upstream_repair_a_lossy_link_from_a_retransmitting_gstreamer_sender() {
     let u = on.counters.upstream;
     assert!(u.nacks_sent > 0 && u.repaired > 0, "{on:?}");
     assert_eq!(on.missing, 0, "{on:?}");
+    // What it took came from the sender's rtprtxsend; asked nothing, it sent nothing.
+    let rtx_sent = |o: &UpstreamOutcome| o.sender["rtx_packets"].as_u64().unwrap_or(0);
+    assert!(rtx_sent(&on) >= u.repaired, "{on:?}");
+    assert_eq!(rtx_sent(&off), 0, "{off:?}");
     eprintln!(
         "upstream: {} datagrams lost on the way in, {} numbers missing, {} NACKs, {} repaired by \
          the sender's RTX ({} given up); the subscriber missed {} of {}; without: {} lost, the \
