@@ -257,6 +257,21 @@ pub fn fill_pattern(buf: &mut [u8], ssrc: Ssrc, seq: u16) {
     }
 }
 
+/// `packet` as its sender's RFC 4588 retransmission: payload type `rtx_payload_type`, SSRC
+/// `rtx_ssrc` and number `rtx_seq` of the retransmission stream, the original sequence number
+/// before the original payload.
+pub fn as_rtx(packet: &[u8], rtx_payload_type: u8, rtx_ssrc: Ssrc, rtx_seq: u16) -> Vec<u8> {
+    let header = crate::rtp::RtpHeader::parse(packet).expect("a valid RTP packet");
+    let start = header.payload_start as usize;
+    let mut rtx = packet[..start].to_vec();
+    rtx[1] = (packet[1] & 0x80) | (rtx_payload_type & 0x7f);
+    rtx[2..4].copy_from_slice(&rtx_seq.to_be_bytes());
+    rtx[8..12].copy_from_slice(&rtx_ssrc.0.to_be_bytes());
+    rtx.extend_from_slice(&packet[2..4]);
+    rtx.extend_from_slice(&packet[start..]);
+    rtx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

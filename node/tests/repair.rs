@@ -169,18 +169,8 @@ fn until_repair(
     sum
 }
 
-/// The sender's RFC 4588 retransmission of `p`: payload type 97, an SSRC of its own, the
-/// original sequence number before the payload.
 fn as_rtx(p: &[u8], rtx_seq: u16) -> Vec<u8> {
-    let h = corecast_engine::rtp::RtpHeader::parse(p).unwrap();
-    let start = h.payload_start as usize;
-    let mut r = p[..start].to_vec();
-    r[1] = (p[1] & 0x80) | 97;
-    r[2..4].copy_from_slice(&rtx_seq.to_be_bytes());
-    r[8..12].copy_from_slice(&0x0057_0057u32.to_be_bytes());
-    r.extend_from_slice(&p[2..4]);
-    r.extend_from_slice(&p[start..]);
-    r
+    corecast_engine::synth::as_rtx(p, 97, Ssrc(0x0057_0057), rtx_seq)
 }
 
 /// A source whose sender says it retransmits (`rtx_payload_type`): the packets lost on the way

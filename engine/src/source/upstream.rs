@@ -428,18 +428,8 @@ mod ingress_tests {
             .collect()
     }
 
-    /// `p` as the sender's RFC 4588 retransmission: PT 97, its own SSRC and numbering, the OSN
-    /// before the payload.
     fn as_rtx(p: &[u8], rtx_seq: u16) -> Vec<u8> {
-        let h = RtpHeader::parse(p).unwrap();
-        let start = h.payload_start as usize;
-        let mut r = p[..start].to_vec();
-        r[1] = (p[1] & 0x80) | 97;
-        r[2..4].copy_from_slice(&rtx_seq.to_be_bytes());
-        r[8..12].copy_from_slice(&0x5157u32.to_be_bytes());
-        r.extend_from_slice(&p[2..4]);
-        r.extend_from_slice(&p[start..]);
-        r
+        crate::synth::as_rtx(p, 97, Ssrc(0x5157), rtx_seq)
     }
 
     fn ingress(rtx: Option<u8>) -> SourceIngress {
