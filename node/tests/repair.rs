@@ -44,24 +44,35 @@ fn nack(socket: &UdpSocket, to: SocketAddr, ssrc: u32, lost: &[u16]) {
 
 /// A node, a VP8 source sending 200 packets, one subscriber that received them all.
 fn forwarded(extra: &[&str]) -> (corecast::Node, Client, UdpSocket, Received, u32) {
-    let (node, client) = start(extra);
+    // Counters every 50 ms: the wait for all of it to be through below is short, well inside
+    // the history.
+    let mut flags = vec!["--stats-interval", "50"];
+    flags.extend_from_slice(extra);
+    let (node, client) = start(&flags);
     let src = source(&client, "cam", "vp8");
     let rx = receiver();
     let sub = subscribe(&client, src.id, std::slice::from_ref(&rx)).remove(0);
     let mut sender = Sender::new(ingest_addr(&src), 0x5eed, 30);
     let mut got = Received::default();
+    let mut sent = 0u64;
     // Sending until the subscriber is live (it starts at a keyframe), then 200 more.
     until("the subscriber's first packet", || {
         sender.send();
+        sent += 1;
         take(&rx, &mut got);
         !got.packets.is_empty()
     });
     for _ in 0..200 {
         sender.send();
+        sent += 1;
     }
-    until("200 packets at the subscriber", || {
+    // All of it through the node and at the subscriber, so nothing still on its way arrives
+    // later (on a loaded machine hundreds may be in flight when the 200th has come).
+    until("every packet forwarded and received", || {
         take(&rx, &mut got);
-        got.packets.len() > 200
+        let accepted = client.source(src.id).unwrap().counters.packets_accepted;
+        let forwarded = client.subscriber(sub.id).unwrap().counters.packets_sent;
+        got.packets.len() > 200 && accepted == sent && forwarded == got.packets.len() as u64
     });
     (node, client, rx, got, sub.ssrc)
 }
