@@ -389,21 +389,16 @@ impl SourceIngress {
     }
 
     /// When [`SourceIngress::handle_timeout`] (and [`SourceIngress::poll_transmit`]) next have
-    /// work: a waiting keyframe request's rate limit ending, or a stream on probation to give up.
+    /// work: a waiting keyframe request's rate limit ending, a NACK due to the sender, or a stream
+    /// on probation to give up.
     pub fn poll_timeout(&self) -> Option<Nanos> {
         let keyframe = self.keyframe_requests.deadline(self.config.pli_interval);
-        let keyframe = match (keyframe, self.upstream.as_ref().and_then(|u| u.deadline())) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let nack = self.upstream.as_ref().and_then(|u| u.deadline());
         let probation = self
             .candidate
             .filter(|_| !self.releasing)
             .map(|c| c.last_at.saturating_add(self.config.takeover_silence));
-        match (keyframe, probation) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [keyframe, nack, probation].into_iter().flatten().min()
     }
 
     /// The SSRC of the current stream, once a packet has arrived.

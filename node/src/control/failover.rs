@@ -12,7 +12,14 @@ use corecast_engine::{FailoverMove, SourceId, TrackId};
 use super::switches::SwitchCause;
 use super::ControlState;
 use crate::events::EventType;
-use crate::telemetry::lock;
+use crate::telemetry::{lock, Aggregates};
+
+/// The packets ingest accepted from `source` so far, as of its last snapshot in `agg`.
+pub(super) fn accepted_in(agg: &Aggregates, source: SourceId) -> u64 {
+    agg.sources
+        .get(&source.0)
+        .map_or(0, |s| s.stats.ingress.accepted)
+}
 
 /// The least time between two looks (the control thread's tick, whatever woke it).
 const WATCH_EVERY: corecast_engine::Nanos = corecast_engine::Nanos::from_millis(20);
@@ -33,15 +40,11 @@ impl ControlState {
         let mut moves = Vec::new();
         {
             let agg = lock(&self.telemetry);
-            let accepted = |id: &SourceId| {
-                agg.sources
-                    .get(&id.0)
-                    .map_or(0, |s| s.stats.ingress.accepted)
-            };
-            for (id, s) in self.sources.iter_mut() {
+            for (&id, s) in self.sources.iter_mut() {
                 if let Some((fallback, policy)) = &mut s.fallback {
-                    if let Some(m) = policy.observe(accepted(id), accepted(fallback), now) {
-                        moves.push((*id, *fallback, m));
+                    let (p, f) = (accepted_in(&agg, id), accepted_in(&agg, *fallback));
+                    if let Some(m) = policy.observe(p, f, now) {
+                        moves.push((id, *fallback, m));
                     }
                 }
             }

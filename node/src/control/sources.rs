@@ -94,7 +94,7 @@ impl ControlState {
                     // Ids are never reused: a new source has accepted nothing yet.
                     (
                         fallback,
-                        Failover::new(idle, 0, self.accepted(fallback), now),
+                        Failover::new(idle, 0, self.fallback_accepted(fallback), now),
                     )
                 }),
                 mask,
@@ -106,11 +106,8 @@ impl ControlState {
     }
 
     /// The packets ingest accepted from `source` so far, as of its last snapshot.
-    pub(super) fn accepted(&self, source: SourceId) -> u64 {
-        crate::telemetry::lock(&self.telemetry)
-            .sources
-            .get(&source.0)
-            .map_or(0, |s| s.stats.ingress.accepted)
+    fn fallback_accepted(&self, source: SourceId) -> u64 {
+        super::failover::accepted_in(&crate::telemetry::lock(&self.telemetry), source)
     }
 
     /// The ingest socket of a new source: on `port` if asked, else on the first free port of
