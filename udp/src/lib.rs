@@ -32,4 +32,7 @@ pub mod time;
 pub use options::{enable_receive_timestamps, Buffer};
 pub use ports::PortRange;
 pub use recv::{Received, RecvBatch};
-pub use send::{Datagram, Refusal, SendBatch, SendOutcome, SEGMENTS};
+pub use send::{
+    gso_supported, Datagram, Refusal, SendBatch, SendOutcome, MAX_GSO_BYTES, MAX_GSO_SEGMENTS,
+    SEGMENTS,
+};
