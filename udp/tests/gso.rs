@@ -43,7 +43,10 @@ fn receive(r: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
 
 fn nothing_more(r: &UdpSocket) {
     r.set_nonblocking(true).unwrap();
-    assert!(r.recv(&mut [0u8; 16]).is_err(), "nothing beyond what was sent");
+    assert!(
+        r.recv(&mut [0u8; 16]).is_err(),
+        "nothing beyond what was sent"
+    );
 }
 
 fn want(c: &Copy, payload: &[u8]) -> Vec<u8> {
