@@ -77,8 +77,8 @@ pub mod types;
 pub use drop::{DropCounts, DropReason, DropScope};
 pub use failover::{Failover, FailoverMove};
 pub use shard::{
-    ControlError, FanOut, JoinPolicy, Layout, Shard, ShardCounters, ShardEvent, SourceCounters,
-    SwitchOutcome, TrackConfig, TrackCounters, TrackInfo,
+    ControlError, FanOut, JoinPolicy, Layout, RunFanOut, Shard, ShardCounters, ShardEvent,
+    SourceCounters, SwitchOutcome, TrackConfig, TrackCounters, TrackInfo, MAX_RUN,
 };
 pub use source::{
     IngressConfig, IngressCounters, KeyframeRequest, Prelude, RxPacket, SourceIngress,

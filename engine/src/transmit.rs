@@ -30,6 +30,10 @@ pub struct Transmit {
     pub head: OutHead,
     /// This copy is the packet's prelude, not the packet.
     pub prelude: bool,
+    /// Which packet of a run this copies ([`crate::Shard::fan_out_run`]); written only by a
+    /// run of several packets (see [`crate::RunFanOut::indexed`]), so that a one-packet
+    /// fan-out's loop pays no store for it.
+    pub run_index: u8,
 }
 
 impl Transmit {
@@ -91,6 +95,7 @@ impl TransmitBatch {
             track: TrackId(0),
             head: [0; FIXED_HEADER_LEN + crate::codec::MAX_REWRITE_LEN],
             prelude: false,
+            run_index: 0,
         };
         TransmitBatch {
             slots: vec![empty; capacity].into_boxed_slice(),

@@ -26,6 +26,7 @@ mod linked;
 mod repair;
 mod replay;
 mod reports;
+mod run;
 mod switch;
 mod table;
 
@@ -45,6 +46,7 @@ pub use feedback::is_subscribers_address;
 pub use repair::{RepairConfig, RepairCounters, Resent, RESEND_QUEUE};
 pub use replay::{JoinPolicy, ReplayCounters, Replayed, REPLAY_PACE};
 pub use reports::{Reception, SENDER_REPORT_INTERVAL, SENDER_REPORT_LEN};
+pub use run::{Run, RunFanOut, MAX_RUN};
 pub use table::{SourceCounters, TrackCounters};
 
 /// How a packet finds the tracks of its source.
@@ -506,12 +508,7 @@ impl<H> Shard<H> {
             self.apply_pending(g, now);
         }
         let group = &mut self.table.groups[g];
-        group.epoch = Some(pkt.epoch);
-        // Audio packets are frames of their own; the marker means something else there.
-        group.frame_open = !pkt.header.marker && !group.codec.is_some_and(Codec::is_audio);
-        group.last_packet_at = now;
-        group.counters.packets += 1;
-        group.counters.track_packets += group.len() as u64;
+        group.begin_packet(pkt, now);
         let (pos, end) = match self.layout {
             Layout::Grouped => (group.start, group.end),
             Layout::Scan => (0, self.table.tracks.len() as u32),

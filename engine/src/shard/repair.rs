@@ -408,6 +408,7 @@ impl<H: AsRef<[u8]>> Shard<H> {
                     track: t.id,
                     head,
                     prelude,
+                    run_index: 0,
                 },
                 pkt,
                 handle,

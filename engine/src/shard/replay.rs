@@ -469,6 +469,7 @@ impl<H: AsRef<[u8]>> Shard<H> {
                 track: track.id,
                 head: prelude_head,
                 prelude: true,
+                run_index: 0,
             }
         });
         track.counters.packets += 1;
@@ -482,6 +483,7 @@ impl<H: AsRef<[u8]>> Shard<H> {
                 track: track.id,
                 head,
                 prelude: false,
+                run_index: 0,
             },
             pkt,
             handle,

@@ -271,3 +271,16 @@ impl TrackTable {
         }
     }
 }
+
+impl Group {
+    /// What the group keeps of each packet of its source, before its tracks are walked.
+    pub(super) fn begin_packet(&mut self, pkt: &crate::source::RxPacket, now: crate::types::Nanos) {
+        self.epoch = Some(pkt.epoch);
+        // Audio packets are frames of their own; the marker means something else there.
+        self.frame_open =
+            !pkt.header.marker && !self.codec.is_some_and(crate::types::Codec::is_audio);
+        self.last_packet_at = now;
+        self.counters.packets += 1;
+        self.counters.track_packets += self.len() as u64;
+    }
+}
