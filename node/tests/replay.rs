@@ -192,20 +192,19 @@ fn ffmpeg_decodes_a_mid_gop_join_and_a_switch_to_a_long_gop_source_cleanly() {
          ! udpsink host=127.0.0.1 port={}",
         short.ingest.port
     ));
-    // A subscriber of the short GOP source, to be switched to the long one mid-GOP.
+    // A subscriber of the short GOP source, to be switched to the long one mid-GOP. ffmpeg
+    // listens before the subscriber exists: on a loaded machine the source's first keyframe
+    // could otherwise reach the port before ffmpeg, which then starts at a delta frame.
     let port = free_port_pair();
+    let dest = format!("127.0.0.1:{port}");
+    let sdp = client.source_sdp(short.id, dest.parse().unwrap()).unwrap();
+    let switched = Decoder::start_with(&sdp, port, "replay-switch", KEEP_TIMESTAMPS);
     let switcher = client
         .create_subscriber(&CreateSubscriber {
             source: short.id,
-            dest: format!("127.0.0.1:{port}"),
+            dest,
         })
         .unwrap();
-    let switched = Decoder::start_with(
-        &client.subscriber_sdp(switcher.id).unwrap(),
-        port,
-        "replay-switch",
-        KEEP_TIMESTAMPS,
-    );
     // Nobody watches the long GOP source: its history is kept all the same (`join: replay`).
     let _encoder = long_gop_encoder(long.ingest.port);
     until_by(
