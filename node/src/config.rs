@@ -77,6 +77,28 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// Whether shards send a subscriber's copies of a run as one UDP GSO message (`--gso`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GsoMode {
+    /// Where each shard socket takes GSO; where one does not, that shard sends one datagram
+    /// per copy, with a warning that says why.
+    Auto,
+    /// Always: a shard socket that does not take it fails the start.
+    On,
+    /// Never: one datagram per copy, one packet at a time.
+    Off,
+}
+
+/// The value as `--gso` takes it (`auto`, `on`, `off`).
+impl fmt::Display for GsoMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self
+            .to_possible_value()
+            .expect("GsoMode has no skipped variants");
+        f.write_str(value.get_name())
+    }
+}
+
 /// Flags of `corecast serve`.
 #[derive(Clone, Debug, PartialEq, Eq, Args)]
 pub struct ServeArgs {
@@ -104,6 +126,14 @@ pub struct ServeArgs {
     /// Packets per send batch (one sendmmsg).
     #[arg(long, env = "CORECAST_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=1024))]
     pub batch: u32,
+    /// Send each subscriber's copies of a run of packets (what a source sent back to back and
+    /// the shard's queue holds together) as one UDP GSO message: one trip into the kernel per
+    /// subscriber and run instead of one per copy.
+    #[arg(long, env = "CORECAST_GSO", value_enum, default_value = "auto")]
+    pub gso: GsoMode,
+    /// Copies in one GSO message at most (the packets of a run); the kernel takes up to 64.
+    #[arg(long, env = "CORECAST_GSO_SEGMENTS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub gso_segments: u32,
     /// Packets each shard's receive queue holds; when full, packets are dropped and counted.
     #[arg(long, env = "CORECAST_QUEUE_DEPTH", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
     pub queue_depth: u32,

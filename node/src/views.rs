@@ -380,6 +380,13 @@ impl ControlState {
                 stats.packets_in = snap.io.packets_in;
                 stats.packets_out = snap.io.copies_sent;
                 stats.send_batches = snap.io.batches;
+                stats.send_syscalls = snap.io.syscalls;
+                stats.gso = corecast_signaling::api::GsoStats {
+                    segments: snap.gso_segments,
+                    messages: snap.io.gso_messages,
+                    copies: snap.io.gso_copies,
+                    refused: snap.io.gso_refused,
+                };
                 stats.rtcp_received = snap.io.rtcp_in;
                 stats.rtcp_wrong_sender = snap.io.rtcp_wrong_sender;
                 stats.webrtc = telemetry::webrtc::shard_stats(snap);

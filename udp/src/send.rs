@@ -67,6 +67,10 @@ pub struct SendOutcome {
     pub syscalls: u32,
     /// Messages the kernel took: one per datagram without GSO, one per burst with it.
     pub messages: usize,
+    /// Messages the kernel took that carried more than one datagram (GSO).
+    pub bursts: usize,
+    /// Datagrams those messages carried.
+    pub burst_datagrams: usize,
     /// Datagrams refused with [`Refusal::BufferFull`].
     pub buffer_full: usize,
     /// Datagrams refused with [`Refusal::Failed`].
@@ -167,10 +171,9 @@ impl<const N: usize> SendBatch<N> {
                 zeroed::<libc::sockaddr_storage>(),
             )
         };
-        // Room for every message to be a full burst would be `capacity * max_segments`
-        // datagrams; a chunk stops at this many instead (a fan-out's batch is `capacity`
-        // copies, however they group).
-        let datagrams = capacity.max(max_segments);
+        // Room for every message to be a full burst, so a chunk of full bursts fills all
+        // `capacity` messages (64 × 16 datagrams of 4 segments: 64 KiB of iovecs).
+        let datagrams = capacity * max_segments;
         SendBatch {
             msgs: vec![msg; capacity],
             iovs: vec![iov; datagrams * N],
@@ -254,6 +257,10 @@ impl<const N: usize> SendBatch<N> {
             if r > 0 {
                 for span in &self.spans[at..at + r as usize] {
                     out.sent += span.items;
+                    if span.items > 1 {
+                        out.bursts += 1;
+                        out.burst_datagrams += span.items;
+                    }
                 }
                 out.messages += r as usize;
                 at += r as usize;

@@ -33,6 +33,10 @@ pub struct NodeConfig {
     pub placement: Placement,
     /// Packets per send batch (`--batch`).
     pub batch: usize,
+    /// Whether shards send with UDP GSO (`--gso`).
+    pub gso: crate::config::GsoMode,
+    /// Copies per GSO message at most (`--gso-segments`).
+    pub gso_segments: usize,
     /// Packets each shard's receive queue holds (`--queue-depth`).
     pub queue_depth: usize,
     /// Receive buffer asked of the kernel for each ingest socket, in bytes (`--rcvbuf`).
@@ -96,6 +100,8 @@ impl NodeConfig {
             rtp_ports: args.rtp_ports,
             placement,
             batch: args.batch as usize,
+            gso: args.gso,
+            gso_segments: args.gso_segments as usize,
             queue_depth: args.queue_depth as usize,
             rcvbuf: args.rcvbuf,
             sndbuf: args.sndbuf,

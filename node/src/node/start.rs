@@ -23,6 +23,7 @@ use super::config::{ConfigError, NodeConfig};
 use super::threads::{Guard, Threads};
 use super::Node;
 use crate::clock::Clock;
+use crate::config::GsoMode;
 use crate::control::{ControlHandle, ControlState, Settings, ShardHandle, WebrtcSettings};
 use crate::events::{Event, EventBus, EventType};
 use crate::ingest::{Ingest, IngestLink, IngestSettings};
@@ -95,6 +96,8 @@ pub enum SocketStep {
     NonBlocking,
     LocalAddr,
     Clone,
+    /// `--gso on`, and the socket does not take UDP GSO.
+    Gso,
 }
 
 impl fmt::Display for Owner {
@@ -131,6 +134,11 @@ impl fmt::Display for StartError {
                 SocketStep::Clone => {
                     write!(f, "cannot clone shard {shard}'s media socket for DTLS")
                 }
+                SocketStep::Gso => write!(
+                    f,
+                    "shard {shard}'s media socket does not take UDP GSO (--gso on; \
+                     --gso auto falls back to a datagram per copy)"
+                ),
             }
             .and_then(|()| write!(f, ": {error}")),
             StartError::Spawn { name, error } => {
@@ -544,6 +552,7 @@ fn shard_worker(
             config.sndbuf
         );
     }
+    let gso_segments = gso_segments(index, &socket, config)?;
     let handle = ShardHandle {
         link: link.clone(),
         media_from,
@@ -557,6 +566,7 @@ fn shard_worker(
         socket: mio::net::UdpSocket::from_std(socket),
         clock,
         batch_size: config.batch,
+        gso_segments,
         spin: config.spin,
         snapshot_every: config.stats_interval,
         switch_timeout: config.switch_timeout,
@@ -600,6 +610,39 @@ fn egress_socket(
         .map_err(media_socket(shard, SocketStep::NonBlocking))?;
     let granted = Buffer::Send.size(&socket).unwrap_or(0);
     Ok((socket.into(), granted))
+}
+
+/// How many copies a shard sends in one GSO message at most (1: no GSO), as `--gso` and what
+/// its socket takes decide.
+fn gso_segments(
+    shard: u32,
+    socket: &std::net::UdpSocket,
+    config: &NodeConfig,
+) -> Result<usize, StartError> {
+    let supported = corecast_udp::gso_supported(socket);
+    match (config.gso, supported) {
+        (GsoMode::Off, _) => Ok(1),
+        (_, Ok(())) => {
+            tracing::info!(
+                shard,
+                segments = config.gso_segments,
+                "UDP GSO: a subscriber's copies of a run go as one message"
+            );
+            Ok(config.gso_segments)
+        }
+        (GsoMode::Auto, Err(error)) => {
+            tracing::warn!(
+                shard,
+                "the media socket does not take UDP GSO ({error}): one datagram per copy"
+            );
+            Ok(1)
+        }
+        (GsoMode::On, Err(error)) => Err(StartError::MediaSocket {
+            shard,
+            step: SocketStep::Gso,
+            error,
+        }),
+    }
 }
 
 fn nanos(d: Duration) -> corecast_engine::Nanos {

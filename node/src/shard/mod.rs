@@ -8,8 +8,8 @@
 //! nothing to do it busy-polls for `--spin-us`, then parks in `mio::Poll` until a producer wakes
 //! it or the engine's next timeout: an idle shard burns no CPU.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,10 +19,10 @@ use corecast_engine::rtcp::{self, SourceClock};
 use corecast_engine::shard::ShardEvent as EngineEvent;
 use corecast_engine::shard::{RepairCounters, ReplayCounters};
 use corecast_engine::{
-    Codec, ControlError, DropReason, JoinPolicy, Layout, Nanos, Shard, SourceCounters, SourceId,
-    SwitchOutcome, TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch,
+    Codec, ControlError, DropReason, JoinPolicy, Layout, Nanos, RxPacket, Shard, SourceCounters,
+    SourceId, SwitchOutcome, TrackConfig, TrackId, TrackInfo, Transmit, TransmitBatch, MAX_RUN,
 };
-use corecast_udp::{Datagram, Received, RecvBatch, Refusal, SendBatch};
+use corecast_udp::{Received, RecvBatch, SendBatch};
 use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, ViewerKey};
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token};
@@ -34,6 +34,7 @@ use crate::wake::Wake;
 use crate::webrtc::{HandshakeInput, HandshakeTx};
 
 mod commands;
+mod forward;
 mod repair;
 mod rtx;
 mod viewers;
@@ -103,6 +104,11 @@ pub struct ShardIo {
     pub syscalls: u64,
     pub send_buffer_full: u64,
     pub send_failed: u64,
+    /// Messages that carried more than one copy (UDP GSO), and the copies they carried.
+    pub gso_messages: u64,
+    pub gso_copies: u64,
+    /// GSO messages the kernel refused, whose copies then went one `sendmsg` each.
+    pub gso_refused: u64,
     pub rtcp_in: u64,
     /// PLI/FIR requests from subscribers (the engine's count).
     pub keyframe_requests: u64,
@@ -117,6 +123,19 @@ pub struct ShardIo {
     pub resends_refused: u64,
     /// Replayed copies the kernel refused, or that could not be sealed.
     pub replays_refused: u64,
+}
+
+impl ShardIo {
+    /// Count what one `SendBatch::send` did but the datagrams it sent (the caller counts
+    /// those, by kind).
+    fn count_send(&mut self, out: &corecast_udp::SendOutcome) {
+        self.syscalls += out.syscalls as u64;
+        self.send_buffer_full += out.buffer_full as u64;
+        self.send_failed += out.failed as u64;
+        self.gso_messages += out.bursts as u64;
+        self.gso_copies += out.burst_datagrams as u64;
+        self.gso_refused += out.gso_refused as u64;
+    }
 }
 
 /// Forwarding latency in microseconds: from the kernel's receive timestamp of a packet to the
@@ -134,6 +153,8 @@ pub struct ShardSnapshot {
     pub tracks: Vec<TrackInfo>,
     pub sources: Vec<(SourceId, SourceCounters)>,
     pub io: ShardIo,
+    /// Copies per GSO message at most (1: GSO off).
+    pub gso_segments: u32,
     /// NACKs answered and refused, by reason (the engine's counts).
     pub repair: RepairCounters,
     pub replay: ReplayCounters,
@@ -189,6 +210,9 @@ pub struct ShardWorker {
     pub socket: mio::net::UdpSocket,
     pub clock: Clock,
     pub batch_size: usize,
+    /// Copies of a run sent to one subscriber as one UDP GSO message at most; 1: no GSO, one
+    /// datagram per copy and one packet at a time.
+    pub gso_segments: usize,
     pub spin: Duration,
     pub snapshot_every: Duration,
     /// How long a pending switch waits for its new source's switch point (`--switch-timeout`).
@@ -216,6 +240,13 @@ struct State {
     viewers: Viewers,
     /// The batch entries to send, in order: all but those that failed to seal.
     order: Vec<u32>,
+    /// Slots taken from the queue whose packets are not yet fanned out (a run at most).
+    carry: VecDeque<Arc<Slot>>,
+    /// The packets of the run being fanned out (copied out of `carry`'s slots).
+    run: Vec<RxPacket>,
+    /// Packets in a run at most: the GSO segments per message, 1 when GSO is off.
+    run_max: usize,
+    gathered: repair::Gathered,
     /// Events that did not fit the queue; sent first next time.
     backlog: Vec<ShardEvent>,
     io: ShardIo,
@@ -230,15 +261,22 @@ impl ShardWorker {
         engine.keep_history(self.history);
         engine.set_switch_timeout(Nanos(self.switch_timeout.as_nanos() as u64));
         engine.set_keyframe_interval(Nanos(self.pli_interval.as_nanos() as u64));
+        // With GSO a batch holds `batch_size` messages of up to `gso_segments` copies each.
+        let run_max = self.gso_segments.max(1);
+        let copies = self.batch_size * run_max;
         let mut s = State {
             engine,
-            batch: TransmitBatch::with_capacity(self.batch_size),
-            send: SendBatch::with_capacity(self.batch_size),
+            batch: TransmitBatch::with_capacity(copies),
+            send: SendBatch::with_gso(self.batch_size, run_max),
             recv: RecvBatch::with_capacity(RTCP_BATCH),
             rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
-            refused: Vec::new(),
-            viewers: Viewers::new(self.batch_size, self.ice),
-            order: Vec::with_capacity(self.batch_size),
+            refused: Vec::with_capacity(copies),
+            viewers: Viewers::new(copies.max(2 * MAX_RUN), self.ice),
+            order: Vec::with_capacity(copies.max(2 * MAX_RUN)),
+            carry: VecDeque::with_capacity(run_max),
+            run: Vec::with_capacity(MAX_RUN),
+            run_max,
+            gathered: repair::Gathered::new(),
             backlog: Vec::new(),
             io: ShardIo::default(),
             latency: new_latency_histogram(),
@@ -395,59 +433,6 @@ impl ShardWorker {
         }
     }
 
-    /// Fan out up to a turn's worth of packets; true if any.
-    fn forward(&self, s: &mut State) -> bool {
-        let fd = self.socket.as_fd();
-        let mut any = false;
-        for _ in 0..PACKETS_PER_TURN {
-            let Some(slot) = self.link.packets.pop() else {
-                break;
-            };
-            any = true;
-            s.io.packets_in += 1;
-            let (Some(pkt), buf) = (slot.packet(), slot.bytes()) else {
-                continue;
-            };
-            let now = self.clock.now();
-            let mut fan = s.engine.fan_out(pkt, buf, now);
-            while fan.fill(&mut s.batch) > 0 {
-                let batch = s.batch.as_slice();
-                let out = send_copies(
-                    fd,
-                    &mut s.send,
-                    &mut s.viewers,
-                    &mut s.order,
-                    &mut s.refused,
-                    batch,
-                    pkt,
-                    buf,
-                );
-                s.io.batches += 1;
-                s.io.syscalls += out.syscalls as u64;
-                s.io.copies_sent += out.sent as u64;
-                s.io.send_buffer_full += out.buffer_full as u64;
-                s.io.send_failed += out.failed as u64;
-                if out.sent > 0 {
-                    // One clock read per batch (vDSO, no syscall); every copy in it shares it.
-                    let micros = self.clock.now().saturating_since(pkt.received_at).0 / 1_000;
-                    let _ = s
-                        .latency
-                        .record_n(micros.clamp(1, 60_000_000), out.sent as u64);
-                }
-                s.batch.clear();
-            }
-            for (t, reason) in s.refused.drain(..) {
-                s.engine
-                    .record_send_failure(&t, pkt.header.len as usize, reason);
-            }
-            // The slot stays in the source's history (if the shard keeps one) instead of going
-            // back to the pool now.
-            let pkt = *pkt;
-            s.engine.remember(&pkt, HeldSlot(slot));
-        }
-        any
-    }
-
     /// Read what arrived on the shard's socket and sort it by its first byte (RFC 7983):
     /// viewers' STUN checks are answered here, their DTLS goes to the handshake thread, their
     /// SRTCP is unprotected, and RTCP (subscribers' plain, viewers' unprotected) goes to the
@@ -562,6 +547,7 @@ impl ShardWorker {
             tracks: s.engine.tracks().collect(),
             sources: s.engine.sources().map(|(id, c)| (id, *c)).collect(),
             io: s.io,
+            gso_segments: s.run_max as u32,
             repair: s.engine.repair_counters(),
             replay: *s.engine.replay_counters(),
             history_packets: s.engine.history_held().0,
@@ -609,88 +595,6 @@ fn hand_over(
     }
 }
 
-/// The datagram a transmit of `pkt` (bytes `buf`) is: its segments go as one iovec each, so
-/// every copy references the one shared payload.
-fn datagram<'a>(t: &'a Transmit, pkt: &corecast_engine::RxPacket, buf: &'a [u8]) -> Datagram<'a> {
-    Datagram {
-        dest: t.dest,
-        segments: t.segments(pkt, buf),
-    }
-}
-
-/// Send `copies` of `pkt` (whose bytes are `buf`) with one `sendmmsg`: sealed per viewer while
-/// the shard has a secured viewer, else as iovecs into the shared payload; what the kernel
-/// refuses goes to `refused`.
-#[allow(clippy::too_many_arguments)]
-fn send_copies<'a>(
-    fd: std::os::fd::BorrowedFd<'_>,
-    send: &mut SendBatch,
-    viewers: &'a mut Viewers,
-    order: &'a mut Vec<u32>,
-    refused: &mut Vec<(Transmit, DropReason)>,
-    copies: &'a [Transmit],
-    pkt: &'a corecast_engine::RxPacket,
-    buf: &'a [u8],
-) -> corecast_udp::SendOutcome {
-    if viewers.has_secured() {
-        send_sealed(fd, send, viewers, order, refused, copies, pkt, buf)
-    } else {
-        send.send(
-            fd,
-            copies,
-            |t| datagram(t, pkt, buf),
-            |t, why| refused.push((*t, drop_reason(why))),
-        )
-    }
-}
-
-/// Send `batch` with the copies for secured viewers sealed first (each one datagram from its
-/// seal slot); a copy that cannot be sealed is not sent and goes to `refused`.
-#[allow(clippy::too_many_arguments)]
-fn send_sealed<'a>(
-    fd: std::os::fd::BorrowedFd<'_>,
-    send: &mut SendBatch,
-    viewers: &'a mut Viewers,
-    order: &'a mut Vec<u32>,
-    refused: &mut Vec<(Transmit, DropReason)>,
-    batch: &'a [Transmit],
-    pkt: &'a corecast_engine::RxPacket,
-    buf: &'a [u8],
-) -> corecast_udp::SendOutcome {
-    let sealed = viewers.seal(batch, pkt, buf);
-    order.clear();
-    for (i, t) in batch.iter().enumerate() {
-        if sealed.failed(i) {
-            refused.push((*t, DropReason::SendFailed));
-        } else {
-            order.push(i as u32);
-        }
-    }
-    send.send(
-        fd,
-        order,
-        |&i| {
-            let t = &batch[i as usize];
-            match sealed.bytes(i as usize) {
-                Some(bytes) => Datagram {
-                    dest: t.dest,
-                    segments: [bytes, &[], &[], &[]],
-                },
-                None => datagram(t, pkt, buf),
-            }
-        },
-        |&i, why| refused.push((batch[i as usize], drop_reason(why))),
-    )
-}
-
-/// The drop reason a copy the kernel refused is counted under.
-fn drop_reason(refusal: Refusal) -> DropReason {
-    match refusal {
-        Refusal::BufferFull => DropReason::SendBufferFull,
-        Refusal::Failed => DropReason::SendFailed,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,6 +607,7 @@ mod tests {
             tracks: Vec::new(),
             sources: Vec::new(),
             io: ShardIo::default(),
+            gso_segments: 1,
             repair: RepairCounters::default(),
             replay: ReplayCounters::default(),
             history_packets: 0,

@@ -3,19 +3,23 @@
 //! queued: to a viewer that negotiated RTX as an RFC 4588 retransmission (`super::rtx`), to
 //! any other as the copy at its own number, sealed like any copy when it goes to a viewer.
 //!
-//! Resends go one `sendmmsg` each, right after the RTCP that asked for them: unlike the
-//! copies of one packet, no two share their bytes, and they are few (a loss rate of the
-//! subscriber's link, within the engine's budget). A resend the kernel refuses is counted with
-//! the shard's send failures, not against the packet's forwarding (which already counted it
-//! as sent).
+//! Resends and replays are gathered, up to a run's worth ([`MAX_RUN`] packets), and sent
+//! together like a run's copies: consecutive ones to one subscriber of one size go as one GSO
+//! message when GSO is on (a NACK for several packets, a joiner's replayed frame). Unlike a
+//! run's copies no two share their bytes, and they are few (a loss rate of the subscriber's
+//! link, within the engine's budget; a GOP per joiner). A resend the kernel refuses is counted
+//! with the shard's send failures, not against the packet's forwarding (which already counted
+//! it as sent).
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use corecast_engine::{DropReason, Nanos, Transmit};
-use corecast_udp::Datagram;
+use std::os::fd::BorrowedFd;
 
-use super::{send_copies, ShardWorker, State};
+use corecast_engine::{DropReason, Nanos, RxPacket, Transmit, MAX_RUN};
+
+use super::forward::{send_copies, Copied};
+use super::{ShardWorker, State};
 use crate::pool::Slot;
 
 /// A pool slot kept in a source's history: its packet's bytes, prelude included.
@@ -28,75 +32,151 @@ impl AsRef<[u8]> for HeldSlot {
     }
 }
 
+/// Resends or replays gathered to be sent together: each transmit's `run_index` is its
+/// packet's place in `pkts` and `slots`. Allocated once per shard.
+pub(super) struct Gathered {
+    transmits: Vec<Transmit>,
+    pkts: Vec<RxPacket>,
+    slots: Vec<HeldSlot>,
+}
+
+impl Gathered {
+    pub fn new() -> Gathered {
+        Gathered {
+            transmits: Vec::with_capacity(2 * MAX_RUN),
+            pkts: Vec::with_capacity(MAX_RUN),
+            slots: Vec::with_capacity(MAX_RUN),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.pkts.len() == MAX_RUN
+    }
+
+    /// Add `pkt` (held by `slot`) and its transmits (a prelude first, if any).
+    fn push(&mut self, transmits: &[Transmit], pkt: &RxPacket, slot: &HeldSlot) {
+        let index = self.pkts.len() as u8;
+        for t in transmits {
+            let mut t = *t;
+            t.run_index = index;
+            self.transmits.push(t);
+        }
+        self.pkts.push(*pkt);
+        self.slots.push(slot.clone());
+    }
+
+    /// Send what is gathered and empty it; `refused` gets each copy the kernel refused or
+    /// that could not be sealed, with its packet's length. Returns what the kernel took.
+    fn flush(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        s: &mut Sending<'_>,
+        resends: bool,
+        mut refused: impl FnMut(&Transmit, usize, DropReason),
+    ) -> usize {
+        if self.transmits.is_empty() {
+            return 0;
+        }
+        let mut bufs: [&[u8]; MAX_RUN] = [&[]; MAX_RUN];
+        for (b, slot) in bufs.iter_mut().zip(&self.slots) {
+            *b = slot.as_ref();
+        }
+        let copied = Copied::Run(&self.pkts, &bufs[..self.pkts.len()]);
+        let out = send_copies(
+            fd,
+            s.send,
+            s.viewers,
+            s.order,
+            s.refused,
+            &self.transmits,
+            copied,
+            resends,
+        );
+        s.io.count_send(&out);
+        for (t, reason) in s.refused.drain(..) {
+            refused(&t, copied.of(&t).0.header.len as usize, reason);
+        }
+        self.transmits.clear();
+        self.pkts.clear();
+        self.slots.clear();
+        out.sent
+    }
+}
+
+/// The parts of a shard's state that sending needs, borrowed apart from its engine.
+pub(super) struct Sending<'a> {
+    pub send: &'a mut corecast_udp::SendBatch,
+    pub viewers: &'a mut super::viewers::Viewers,
+    pub order: &'a mut Vec<u32>,
+    pub refused: &'a mut Vec<(Transmit, DropReason)>,
+    pub io: &'a mut super::ShardIo,
+}
+
 impl ShardWorker {
     /// Send every resend the engine queued (from the NACKs just handed to it).
     pub(super) fn send_resends(&self, s: &mut State) {
         let fd = self.socket.as_fd();
-        let mut refused: Vec<(Transmit, DropReason)> = Vec::new();
-        while let Some(r) = s.engine.poll_resend() {
-            let one = [r.transmit];
-            let (pkt, buf) = (r.pkt, r.handle.as_ref());
-            let out = match s.viewers.seal_rtx(&r.transmit, pkt, buf) {
-                None => send_copies(
-                    fd,
-                    &mut s.send,
-                    &mut s.viewers,
-                    &mut s.order,
-                    &mut refused,
-                    &one,
-                    pkt,
-                    buf,
-                ),
-                Some(None) => {
-                    refused.push((r.transmit, DropReason::SendFailed));
-                    continue;
-                }
-                Some(Some(bytes)) => s.send.send(
-                    fd,
-                    &one,
-                    |t| Datagram {
-                        dest: t.dest,
-                        segments: [bytes, &[], &[], &[]],
-                    },
-                    |t, why| refused.push((*t, super::drop_reason(why))),
-                ),
-            };
-            s.io.syscalls += out.syscalls as u64;
-            s.io.resends_sent += out.sent as u64;
-            s.io.send_buffer_full += out.buffer_full as u64;
-            s.io.send_failed += out.failed as u64;
+        let mut sending = Sending {
+            send: &mut s.send,
+            viewers: &mut s.viewers,
+            order: &mut s.order,
+            refused: &mut s.refused,
+            io: &mut s.io,
+        };
+        let mut refused = 0u64;
+        let mut sent = 0;
+        loop {
+            let r = s.engine.poll_resend();
+            let done = r.is_none();
+            if let Some(r) = r {
+                s.gathered.push(&[r.transmit], r.pkt, r.handle);
+            }
+            if done || s.gathered.is_full() {
+                sent += s
+                    .gathered
+                    .flush(fd, &mut sending, true, |_, _, _| refused += 1);
+            }
+            if done {
+                break;
+            }
         }
-        s.io.resends_refused += refused.len() as u64;
+        sending.io.resends_sent += sent as u64;
+        sending.io.resends_refused += refused;
     }
 
-    /// Send what joining tracks' replays have due: each packet (after its prelude, if it needs
-    /// one) as its own small batch, off the fan-out's path. A copy the kernel refuses is taken
-    /// off its track's count and counted as dropped.
+    /// Send what joining tracks' replays have due (each packet after its prelude, if it needs
+    /// one), off the fan-out's path. A copy the kernel refuses is taken off its track's count
+    /// and counted as dropped.
     pub(super) fn send_replays(&self, s: &mut State, now: Nanos) {
         let fd = self.socket.as_fd();
-        let mut refused: Vec<(Transmit, DropReason)> = Vec::new();
-        while let Some(r) = s.engine.poll_replay(now) {
-            let both = [r.prelude.unwrap_or(r.transmit), r.transmit];
-            let copies = &both[usize::from(r.prelude.is_none())..];
-            let (pkt, buf) = (r.pkt, r.handle.as_ref());
-            let out = send_copies(
-                fd,
-                &mut s.send,
-                &mut s.viewers,
-                &mut s.order,
-                &mut refused,
-                copies,
-                pkt,
-                buf,
-            );
-            s.io.syscalls += out.syscalls as u64;
-            s.io.send_buffer_full += out.buffer_full as u64;
-            s.io.send_failed += out.failed as u64;
-            let len = pkt.header.len as usize;
-            for (t, reason) in refused.drain(..) {
-                s.io.replays_refused += 1;
-                s.engine.record_replay_failure(&t, len, reason);
+        let mut sending = Sending {
+            send: &mut s.send,
+            viewers: &mut s.viewers,
+            order: &mut s.order,
+            refused: &mut s.refused,
+            io: &mut s.io,
+        };
+        let mut failed: Vec<(Transmit, usize, DropReason)> = Vec::new();
+        loop {
+            let r = s.engine.poll_replay(now);
+            let done = r.is_none();
+            if let Some(r) = r {
+                let both = [r.prelude.unwrap_or(r.transmit), r.transmit];
+                let copies = &both[usize::from(r.prelude.is_none())..];
+                s.gathered.push(copies, r.pkt, r.handle);
             }
+            if done || s.gathered.is_full() {
+                s.gathered.flush(fd, &mut sending, false, |t, len, why| {
+                    failed.push((*t, len, why))
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        for (t, len, reason) in failed {
+            sending.io.replays_refused += 1;
+            s.engine.record_replay_failure(&t, len, reason);
         }
     }
 }

@@ -11,10 +11,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use corecast_engine::{Nanos, RxPacket, TrackId, Transmit};
+use corecast_engine::{Nanos, TrackId, Transmit};
 use corecast_srtp::SrtpContext;
 use corecast_webrtc::ice::{Credentials, IceConfig, IceEvent, IceLite, ViewerKey};
 
+use super::forward::Copied;
 use super::rtx::{RtxHead, RtxState, RtxStream};
 use crate::pool::SLOT_BYTES;
 
@@ -187,32 +188,6 @@ impl Viewers {
         }
     }
 
-    /// The resend `t` as its track's RTX packet, sealed; `None` when the track sends no RTX
-    /// (its resend goes as a plain copy at its own number), `Some(None)` when it could not be
-    /// sealed (counted).
-    pub fn seal_rtx(&mut self, t: &Transmit, pkt: &RxPacket, buf: &[u8]) -> Option<Option<&[u8]>> {
-        let rtx = self.rtx.get_mut(&t.track)?;
-        let s = self.secured.get_mut(self.track_viewer.get(&t.track)?)?;
-        let mut head: RtxHead = [0; 14];
-        let parts = rtx.packet(t.segments(pkt, buf), &mut head);
-        let out = &mut self.slots[..SEALED_SLOT];
-        match s.keys.outbound.protect_rtp(&parts, out) {
-            Ok(len) => {
-                self.io.rtx_sent += 1;
-                Some(Some(&self.slots[..len]))
-            }
-            Err(e) => {
-                self.io.srtp_failed += 1;
-                tracing::debug!(
-                    track = t.track.0,
-                    "srtp protect of an rtx failed: {}",
-                    e.reason()
-                );
-                Some(None)
-            }
-        }
-    }
-
     /// Check a STUN request from `from`; the response to send back, if it passed.
     pub fn handle_stun(&mut self, bytes: &[u8], from: SocketAddr, now: Nanos) -> Option<&[u8]> {
         match self
@@ -267,8 +242,10 @@ impl Viewers {
         !self.track_viewer.is_empty()
     }
 
-    /// Seal the copies in `batch` that go to secured viewers. Plain copies are left alone.
-    pub fn seal(&mut self, batch: &[Transmit], pkt: &RxPacket, buf: &[u8]) -> Sealed<'_> {
+    /// Seal the copies in `batch` that go to secured viewers, each into its entry's slot.
+    /// Plain copies are left alone. `resends`: the copies answer NACKs, and go to a track that
+    /// negotiated RTX as RFC 4588 retransmissions on its retransmission stream.
+    pub fn seal(&mut self, batch: &[Transmit], copied: Copied<'_>, resends: bool) -> Sealed<'_> {
         let n = batch.len();
         self.lens[..n].fill(None);
         self.failed[..n].fill(false);
@@ -279,9 +256,24 @@ impl Viewers {
             let Some(s) = self.secured.get_mut(viewer) else {
                 continue;
             };
+            let (pkt, buf) = copied.of(t);
             let out = &mut self.slots[i * SEALED_SLOT..(i + 1) * SEALED_SLOT];
-            match s.keys.outbound.protect_rtp(&t.segments(pkt, buf), out) {
-                Ok(len) => self.lens[i] = Some(len as u16),
+            let mut head: RtxHead = [0; 14];
+            let rtx = self.rtx.get_mut(&t.track).filter(|_| resends);
+            let sealed = match rtx {
+                Some(rtx) => {
+                    let parts = rtx.packet(t.segments(pkt, buf), &mut head);
+                    s.keys.outbound.protect_rtp(&parts, out)
+                }
+                None => s.keys.outbound.protect_rtp(&t.segments(pkt, buf), out),
+            };
+            match sealed {
+                Ok(len) => {
+                    self.lens[i] = Some(len as u16);
+                    if resends && self.rtx.contains_key(&t.track) {
+                        self.io.rtx_sent += 1;
+                    }
+                }
                 Err(e) => {
                     self.failed[i] = true;
                     self.io.srtp_failed += 1;

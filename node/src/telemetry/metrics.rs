@@ -548,6 +548,21 @@ fn shard_families(s: &mut Scrape, agg: &Aggregates) {
         per_shard(&|l| l.io.syscalls),
     );
     s.counter(
+        "corecast_gso_messages",
+        "UDP GSO messages per shard: several copies to one subscriber in one message.",
+        per_shard(&|l| l.io.gso_messages),
+    );
+    s.counter(
+        "corecast_gso_copies",
+        "Copies sent in UDP GSO messages per shard.",
+        per_shard(&|l| l.io.gso_copies),
+    );
+    s.counter(
+        "corecast_gso_refused",
+        "UDP GSO messages the kernel refused per shard; their copies went one datagram each.",
+        per_shard(&|l| l.io.gso_refused),
+    );
+    s.counter(
         "corecast_rtcp_received",
         "Subscriber RTCP packets per shard.",
         per_shard(&|l| l.io.rtcp_in),
