@@ -119,9 +119,28 @@ pub struct LoadgenArgs {
     /// offer each, ICE and DTLS, SRTP decrypted before the same checks; switches go by channel.
     #[arg(long, conflicts_with = "raw_target")]
     pub whep: bool,
+    /// This many more subscribers, at `--unverified-to`'s address and the ports from it on,
+    /// that nothing here receives or checks: the node sends to them (a send-only rig's
+    /// namespace that drops what arrives); the report covers the verified ones only.
+    #[arg(long, default_value_t = 0, requires = "unverified_to", conflicts_with_all = ["raw_target", "whep"], value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub unverified: u32,
+    /// Where `--unverified` subscribers are (`IP:FIRST_PORT`).
+    #[arg(long)]
+    pub unverified_to: Option<SocketAddr>,
 }
 
 impl LoadgenArgs {
+    /// The `--unverified` subscribers' addresses (ports past 65535 are left out).
+    fn unverified_dests(&self) -> Vec<SocketAddr> {
+        let Some(first) = self.unverified_to else {
+            return Vec::new();
+        };
+        (0..self.unverified)
+            .map_while(|j| u16::try_from(u32::from(first.port()) + j).ok())
+            .map(|port| SocketAddr::new(first.ip(), port))
+            .collect()
+    }
+
     /// The run these flags describe; `client` holds the global `--server` and `--token`.
     pub fn config(&self, client: &ClientArgs) -> Config {
         let secs = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
@@ -153,6 +172,7 @@ impl LoadgenArgs {
             drain: Duration::from_millis(self.drain_ms),
             tick_origin: None,
             whep: self.whep,
+            unverified: self.unverified_dests(),
             stop: Stop::new(),
         }
     }

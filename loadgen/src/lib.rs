@@ -98,6 +98,9 @@ pub struct Config {
     pub tick_origin: Option<std::time::Instant>,
     /// Subscribers are WebRTC viewers (WHEP, ICE, DTLS, SRTP; [`whep`]) instead of plain RTP.
     pub whep: bool,
+    /// Subscribers the node sends to that nothing here receives (`--unverified`): created
+    /// after the verified ones, on the same sources round-robin.
+    pub unverified: Vec<SocketAddr>,
     /// Ends the run early when triggered (e.g. on Ctrl-C); the run triggers it itself when
     /// sending ends, so give each run its own.
     pub stop: Stop,
@@ -131,6 +134,7 @@ impl Default for Config {
             drain: Duration::from_millis(500),
             tick_origin: None,
             whep: false,
+            unverified: Vec::new(),
             stop: Stop::default(),
         }
     }

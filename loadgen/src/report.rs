@@ -56,6 +56,8 @@ pub struct Report {
     pub consent_checks_sent: u64,
     pub sources: u32,
     pub subscribers: u32,
+    /// Subscribers the node also sent to that nothing here received (`--unverified`).
+    pub unverified_subscribers: u32,
     /// Seconds from the first frame due to the end of sending.
     pub duration_s: f64,
     /// Seconds waited after sending for packets in flight: at least `--drain-ms`, then until

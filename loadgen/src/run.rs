@@ -133,12 +133,16 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer) -> Result<Report, String> 
         None => {
             let client = Client::with_timeout(&cfg.server, cfg.token.clone(), API_TIMEOUT);
             // WHEP viewers are created by offers (below), not as plain subscribers.
-            let plain: &[SocketAddr] = if cfg.whep { &[] } else { &dests };
+            let plain: Vec<SocketAddr> = if cfg.whep {
+                Vec::new()
+            } else {
+                dests.iter().chain(&cfg.unverified).copied().collect()
+            };
             Some(Topology::create(
                 client,
                 cfg.shape.codec.name(),
                 cfg.sources,
-                plain,
+                &plain,
             )?)
         }
     };
@@ -468,6 +472,7 @@ fn measure(
         consent_checks_sent: consent_checks,
         sources: cfg.sources,
         subscribers: cfg.subscribers,
+        unverified_subscribers: cfg.unverified.len() as u32,
         duration_s: ((sent.ended - sent.started).as_secs_f64() * 1000.0).round() / 1000.0,
         drain_s: (drained.as_secs_f64() * 1000.0).round() / 1000.0,
         packets_sent: sent.sent.iter().sum(),

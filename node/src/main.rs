@@ -174,7 +174,10 @@ fn print_config(a: &ServeArgs) {
     );
     println!("  pin             = {}", !a.no_pin);
     println!("  batch           = {}", a.batch);
-    println!("  gso             = {} ({} segments)", a.gso, a.gso_segments);
+    println!(
+        "  gso             = {} ({} segments)",
+        a.gso, a.gso_segments
+    );
     println!("  queue-depth     = {}", a.queue_depth);
     println!(
         "  rcvbuf / sndbuf = {} / {} bytes asked",

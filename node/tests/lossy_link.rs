@@ -40,6 +40,10 @@ const RECEIVER: &str = concat!(
 );
 const FRAMES: u32 = 200;
 
+/// One run at a time: each has an encoder and a decoder (Chromium in one) busy on the CPU, and
+/// on a 2-core machine two together starved the encoder for the receiver's 3 s of silence.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tools_present() -> bool {
     let ok = |cmd: &mut Command| {
         cmd.stdout(Stdio::null())
@@ -150,6 +154,7 @@ fn nacks_repair_a_lossy_link_for_a_gstreamer_receiver() {
     if !tools_present() {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let on = one_run(0, true);
     let off = one_run(1, false);
     eprintln!("repair on:  {on:?}\nrepair off: {off:?}");
@@ -267,6 +272,7 @@ fn rtx_repairs_a_lossy_link_for_chromium() {
     if !tools_present() || !common::browser::tools_present() {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let on = browser_run(2, true);
     let off = browser_run(3, false);
     eprintln!("repair on:  {on:?}\nrepair off: {off:?}");
@@ -416,6 +422,7 @@ fn nacks_upstream_repair_a_lossy_link_from_a_retransmitting_gstreamer_sender() {
     if !tools_present() {
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let on = upstream_run(4, true);
     let off = upstream_run(5, false);
     eprintln!("upstream repair on:  {on:?}\nupstream repair off: {off:?}");

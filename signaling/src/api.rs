@@ -377,6 +377,16 @@ pub struct SwitchView {
     pub pending_source: Option<u32>,
 }
 
+/// A shard's UDP GSO sends since start (all 0 with `--gso off`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct GsoStats {
+    /// Copies per GSO message at most on this shard; 1 when it sends a datagram per copy.
+    pub segments: u32,
+    pub messages: u64,
+    pub copies: u64,
+    pub refused: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct ShardStats {
     pub shard: u32,
@@ -387,6 +397,13 @@ pub struct ShardStats {
     /// Datagrams sent: copies and parameter-set packets.
     pub packets_out: u64,
     pub send_batches: u64,
+    /// `sendmmsg` (and fallback `sendmsg`) calls.
+    #[serde(default)]
+    pub send_syscalls: u64,
+    /// UDP GSO: messages that carried several copies to one subscriber, the copies they
+    /// carried, and those the kernel refused as GSO (their copies then went one by one).
+    #[serde(default)]
+    pub gso: GsoStats,
     /// Every drop in this shard since start, by reason (copies, and packets for sources it does
     /// not host).
     pub drops: std::collections::BTreeMap<String, u64>,

@@ -87,7 +87,11 @@ fn bursts_to_one_destination_go_as_one_message_each_and_arrive_whole_in_order() 
         (out.sent, out.messages, out.syscalls, out.gso_refused),
         (7, 4, 1, 0)
     );
-    assert_eq!((out.bursts, out.burst_datagrams), (1, 4), "one message of several");
+    assert_eq!(
+        (out.bursts, out.burst_datagrams),
+        (1, 4),
+        "one message of several"
+    );
     let to0: Vec<&Copy> = items.iter().filter(|c| c.dest == dests[0]).collect();
     let to1: Vec<&Copy> = items.iter().filter(|c| c.dest == dests[1]).collect();
     let want0: Vec<Vec<u8>> = to0.iter().map(|c| want(c, &payload)).collect();

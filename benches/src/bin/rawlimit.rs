@@ -507,10 +507,9 @@ fn run_sendmmsg<const N: usize>(
             }
         })
         .collect();
-    // Room for `batch` messages of `burst` datagrams in one chunk, so each `sendmmsg` carries
-    // `batch` messages (a batch of the same capacity would stop a chunk at that many datagrams).
-    // With `burst` 1 this is `SendBatch::with_capacity(batch)`.
-    let mut send = SendBatch::<N>::with_gso(batch * burst, burst);
+    // `batch` messages of up to `burst` datagrams per `sendmmsg`, as a shard's batch is; with
+    // `burst` 1 this is `SendBatch::with_capacity(batch)`.
+    let mut send = SendBatch::<N>::with_gso(batch, burst);
     let (mut sent, mut errors, mut syscalls, mut messages, mut gso_refused) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut next = 0usize;

@@ -84,7 +84,8 @@ impl ShardWorker {
         let mut bufs: [&[u8]; MAX_RUN] = [&[]; MAX_RUN];
         s.run.clear();
         for (i, slot) in s.carry.iter().take(n).enumerate() {
-            s.run.push(*slot.packet().expect("counted as having a packet"));
+            s.run
+                .push(*slot.packet().expect("counted as having a packet"));
             bufs[i] = slot.bytes();
         }
         let now = self.clock.now();
