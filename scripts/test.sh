@@ -38,6 +38,8 @@ fi
 
 echo "== benchmark harness, briefly (scripts/bench.sh --quick; writes only under target/)"
 scripts/bench.sh --quick
+echo "== GSO benchmark harness, briefly (scripts/bench-gso.sh --quick; writes only under target/)"
+scripts/bench-gso.sh --quick
 
 # One closing line with the totals over every test binary (the last binary cargo runs is a
 # doc-test target with no tests, whose own closing line would say 0).
