@@ -20,6 +20,11 @@
 #   scripts/bench-gso.sh           full run; rewrites BENCHMARKS.md's bench-gso section
 #   scripts/bench-gso.sh --quick   a second per step, 100 subscribers: writes only under
 #                                  target/bench-gso-quick/, touches nothing tracked
+#   --subscribers N                1 x N instead (2 to 5000): its own section of BENCHMARKS.md
+#                                  and benches/results/gso-N/ (low fan-out: --subscribers 10)
+#   --perf                         then profile corecast's shard thread (perf, cpu-clock, 4 s)
+#                                  with GSO on the send-only rig and for WebRTC viewers on
+#                                  loopback: the top symbols go to $RESULTS/perf-*.txt
 #
 # corecast's packets out are its own count of copies the kernel took (`node.packets_forwarded`
 # in /v1/stats, which with GSO counts datagrams, not messages); its CPU is its shard thread's.
@@ -31,9 +36,17 @@ ROOT=$(pwd)
 COMMAND="scripts/bench-gso.sh${*:+ $*}"
 
 QUICK=0
+PERF=0
+M_ASKED=""
 for arg in "$@"; do
+  if [ "$M_ASKED" = next ]; then
+    M_ASKED=$arg
+    continue
+  fi
   case "$arg" in
     --quick) QUICK=1 ;;
+    --subscribers) M_ASKED=next ;;
+    --perf) PERF=1 ;;
     -h | --help)
       awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
       exit 0
@@ -64,6 +77,15 @@ else
   REPEAT=3
   PROBE_SECONDS=1.5
   M=1000
+fi
+if [ -n "$M_ASKED" ]; then
+  if ! [[ "$M_ASKED" =~ ^[0-9]+$ ]] || [ "$M_ASKED" -lt 2 ] || [ "$M_ASKED" -gt 5000 ]; then
+    echo "bench-gso.sh: --subscribers takes 2 to 5000" >&2
+    exit 2
+  fi
+  M=$M_ASKED
+  [ "$QUICK" = 1 ] || RESULTS=benches/results/gso-$M
+  OUT=$OUT-$M
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 LOGS=$OUT/logs
@@ -105,6 +127,7 @@ import json, sys
 s = json.load(sys.stdin)
 gso = {k: sum(sh["gso"][k] for sh in s["shards"]) for k in ("messages", "copies", "refused")}
 print(json.dumps({"packets_forwarded": s["node"]["packets_forwarded"], "gso": gso,
+                  "packets_in": sum(sh["packets_in"] for sh in s["shards"]),
                   "segments": max(sh["gso"]["segments"] for sh in s["shards"])}))'
 }
 
@@ -195,15 +218,52 @@ for r in $(seq "$REPEAT"); do
   done
 done
 
+# --- where the shard's time goes (--perf) -------------------------------------------------------
+# $1 rig, $2 transport, $3 name: corecast --gso on under the load generator, its shard thread
+# sampled for 4 s once the stream is steady.
+profile_shard() {
+  local rig=$1 transport=$2 name=$3 lg tid extra=() verified=$M
+  [ "$transport" = whep ] && extra+=(--whep)
+  if [ "$rig" = sendonly ]; then
+    verified=1
+    extra+=(--bind-ip "$RIG_HOST_IP" --unverified $((M - 1)) --unverified-to "$RIG_IP:$RIG_PORT")
+  fi
+  log "perf: corecast --gso on ($transport, $rig), 1 x $M, 4 s of the shard thread"
+  RTP_IP=$([ "$rig" = sendonly ] && echo "$RIG_HOST_IP" || echo 127.0.0.1) \
+    start_corecast "$name" "$verified" --gso on --gso-segments "$SEGMENTS"
+  "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" --recv-base-port "$RECV_BASE" \
+    --sources 1 --subscribers "$verified" --duration 10 --bitrate "$BITRATE" --max-loss 1 \
+    --max-p99-ms none --json "${extra[@]}" >"$RESULTS/$name.loadgen.json" 2>"$LOGS/$name.log" &
+  lg=$!
+  PIDS+=("$lg")
+  sleep 4
+  tid=$(grep -l corecast-shard /proc/"$SERVER"/task/*/comm | head -1 | cut -d/ -f5)
+  if perf record -q -g -e cpu-clock -F 2000 -t "$tid" -o "$OUT/$name.data" -- sleep 4 \
+    >"$LOGS/$name.perf.log" 2>&1; then
+    perf report -i "$OUT/$name.data" --stdio --no-children --sort dso,symbol -g none \
+      --percent-limit 0.7 2>/dev/null | grep -E '^ +[0-9]' >"$RESULTS/$name.txt" || true
+  else
+    log "perf record failed (see $LOGS/$name.perf.log)"
+  fi
+  wait "$lg" 2>/dev/null || true
+  forget_pid "$lg"
+  stop_server
+}
+if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
+  [ "$RIG" = 1 ] && profile_shard sendonly rtp perf-corecast-gso-sendonly
+  profile_shard loopback whep perf-webrtc-gso-loopback
+fi
+
 python3 - "$RESULTS/meta.json" "$COMMAND" "$DURATION" "$BITRATE" "$BUSY" "$REPEAT" "$M" \
-  "$SEGMENTS" "${PRIO[*]}" <<'PY'
+  "$SEGMENTS" "${PRIO[*]}" "$QUICK" <<'PY'
 import datetime, json, os, platform, sys
-out, command, duration, bitrate, busy, repeat, m, segments, prio = sys.argv[1:10]
+out, command, duration, bitrate, busy, repeat, m, segments, prio, quick = sys.argv[1:11]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 json.dump({"command": command, "date": datetime.date.today().isoformat(), "cpu": cpu,
            "cores": os.cpu_count(), "kernel": platform.release(), "duration": int(duration),
            "bitrate": int(bitrate), "background_busy_cores": float(busy), "repeat": int(repeat),
-           "subscribers": int(m), "segments": int(segments), "prio": prio}, open(out, "w"), indent=1)
+           "subscribers": int(m), "segments": int(segments), "prio": prio,
+           "quick": quick == "1"}, open(out, "w"), indent=1)
 PY
 
 if [ "$QUICK" = 1 ]; then

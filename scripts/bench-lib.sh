@@ -96,7 +96,7 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # Samples a process every 0.25 s until told to stop (SIGTERM) or the process ends, then writes
 # {rss_kb_peak, rss_kb_last, thread_cpu_s: {thread name: CPU s between first and last sample},
-# wall_s} to $2.
+# thread_runs: {thread name: times scheduled in meanwhile}, wall_s} to $2.
 start_sampler() {
   python3 - "$1" "$2" <<'PY' &
 import json, os, signal, sys, time
@@ -122,7 +122,16 @@ def sample():
             continue
         name = s[s.index("(") + 1 : s.rindex(")")]
         fields = s[s.rindex(")") + 2 :].split()
-        threads[tid] = (name, int(fields[11]) + int(fields[12]))  # utime + stime
+        cpu, runs = (int(fields[11]) + int(fields[12])) / tick, None  # utime + stime
+        # schedstat: nanoseconds on the CPU (not rounded to clock ticks, which a lightly
+        # loaded thread needs) and how many times it was scheduled in (its wake-ups).
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns, _, slices = f.read().split()[:3]
+            cpu, runs = int(ns) / 1e9, int(slices)
+        except (OSError, ValueError):
+            pass
+        threads[tid] = (name, cpu, runs)
     return time.monotonic(), rss, threads
 first = last = None
 peak = 0
@@ -135,14 +144,17 @@ while not stop:
     last = s
     peak = max(peak, s[1] or 0)
     time.sleep(0.25)
-cpu = {}
+cpu, runs = {}, {}
 if first and last:
-    for tid, (name, ticks) in last[2].items():
-        before = first[2].get(tid, (name, 0))[1]
-        cpu[name] = cpu.get(name, 0) + (ticks - before) / tick
+    for tid, (name, used, slices) in last[2].items():
+        _, used0, slices0 = first[2].get(tid, (name, 0, 0))
+        cpu[name] = cpu.get(name, 0) + used - used0
+        if slices is not None:
+            runs[name] = runs.get(name, 0) + slices - (slices0 or 0)
 with open(out, "w") as f:
     json.dump({"rss_kb_peak": peak, "rss_kb_last": last[1] if last else None,
-               "thread_cpu_s": cpu, "wall_s": (last[0] - first[0]) if first else 0}, f)
+               "thread_cpu_s": cpu, "thread_runs": runs,
+               "wall_s": (last[0] - first[0]) if first else 0}, f)
 PY
   SAMPLER=$!
   PIDS+=("$SAMPLER")
