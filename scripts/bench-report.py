@@ -433,7 +433,7 @@ def report(args):
     w("### Where corecast's CPU goes")
     w("")
     w("Per thread, in the median repetition of each configuration (from "
-      "/proc/PID/task/*/stat, 10 ms ticks, over the whole run including set-up), and the shard's "
+      "/proc/PID/task/*/schedstat, over the whole run including set-up), and the shard's "
       "CPU per copy next to the probe's `sendmmsg` cost per packet:")
     w("")
     w("| run | shard CPU s | ingest CPU s | other threads CPU s | shard µs per copy | probe µs per packet |")

@@ -79,7 +79,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 LOGS=$OUT/logs
 mkdir -p "$RESULTS" "$LOGS"
-rm -f "$RESULTS"/*.json "$RESULTS"/perf-*.txt "$RESULTS"/fanout.svg
+# Only this script's own files: benches/results/ also holds other scripts' (join-time.json,
+# webhook-*.json, ...) and bench-gso.sh's subdirectories.
+rm -f "$RESULTS"/{corecast,gstreamer,webrtc,rawlimit}-*.json "$RESULTS"/{halfsat,meta}.json \
+  "$RESULTS"/perf-*.txt "$RESULTS"/perf-*.json "$RESULTS"/fanout.svg
 
 # Processes stopped on exit, ports, the sampler, run records.
 # shellcheck source=scripts/bench-lib.sh
