@@ -171,6 +171,61 @@ pub(super) fn send_copies<'a>(
             |t, why| refused.push((*t, drop_reason(why))),
         );
     }
+    // In chunks of the seal slots there are, each cut where the destination changes when it
+    // can be, so that a subscriber's copies of a run stay one message.
+    let mut out = SendOutcome::default();
+    let mut at = 0;
+    while at < copies.len() {
+        let end = chunk_end(copies, at, viewers.capacity());
+        let chunk = send_sealed(
+            fd,
+            send,
+            viewers,
+            order,
+            refused,
+            &copies[at..end],
+            copied,
+            resends,
+        );
+        out.sent += chunk.sent;
+        out.syscalls += chunk.syscalls;
+        out.messages += chunk.messages;
+        out.bursts += chunk.bursts;
+        out.burst_datagrams += chunk.burst_datagrams;
+        out.buffer_full += chunk.buffer_full;
+        out.failed += chunk.failed;
+        out.gso_refused += chunk.gso_refused;
+        at = end;
+    }
+    out
+}
+
+/// Where the chunk of `copies` from `at` ends: at most `cap` copies, and before the last change
+/// of destination within them when there is one, so no subscriber's copies straddle two chunks.
+fn chunk_end(copies: &[Transmit], at: usize, cap: usize) -> usize {
+    let end = copies.len().min(at + cap);
+    if end == copies.len() {
+        return end;
+    }
+    (at + 1..=end)
+        .rev()
+        .find(|&e| copies[e - 1].dest != copies[e].dest)
+        .unwrap_or(end)
+}
+
+/// Seal `copies` (at most the viewers' seal slots) and send them: sealed copies from their
+/// slots, the others as iovecs; a copy that cannot be sealed goes to `refused` unsent.
+#[allow(clippy::too_many_arguments)]
+fn send_sealed<'a>(
+    fd: BorrowedFd<'_>,
+    send: &mut SendBatch,
+    viewers: &'a mut Viewers,
+    order: &'a mut Vec<u32>,
+    refused: &mut Vec<(Transmit, DropReason)>,
+    copies: &'a [Transmit],
+    copied: Copied<'a>,
+    resends: bool,
+) -> SendOutcome {
     let sealed = viewers.seal(copies, copied, resends);
     order.clear();
     for (i, t) in copies.iter().enumerate() {
@@ -202,5 +257,43 @@ pub(super) fn drop_reason(refusal: Refusal) -> DropReason {
     match refusal {
         Refusal::BufferFull => DropReason::SendBufferFull,
         Refusal::Failed => DropReason::SendFailed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(ports: &[u16]) -> Vec<Transmit> {
+        ports
+            .iter()
+            .map(|&p| Transmit {
+                dest: std::net::SocketAddr::from(([127, 0, 0, 1], p)),
+                track: corecast_engine::TrackId(u32::from(p)),
+                head: [0; std::mem::size_of::<corecast_engine::splicer::OutHead>()],
+                prelude: false,
+                run_index: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chunk_ends_where_the_destination_changes() {
+        let copies = to(&[1, 1, 1, 2, 2, 2, 3, 3]);
+        assert_eq!(
+            chunk_end(&copies, 0, 5),
+            3,
+            "not in the middle of 2's copies"
+        );
+        assert_eq!(chunk_end(&copies, 0, 6), 6, "6 ends 2's copies");
+        assert_eq!(chunk_end(&copies, 3, 4), 6);
+        assert_eq!(chunk_end(&copies, 6, 4), 8, "the rest fits");
+    }
+
+    #[test]
+    fn one_destination_longer_than_a_chunk_is_cut_at_the_chunk() {
+        let copies = to(&[1; 10]);
+        assert_eq!(chunk_end(&copies, 0, 4), 4);
+        assert_eq!(chunk_end(&copies, 8, 4), 10);
     }
 }

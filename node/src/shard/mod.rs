@@ -46,6 +46,9 @@ pub use viewers::{ViewerIo, ViewerKeys};
 
 /// Packets taken before commands and RTCP get a turn.
 const PACKETS_PER_TURN: usize = 256;
+/// Copies sealed for viewers per `sendmmsg` at most (a batch of more goes in chunks): 400 KiB of
+/// seal slots per shard, enough for 64 messages of 4 copies.
+const SEAL_SLOTS: usize = 256;
 const RTCP_BATCH: usize = 16;
 const RTCP_BUF: usize = 1500;
 const SOCKET: Token = Token(0);
@@ -271,8 +274,8 @@ impl ShardWorker {
             recv: RecvBatch::with_capacity(RTCP_BATCH),
             rtcp_buf: vec![0; RTCP_BATCH * RTCP_BUF],
             refused: Vec::with_capacity(copies),
-            viewers: Viewers::new(copies.max(2 * MAX_RUN), self.ice),
-            order: Vec::with_capacity(copies.max(2 * MAX_RUN)),
+            viewers: Viewers::new(SEAL_SLOTS, self.ice),
+            order: Vec::with_capacity(SEAL_SLOTS),
             carry: VecDeque::with_capacity(run_max),
             run: Vec::with_capacity(MAX_RUN),
             run_max,

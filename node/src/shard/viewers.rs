@@ -120,6 +120,12 @@ pub struct Viewers {
 }
 
 impl Viewers {
+    /// Copies one [`Viewers::seal`] takes at most: the seal slots (allocated once, touched as
+    /// viewers need them).
+    pub fn capacity(&self) -> usize {
+        self.lens.len()
+    }
+
     pub fn new(batch_size: usize, ice: IceConfig) -> Viewers {
         Viewers {
             ice: IceLite::new(ice),
