@@ -602,30 +602,14 @@ impl<'s, H> FanOut<'s, H> {
             if track.source != source {
                 continue;
             }
-            let slot = batch.next_slot();
-            match track
-                .splicer
-                .splice_shared(pkt, &shared, now, &mut slot.head)
-            {
-                Ok(()) => {
-                    slot.dest = track.dest;
-                    slot.track = track.id;
-                    // `slot.prelude` is already false: see `TransmitBatch::clear`.
+            match track.copy_into(batch, pkt, &shared, now, switch_point) {
+                Ok(_) => {
+                    // `prelude` is already false and `run_index` unread: see
+                    // `TransmitBatch::clear` and `RunFanOut::indexed`.
                     batch.commit();
-                    track.counters.packets += 1;
-                    track.counters.bytes += bytes;
                     forwarded += 1;
-                    // Only a switch point can re-anchor a splicer (see `repair`).
-                    if switch_point {
-                        if let Some(r) = track.repair.as_deref_mut() {
-                            r.log.observe(&track.splicer, pkt, now);
-                        }
-                    }
                 }
-                Err(reason) => {
-                    track.counters.drops.add(reason, 1);
-                    drops.add(reason, 1);
-                }
+                Err(reason) => drops.add(reason, 1),
             }
         }
         self.pos = pos as u32;

@@ -176,31 +176,14 @@ impl<H> Run<'_, H> {
                 let shared = self.shared[i]
                     .as_ref()
                     .expect("every packet's rewrite is read");
-                let slot = batch.next_slot();
-                match track
-                    .splicer
-                    .splice_shared(pkt, shared, now, &mut slot.head)
-                {
-                    Ok(()) => {
-                        slot.dest = track.dest;
-                        slot.track = track.id;
+                match track.copy_into(batch, pkt, shared, now, pkt.is_switch_point()) {
+                    Ok(slot) => {
                         slot.run_index = i as u8;
                         batch.commit();
-                        let bytes = pkt.header.len as u64;
-                        track.counters.packets += 1;
-                        track.counters.bytes += bytes;
                         forwarded += 1;
-                        forwarded_bytes += bytes;
-                        if pkt.is_switch_point() {
-                            if let Some(r) = track.repair.as_deref_mut() {
-                                r.log.observe(&track.splicer, pkt, now);
-                            }
-                        }
+                        forwarded_bytes += pkt.header.len as u64;
                     }
-                    Err(reason) => {
-                        track.counters.drops.add(reason, 1);
-                        drops.add(reason, 1);
-                    }
+                    Err(reason) => drops.add(reason, 1),
                 }
             }
         }

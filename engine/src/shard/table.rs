@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::drop::DropCounts;
-use crate::splicer::Splicer;
+use crate::drop::{DropCounts, DropReason};
+use crate::source::RxPacket;
+use crate::splicer::{SharedRewrite, Splicer};
+use crate::transmit::{Transmit, TransmitBatch};
 use crate::types::{Codec, Nanos, SourceId, TrackId};
 
 /// Per-track counters.
@@ -62,6 +64,38 @@ pub(crate) struct Track {
     pub reports: Option<Box<super::reports::TrackReports>>,
     /// Loss repair: mapping log, budget (boxed like `reports`).
     pub repair: Option<Box<super::repair::TrackRepair>>,
+}
+
+impl Track {
+    /// Splice `pkt` for this track into `batch`'s next slot, with the slot's destination and
+    /// track, and count it as the track's (the caller commits the slot it gets back, and counts
+    /// the group's side). A refusal is counted as the track's drop.
+    #[inline(always)]
+    pub fn copy_into<'b>(
+        &mut self,
+        batch: &'b mut TransmitBatch,
+        pkt: &RxPacket,
+        shared: &SharedRewrite,
+        now: Nanos,
+        switch_point: bool,
+    ) -> Result<&'b mut Transmit, DropReason> {
+        let slot = batch.next_slot();
+        if let Err(reason) = self.splicer.splice_shared(pkt, shared, now, &mut slot.head) {
+            self.counters.drops.add(reason, 1);
+            return Err(reason);
+        }
+        slot.dest = self.dest;
+        slot.track = self.id;
+        self.counters.packets += 1;
+        self.counters.bytes += pkt.header.len as u64;
+        // Only a switch point can re-anchor a splicer (see `repair`).
+        if switch_point {
+            if let Some(r) = self.repair.as_deref_mut() {
+                r.log.observe(&self.splicer, pkt, now);
+            }
+        }
+        Ok(slot)
+    }
 }
 
 #[derive(Clone, Debug)]
