@@ -13,7 +13,7 @@ use corecast_engine::{DropReason, RxPacket, Transmit, MAX_RUN};
 use corecast_udp::{Datagram, Refusal, SendBatch, SendOutcome};
 
 use super::viewers::Viewers;
-use super::{HeldSlot, ShardWorker, State, PACKETS_PER_TURN};
+use super::{HeldSlot, ShardIo, ShardWorker, State, PACKETS_PER_TURN};
 
 /// The packets a batch's transmits copy.
 #[derive(Clone, Copy)]
@@ -96,22 +96,19 @@ impl ShardWorker {
         } else {
             Copied::One(&s.run[0], bufs[0])
         };
+        let mut sending = Sending {
+            send: &mut s.send,
+            viewers: &mut s.viewers,
+            order: &mut s.order,
+            refused: &mut s.refused,
+            io: &mut s.io,
+        };
         while fan.fill(&mut s.batch) > 0 {
             let batch = s.batch.as_slice();
-            let refused_before = s.refused.len();
-            let out = send_copies(
-                fd,
-                &mut s.send,
-                &mut s.viewers,
-                &mut s.order,
-                &mut s.refused,
-                batch,
-                copied,
-                false,
-            );
-            s.io.count_send(&out);
-            s.io.copies_sent += out.sent as u64;
-            s.io.batches += 1;
+            let refused_before = sending.refused.len();
+            let out = send_copies(fd, &mut sending, batch, copied, false);
+            sending.io.copies_sent += out.sent as u64;
+            sending.io.batches += 1;
             if out.sent > 0 {
                 // One clock read per batch (vDSO, no syscall); every copy of a packet in it
                 // shares it.
@@ -123,7 +120,7 @@ impl ShardWorker {
                         for t in batch {
                             sent[t.run_index as usize] += 1;
                         }
-                        for (t, _) in &s.refused[refused_before..] {
+                        for (t, _) in &sending.refused[refused_before..] {
                             sent[t.run_index as usize] -= 1;
                         }
                     }
@@ -148,45 +145,59 @@ impl ShardWorker {
     }
 }
 
+/// What sending copies needs of a shard's state, borrowed apart from its engine.
+pub(super) struct Sending<'s> {
+    pub send: &'s mut SendBatch,
+    pub viewers: &'s mut Viewers,
+    /// The copies to send, in order, once those that failed to seal are left out.
+    pub order: &'s mut Vec<u32>,
+    /// Copies the kernel refused or that could not be sealed, for the caller to record.
+    pub refused: &'s mut Vec<(Transmit, DropReason)>,
+    pub io: &'s mut ShardIo,
+}
+
 /// Send `copies` with `sendmmsg` (GSO where `send` has it): sealed per viewer while the shard
 /// has a secured viewer, else as iovecs into the shared payload; what the kernel refuses goes
-/// to `refused`. `resends`: the copies answer NACKs (a viewer that negotiated RTX gets each as
-/// an RFC 4588 retransmission).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn send_copies<'a>(
+/// to `refused`, and the send is counted in `io` (but the copies sent: the caller counts them
+/// by kind). `resends`: the copies answer NACKs (a viewer that negotiated RTX gets each as an
+/// RFC 4588 retransmission).
+pub(super) fn send_copies(
     fd: BorrowedFd<'_>,
-    send: &mut SendBatch,
-    viewers: &'a mut Viewers,
-    order: &'a mut Vec<u32>,
-    refused: &mut Vec<(Transmit, DropReason)>,
-    copies: &'a [Transmit],
-    copied: Copied<'a>,
+    s: &mut Sending<'_>,
+    copies: &[Transmit],
+    copied: Copied<'_>,
     resends: bool,
 ) -> SendOutcome {
-    if !viewers.has_secured() {
-        return send.send(
+    let out = if s.viewers.has_secured() {
+        send_all_sealed(fd, s, copies, copied, resends)
+    } else {
+        let refused = &mut *s.refused;
+        s.send.send(
             fd,
             copies,
             |t| copied.datagram(t),
             |t, why| refused.push((*t, drop_reason(why))),
-        );
-    }
+        )
+    };
+    s.io.count_send(&out);
+    out
+}
+
+/// [`send_copies`] while the shard has secured viewers.
+fn send_all_sealed(
+    fd: BorrowedFd<'_>,
+    s: &mut Sending<'_>,
+    copies: &[Transmit],
+    copied: Copied<'_>,
+    resends: bool,
+) -> SendOutcome {
     // In chunks of the seal slots there are, each cut where the destination changes when it
     // can be, so that a subscriber's copies of a run stay one message.
     let mut out = SendOutcome::default();
     let mut at = 0;
     while at < copies.len() {
-        let end = chunk_end(copies, at, viewers.capacity());
-        let chunk = send_sealed(
-            fd,
-            send,
-            viewers,
-            order,
-            refused,
-            &copies[at..end],
-            copied,
-            resends,
-        );
+        let end = chunk_end(copies, at, s.viewers.capacity());
+        let chunk = send_sealed(fd, s, &copies[at..end], copied, resends);
         out.sent += chunk.sent;
         out.syscalls += chunk.syscalls;
         out.messages += chunk.messages;
@@ -215,18 +226,15 @@ fn chunk_end(copies: &[Transmit], at: usize, cap: usize) -> usize {
 
 /// Seal `copies` (at most the viewers' seal slots) and send them: sealed copies from their
 /// slots, the others as iovecs; a copy that cannot be sealed goes to `refused` unsent.
-#[allow(clippy::too_many_arguments)]
-fn send_sealed<'a>(
+fn send_sealed(
     fd: BorrowedFd<'_>,
-    send: &mut SendBatch,
-    viewers: &'a mut Viewers,
-    order: &'a mut Vec<u32>,
-    refused: &mut Vec<(Transmit, DropReason)>,
-    copies: &'a [Transmit],
-    copied: Copied<'a>,
+    s: &mut Sending<'_>,
+    copies: &[Transmit],
+    copied: Copied<'_>,
     resends: bool,
 ) -> SendOutcome {
-    let sealed = viewers.seal(copies, copied, resends);
+    let (order, refused) = (&mut *s.order, &mut *s.refused);
+    let sealed = s.viewers.seal(copies, copied, resends);
     order.clear();
     for (i, t) in copies.iter().enumerate() {
         if sealed.failed(i) {
@@ -235,7 +243,7 @@ fn send_sealed<'a>(
             order.push(i as u32);
         }
     }
-    send.send(
+    s.send.send(
         fd,
         order,
         |&i| {

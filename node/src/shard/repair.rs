@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use std::os::fd::BorrowedFd;
 
-use corecast_engine::{DropReason, Nanos, RxPacket, Transmit, MAX_RUN};
+use corecast_engine::{DropReason, Nanos, RxPacket, Shard, Transmit, MAX_RUN};
 
-use super::forward::{send_copies, Copied};
+use super::forward::{send_copies, Copied, Sending};
 use super::{ShardWorker, State};
 use crate::pool::Slot;
 
@@ -82,17 +82,7 @@ impl Gathered {
             *b = slot.as_ref();
         }
         let copied = Copied::Run(&self.pkts, &bufs[..self.pkts.len()]);
-        let out = send_copies(
-            fd,
-            s.send,
-            s.viewers,
-            s.order,
-            s.refused,
-            &self.transmits,
-            copied,
-            resends,
-        );
-        s.io.count_send(&out);
+        let out = send_copies(fd, s, &self.transmits, copied, resends);
         for (t, reason) in s.refused.drain(..) {
             refused(&t, copied.of(&t).0.header.len as usize, reason);
         }
@@ -103,38 +93,38 @@ impl Gathered {
     }
 }
 
-/// The parts of a shard's state that sending needs, borrowed apart from its engine.
-pub(super) struct Sending<'a> {
-    pub send: &'a mut corecast_udp::SendBatch,
-    pub viewers: &'a mut super::viewers::Viewers,
-    pub order: &'a mut Vec<u32>,
-    pub refused: &'a mut Vec<(Transmit, DropReason)>,
-    pub io: &'a mut super::ShardIo,
+impl State {
+    /// The engine, the gathered resends and what sending needs, borrowed apart.
+    fn split_for_sending(&mut self) -> (&mut Shard<HeldSlot>, &mut Gathered, Sending<'_>) {
+        (
+            &mut self.engine,
+            &mut self.gathered,
+            Sending {
+                send: &mut self.send,
+                viewers: &mut self.viewers,
+                order: &mut self.order,
+                refused: &mut self.refused,
+                io: &mut self.io,
+            },
+        )
+    }
 }
 
 impl ShardWorker {
     /// Send every resend the engine queued (from the NACKs just handed to it).
     pub(super) fn send_resends(&self, s: &mut State) {
         let fd = self.socket.as_fd();
-        let mut sending = Sending {
-            send: &mut s.send,
-            viewers: &mut s.viewers,
-            order: &mut s.order,
-            refused: &mut s.refused,
-            io: &mut s.io,
-        };
+        let (engine, gathered, mut sending) = s.split_for_sending();
         let mut refused = 0u64;
         let mut sent = 0;
         loop {
-            let r = s.engine.poll_resend();
+            let r = engine.poll_resend();
             let done = r.is_none();
             if let Some(r) = r {
-                s.gathered.push(&[r.transmit], r.pkt, r.handle);
+                gathered.push(&[r.transmit], r.pkt, r.handle);
             }
-            if done || s.gathered.is_full() {
-                sent += s
-                    .gathered
-                    .flush(fd, &mut sending, true, |_, _, _| refused += 1);
+            if done || gathered.is_full() {
+                sent += gathered.flush(fd, &mut sending, true, |_, _, _| refused += 1);
             }
             if done {
                 break;
@@ -149,24 +139,18 @@ impl ShardWorker {
     /// and counted as dropped.
     pub(super) fn send_replays(&self, s: &mut State, now: Nanos) {
         let fd = self.socket.as_fd();
-        let mut sending = Sending {
-            send: &mut s.send,
-            viewers: &mut s.viewers,
-            order: &mut s.order,
-            refused: &mut s.refused,
-            io: &mut s.io,
-        };
+        let (engine, gathered, mut sending) = s.split_for_sending();
         let mut failed: Vec<(Transmit, usize, DropReason)> = Vec::new();
         loop {
-            let r = s.engine.poll_replay(now);
+            let r = engine.poll_replay(now);
             let done = r.is_none();
             if let Some(r) = r {
                 let both = [r.prelude.unwrap_or(r.transmit), r.transmit];
                 let copies = &both[usize::from(r.prelude.is_none())..];
-                s.gathered.push(copies, r.pkt, r.handle);
+                gathered.push(copies, r.pkt, r.handle);
             }
-            if done || s.gathered.is_full() {
-                s.gathered.flush(fd, &mut sending, false, |t, len, why| {
+            if done || gathered.is_full() {
+                gathered.flush(fd, &mut sending, false, |t, len, why| {
                     failed.push((*t, len, why))
                 });
             }
@@ -176,7 +160,7 @@ impl ShardWorker {
         }
         for (t, len, reason) in failed {
             sending.io.replays_refused += 1;
-            s.engine.record_replay_failure(&t, len, reason);
+            engine.record_replay_failure(&t, len, reason);
         }
     }
 }
