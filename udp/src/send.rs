@@ -80,6 +80,20 @@ pub struct SendOutcome {
     pub gso_refused: usize,
 }
 
+/// The outcome of several sends, added up.
+impl std::ops::AddAssign for SendOutcome {
+    fn add_assign(&mut self, o: SendOutcome) {
+        self.sent += o.sent;
+        self.syscalls += o.syscalls;
+        self.messages += o.messages;
+        self.bursts += o.bursts;
+        self.burst_datagrams += o.burst_datagrams;
+        self.buffer_full += o.buffer_full;
+        self.failed += o.failed;
+        self.gso_refused += o.gso_refused;
+    }
+}
+
 /// Whether the kernel takes UDP GSO on `socket` (`UDP_SEGMENT`, Linux 4.18): `Err` says why not.
 /// A route whose device cannot checksum segments still refuses a message at send time
 /// ([`SendOutcome::gso_refused`]); its datagrams then go one by one.

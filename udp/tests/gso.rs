@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use corecast_udp::{gso_supported, Datagram, SendBatch};
+use corecast_udp::{gso_supported, Datagram, SendBatch, SendOutcome};
 
 fn bound() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -53,6 +53,25 @@ fn want(c: &Copy, payload: &[u8]) -> Vec<u8> {
     [&c.head[..], &payload[..c.tail]].concat()
 }
 
+/// Send `items` through `sb` from `sender`, each a head and `payload` up to its tail; panics
+/// on any refusal.
+fn send_all(
+    sb: &mut SendBatch<2>,
+    sender: &UdpSocket,
+    items: &[Copy],
+    payload: &[u8],
+) -> SendOutcome {
+    sb.send(
+        sender,
+        items,
+        |c| Datagram {
+            dest: c.dest,
+            segments: [&c.head, &payload[..c.tail]],
+        },
+        |_, why| panic!("refused: {why:?}"),
+    )
+}
+
 #[test]
 fn bursts_to_one_destination_go_as_one_message_each_and_arrive_whole_in_order() {
     let receivers: Vec<UdpSocket> = (0..2).map(|_| bound()).collect();
@@ -74,15 +93,7 @@ fn bursts_to_one_destination_go_as_one_message_each_and_arrive_whole_in_order() 
     ];
     let items = copies(&plan, &dests);
     let mut sb = SendBatch::<2>::with_gso(8, 16);
-    let out = sb.send(
-        &sender,
-        &items,
-        |c| Datagram {
-            dest: c.dest,
-            segments: [&c.head, &payload[..c.tail]],
-        },
-        |_, why| panic!("refused: {why:?}"),
-    );
+    let out = send_all(&mut sb, &sender, &items, &payload);
     assert_eq!(
         (out.sent, out.messages, out.syscalls, out.gso_refused),
         (7, 4, 1, 0)
@@ -111,15 +122,7 @@ fn a_burst_longer_than_the_segment_limit_is_split() {
     let plan: Vec<(usize, u8, usize)> = (0..10).map(|i| (0, i, 200)).collect();
     let items = copies(&plan, &[dest]);
     let mut sb = SendBatch::<2>::with_gso(4, 4);
-    let out = sb.send(
-        &sender,
-        &items,
-        |c| Datagram {
-            dest: c.dest,
-            segments: [&c.head, &payload[..c.tail]],
-        },
-        |_, why| panic!("refused: {why:?}"),
-    );
+    let out = send_all(&mut sb, &sender, &items, &payload);
     // 4 + 4 + 2.
     assert_eq!((out.sent, out.messages), (10, 3));
     let wanted: Vec<Vec<u8>> = items.iter().map(|c| want(c, &payload)).collect();
@@ -150,15 +153,7 @@ fn a_burst_the_kernel_refuses_as_gso_is_sent_one_by_one_and_counted() {
     let plan: Vec<(usize, u8, usize)> = (0..5).map(|i| (0, i, 300)).collect();
     let items = copies(&plan, &[dest]);
     let mut sb = SendBatch::<2>::with_gso(8, 8);
-    let out = sb.send(
-        &sender,
-        &items,
-        |c| Datagram {
-            dest: c.dest,
-            segments: [&c.head, &payload[..c.tail]],
-        },
-        |_, why| panic!("refused: {why:?}"),
-    );
+    let out = send_all(&mut sb, &sender, &items, &payload);
     assert_eq!((out.sent, out.messages, out.gso_refused), (5, 5, 1));
     let wanted: Vec<Vec<u8>> = items.iter().map(|c| want(c, &payload)).collect();
     assert_eq!(receive(&r, 5), wanted);

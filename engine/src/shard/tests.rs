@@ -50,7 +50,7 @@ struct Rig {
     now: u64,
 }
 
-fn config(t: u8) -> TrackConfig {
+pub(super) fn config(t: u8) -> TrackConfig {
     TrackConfig {
         id: TrackId(t as u32),
         dest: format!("127.0.0.1:{}", 20_000 + t as u16).parse().unwrap(),

@@ -197,15 +197,7 @@ fn send_all_sealed(
     let mut at = 0;
     while at < copies.len() {
         let end = chunk_end(copies, at, s.viewers.capacity());
-        let chunk = send_sealed(fd, s, &copies[at..end], copied, resends);
-        out.sent += chunk.sent;
-        out.syscalls += chunk.syscalls;
-        out.messages += chunk.messages;
-        out.bursts += chunk.bursts;
-        out.burst_datagrams += chunk.burst_datagrams;
-        out.buffer_full += chunk.buffer_full;
-        out.failed += chunk.failed;
-        out.gso_refused += chunk.gso_refused;
+        out += send_sealed(fd, s, &copies[at..end], copied, resends);
         at = end;
     }
     out

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
+use super::super::tests::config;
 use super::super::*;
 use super::MAX_RUN;
 use crate::source::SourceIngress;
@@ -29,17 +30,6 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..10u8, 0..3u8).prop_map(|(t, s)| Op::Switch(t, s)),
         5 => (0..3u8, 1..40u8, 0..50u8, 0..6u8).prop_map(|(s, n, k, o)| Op::Burst(s, n, k, o)),
     ]
-}
-
-fn config(t: u8) -> TrackConfig {
-    TrackConfig {
-        id: TrackId(t as u32),
-        dest: format!("127.0.0.1:{}", 20_000 + t as u16).parse().unwrap(),
-        ssrc: Ssrc(0x1000 + t as u32),
-        payload_type: 96,
-        first_seq: SeqNo(t as u16 * 1000),
-        first_ts: RtpTime(t as u32 * 77),
-    }
 }
 
 /// The two shards and what each sent every track.
