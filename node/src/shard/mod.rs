@@ -1,7 +1,8 @@
 //! A shard worker: one thread (pinned to a core) that owns an engine `Shard` and one UDP socket.
 //!
-//! A plain loop over the engine's `Shard`: apply control commands, then take packets one at a time
-//! from its queue, fan each out with the engine and send the copies with `sendmmsg`; hand
+//! A plain loop over the engine's `Shard`: apply control commands, then take the packets of its
+//! queue in order, fan each run of one source's out with the engine and send the copies with
+//! `sendmmsg`, a subscriber's copies of a run as one UDP GSO message (`forward`); hand
 //! subscribers' RTCP from the same socket to the engine (`Shard::handle_rtcp`); run the engine's
 //! due timeouts (switch deadlines); drain its events (switches applied and timed out go to the
 //! control thread, keyframes wanted to ingest) and, at an interval, snapshot its counters. With
