@@ -1,7 +1,8 @@
 //! One direction's session cipher (RTP or RTCP half), applied to a packet already laid out in
 //! the buffer it is sent from. AES-GCM comes from `ring` (fastest measured, see the crate
 //! docs); AES-CM and HMAC-SHA1 from RustCrypto, since ring offers neither AES-CTR nor a fast
-//! SHA-1. Nothing here allocates: keys are expanded once, per packet only the IV is built.
+//! SHA-1. SRTP keys are expanded once, and per packet only the IV is built; SRTCP keys are kept
+//! as derived and expanded per packet ([`SessionKeys`]), which for AES-CM allocates its key box.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use hmac::{Hmac, Mac};
@@ -46,7 +47,19 @@ pub(crate) enum Half {
     Rtcp,
 }
 
-impl SessionCipher {
+/// One half's session keys as derived, not expanded: 70 octets where a [`SessionCipher`] is
+/// 560. The SRTCP half is kept this way and expanded for each packet (a viewer's RTCP is a few
+/// packets a second; the expansion is a fraction of a microsecond), which saves a cipher's
+/// worth of memory per context, two per viewer.
+#[derive(Clone)]
+pub(crate) struct SessionKeys {
+    profile: Profile,
+    key: [u8; 32],
+    salt: [u8; 14],
+    auth: [u8; 20],
+}
+
+impl SessionKeys {
     /// Derive this half's session keys from the master key and salt (RFC 3711 §4.3, KDR 0).
     pub(crate) fn derive(
         profile: Profile,
@@ -58,17 +71,77 @@ impl SessionCipher {
             Half::Rtp => (label::RTP_ENCRYPTION, label::RTP_AUTH, label::RTP_SALT),
             Half::Rtcp => (label::RTCP_ENCRYPTION, label::RTCP_AUTH, label::RTCP_SALT),
         };
-        let mut key = [0u8; 32];
-        let key = &mut key[..profile.key_len()];
-        derive(master_key, master_salt, enc, key);
-        let mut session_salt = [0u8; 14];
-        let session_salt = &mut session_salt[..profile.salt_len()];
-        derive(master_key, master_salt, salt, session_salt);
-        let mut auth_key = [0u8; 20];
+        let mut keys = SessionKeys {
+            profile,
+            key: [0; 32],
+            salt: [0; 14],
+            auth: [0; 20],
+        };
+        derive(
+            master_key,
+            master_salt,
+            enc,
+            &mut keys.key[..profile.key_len()],
+        );
+        derive(
+            master_key,
+            master_salt,
+            salt,
+            &mut keys.salt[..profile.salt_len()],
+        );
         if !profile.is_aead() {
-            derive(master_key, master_salt, auth, &mut auth_key);
+            derive(master_key, master_salt, auth, &mut keys.auth);
         }
-        Self::from_session_keys(profile, key, session_salt, &auth_key)
+        keys
+    }
+
+    /// Session keys given directly (the RFC 7714 vectors are stated this way); lengths checked
+    /// by the caller against the profile.
+    pub(crate) fn given(profile: Profile, key: &[u8], salt: &[u8], auth_key: &[u8]) -> Self {
+        let mut keys = SessionKeys {
+            profile,
+            key: [0; 32],
+            salt: [0; 14],
+            auth: [0; 20],
+        };
+        keys.key[..key.len()].copy_from_slice(key);
+        keys.salt[..salt.len()].copy_from_slice(salt);
+        if !profile.is_aead() {
+            keys.auth.copy_from_slice(auth_key);
+        }
+        keys
+    }
+
+    /// The expanded cipher.
+    pub(crate) fn cipher(&self) -> SessionCipher {
+        let p = self.profile;
+        SessionCipher::from_session_keys(
+            p,
+            &self.key[..p.key_len()],
+            &self.salt[..p.salt_len()],
+            &self.auth,
+        )
+    }
+
+    /// Where the E+index word of an SRTCP packet of `len` octets starts.
+    pub(crate) fn rtcp_trailer_at(&self, len: usize) -> usize {
+        if self.profile.is_aead() {
+            len - 4
+        } else {
+            len - 4 - CM_TAG
+        }
+    }
+}
+
+impl SessionCipher {
+    /// Derive this half's session keys and expand them.
+    pub(crate) fn derive(
+        profile: Profile,
+        master_key: &[u8],
+        master_salt: &[u8],
+        half: Half,
+    ) -> Self {
+        SessionKeys::derive(profile, master_key, master_salt, half).cipher()
     }
 
     /// Build from session keys directly (the RFC 7714 vectors are stated this way).
@@ -208,14 +281,6 @@ impl SessionCipher {
                 buf[len + 4..len + 4 + CM_TAG].copy_from_slice(&tag[..CM_TAG]);
                 len + 4 + CM_TAG
             }
-        }
-    }
-
-    /// Where the E+index word of an SRTCP packet of `len` octets starts.
-    pub(crate) fn rtcp_trailer_at(&self, len: usize) -> usize {
-        match self {
-            SessionCipher::Gcm { .. } => len - 4,
-            SessionCipher::Cm { .. } => len - 4 - CM_TAG,
         }
     }
 

@@ -1,7 +1,7 @@
 //! [`SrtpContext`]: one direction of one viewer's SRTP/SRTCP, with per-SSRC rollover counters,
 //! SRTCP indices and replay windows in a table sized once, at construction.
 
-use crate::cipher::{Half, SessionCipher, E_FLAG};
+use crate::cipher::{Half, SessionCipher, SessionKeys, E_FLAG};
 use crate::replay::ReplayWindow;
 use crate::{Error, Profile};
 
@@ -46,7 +46,9 @@ pub struct SrtpContext {
     /// `None` for a context made with [`SrtpContext::new_rtcp_only`]. Boxed so that such a
     /// context is a pointer smaller instead of a whole cipher (one pointer chase per packet).
     rtp: Option<Box<SessionCipher>>,
-    rtcp: SessionCipher,
+    /// Expanded per SRTCP packet: a context's RTCP is a few packets a second, and a cipher
+    /// kept expanded would be 560 octets per context.
+    rtcp: SessionKeys,
     streams: Vec<Stream>,
     max_ssrcs: usize,
 }
@@ -81,7 +83,7 @@ impl SrtpContext {
                 master_salt,
                 Half::Rtp,
             ))),
-            SessionCipher::derive(profile, master_key, master_salt, Half::Rtcp),
+            SessionKeys::derive(profile, master_key, master_salt, Half::Rtcp),
             max_ssrcs,
         ))
     }
@@ -101,7 +103,7 @@ impl SrtpContext {
         Ok(Self::with_ciphers(
             profile,
             None,
-            SessionCipher::derive(profile, master_key, master_salt, Half::Rtcp),
+            SessionKeys::derive(profile, master_key, master_salt, Half::Rtcp),
             max_ssrcs,
         ))
     }
@@ -126,7 +128,7 @@ impl SrtpContext {
             Some(Box::new(SessionCipher::from_session_keys(
                 profile, key, salt, auth_key,
             ))),
-            SessionCipher::from_session_keys(profile, key, salt, auth_key),
+            SessionKeys::given(profile, key, salt, auth_key),
             max_ssrcs,
         ))
     }
@@ -134,7 +136,7 @@ impl SrtpContext {
     fn with_ciphers(
         profile: Profile,
         rtp: Option<Box<SessionCipher>>,
-        rtcp: SessionCipher,
+        rtcp: SessionKeys,
         max_ssrcs: usize,
     ) -> Self {
         SrtpContext {
@@ -250,7 +252,7 @@ impl SrtpContext {
             return Err(Error::IndexExhausted);
         }
         self.streams[at].next_srtcp_index = index + 1;
-        Ok(self.rtcp.seal_rtcp(out, len, ssrc, index))
+        Ok(self.rtcp.cipher().seal_rtcp(out, len, ssrc, index))
     }
 
     /// Verify, replay-check and (when its E flag says so) decrypt one SRTCP packet in place.
@@ -271,7 +273,7 @@ impl SrtpContext {
             None if self.streams.len() == self.max_ssrcs => return Err(Error::TooManySsrcs),
             None => {}
         }
-        let len = self.rtcp.open_rtcp(buf, ssrc, word)?;
+        let len = self.rtcp.cipher().open_rtcp(buf, ssrc, word)?;
         let at = self.stream(ssrc)?;
         self.streams[at].rtcp.accept(index);
         Ok(len)
@@ -425,10 +427,10 @@ mod tests {
     #[test]
     fn a_context_stays_small_for_every_profile() {
         // Two per viewer, so this is memory per viewer (issue 13: at most 4 KiB beyond a plain
-        // subscriber in all). Boxing AES-CM's key schedule keeps GCM halves at GCM's size; the
-        // SRTP half is boxed so that an SRTCP-only context (a viewer's inbound) saves it.
+        // subscriber in all). The SRTP half is boxed so that an SRTCP-only context (a viewer's
+        // inbound) saves it; the SRTCP half is its session keys, expanded per packet.
         let size = std::mem::size_of::<SrtpContext>();
-        assert!(size <= 640, "SrtpContext is {size} octets inline");
+        assert!(size <= 160, "SrtpContext is {size} octets inline");
         assert!(std::mem::size_of::<Stream>() <= 80);
     }
 }
