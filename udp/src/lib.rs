@@ -22,6 +22,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod memory;
 pub mod options;
 mod ports;
 mod recv;
@@ -29,6 +30,7 @@ mod send;
 mod sockaddr;
 pub mod time;
 
+pub use memory::release_free_memory;
 pub use options::{enable_receive_timestamps, Buffer};
 pub use ports::PortRange;
 pub use recv::{Received, RecvBatch};

@@ -256,6 +256,11 @@ impl HandshakeThread {
             // After a burst of joins the table would keep its size for good.
             self.viewers.shrink_to(self.viewers.len() * 2);
         }
+        if self.viewers.len() < before && self.viewers.is_empty() {
+            // A burst of joins left this thread's arena holding every handshake's state (5 to
+            // 7 KiB of heap each while in progress), freed now; once, when the last goes.
+            corecast_udp::release_free_memory();
+        }
         for (&key, v) in self.viewers.iter_mut() {
             match &mut v.stage {
                 Stage::InProgress(h) if h.poll_timeout().is_some_and(|at| at <= now) => {
