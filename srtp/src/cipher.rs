@@ -60,6 +60,15 @@ pub(crate) struct SessionKeys {
 }
 
 impl SessionKeys {
+    fn empty(profile: Profile) -> Self {
+        SessionKeys {
+            profile,
+            key: [0; 32],
+            salt: [0; 14],
+            auth: [0; 20],
+        }
+    }
+
     /// Derive this half's session keys from the master key and salt (RFC 3711 §4.3, KDR 0).
     pub(crate) fn derive(
         profile: Profile,
@@ -71,12 +80,7 @@ impl SessionKeys {
             Half::Rtp => (label::RTP_ENCRYPTION, label::RTP_AUTH, label::RTP_SALT),
             Half::Rtcp => (label::RTCP_ENCRYPTION, label::RTCP_AUTH, label::RTCP_SALT),
         };
-        let mut keys = SessionKeys {
-            profile,
-            key: [0; 32],
-            salt: [0; 14],
-            auth: [0; 20],
-        };
+        let mut keys = SessionKeys::empty(profile);
         derive(
             master_key,
             master_salt,
@@ -98,12 +102,7 @@ impl SessionKeys {
     /// Session keys given directly (the RFC 7714 vectors are stated this way); lengths checked
     /// by the caller against the profile.
     pub(crate) fn given(profile: Profile, key: &[u8], salt: &[u8], auth_key: &[u8]) -> Self {
-        let mut keys = SessionKeys {
-            profile,
-            key: [0; 32],
-            salt: [0; 14],
-            auth: [0; 20],
-        };
+        let mut keys = SessionKeys::empty(profile);
         keys.key[..key.len()].copy_from_slice(key);
         keys.salt[..salt.len()].copy_from_slice(salt);
         if !profile.is_aead() {

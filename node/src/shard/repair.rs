@@ -11,10 +11,8 @@
 //! with the shard's send failures, not against the packet's forwarding (which already counted
 //! it as sent).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-
-use std::os::fd::BorrowedFd;
 
 use corecast_engine::{DropReason, Nanos, RxPacket, Shard, Transmit, MAX_RUN};
 

@@ -265,7 +265,13 @@ impl Viewers {
             let (pkt, buf) = copied.of(t);
             let out = &mut self.slots[i * SEALED_SLOT..(i + 1) * SEALED_SLOT];
             let mut head: RtxHead = [0; 14];
-            let rtx = self.rtx.get_mut(&t.track).filter(|_| resends);
+            // Only resends look for a retransmission stream: a forwarded copy pays no lookup.
+            let rtx = if resends {
+                self.rtx.get_mut(&t.track)
+            } else {
+                None
+            };
+            let as_rtx = rtx.is_some();
             let sealed = match rtx {
                 Some(rtx) => {
                     let parts = rtx.packet(t.segments(pkt, buf), &mut head);
@@ -276,7 +282,7 @@ impl Viewers {
             match sealed {
                 Ok(len) => {
                     self.lens[i] = Some(len as u16);
-                    if resends && self.rtx.contains_key(&t.track) {
+                    if as_rtx {
                         self.io.rtx_sent += 1;
                     }
                 }
