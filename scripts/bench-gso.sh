@@ -131,19 +131,29 @@ print(json.dumps({"packets_forwarded": s["node"]["packets_forwarded"], "gso": gs
                   "segments": max(sh["gso"]["segments"] for sh in s["shards"])}))'
 }
 
-# One corecast run: $1 rig (loopback|sendonly), $2 gso mode, $3 out file, $4 `whep` for viewers.
-run_corecast() {
-  local rig=$1 gso=$2 out=$3 transport=${4:-rtp} name rc counts
-  local extra=() verified=$M
-  name=$(basename "$out" .json)
-  [ "$transport" = whep ] && extra+=(--whep)
-  if [ "$rig" = sendonly ]; then
+# The load generator's flags for rig $1 and transport $2 (`whep` for viewers), as the caller's
+# locals `extra` (flags), `verified` (subscribers it receives) and `media_ip` (the node's
+# --rtp-ip): on the send-only rig it verifies one subscriber on this host and the rest go into
+# the rig's namespace.
+load_flags() {
+  extra=()
+  verified=$M
+  media_ip=127.0.0.1
+  [ "$2" = whep ] && extra+=(--whep)
+  if [ "$1" = sendonly ]; then
     verified=1
+    media_ip=$RIG_HOST_IP
     extra+=(--bind-ip "$RIG_HOST_IP" --unverified $((M - 1)) --unverified-to "$RIG_IP:$RIG_PORT")
   fi
+}
+
+# One corecast run: $1 rig (loopback|sendonly), $2 gso mode, $3 out file, $4 `whep` for viewers.
+run_corecast() {
+  local rig=$1 gso=$2 out=$3 transport=${4:-rtp} name rc counts extra verified media_ip
+  name=$(basename "$out" .json)
+  load_flags "$rig" "$transport"
   log "corecast --gso $gso ($transport, $rig): 1 x $M, ${DURATION}s ($name)"
-  RTP_IP=$([ "$rig" = sendonly ] && echo "$RIG_HOST_IP" || echo 127.0.0.1) \
-    start_corecast "$name" "$verified" --gso "$gso" --gso-segments "$SEGMENTS"
+  RTP_IP=$media_ip start_corecast "$name" "$verified" --gso "$gso" --gso-segments "$SEGMENTS"
   sleep 0.5
   start_sampler "$SERVER" "$LOGS/$name.sample.json"
   set +e
@@ -222,15 +232,10 @@ done
 # $1 rig, $2 transport, $3 name: corecast --gso on under the load generator, its shard thread
 # sampled for 4 s once the stream is steady.
 profile_shard() {
-  local rig=$1 transport=$2 name=$3 lg tid extra=() verified=$M
-  [ "$transport" = whep ] && extra+=(--whep)
-  if [ "$rig" = sendonly ]; then
-    verified=1
-    extra+=(--bind-ip "$RIG_HOST_IP" --unverified $((M - 1)) --unverified-to "$RIG_IP:$RIG_PORT")
-  fi
+  local rig=$1 transport=$2 name=$3 lg tid extra verified media_ip
+  load_flags "$rig" "$transport"
   log "perf: corecast --gso on ($transport, $rig), 1 x $M, 4 s of the shard thread"
-  RTP_IP=$([ "$rig" = sendonly ] && echo "$RIG_HOST_IP" || echo 127.0.0.1) \
-    start_corecast "$name" "$verified" --gso on --gso-segments "$SEGMENTS"
+  RTP_IP=$media_ip start_corecast "$name" "$verified" --gso on --gso-segments "$SEGMENTS"
   "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" --recv-base-port "$RECV_BASE" \
     --sources 1 --subscribers "$verified" --duration 10 --bitrate "$BITRATE" --max-loss 1 \
     --max-p99-ms none --json "${extra[@]}" >"$RESULTS/$name.loadgen.json" 2>"$LOGS/$name.log" &
