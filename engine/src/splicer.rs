@@ -387,4 +387,4 @@ mod resend;
 #[cfg(test)]
 mod tests;
 
-pub use resend::{Mapping, MappingLog, Resend, LOGGED_MAPPINGS};
+pub use resend::{Mapping, MappingLog, Resend, LOGGED_MAPPINGS, RESOLVABLE_SPAN};

@@ -9,8 +9,8 @@
 //! switch point, so the fan-out looks at the log only after splicing a switch point
 //! ([`MappingLog::observe`]).
 //!
-//! What is never resolved: numbers the track has not reached yet, numbers from before its
-//! oldest logged mapping, and numbers of a mapping below its first source packet (those were
+//! What is never resolved: numbers the track has not reached yet, numbers
+//! [`RESOLVABLE_SPAN`] or more behind its newest, numbers from before its oldest logged mapping, and numbers of a mapping below its first source packet (those were
 //! stale when the track anchored and were never sent). The one number an anchor reserves for
 //! an H.264/H.265 prelude resolves to [`Resend::Prelude`].
 
@@ -21,6 +21,9 @@ use crate::types::{ExtSeq, Nanos, SeqNo, SourceId};
 /// How many of a track's mappings a log remembers: a switch and a source restart within the
 /// history's span still resolve.
 pub const LOGGED_MAPPINGS: usize = 4;
+
+/// How far behind a track's newest output number a NACKed number may be and still resolve.
+pub const RESOLVABLE_SPAN: u64 = 1 << 15;
 
 /// One anchor of a track: how its output numbers relate to a source stream's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +184,12 @@ impl MappingLog {
     pub fn resolve(&self, splicer: &Splicer, wire: SeqNo) -> Option<Resend> {
         let newest_sent = splicer.last_seq()?.0;
         let out = extend_before(newest_sent, wire);
+        // A 16-bit number half the space or more behind the newest reads as ahead of it to a
+        // receiver (RFC 3550's serial arithmetic), and an SRTP sender would seal it with the
+        // next rollover counter (RFC 3711 §3.3.1): it is not a resend anyone can use.
+        if newest_sent - out >= RESOLVABLE_SPAN {
+            return None;
+        }
         // Mappings are logged in output order: each covers up to where the next one starts.
         let at = (0..self.len)
             .rev()

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::*;
 use crate::rtcp::{write_nack, NACK_MAX_LEN};
 use crate::source::SourceIngress;
+use crate::splicer::RESOLVABLE_SPAN;
 use crate::synth::{VideoShape, Vp8Stream};
 use crate::transmit::TransmitBatch;
 use crate::types::{Codec, RtpTime, SeqNo, SourceId};
@@ -37,11 +38,18 @@ struct Rig {
 
 impl Rig {
     fn new(first_seq: u16) -> Rig {
+        Rig::keeping(
+            first_seq,
+            HistoryConfig {
+                span: crate::history::VIDEO_SPAN,
+                max_packets: 1_000,
+            },
+        )
+    }
+
+    fn keeping(first_seq: u16, history: HistoryConfig) -> Rig {
         let mut shard = Shard::with_handles(Layout::Grouped);
-        shard.keep_history(Some(HistoryConfig {
-            span: crate::history::VIDEO_SPAN,
-            max_packets: 1_000,
-        }));
+        shard.keep_history(Some(history));
         let shape = VideoShape {
             gop: 10,
             ..VideoShape::default()
@@ -131,7 +139,8 @@ impl Rig {
             .filter(|(_, b)| !lost_only || b.is_empty())
             .map(|(s, _)| *s)
             .collect();
-        n.sort_by_key(|&s| s.wrapping_sub(self.first()));
+        let first = self.first();
+        n.sort_by_key(|&s| s.wrapping_sub(first));
         n
     }
 
@@ -212,6 +221,37 @@ fn numbers_never_sent_or_let_go_are_refused_and_counted() {
     assert!(rig.resends().is_empty());
     let c = rig.shard.track_repair(TRACK).unwrap();
     assert_eq!(c.missing, 2, "{c:?}");
+}
+
+#[test]
+fn a_number_half_the_16_bit_space_behind_the_newest_is_refused_though_the_history_holds_it() {
+    // A history long enough to hold more than half of the 16-bit space.
+    let mut rig = Rig::keeping(
+        100,
+        HistoryConfig {
+            span: Nanos::from_millis(3_600_000),
+            max_packets: 40_000,
+        },
+    );
+    for _ in 0..(RESOLVABLE_SPAN as usize + 100) {
+        rig.step(|_| false);
+    }
+    let newest = *rig.numbers(false).last().unwrap();
+    let behind = |n: u64| newest.wrapping_sub(n as u16);
+    // Just inside the span: resent. At the span and beyond: refused as unknown, not sent with
+    // a number a receiver (or SRTP's rollover estimate) would place ahead of the newest.
+    rig.nack(dest(), &[behind(RESOLVABLE_SPAN - 1)]);
+    let resent = rig.resends();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].0, behind(RESOLVABLE_SPAN - 1));
+    assert_eq!(resent[0].1, rig.sent[&behind(RESOLVABLE_SPAN - 1)]);
+    rig.nack(
+        dest(),
+        &[behind(RESOLVABLE_SPAN), behind(RESOLVABLE_SPAN + 50)],
+    );
+    assert!(rig.resends().is_empty());
+    let c = rig.shard.track_repair(TRACK).unwrap();
+    assert_eq!((c.requested, c.resent, c.unknown), (3, 1, 2), "{c:?}");
 }
 
 #[test]
