@@ -1,13 +1,31 @@
 //! A shard driven by three sources' ingress (recorded streams the fuzzer bends, as in the
 //! ingress target) with control commands interleaved: sources and tracks added and removed,
-//! switches requested and cancelled, sends reported failed, time passing. After every packet and
-//! command:
+//! switches requested and cancelled, sends reported failed, time passing; and the node's loss
+//! repair and instant join: the shard keeps histories sized by the input (every packet is
+//! remembered after its fan-out, as the node does), tracks get repair on, subscribers NACK,
+//! sources replay their GOP to the tracks that join them, and packets go out one by one or in
+//! runs. After every packet, replayed copy and command:
 //! - per (shard, source): `track_packets == forwarded + drops (per copy)`, and the shard's
 //!   packets are its sources' (present and removed) plus those for unknown sources;
-//! - per track: no output sequence number is sent twice, every copy carries the track's SSRC
-//!   and payload type and is the packet with its header rewritten (a prelude: the prelude);
-//! - a track that got a packet is on the packet's source and live; a switch applied at a
-//!   packet moved the track to that source; a switch request did what its outcome says;
+//! - per track: no output sequence number is sent twice, fan-out, replay and resend together;
+//!   every copy (fanned out or replayed) carries the track's SSRC and payload type, goes to its
+//!   subscriber, and is the packet with its header and codec prefix rewritten (a prelude: the
+//!   prelude, just before its packet's copy, with its timestamp);
+//! - a track that got a packet from the fan-out is on the packet's source, live and not
+//!   replaying; a replayed copy goes to a track replaying the packet's source (a replaying track
+//!   is parked off the fan-out: it is not live until its replay hands it back); a run's copies
+//!   of one track are side by side and in order; a switch applied at a packet moved the track
+//!   to that source, one applied as a replay started has the track replaying it; a switch
+//!   request did what its outcome says; a track added on a replaying source replays;
+//! - replays: `poll_replay` sends only when `replay_due` has come, and runs out; replay
+//!   counters are monotonic but for failed sends, and count the copies polled;
+//! - NACKs: each number named is counted `requested`, and `requested = resent + unknown +
+//!   missing + too_often + over_budget + queue_full` (per track and per shard, monotonic);
+//!   every resend counted is polled, goes to the NACKing track's subscriber, names a number the
+//!   NACK named, the track sent and fewer than `RESOLVABLE_SPAN` behind its newest, and is byte
+//!   for byte the copy first sent under it (the same source packet); a NACK from another
+//!   address resends and counts nothing but `rtcp_wrong_sender`; histories hold at most their
+//!   `max_packets`, and only for hosted sources;
 //! - events: a switch timed out at its deadline left the track where it was, with nothing
 //!   pending, and only once the deadline passed; a keyframe is wanted only from a source the
 //!   shard hosts; subscribers' PLIs count as keyframe requests or as from a wrong sender;
@@ -21,19 +39,29 @@ use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
 use corecast_engine::codec::parameter_sets::ParameterSets;
-use corecast_engine::rtcp::{self, NtpTime, RtcpPacket, SourceClock, PLI_LEN};
+use corecast_engine::history::HistoryConfig;
+use corecast_engine::rtcp::{self, NtpTime, RtcpPacket, SourceClock, NACK_MAX_LEN, PLI_LEN};
 use corecast_engine::rtp::RtpHeader;
+use corecast_engine::shard::{RepairConfig, RepairCounters, ReplayCounters, RESEND_QUEUE};
 use corecast_engine::{
-    DropReason, DropScope, Layout, Nanos, RtpTime, SeqNo, Shard, ShardEvent, SourceId,
-    SourceIngress, Ssrc, SwitchOutcome, TrackConfig, TrackId, Transmit, TransmitBatch,
+    DropReason, DropScope, ExtSeq, JoinPolicy, Layout, Nanos, RtpTime, RxPacket, SeqNo, Shard,
+    ShardEvent, SourceId, SourceIngress, Ssrc, SwitchOutcome, TrackConfig, TrackId, Transmit,
+    TransmitBatch, MAX_RUN,
 };
-use corecast_fuzz::{offer, Delivered, PacketSpec, Sender, SeqLedger, StreamKind};
+use corecast_fuzz::copies::{key_of, TrackCopies};
+use corecast_fuzz::shard::{
+    check_repair, check_replays, check_resend, check_rewrite, check_run_order, drive, join,
+    sender_reports, NackFrom, NackSeq,
+};
+use corecast_fuzz::{offer, Delivered, PacketSpec, Sender, StreamKind};
 use libfuzzer_sys::fuzz_target;
 
 const SOURCES: usize = 3;
 const TRACKS: u8 = 8;
 const PAYLOAD_TYPE: u8 = 102;
 const SWITCH_TIMEOUT: Nanos = Nanos::from_millis(2_000);
+/// Most fills of one fan-out: a track a batch (a prelude and its packet need room for two).
+const ROUNDS: usize = 2 * TRACKS as usize + 1;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -41,6 +69,19 @@ struct Input {
     configured: [bool; SOURCES],
     scan: bool,
     batch: u8,
+    /// The shard keeps histories: span in ms, and `max_packets` as `(1 + b % 32) << (b / 32)`
+    /// (1 to 4,096; a few often, so they evict).
+    history: Option<(u16, u8)>,
+    /// Tracks added get repair on where their bit is set.
+    repair: u8,
+    /// Budget per mille, burst in 100-byte units, most resends of a packet, spacing in ms.
+    repair_config: Option<(u16, u16, u8, u8)>,
+    /// Per source: tracks that join it replay its history at pace `2 + p % 7`.
+    joins: [Option<u8>; SOURCES],
+    /// A step's packets are fanned out in runs (`Shard::fan_out_run`), not one by one.
+    runs: bool,
+    /// The replays due are sent after every packet (or run), as the node's turn does.
+    replay_each_packet: bool,
     steps: Vec<Step>,
 }
 
@@ -71,7 +112,7 @@ enum Step {
         source: u8,
     },
     CancelSwitch(u8),
-    /// The I/O layer could not send the last fan-out's transmit at this index.
+    /// The I/O layer could not send the last copies' transmit at this index.
     SendFailed {
         index: u8,
         full: bool,
@@ -80,6 +121,21 @@ enum Step {
     Pli {
         track: u8,
         from_subscriber: bool,
+    },
+    /// A generic NACK naming the track's SSRC and these numbers; its resends are sent.
+    Nack {
+        track: u8,
+        from: NackFrom,
+        numbers: Vec<NackSeq>,
+    },
+    Repair {
+        track: u8,
+        on: bool,
+    },
+    /// The source's join policy from now on: replay at pace `2 + p % 7`, or keyframe.
+    Join {
+        source: u8,
+        pace: Option<u8>,
     },
     /// The source's sender report, as ingest hands it to the shard: of its current epoch, or
     /// of another (a stream that is gone), arriving `ago` ms before now.
@@ -92,9 +148,11 @@ enum Step {
     },
     /// The sender reports due now are written.
     SenderReports,
-    /// The shard's timers run (switch deadlines, keyframe intervals).
+    /// The replays due now are sent.
+    Replays,
+    /// The shard's timers run (switch deadlines, keyframe intervals), then its replays.
     Timeout,
-    /// Time passes, in milliseconds.
+    /// Time passes, in milliseconds; then the replays due are sent.
     Wait(u16),
 }
 
@@ -104,21 +162,42 @@ struct Source {
     sender: Sender,
 }
 
+/// Where events are drained: between packets, right after a fan-out of the source's packets,
+/// or after a replay poll.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum At {
+    Between,
+    Packet(SourceId),
+    Replay,
+}
+
 struct Harness {
-    shard: Shard,
+    shard: Shard<Vec<u8>>,
     sources: Vec<Source>,
     batch: TransmitBatch,
     now: Nanos,
-    /// Output sequence numbers sent per track, since the track was added.
-    ledgers: HashMap<TrackId, SeqLedger>,
+    /// What each track sent since it was added, by output number.
+    copies: HashMap<TrackId, TrackCopies>,
     /// Packets counted by sources the shard no longer hosts.
     removed_packets: u64,
-    /// The last fan-out's transmits and packet sizes, until the next command.
-    last: Vec<(Transmit, usize)>,
+    /// The last copies sent (a fan-out's, replays'), their packet sizes and whether replayed,
+    /// until the next command.
+    last: Vec<(Transmit, usize, bool)>,
     /// The clock mapping last set per hosted source.
     clocks: HashMap<SourceId, SourceClock>,
     datagram: Vec<u8>,
     out: Vec<Delivered>,
+    max_packets: Option<usize>,
+    repair_mask: u8,
+    joins: [JoinPolicy; SOURCES],
+    runs: bool,
+    replay_each_packet: bool,
+    /// Repair counters last read: per track with repair on, and the shard's.
+    repair: HashMap<TrackId, RepairCounters>,
+    shard_repair: RepairCounters,
+    replayed: ReplayCounters,
+    /// Replayed copies (preludes not counted) polled less those reported failed, and bytes.
+    replay_sent: (u64, u64),
 }
 
 fuzz_target!(|input: Input| {
@@ -140,31 +219,54 @@ fuzz_target!(|input: Input| {
             }
         })
         .collect();
+    let history = input.history.map(|(span, b)| HistoryConfig {
+        span: Nanos::from_millis(1 + u64::from(span) % 4_000),
+        max_packets: (1 + usize::from(b % 32)) << (b / 32),
+    });
     let mut h = Harness {
         shard: {
-            let mut shard = Shard::new(if input.scan {
+            let mut shard = Shard::with_handles(if input.scan {
                 Layout::Scan
             } else {
                 Layout::Grouped
             });
             shard.set_switch_timeout(SWITCH_TIMEOUT);
             shard.set_keyframe_interval(Nanos::from_millis(u64::from(input.batch % 4) * 100));
+            shard.keep_history(history);
+            if let Some((budget, burst, max_resends, spacing)) = input.repair_config {
+                shard.set_repair_config(RepairConfig {
+                    budget_permille: u64::from(budget),
+                    burst_bytes: u64::from(burst) * 100,
+                    max_resends: max_resends % 5,
+                    spacing: Nanos::from_millis(u64::from(spacing)),
+                });
+            }
             shard
         },
         sources,
         batch: TransmitBatch::with_capacity(2 + usize::from(input.batch % 15)),
         now: Nanos::from_millis(1),
-        ledgers: HashMap::new(),
+        copies: HashMap::new(),
         removed_packets: 0,
         last: Vec::new(),
         clocks: HashMap::new(),
         datagram: Vec::new(),
         out: Vec::new(),
+        max_packets: history.map(|c| c.max_packets),
+        repair_mask: input.repair,
+        joins: input.joins.map(join),
+        runs: input.runs,
+        replay_each_packet: input.replay_each_packet,
+        repair: HashMap::new(),
+        shard_repair: RepairCounters::default(),
+        replayed: ReplayCounters::default(),
+        replay_sent: (0, 0),
     };
     for step in &input.steps {
         h.step(step);
-        h.check_events(None);
+        h.check_events(At::Between);
         h.check_counters();
+        h.prune();
     }
 });
 
@@ -183,22 +285,24 @@ impl Harness {
         }
         match *step {
             Step::Next { source, count } => {
-                for _ in 0..1 + count % 16 {
-                    self.packet(source, &PacketSpec::NEXT);
-                }
+                let n = 1 + usize::from(count % 16);
+                self.packets(source, &PacketSpec::NEXT, n);
             }
             Step::Packet {
                 source,
                 ref spec,
                 repeat,
-            } => {
-                for _ in 0..=repeat {
-                    self.packet(source, spec);
-                }
-            }
+            } => self.packets(source, spec, 1 + usize::from(repeat)),
             Step::AddSource(s) => {
                 let source = &self.sources[usize::from(s) % SOURCES];
-                let _ = self.shard.add_source(source.id, source.ingress.codec());
+                if self
+                    .shard
+                    .add_source(source.id, source.ingress.codec())
+                    .is_ok()
+                {
+                    let policy = self.joins[usize::from(s) % SOURCES];
+                    self.shard.set_join(source.id, policy).unwrap();
+                }
             }
             Step::RemoveSource(s) => {
                 if let Ok(counters) = self.shard.remove_source(source_id(s)) {
@@ -232,17 +336,27 @@ impl Harness {
                     first_seq: SeqNo(first_seq),
                     first_ts: RtpTime(first_ts),
                 };
-                if self.shard.add_track(config, source_id(source)).is_ok() {
-                    self.ledgers.insert(id, SeqLedger::default());
+                let to = source_id(source);
+                if self.shard.add_track(config, to).is_ok() {
+                    self.copies.insert(id, TrackCopies::default());
+                    let info = self.shard.track(id).unwrap();
+                    let replays = self.max_packets.is_some()
+                        && !info.codec.is_audio()
+                        && self.joins[to.0 as usize - 1] != JoinPolicy::Keyframe;
+                    assert_eq!((info.source, info.replaying), (Some(to), replays));
                     // Odd tracks get sender reports (as viewers' do); even ones do not.
                     if id.0 % 2 == 1 {
                         self.shard.set_sender_reports(id, true).unwrap();
+                    }
+                    if self.repair_mask >> id.0 & 1 == 1 {
+                        self.set_repair(id, true);
                     }
                 }
             }
             Step::RemoveTrack(t) => {
                 if self.shard.remove_track(track_id(t)).is_ok() {
-                    self.ledgers.remove(&track_id(t));
+                    self.copies.remove(&track_id(t));
+                    self.repair.remove(&track_id(t));
                 }
             }
             Step::Switch { track, source } => {
@@ -267,13 +381,22 @@ impl Harness {
                 if self.last.is_empty() {
                     return;
                 }
-                let (transmit, bytes) = self.last.remove(usize::from(index) % self.last.len());
+                let i = usize::from(index) % self.last.len();
+                let (transmit, bytes, replayed) = self.last.remove(i);
                 let reason = if full {
                     DropReason::SendBufferFull
                 } else {
                     DropReason::SendFailed
                 };
-                self.shard.record_send_failure(&transmit, bytes, reason);
+                if !replayed {
+                    self.shard.record_send_failure(&transmit, bytes, reason);
+                } else {
+                    self.shard.record_replay_failure(&transmit, bytes, reason);
+                    if !transmit.prelude {
+                        self.replay_sent.0 -= 1;
+                        self.replay_sent.1 -= bytes as u64;
+                    }
+                }
             }
             Step::Pli {
                 track,
@@ -295,6 +418,21 @@ impl Harness {
                     assert_eq!(after.rtcp_wrong_sender, before.rtcp_wrong_sender + 1);
                 } else if info.source.is_some() {
                     assert_eq!(after.keyframe_requests, before.keyframe_requests + 1);
+                }
+            }
+            Step::Nack {
+                track,
+                from,
+                ref numbers,
+            } => self.nack(track_id(track), from, numbers),
+            Step::Repair { track, on } => self.set_repair(track_id(track), on),
+            Step::Join { source, pace } => {
+                let id = source_id(source);
+                let hosted = self.shard.sources().any(|(s, _)| s == id);
+                let policy = join(pace);
+                assert_eq!(self.shard.set_join(id, policy).is_ok(), hosted);
+                if hosted {
+                    self.joins[id.0 as usize - 1] = policy;
                 }
             }
             Step::SourceClock {
@@ -325,152 +463,283 @@ impl Harness {
                     self.clocks.insert(s.id, clock);
                 }
             }
-            Step::SenderReports => self.sender_reports(),
-            Step::Timeout => self.shard.handle_timeout(self.now),
+            Step::SenderReports => sender_reports(&mut self.shard, self.now, &self.clocks),
+            Step::Replays => self.replays(),
+            Step::Timeout => {
+                self.shard.handle_timeout(self.now);
+                self.replays();
+            }
             Step::Wait(ms) => {
                 self.now = self.now.saturating_add(Nanos::from_millis(u64::from(ms)));
+                self.replays();
             }
         }
     }
 
-    /// Write the sender reports due now and check each.
-    fn sender_reports(&mut self) {
-        let wall = NtpTime(0xe000_0000_0000_0000 | self.now.0);
-        let due = self
-            .shard
-            .sender_reports_due()
-            .is_some_and(|at| at <= self.now);
-        let mut reports = Vec::new();
-        self.shard
-            .write_sender_reports(self.now, wall, |id, dest, bytes| {
-                reports.push((id, dest, bytes.to_vec()));
-            });
-        assert!(due || reports.is_empty(), "reports only when due");
-        let mut seen = Vec::new();
-        for (id, dest, bytes) in reports {
-            assert_eq!(id.0 % 2, 1, "{id} does not get sender reports");
-            assert!(!seen.contains(&id), "{id} reported twice at once");
-            seen.push(id);
-            let info = self.shard.track(id).expect("a reported track exists");
-            assert_eq!(dest, info.dest);
-            let mut packets = rtcp::packets(&bytes);
-            let Some(Ok(RtcpPacket::SenderReport { ssrc, ntp, .. })) = packets.next() else {
-                panic!("not one sender report: {bytes:?}");
-            };
-            assert!(packets.next().is_none());
-            assert_eq!(ssrc, info.ssrc);
-            assert!(
-                ntp == wall || self.clocks.values().any(|c| c.at(self.now).0 == ntp),
-                "{id}'s report is on the node's clock or a source's"
-            );
+    /// Turn repair on or off for track `id`, if it exists: counters start at zero when on.
+    fn set_repair(&mut self, id: TrackId, on: bool) {
+        let was = self.shard.track_repair(id).is_some();
+        if self.shard.set_repair(id, on).is_err() {
+            return;
         }
-    }
-
-    /// One datagram of source `s`, through its ingress and then the shard.
-    fn packet(&mut self, s: u8, spec: &PacketSpec) {
-        let source = &mut self.sources[usize::from(s) % SOURCES];
-        source.sender.packet(spec, &mut self.datagram);
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        offer(&mut source.ingress, &self.datagram, self.now, &mut out);
-        for d in &out {
-            self.fan_out(d);
-        }
-        self.out = out;
-        self.now = self.now.saturating_add(Nanos::from_micros(500));
-    }
-
-    fn fan_out(&mut self, d: &Delivered) {
-        let (pkt, buf) = (&d.pkt, &d.bytes[..]);
-        // Events before this packet are checked on their own.
-        self.check_events(None);
-        let mut sent = Vec::new();
-        let mut fan_out = self.shard.fan_out(pkt, buf, self.now);
-        let mut fills = 0;
-        while fan_out.fill(&mut self.batch) > 0 {
-            fills += 1;
-            assert!(
-                fills <= 2 * usize::from(TRACKS) + 1,
-                "the fan-out never ends"
-            );
-            for t in self.batch.as_slice() {
-                sent.push((*t, t.to_vec(pkt, buf)));
+        match (on, was) {
+            (true, false) => {
+                assert_eq!(self.shard.track_repair(id), Some(RepairCounters::default()));
+                self.repair.insert(id, RepairCounters::default());
             }
-            self.batch.clear();
+            (true, true) => assert!(self.shard.track_repair(id).is_some()),
+            (false, _) => {
+                assert_eq!(self.shard.track_repair(id), None);
+                self.repair.remove(&id);
+            }
         }
-        assert!(fan_out.is_done());
+    }
 
-        self.check_events(Some(pkt.source));
-        let packet = &buf[..usize::from(pkt.header.len)];
-        for (t, bytes) in &sent {
-            let info = self
-                .shard
-                .track(t.track)
-                .expect("a transmit's track exists");
-            assert_eq!(info.source, Some(pkt.source), "{t:?} sent off its source");
-            let h = RtpHeader::parse(bytes).expect("a copy parses as RTP");
-            assert_eq!((h.ssrc, h.payload_type), (info.ssrc, PAYLOAD_TYPE));
-            let ledger = self.ledgers.get_mut(&t.track).unwrap();
-            assert!(
-                ledger.record(h.seq.0),
-                "{} sent sequence number {} twice",
-                t.track,
-                h.seq.0
-            );
-            if t.prelude {
-                let prelude = pkt
-                    .prelude
-                    .expect("a prelude transmit has a prelude")
-                    .range();
-                assert_eq!(h.payload(bytes), &buf[prelude]);
-                let copy = packet_copy(&sent, t.track);
-                assert_eq!(
-                    h.timestamp, copy.timestamp,
-                    "a prelude has its packet's time"
-                );
-                assert_eq!(
-                    h.seq.0.wrapping_add(1),
-                    copy.seq.0,
-                    "a prelude comes just before"
-                );
+    /// `n` datagrams of source `s`, through its ingress and then the shard: each packet
+    /// delivered fanned out on its own, or the step's packets in runs.
+    fn packets(&mut self, s: u8, spec: &PacketSpec, n: usize) {
+        let mut run = Vec::new();
+        for _ in 0..n {
+            let source = &mut self.sources[usize::from(s) % SOURCES];
+            source.sender.packet(spec, &mut self.datagram);
+            let mut out = std::mem::take(&mut self.out);
+            out.clear();
+            offer(&mut source.ingress, &self.datagram, self.now, &mut out);
+            if self.runs {
+                run.append(&mut out);
             } else {
-                assert!(info.live, "{} sent a packet but is not live", t.track);
-                assert_eq!(bytes.len(), packet.len());
-                assert_eq!(
-                    (h.marker, h.payload_len()),
-                    (pkt.header.marker, pkt.header.payload_len())
-                );
-                let start = usize::from(pkt.header.payload_start);
-                assert_eq!(bytes[12..start], packet[12..start], "CSRCs and extensions");
-                assert_eq!(
-                    bytes[start + pkt.rewrite_len()..],
-                    packet[start + pkt.rewrite_len()..]
-                );
+                for d in &out {
+                    self.fan_out(std::slice::from_ref(d));
+                }
             }
-            self.last.push((*t, usize::from(pkt.header.len)));
+            self.out = out;
+            self.now = self.now.saturating_add(Nanos::from_micros(500));
+            if self.replay_each_packet && !self.runs {
+                self.replays();
+            }
+        }
+        if !run.is_empty() {
+            self.fan_out(&run);
+            if self.replay_each_packet {
+                self.replays();
+            }
         }
     }
 
-    /// Drain the shard's events and check each: a switch applied (at a packet of `source`)
-    /// moved its track there; one timed out left it with nothing pending, at or after the
-    /// deadline; keyframes are wanted only from hosted sources.
-    fn check_events(&mut self, source: Option<SourceId>) {
+    /// Fan `ds` out (in runs, or the one packet), check every copy, and remember each packet
+    /// after its fan-out, as the node does.
+    fn fan_out(&mut self, ds: &[Delivered]) {
+        let pkts: Vec<RxPacket> = ds.iter().map(|d| d.pkt).collect();
+        let bufs: Vec<&[u8]> = ds.iter().map(|d| &d.bytes[..]).collect();
+        let most = MAX_RUN.min(self.batch.capacity());
+        let mut at = 0;
+        while at < ds.len() {
+            // Events before these packets are checked on their own.
+            self.check_events(At::Between);
+            let end = ds.len().min(at + most);
+            let batch = &mut self.batch;
+            let (taken, indexed, sent) = if self.runs {
+                let mut fan = self
+                    .shard
+                    .fan_out_run(&pkts[at..end], &bufs[at..end], self.now);
+                let (taken, indexed) = (fan.len(), fan.indexed());
+                assert!(taken >= 1 && at + taken <= end, "a run of {taken}");
+                let index = |t: &Transmit| at + if indexed { usize::from(t.run_index) } else { 0 };
+                (
+                    taken,
+                    indexed,
+                    drive(|b| fan.fill(b), batch, index, ds, ROUNDS),
+                )
+            } else {
+                let mut fan = self.shard.fan_out(&pkts[at], bufs[at], self.now);
+                let sent = drive(|b| fan.fill(b), batch, |_| at, ds, ROUNDS);
+                assert!(fan.is_done());
+                (1, false, sent)
+            };
+            self.check_events(At::Packet(pkts[at].source));
+            if indexed {
+                check_run_order(&sent);
+            }
+            for (k, (t, i, bytes)) in sent.iter().enumerate() {
+                let d = &ds[*i];
+                let info = self
+                    .shard
+                    .track(t.track)
+                    .expect("a transmit's track exists");
+                assert_eq!(info.source, Some(d.pkt.source), "{t:?} sent off its source");
+                assert!(!info.replaying, "{} replaying got a live packet", t.track);
+                assert!(
+                    t.prelude || info.live,
+                    "{} sent a packet but is not live",
+                    t.track
+                );
+                let next = sent.get(k + 1).filter(|n| n.1 == *i);
+                self.check_copy(t, bytes, d, next.map(|(n, _, b)| (n, &b[..])), false);
+            }
+            for d in &ds[at..at + taken] {
+                self.shard.remember(&d.pkt, d.bytes.clone());
+            }
+            at += taken;
+        }
+    }
+
+    /// Check one copy of `d`'s packet (or its prelude, then `next` is its packet's copy),
+    /// fanned out or replayed, and record it.
+    fn check_copy(
+        &mut self,
+        t: &Transmit,
+        bytes: &[u8],
+        d: &Delivered,
+        next: Option<(&Transmit, &[u8])>,
+        replayed: bool,
+    ) {
+        let pkt = &d.pkt;
+        let info = self.shard.track(t.track).expect("a copy's track exists");
+        assert_eq!(t.dest, info.dest, "a copy goes to its track's subscriber");
+        let h = RtpHeader::parse(bytes).expect("a copy parses as RTP");
+        assert_eq!((h.ssrc, h.payload_type), (info.ssrc, PAYLOAD_TYPE));
+        let copies = self.copies.get_mut(&t.track).unwrap();
+        assert!(
+            copies.record(h.seq.0, key_of(pkt), t.prelude, bytes),
+            "{} sent sequence number {} twice",
+            t.track,
+            h.seq.0
+        );
+        check_rewrite(t, &h, bytes, d, next);
+        self.last.push((*t, usize::from(pkt.header.len), replayed));
+    }
+
+    /// Send the replays due now, as the node does after a turn's fan-outs and RTCP, checking
+    /// each copy.
+    fn replays(&mut self) {
+        // A fan-out's failed sends are reported before a replay can move its tracks.
+        self.last.retain(|l| l.2);
+        self.check_events(At::Between);
+        for _ in 0..1 << 20 {
+            let due = self.shard.replay_due().filter(|&at| at <= self.now);
+            let Some(r) = self.shard.poll_replay(self.now) else {
+                self.check_events(At::Replay);
+                if due.is_some() {
+                    continue;
+                }
+                return;
+            };
+            assert!(due.is_some(), "a replay sent before it was due");
+            let d = Delivered {
+                pkt: *r.pkt,
+                bytes: r.handle.clone(),
+            };
+            let mut sent: Vec<(Transmit, Vec<u8>)> = r
+                .prelude
+                .iter()
+                .map(|p| (*p, p.to_vec(r.pkt, r.handle)))
+                .collect();
+            sent.push((r.transmit, r.transmit.to_vec(r.pkt, r.handle)));
+            self.check_events(At::Replay);
+            for (k, (t, bytes)) in sent.iter().enumerate() {
+                let info = self.shard.track(t.track).expect("a replay's track exists");
+                assert!(
+                    info.replaying && info.source == Some(d.pkt.source),
+                    "{} replayed {} but is {info:?}",
+                    t.track,
+                    d.pkt.source
+                );
+                let next = sent.get(k + 1).map(|(n, b)| (n, &b[..]));
+                self.check_copy(t, bytes, &d, next, true);
+            }
+            self.replay_sent.0 += 1;
+            self.replay_sent.1 += u64::from(d.pkt.header.len);
+        }
+        panic!("poll_replay never runs out");
+    }
+
+    /// A NACK for track `id` naming `numbers`, from `from`; its resends drained and checked.
+    fn nack(&mut self, id: TrackId, from: NackFrom, numbers: &[NackSeq]) {
+        let Some(info) = self.shard.track(id) else {
+            return;
+        };
+        let newest = self.copies[&id].newest().unwrap_or(0);
+        let mut nack = [0u8; NACK_MAX_LEN];
+        let wires = numbers.iter().map(|n| SeqNo(n.wire(newest)));
+        let Some(len) = rtcp::write_nack(&mut nack, Ssrc(0xfeed), info.ssrc, wires) else {
+            return;
+        };
+        let nack = &nack[..len];
+        let named: Vec<u16> = match rtcp::packets(nack).next() {
+            Some(Ok(RtcpPacket::Nack { pairs, .. })) => pairs.lost().map(|s| s.0).collect(),
+            other => panic!("write_nack wrote {other:?}"),
+        };
+        let (subscriber, addr) = from.address(info.dest);
+        let before = (*self.shard.counters(), self.shard.track_repair(id));
+        self.shard.handle_rtcp(nack, addr, self.now);
+        let mut resends = Vec::new();
+        while let Some(r) = self.shard.poll_resend() {
+            assert!(
+                resends.len() < RESEND_QUEUE,
+                "more resends than the queue holds"
+            );
+            let bytes = r.transmit.to_vec(r.pkt, r.handle);
+            resends.push((r.transmit, key_of(r.pkt), bytes));
+        }
+        let after = (*self.shard.counters(), self.shard.track_repair(id));
+        if !subscriber {
+            assert_eq!(
+                after.0.rtcp_wrong_sender,
+                before.0.rtcp_wrong_sender + 1,
+                "a NACK from {addr:?} is from a wrong sender"
+            );
+            assert!(resends.is_empty(), "a NACK from {addr:?} resent");
+            assert_eq!(after.1, before.1, "a wrong sender's NACK counts nothing");
+            return;
+        }
+        assert_eq!(after.0.rtcp_wrong_sender, before.0.rtcp_wrong_sender);
+        let (Some(b), Some(a)) = (before.1, after.1) else {
+            assert!(
+                resends.is_empty() && after.1.is_none(),
+                "{id} without repair"
+            );
+            return;
+        };
+        assert_eq!(
+            a.requested - b.requested,
+            named.len() as u64,
+            "each number counted"
+        );
+        assert_eq!(
+            a.resent - b.resent,
+            resends.len() as u64,
+            "each resend is polled"
+        );
+        for (t, key, bytes) in &resends {
+            assert_eq!(
+                (t.track, t.dest),
+                (id, info.dest),
+                "resent to its subscriber"
+            );
+            check_resend(&self.copies[&id], &named, t, key, bytes);
+        }
+    }
+
+    /// Drain the shard's events and check each: a switch applied (at a packet of its source,
+    /// or as a replay of it starts) moved its track there; one timed out left it with nothing
+    /// pending, at or after the deadline; keyframes are wanted only from hosted sources.
+    fn check_events(&mut self, at: At) {
         let hosted: Vec<SourceId> = self.shard.sources().map(|(s, _)| s).collect();
         while let Some(event) = self.shard.poll_event() {
             match event {
                 ShardEvent::SwitchApplied { track, to, .. } => {
-                    assert_eq!(
-                        Some(to),
-                        source,
-                        "a switch is applied at a packet of its source"
-                    );
                     let info = self.shard.track(track).expect("a switched track exists");
                     assert_eq!((info.source, info.pending), (Some(to), None));
+                    match at {
+                        At::Packet(source) => assert_eq!(to, source, "applied at its source"),
+                        At::Replay => assert!(info.replaying, "applied as its replay starts"),
+                        At::Between => panic!("{track}'s switch applied between packets"),
+                    }
                 }
                 ShardEvent::SwitchDeferred { track, to } => {
                     assert_eq!(
-                        Some(to),
-                        source,
+                        At::Packet(to),
+                        at,
                         "a switch is deferred at a packet of its source"
                     );
                     assert_eq!(self.shard.track(track).unwrap().pending, Some(to));
@@ -491,7 +760,7 @@ impl Harness {
         }
     }
 
-    fn check_counters(&self) {
+    fn check_counters(&mut self) {
         let mut packets = self.removed_packets;
         for (source, c) in self.shard.sources() {
             assert_eq!(
@@ -508,13 +777,43 @@ impl Harness {
             packets + shard.drops.total_of(DropScope::Shard),
             "the shard's packets are its sources'"
         );
+        for (id, last) in &mut self.repair {
+            let c = self.shard.track_repair(*id).expect("repair stays on");
+            check_repair(last, c, id);
+        }
+        let on = self.shard.tracks();
+        assert_eq!(
+            on.filter(|t| self.shard.track_repair(t.id).is_some())
+                .count(),
+            self.repair.len()
+        );
+        check_repair(
+            &mut self.shard_repair,
+            self.shard.repair_counters(),
+            "the shard",
+        );
+        check_replays(
+            &mut self.replayed,
+            self.shard.replay_counters(),
+            self.replay_sent,
+        );
+        for s in 1..=SOURCES as u32 {
+            let held = self.shard.history(SourceId(s)).map(|h| h.len());
+            assert!(held.is_none() || self.shard.source_counters(SourceId(s)).is_some());
+            assert!(held <= self.max_packets, "{held:?} held");
+        }
     }
-}
 
-/// The header of `track`'s copy of the packet (not its prelude) among `sent`.
-fn packet_copy(sent: &[(Transmit, Vec<u8>)], track: TrackId) -> RtpHeader {
-    sent.iter()
-        .find(|(t, _)| t.track == track && !t.prelude)
-        .map(|(_, b)| RtpHeader::parse(b).unwrap())
-        .expect("the prelude's packet was sent too")
+    /// Let go of the bytes of copies whose packets no history holds any more.
+    fn prune(&mut self) {
+        let floor = SOURCES * self.max_packets.unwrap_or(0) + 256;
+        let shard = &self.shard;
+        for c in self.copies.values_mut() {
+            c.prune(floor, |&(s, epoch, seq)| {
+                shard
+                    .history(s)
+                    .is_some_and(|h| h.get(epoch, ExtSeq(seq)).is_some())
+            });
+        }
+    }
 }

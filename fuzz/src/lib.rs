@@ -2,12 +2,16 @@
 //! targets send real encoder output ([`recording`]); a sender whose every header field the
 //! fuzzer may bend ([`Sender`], [`PacketSpec`]); and the one step that offers a datagram to
 //! ingress and collects what comes out ([`offer`]); the fixed SRTP keys of `srtcp_unprotect`
-//! ([`srtp_keys`], shared with the seed generator in `fuzz/seeds`).
+//! ([`srtp_keys`], shared with the seed generator in `fuzz/seeds`); what the shard target keeps
+//! of every copy a track sent, to check resends against ([`copies`]), and that target's
+//! NACKs and checks ([`shard`]).
 //!
 //! The targets are in `fuzz_targets/`; `scripts/fuzz.sh` builds and runs them.
 
+pub mod copies;
 mod recording;
 mod sender;
+pub mod shard;
 pub mod srtp_keys;
 
 pub use recording::{recording, StreamKind, Template};
@@ -67,6 +71,19 @@ impl SeqLedger {
         };
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.sent.insert(ext)
+    }
+
+    /// The highest (unwrapped) number recorded.
+    pub fn highest(&self) -> Option<u64> {
+        self.highest
+    }
+
+    /// The unwrapped number with low bits `wire` at or below the highest recorded, nearest to
+    /// it (where a NACK's number is); `None` before any.
+    pub fn behind(&self, wire: u16) -> Option<u64> {
+        let h = self.highest?;
+        let back = u64::from((h as u16).wrapping_sub(wire));
+        h.checked_sub(back)
     }
 }
 

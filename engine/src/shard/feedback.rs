@@ -52,7 +52,11 @@ impl<H> Shard<H> {
             self.counters.rtcp_wrong_sender += 1;
             return;
         }
-        let Some(source) = track.source else { return };
+        // A track parked for its replay is on the source it replays (as `TrackInfo` says).
+        let replayed = self.replay_of(track.id).map(|r| r.source);
+        let Some(source) = track.source.or(replayed) else {
+            return;
+        };
         self.counters.keyframe_requests += 1;
         if let Some(g) = self.table.group_of(source) {
             self.want_keyframe(g, now);

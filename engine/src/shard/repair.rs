@@ -19,13 +19,14 @@
 
 use std::net::SocketAddr;
 
+use super::replay::ReplayedSpan;
 use super::Shard;
 use crate::codec::MAX_REWRITE_LEN;
 use crate::history::{HistoryConfig, PacketHistory};
 use crate::rtcp::NackPairs;
 use crate::rtp::FIXED_HEADER_LEN;
 use crate::source::RxPacket;
-use crate::splicer::{MappingLog, OutHead, Resend};
+use crate::splicer::{MappingLog, OutHead, Resend, LOGGED_MAPPINGS};
 use crate::transmit::Transmit;
 use crate::types::{Nanos, Ssrc, TrackId};
 use crate::ControlError;
@@ -116,13 +117,40 @@ pub(crate) struct TrackRepair {
     recent: [Recent; RECENT],
     next_recent: usize,
     counters: RepairCounters,
-    /// The track's latest replay, whose packets went out with compressed timestamps.
-    pub replayed: Option<super::replay::ReplayedSpan>,
+    /// The track's latest replays, whose packets went out with compressed timestamps: one
+    /// per mapping the log resolves (each replay anchors anew), newest first.
+    replayed: [Option<ReplayedSpan>; LOGGED_MAPPINGS],
 }
 
 impl TrackRepair {
     pub fn counters(&self) -> &RepairCounters {
         &self.counters
+    }
+
+    /// Note where the track's replay under way is: it replaces what was noted of it, or the
+    /// oldest replay kept.
+    pub fn replaying(&mut self, span: &ReplayedSpan) {
+        let same = self
+            .replayed
+            .iter_mut()
+            .flatten()
+            .find(|s| s.out_first == span.out_first);
+        match same {
+            Some(s) => *s = *span,
+            None => {
+                self.replayed.rotate_right(1);
+                self.replayed[0] = Some(*span);
+            }
+        }
+    }
+
+    /// The output timestamp of the copy of `pkt` sent under output number `out`, if one of
+    /// the track's replays sent it.
+    fn replayed_timestamp(&self, pkt: &RxPacket, out: u64) -> Option<u64> {
+        self.replayed
+            .iter()
+            .flatten()
+            .find_map(|s| s.timestamp_of(pkt, out))
     }
 }
 
@@ -393,12 +421,11 @@ impl<H: AsRef<[u8]>> Shard<H> {
                 t.splicer
                     .resend_head(&mapping, pkt, handle.as_ref(), &mut head)
             };
-            let Some(_) = written else { continue };
+            let Some(out) = written else { continue };
             if let Some(ts) = t
                 .repair
                 .as_ref()
-                .and_then(|r| r.replayed)
-                .and_then(|span| span.timestamp_of(pkt))
+                .and_then(|r| r.replayed_timestamp(pkt, out.0))
             {
                 head[4..8].copy_from_slice(&crate::types::ExtTime(ts).wire().0.to_be_bytes());
             }

@@ -107,6 +107,10 @@ pub(crate) struct ReplayedSpan {
     pub next: u64,
     /// Source timestamp of the last packet replayed.
     pub last_ts: u64,
+    /// Output numbers the replay sent, its prelude's included: the first (once one is sent)
+    /// and the last. Only the replay sent numbers in between (the track was off the fan-out).
+    pub out_first: Option<u64>,
+    pub out_last: u64,
     started: Nanos,
     clock_rate: u32,
 }
@@ -120,9 +124,14 @@ impl ReplayedSpan {
         self.started.saturating_add(Nanos(after))
     }
 
-    /// The output timestamp a replayed packet `pkt` went out with, if this span replayed it.
-    pub fn timestamp_of(&self, pkt: &RxPacket) -> Option<u64> {
-        let replayed = pkt.source == self.source
+    /// The output timestamp the copy of `pkt` sent under output number `out` went out with,
+    /// if this span sent it.
+    pub fn timestamp_of(&self, pkt: &RxPacket, out: u64) -> Option<u64> {
+        let sent = self
+            .out_first
+            .is_some_and(|first| (first..=self.out_last).contains(&out));
+        let replayed = sent
+            && pkt.source == self.source
             && pkt.epoch == self.epoch
             && (self.key_seq..self.next).contains(&pkt.seq.0);
         replayed.then(|| {
@@ -311,6 +320,8 @@ impl<H> Shard<H> {
                         pace: r.pace,
                         next: key.seq.0,
                         last_ts: key.timestamp.0,
+                        out_first: None,
+                        out_last: 0,
                         started: now,
                         clock_rate,
                     });
@@ -452,6 +463,13 @@ impl<H: AsRef<[u8]>> Shard<H> {
             span.base_out = ts;
         }
         span.last_ts = pkt.timestamp.0;
+        let out = track
+            .splicer
+            .last_seq()
+            .expect("a packet was just spliced")
+            .0;
+        span.out_first.get_or_insert(out - u64::from(prelude));
+        span.out_last = out;
         if pkt.payload.parameter_sets {
             track.splicer.sent_sets();
         }
@@ -459,7 +477,7 @@ impl<H: AsRef<[u8]>> Shard<H> {
             if pkt.seq.0 == span.key_seq {
                 r.log.observe(&track.splicer, pkt, now);
             }
-            r.replayed = Some(*span);
+            r.replaying(span);
         }
         let prelude = prelude.then(|| {
             let mut prelude_head: OutHead = [0; FIXED_HEADER_LEN + MAX_REWRITE_LEN];

@@ -38,7 +38,13 @@ impl<H> Shard<H> {
         }
         if let Some(r) = self.replay_of(id) {
             if r.source == to {
-                return Ok(SwitchOutcome::Unchanged);
+                // Still sending its old source's frame: the switch is under way, not done.
+                let leaving = matches!(r.state, super::replay::ReplayState::Leaving);
+                return Ok(if leaving {
+                    SwitchOutcome::Pending
+                } else {
+                    SwitchOutcome::Unchanged
+                });
             }
             self.cancel_replay(id);
         }
@@ -52,7 +58,10 @@ impl<H> Shard<H> {
                 return Ok(SwitchOutcome::Pending);
             }
             let from = self.table.group_at(slot);
-            self.table.move_to_group(slot, from, DETACHED);
+            let slot = self.table.move_to_group(slot, from, DETACHED);
+            // As below: nothing live to keep. A splicer still anchored to `to` (a replay of it
+            // cancelled) would send the replayed packets under the numbers it sent them with.
+            self.table.tracks[slot].splicer.detach();
             self.start_replay(id, to, pace, None);
             return Ok(SwitchOutcome::Moved);
         }

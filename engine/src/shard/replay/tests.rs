@@ -384,3 +384,136 @@ fn a_track_or_source_removed_mid_replay_ends_it() {
     rig.run(100);
     rig.shard.check_layout();
 }
+
+#[test]
+fn a_pli_from_a_replaying_tracks_subscriber_wants_a_keyframe_of_the_replayed_source() {
+    // Found by the shard fuzz target: a track parked for its replay reported the replayed
+    // source as its own, but its subscriber's PLI was dropped uncounted.
+    let mut rig = Rig::new(Nanos::from_millis(2_000));
+    let t = TrackId(1);
+    rig.add(TrackId(9), B);
+    rig.run(1_500);
+    rig.add(t, B);
+    rig.run(1);
+    let info = rig.shard.track(t).unwrap();
+    assert!(info.replaying && info.source == Some(B));
+    while rig.shard.poll_event().is_some() {}
+    let mut pli = [0u8; crate::rtcp::PLI_LEN];
+    crate::rtcp::write_pli(&mut pli, Ssrc(7), info.ssrc);
+    let before = rig.shard.counters().keyframe_requests;
+    rig.shard.handle_rtcp(&pli, Some(dest(t)), rig.now);
+    assert_eq!(rig.shard.counters().keyframe_requests, before + 1);
+    assert_eq!(
+        rig.shard.poll_event(),
+        Some(ShardEvent::KeyframeWanted { source: B })
+    );
+}
+
+#[test]
+fn a_switch_asked_again_while_the_track_still_leaves_its_source_is_pending() {
+    // Found by the shard fuzz target: the second request answered `Unchanged` ("already on
+    // that source") while the track was still sending A's frame, with B pending.
+    let mut rig = Rig::new(Nanos::from_millis(2_000));
+    let t = TrackId(1);
+    rig.add(t, A);
+    rig.add(TrackId(9), B);
+    rig.run(1_400);
+    rig.now = rig.sources[0].next_frame;
+    rig.sources[0].next_frame = rig.sources[0].next_frame.saturating_add(FRAME);
+    assert!(!rig.emit(0).marker);
+    assert_eq!(rig.shard.switch(t, B, rig.now), Ok(SwitchOutcome::Pending));
+    assert_eq!(rig.shard.switch(t, B, rig.now), Ok(SwitchOutcome::Pending));
+    let info = rig.shard.track(t).unwrap();
+    assert_eq!((info.source, info.pending), (Some(A), Some(B)));
+    while !rig.emit(0).marker {}
+    rig.replays();
+    assert_eq!(
+        rig.shard.switch(t, B, rig.now),
+        Ok(SwitchOutcome::Unchanged)
+    );
+    let info = rig.shard.track(t).unwrap();
+    assert!(info.replaying && (info.source, info.pending) == (Some(B), None));
+}
+
+#[test]
+fn a_resend_of_an_earlier_replays_packet_after_another_replay_is_what_was_sent() {
+    // The track replays B, takes A, and replays B again: a NACK of the first replay's packets
+    // was answered with the timestamps of live B (the first replay's mapping, retimed when it
+    // ended), not the compressed ones it sent, since only the latest replay was remembered.
+    let mut rig = Rig::new(Nanos::from_millis(10_000));
+    let t = TrackId(1);
+    rig.add(TrackId(9), B);
+    rig.run(1_700);
+    rig.add(t, B);
+    rig.shard.set_repair(t, true).unwrap();
+    rig.run(1_000);
+    let first: Vec<Got> = rig.got(t).iter().filter(|g| g.replayed).cloned().collect();
+    assert!(first.len() > 3);
+    rig.shard.switch(t, A, rig.now).unwrap();
+    rig.run(1_200);
+    assert_eq!(rig.shard.track(t).unwrap().source, Some(A));
+    rig.shard.switch(t, B, rig.now).unwrap();
+    rig.run(1_000);
+    let got = rig.got(t).to_vec();
+    assert!(
+        got.iter().filter(|g| g.replayed).count() > first.len(),
+        "replayed again"
+    );
+    // The first replay's packets, one after it, and the second replay's.
+    let second = got.iter().rposition(|g| g.replayed).unwrap();
+    let after = got
+        .iter()
+        .position(|g| g.seq == first.last().unwrap().seq)
+        .unwrap()
+        + 1;
+    let asked = [
+        first[1].clone(),
+        first[first.len() - 2].clone(),
+        got[after].clone(),
+        got[second].clone(),
+    ];
+    let mut nack = [0u8; NACK_MAX_LEN];
+    let seqs = asked.iter().map(|g| SeqNo(g.seq));
+    let n = write_nack(&mut nack, Ssrc(7), Ssrc(0x1001), seqs).unwrap();
+    rig.shard.handle_rtcp(&nack[..n], Some(dest(t)), rig.now);
+    let mut resent = Vec::new();
+    while let Some(r) = rig.shard.poll_resend() {
+        resent.push(r.transmit.to_vec(r.pkt, r.handle));
+    }
+    let want: Vec<Vec<u8>> = asked.iter().map(|g| g.bytes.clone()).collect();
+    assert_eq!(resent, want);
+}
+
+#[test]
+fn a_replay_started_again_on_the_source_it_replayed_sends_no_number_twice() {
+    // Found by the shard fuzz target: a track replaying B, switched to A and back before A's
+    // replay started, replayed B's keyframe again through a splicer still anchored to B, under
+    // the numbers it had sent B's packets with.
+    let mut rig = Rig::new(Nanos::from_millis(2_000));
+    rig.shard
+        .set_join(A, JoinPolicy::Replay { pace: PACE })
+        .unwrap();
+    let t = TrackId(1);
+    rig.add(TrackId(9), B);
+    rig.run(1_500);
+    rig.add(t, B);
+    rig.run(20);
+    let before = rig.got(t).len();
+    assert!(before > 1 && rig.shard.track(t).unwrap().replaying);
+    assert_eq!(rig.shard.switch(t, A, rig.now), Ok(SwitchOutcome::Moved));
+    assert_eq!(rig.shard.switch(t, B, rig.now), Ok(SwitchOutcome::Moved));
+    rig.run(1_000);
+    let got = rig.got(t);
+    assert!(got.len() > before && !got.last().unwrap().replayed);
+    for w in got.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "{:?} then {:?}",
+            w[0].src,
+            w[1].src
+        );
+    }
+    // B's keyframe again, as a new start: the decoder gets a whole GOP.
+    assert_eq!(got[before].src, got[0].src);
+}
