@@ -10,8 +10,9 @@
 //! ([`MappingLog::observe`]).
 //!
 //! What is never resolved: numbers the track has not reached yet, numbers
-//! [`RESOLVABLE_SPAN`] or more behind its newest, numbers from before its oldest logged mapping, and numbers of a mapping below its first source packet (those were
-//! stale when the track anchored and were never sent). The one number an anchor reserves for
+//! [`RESOLVABLE_SPAN`] or more behind its newest, numbers from before its oldest logged
+//! mapping, and numbers of a mapping below its first source packet (those were stale when the
+//! track anchored and were never sent). The one number an anchor reserves for
 //! an H.264/H.265 prelude resolves to [`Resend::Prelude`].
 
 use super::{Anchor, OutHead, SharedRewrite, Splicer};

@@ -179,6 +179,19 @@ impl Rig {
         }
     }
 
+    /// A NACK from `t`'s subscriber for the numbers of `asked`; the resends, as sent.
+    fn nack(&mut self, t: TrackId, asked: &[Got]) -> Vec<Vec<u8>> {
+        let mut nack = [0u8; NACK_MAX_LEN];
+        let seqs = asked.iter().map(|g| SeqNo(g.seq));
+        let n = write_nack(&mut nack, Ssrc(7), Ssrc(0x1001), seqs).unwrap();
+        self.shard.handle_rtcp(&nack[..n], Some(dest(t)), self.now);
+        let mut resent = Vec::new();
+        while let Some(r) = self.shard.poll_resend() {
+            resent.push(r.transmit.to_vec(r.pkt, r.handle));
+        }
+        resent
+    }
+
     fn got(&self, id: TrackId) -> &[Got] {
         &self.got[&id]
     }
@@ -323,19 +336,7 @@ fn a_resend_of_a_replayed_packet_is_what_was_sent() {
         got[replayed - 1].clone(),
         got[replayed + 5].clone(),
     ];
-    let mut nack = [0u8; NACK_MAX_LEN];
-    let n = write_nack(
-        &mut nack,
-        Ssrc(7),
-        Ssrc(0x1001),
-        asked.iter().map(|g| SeqNo(g.seq)),
-    )
-    .unwrap();
-    rig.shard.handle_rtcp(&nack[..n], Some(dest(t)), rig.now);
-    let mut resent = Vec::new();
-    while let Some(r) = rig.shard.poll_resend() {
-        resent.push(r.transmit.to_vec(r.pkt, r.handle));
-    }
+    let resent = rig.nack(t, &asked);
     let want: Vec<Vec<u8>> = asked.iter().map(|g| g.bytes.clone()).collect();
     assert_eq!(resent, want);
 }
@@ -472,14 +473,7 @@ fn a_resend_of_an_earlier_replays_packet_after_another_replay_is_what_was_sent()
         got[after].clone(),
         got[second].clone(),
     ];
-    let mut nack = [0u8; NACK_MAX_LEN];
-    let seqs = asked.iter().map(|g| SeqNo(g.seq));
-    let n = write_nack(&mut nack, Ssrc(7), Ssrc(0x1001), seqs).unwrap();
-    rig.shard.handle_rtcp(&nack[..n], Some(dest(t)), rig.now);
-    let mut resent = Vec::new();
-    while let Some(r) = rig.shard.poll_resend() {
-        resent.push(r.transmit.to_vec(r.pkt, r.handle));
-    }
+    let resent = rig.nack(t, &asked);
     let want: Vec<Vec<u8>> = asked.iter().map(|g| g.bytes.clone()).collect();
     assert_eq!(resent, want);
 }
