@@ -148,6 +148,16 @@ impl SrtpContext {
         }
     }
 
+    /// Start loading what [`SrtpContext::protect_rtp`] reads (the SRTP cipher's keys and the
+    /// streams' state) into the cache, for a caller that knows it will protect with this
+    /// context soon: a hint, with no effect on what any call computes.
+    pub fn prefetch_rtp(&self) {
+        if let Some(cipher) = &self.rtp {
+            crate::prefetch::prefetch(&**cipher);
+        }
+        crate::prefetch::prefetch(self.streams.as_slice());
+    }
+
     /// The profile this context was keyed for.
     pub fn profile(&self) -> Profile {
         self.profile

@@ -33,13 +33,15 @@
 //! let plain = recv.unprotect_rtp(&mut out[..len]).unwrap();
 //! assert_eq!(&out[12..plain], b"payload");
 //! ```
-#![forbid(unsafe_code)]
+// One prefetch hint (prefetch.rs) is the only unsafe code, and is allowed only there.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod cipher;
 mod context;
 mod error;
 mod kdf;
+mod prefetch;
 mod profile;
 mod replay;
 #[cfg(test)]

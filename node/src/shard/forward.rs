@@ -191,7 +191,7 @@ fn send_all_sealed(
     copied: Copied<'_>,
     resends: bool,
 ) -> SendOutcome {
-    // In chunks of the seal slots there are, each cut where the destination changes when it
+    // In chunks of what the seal arena takes, each cut where the destination changes when it
     // can be, so that a subscriber's copies of a run stay one message.
     let mut out = SendOutcome::default();
     let mut at = 0;
@@ -216,8 +216,8 @@ fn chunk_end(copies: &[Transmit], at: usize, cap: usize) -> usize {
         .unwrap_or(end)
 }
 
-/// Seal `copies` (at most the viewers' seal slots) and send them: sealed copies from their
-/// slots, the others as iovecs; a copy that cannot be sealed goes to `refused` unsent.
+/// Seal `copies` (at most what the seal arena takes) and send them: sealed copies from the
+/// arena, the others as iovecs; a copy that cannot be sealed goes to `refused` unsent.
 fn send_sealed(
     fd: BorrowedFd<'_>,
     s: &mut Sending<'_>,

@@ -3,8 +3,8 @@
 //!
 //! A viewer's tracks are ordinary tracks of the engine's flat slice, spliced like any other;
 //! only the last step differs: each copy is encrypted with the viewer's outbound context straight
-//! into memory this module owns (one slot per batch entry, allocated once), and the datagram is
-//! that one buffer instead of the iovecs into the shared payload. STUN checks are answered here, on
+//! into memory this module owns (an arena allocated once, a batch's copies one after the other),
+//! and the datagram is that one buffer instead of the iovecs into the shared payload. STUN checks are answered here, on
 //! the shard, because they must come from the socket the media comes from; DTLS handshakes are
 //! not (they cost milliseconds of CPU each), so their datagrams go to the handshake thread.
 
@@ -21,6 +21,10 @@ use crate::pool::SLOT_BYTES;
 
 /// Room for one sealed copy: the largest packet or prelude the pool holds, and the SRTP tag.
 const SEALED_SLOT: usize = SLOT_BYTES + 32;
+/// Sealed copies start on a cache line: the kernel copies each from its start.
+const SEAL_ALIGN: usize = 64;
+/// What the arena reserves per copy it can take: the largest sealed copy, rounded up to a line.
+const SEALED_STRIDE: usize = SEALED_SLOT.div_ceil(SEAL_ALIGN) * SEAL_ALIGN;
 
 /// What kind of datagram arrived on the shard's socket (RFC 7983 §7, by its first byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,20 +81,28 @@ pub struct ViewerIo {
     pub rtx_sent: u64,
 }
 
+/// Where one sealed copy lies in the seal arena.
+#[derive(Clone, Copy)]
+struct SealedSpan {
+    at: u32,
+    len: u16,
+}
+
 /// What one batch of transmits becomes: per entry, `None` for a plain copy sent from the shared
-/// payload, `Some(len)` for a sealed copy in that entry's slot, and which entries could not be
+/// payload, `Some` for a sealed copy in the seal arena, and which entries could not be
 /// protected.
 pub struct Sealed<'a> {
-    lens: &'a [Option<u16>],
+    spans: &'a [Option<SealedSpan>],
     failed: &'a [bool],
-    slots: &'a [u8],
+    arena: &'a [u8],
 }
 
 impl<'a> Sealed<'a> {
     /// The sealed bytes of entry `i`, if it was sealed.
     pub fn bytes(&self, i: usize) -> Option<&'a [u8]> {
-        let len = self.lens[i]? as usize;
-        Some(&self.slots[i * SEALED_SLOT..i * SEALED_SLOT + len])
+        let span = self.spans[i]?;
+        let at = span.at as usize;
+        Some(&self.arena[at..at + usize::from(span.len)])
     }
 
     /// Entry `i` could not be protected and is not to be sent.
@@ -112,18 +124,23 @@ pub struct Viewers {
     stun_response: Vec<u8>,
     /// Where one sealed RTCP packet (a sender report) is written.
     rtcp_out: Box<[u8]>,
-    slots: Box<[u8]>,
-    lens: Box<[Option<u16>]>,
+    /// Where a batch's copies are sealed, one after the other (each on a cache line), so a
+    /// batch's ciphertexts are as compact as their lengths allow: written by the seal and read
+    /// by the kernel's copy soon after, from as few lines and pages as they fill.
+    arena: Box<[u8]>,
+    spans: Box<[Option<SealedSpan>]>,
+    /// The secured viewer of each entry of the batch being sealed, if it goes to one.
+    viewer_of: Box<[Option<ViewerKey>]>,
     /// Entries of the batch that failed to seal and are not to be sent.
     failed: Box<[bool]>,
     pub io: ViewerIo,
 }
 
 impl Viewers {
-    /// Copies one [`Viewers::seal`] takes at most: the seal slots (allocated once, touched as
-    /// viewers need them).
+    /// Copies one [`Viewers::seal`] takes at most: room for that many of the largest sealed
+    /// copies is allocated once, and touched as viewers need it.
     pub fn capacity(&self) -> usize {
-        self.lens.len()
+        self.spans.len()
     }
 
     pub fn new(batch_size: usize, ice: IceConfig) -> Viewers {
@@ -134,8 +151,9 @@ impl Viewers {
             rtx: HashMap::new(),
             stun_response: Vec::with_capacity(256),
             rtcp_out: vec![0; 256].into_boxed_slice(),
-            slots: vec![0; batch_size * SEALED_SLOT].into_boxed_slice(),
-            lens: vec![None; batch_size].into_boxed_slice(),
+            arena: vec![0; batch_size * SEALED_STRIDE].into_boxed_slice(),
+            spans: vec![None; batch_size].into_boxed_slice(),
+            viewer_of: vec![None; batch_size].into_boxed_slice(),
             failed: vec![false; batch_size].into_boxed_slice(),
             io: ViewerIo::default(),
         }
@@ -248,26 +266,62 @@ impl Viewers {
         !self.track_viewer.is_empty()
     }
 
-    /// Seal the copies in `batch` that go to secured viewers, each into its entry's slot.
+    /// Seal the copies in `batch` (at most [`Viewers::capacity`]) that go to secured viewers,
+    /// one after the other into the seal arena.
     /// Plain copies are left alone. `resends`: the copies answer NACKs, and go to a track that
     /// negotiated RTX as RFC 4588 retransmissions on its retransmission stream.
     pub fn seal(&mut self, batch: &[Transmit], copied: Copied<'_>, resends: bool) -> Sealed<'_> {
         let n = batch.len();
-        self.lens[..n].fill(None);
+        self.spans[..n].fill(None);
         self.failed[..n].fill(false);
+        // First each run's viewer, looked up once (a subscriber's copies of a run are
+        // consecutive), with its keys asked for: a viewer's keys were last used a frame ago and
+        // are long out of the cache, and asking for all of the batch's at once lets their misses
+        // overlap, where sealing straight away would wait on each viewer's in turn.
+        let mut previous: Option<(TrackId, Option<ViewerKey>)> = None;
         for (i, t) in batch.iter().enumerate() {
-            let Some(viewer) = self.track_viewer.get(&t.track) else {
+            let viewer = match previous {
+                Some((track, viewer)) if track == t.track => viewer,
+                _ => {
+                    let viewer = self.track_viewer.get(&t.track).copied();
+                    if let Some(s) = viewer.and_then(|v| self.secured.get(&v)) {
+                        s.keys.outbound.prefetch_rtp();
+                    }
+                    previous = Some((t.track, viewer));
+                    viewer
+                }
+            };
+            self.viewer_of[i] = viewer;
+        }
+        let Viewers {
+            secured,
+            rtx: rtx_streams,
+            arena,
+            spans,
+            failed,
+            viewer_of,
+            io,
+            ..
+        } = self;
+        let mut at = 0;
+        let mut current: Option<(ViewerKey, &mut Secured)> = None;
+        for (i, t) in batch.iter().enumerate() {
+            let Some(viewer) = viewer_of[i] else {
                 continue;
             };
-            let Some(s) = self.secured.get_mut(viewer) else {
+            if current.as_ref().map(|(v, _)| *v) != Some(viewer) {
+                current = secured.get_mut(&viewer).map(|s| (viewer, &mut **s));
+            }
+            let Some((_, s)) = current.as_mut() else {
                 continue;
             };
             let (pkt, buf) = copied.of(t);
-            let out = &mut self.slots[i * SEALED_SLOT..(i + 1) * SEALED_SLOT];
+            // Each sealed copy takes at most a stride, and the arena has one per entry.
+            let out = &mut arena[at..at + SEALED_SLOT];
             let mut head: RtxHead = [0; 14];
             // Only resends look for a retransmission stream: a forwarded copy pays no lookup.
             let rtx = if resends {
-                self.rtx.get_mut(&t.track)
+                rtx_streams.get_mut(&t.track)
             } else {
                 None
             };
@@ -281,22 +335,26 @@ impl Viewers {
             };
             match sealed {
                 Ok(len) => {
-                    self.lens[i] = Some(len as u16);
+                    spans[i] = Some(SealedSpan {
+                        at: at as u32,
+                        len: len as u16,
+                    });
+                    at += len.div_ceil(SEAL_ALIGN) * SEAL_ALIGN;
                     if as_rtx {
-                        self.io.rtx_sent += 1;
+                        io.rtx_sent += 1;
                     }
                 }
                 Err(e) => {
-                    self.failed[i] = true;
-                    self.io.srtp_failed += 1;
+                    failed[i] = true;
+                    io.srtp_failed += 1;
                     tracing::debug!(viewer = viewer.0, "srtp protect failed: {}", e.reason());
                 }
             }
         }
         Sealed {
-            lens: &self.lens[..n],
+            spans: &self.spans[..n],
             failed: &self.failed[..n],
-            slots: &self.slots,
+            arena: &self.arena,
         }
     }
 
@@ -351,6 +409,96 @@ mod tests {
         // cipher each), the outbound one's SRTP cipher boxed.
         let secured = std::mem::size_of::<Secured>();
         assert!(secured <= 2 * 160 + 32, "Secured is {secured} octets");
+    }
+
+    /// One packet accepted by a source, as the shard's queue holds it.
+    fn one_packet() -> (corecast_engine::RxPacket, Vec<u8>) {
+        use corecast_engine::{
+            Codec, IngressConfig, RtpTime, SeqNo, SourceId, SourceIngress, Ssrc,
+        };
+        let mut buf = Vec::new();
+        let (ssrc, seq, ts) = (Ssrc(0x5eed), SeqNo(7), RtpTime(9000));
+        corecast_engine::synth::write_rtp(&mut buf, ssrc, 96, seq, ts, true, &[0xab; 1100]);
+        let config = IngressConfig {
+            probation: 1,
+            ..IngressConfig::default()
+        };
+        let mut source = SourceIngress::with_config(SourceId(1), Codec::Opus, 48_000, config);
+        let pkt = source
+            .accept(&buf, None, Nanos(0))
+            .unwrap()
+            .expect("accepted");
+        (pkt, buf)
+    }
+
+    /// A copy of the packet for `track`, with its own SSRC.
+    fn copy_for(track: u32, ssrc: u32, buf: &[u8]) -> Transmit {
+        let mut head = [0; std::mem::size_of::<corecast_engine::splicer::OutHead>()];
+        head[..12].copy_from_slice(&buf[..12]);
+        head[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        Transmit {
+            dest: SocketAddr::from(([127, 0, 0, 1], 5000 + track as u16)),
+            track: TrackId(track),
+            head,
+            prelude: false,
+            run_index: 0,
+        }
+    }
+
+    fn keys(byte: u8, max_ssrcs: usize) -> SrtpContext {
+        let profile = corecast_srtp::Profile::AeadAes256Gcm;
+        SrtpContext::from_session_keys(profile, &[byte; 32], &[byte; 12], &[], max_ssrcs).unwrap()
+    }
+
+    #[test]
+    fn each_viewers_copies_are_sealed_with_its_own_keys_and_plain_ones_left_alone() {
+        let (pkt, buf) = one_packet();
+        let mut viewers = Viewers::new(8, IceConfig::default());
+        let (a, b) = (ViewerKey(1), ViewerKey(2));
+        let viewer = |byte, max_ssrcs| ViewerKeys {
+            outbound: keys(byte, max_ssrcs),
+            inbound: keys(byte, max_ssrcs),
+        };
+        viewers.secure(a, viewer(0xa1, 4), vec![TrackId(1)], Vec::new());
+        // B may send one SSRC: its second track's copy cannot be protected.
+        viewers.secure(b, viewer(0xb2, 1), vec![TrackId(3), TrackId(4)], Vec::new());
+        // A's run, a plain subscriber's copy, B's copy, B's other track, then A again (runs of
+        // one viewer need not be contiguous in a batch).
+        let batch = [
+            copy_for(1, 0xa, &buf),
+            copy_for(1, 0xa, &buf),
+            copy_for(2, 0xc, &buf),
+            copy_for(3, 0xb, &buf),
+            copy_for(4, 0xbb, &buf),
+            copy_for(1, 0xa, &buf),
+        ];
+        let sealed = viewers.seal(&batch, Copied::One(&pkt, &buf), false);
+        let mut seen = Vec::new();
+        for (i, t) in batch.iter().enumerate() {
+            let plain = t.to_vec(&pkt, &buf);
+            match (t.track.0, sealed.bytes(i)) {
+                (2, None) => assert!(!sealed.failed(i), "a plain copy is sent as it is"),
+                (4, None) => assert!(sealed.failed(i), "B's second SSRC is refused"),
+                (track, Some(bytes)) => {
+                    assert!(!sealed.failed(i));
+                    // A fresh receiver per copy: A's three copies carry one sequence number,
+                    // which one receiver's replay check would refuse twice.
+                    let mut open = keys(if track == 1 { 0xa1 } else { 0xb2 }, 4);
+                    let mut copy = bytes.to_vec();
+                    let len = open.unprotect_rtp(&mut copy).expect("opens with its keys");
+                    assert_eq!(copy[..len], plain[..], "entry {i}");
+                    seen.push(bytes.as_ptr() as usize);
+                }
+                (track, None) => panic!("entry {i} (track {track}) was not sealed"),
+            }
+        }
+        assert_eq!(seen.len(), 4);
+        // Sealed copies lie one after the other in the arena, each on its own cache line.
+        for pair in seen.windows(2) {
+            assert!(pair[1] >= pair[0] + buf.len() + 16, "copies overlap");
+            assert_eq!((pair[1] - pair[0]) % SEAL_ALIGN, 0);
+        }
+        assert_eq!((viewers.io.srtp_failed, viewers.io.rtx_sent), (1, 0));
     }
 
     #[test]
