@@ -16,7 +16,8 @@ import os
 import re
 import statistics
 
-RUN_RE = re.compile(r"^(corecast-gso|corecast-nogso|webrtc-gso|gstreamer|probe)-(loopback|sendonly)\.r\d+\.json$")
+RUN_RE = re.compile(r"^(corecast-gso|corecast-nogso|webrtc-gso|corecast-gso-apart|webrtc-gso-apart"
+                    r"|gstreamer|probe)-(loopback|sendonly)\.r\d+\.json$")
 def markers(m):
     """The generated section's markers: one section per subscriber count."""
     flag = "" if m == 1000 else f" --subscribers {m}"
@@ -172,6 +173,29 @@ def report(results):
             lines += [f"GSO against the per-datagram path on this rig: "
                       f"{ratio(rows['corecast-gso'], rows['corecast-nogso'])} packets out per "
                       "CPU-second.", ""]
+        if rows["webrtc-gso"] and rows["corecast-gso"]:
+            lines += [f"WebRTC viewers against plain subscribers, shard unpinned: "
+                      f"**{ratio(rows['webrtc-gso'], rows['corecast-gso'])}** packets out per "
+                      "CPU-second of the shard.", ""]
+        apart = {kind: med([rate(kind, rig, r) for r in runs.get((kind, rig), [])])
+                 for kind in ("corecast-gso-apart", "webrtc-gso-apart")}
+        if all(apart.values()):
+            plain, viewers = apart["corecast-gso-apart"], apart["webrtc-gso-apart"]
+            lines += ["Placed apart, as a node runs by default: the shard pinned to core 1 "
+                      "(`--cores 1` for `--no-pin`), the load generator held to core 0 "
+                      "(`taskset -c 0`), `--gso on`:", "",
+                      "| subscribers | datagrams out per CPU-s of the shard | loss |",
+                      "|---|---|---|"]
+            for kind, label in (("corecast-gso-apart", "plain RTP"),
+                                ("webrtc-gso-apart", "WebRTC viewers")):
+                rs = runs[(kind, rig)]
+                exp = sum(lg(r, "packets_expected") or 0 for r in rs)
+                lost = sum(lg(r, "lost") or 0 for r in rs)
+                loss = f"{lost / exp:.4%}" if exp else "—"
+                lines.append(f"| {label} | {fmt_rate(apart[kind])} | {loss} |")
+            lines += ["", f"WebRTC viewers against plain subscribers, placed apart: "
+                      f"**{ratio(viewers, plain)}** packets out per CPU-second of the shard.",
+                      ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -6,7 +6,12 @@
 #              `multiudpsink`, and the kernel's limit (rawlimit: sendmmsg, and GSO messages of
 #              4, 8 and 16 datagrams) with receivers draining on the other core. Each datagram
 #              is delivered into its receiver's socket by the sender's own thread, and a GSO
-#              message is split into its datagrams there (software segmentation).
+#              message is split into its datagrams there (software segmentation). Then plain
+#              subscribers and WebRTC viewers again with the shard and the load generator placed
+#              apart, as a node runs by default: the shard pinned to core 1 (`--cores 1`), the
+#              load generator held to core 0 (`taskset -c 0`), so that neither runs on the
+#              other's core (the viewers' load generator decrypts every copy, and unplaced it
+#              shares the shard's core and caches part of the time).
 #   send-only  the same senders into the network namespace of scripts/send-only-rig.sh, which
 #              drops everything at its ingress: the send side alone, and a GSO message crosses
 #              the veth whole, as to a NIC with UDP segmentation offload. corecast and GStreamer
@@ -147,17 +152,24 @@ load_flags() {
   fi
 }
 
-# One corecast run: $1 rig (loopback|sendonly), $2 gso mode, $3 out file, $4 `whep` for viewers.
+# One corecast run: $1 rig (loopback|sendonly), $2 gso mode, $3 out file, $4 `whep` for viewers,
+# $5 `apart` to pin the shard to core 1 and hold the load generator to core 0.
 run_corecast() {
   local rig=$1 gso=$2 out=$3 transport=${4:-rtp} name rc counts extra verified media_ip
+  local core="" place=()
   name=$(basename "$out" .json)
   load_flags "$rig" "$transport"
-  log "corecast --gso $gso ($transport, $rig): 1 x $M, ${DURATION}s ($name)"
-  RTP_IP=$media_ip start_corecast "$name" "$verified" --gso "$gso" --gso-segments "$SEGMENTS"
+  if [ "${5:-}" = apart ]; then
+    core=1
+    place=(taskset -c 0)
+  fi
+  log "corecast --gso $gso ($transport, $rig${core:+, apart}): 1 x $M, ${DURATION}s ($name)"
+  SHARD_CORE=$core RTP_IP=$media_ip start_corecast "$name" "$verified" --gso "$gso" \
+    --gso-segments "$SEGMENTS"
   sleep 0.5
   start_sampler "$SERVER" "$LOGS/$name.sample.json"
   set +e
-  "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" --recv-base-port "$RECV_BASE" \
+  "${place[@]}" "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" --recv-base-port "$RECV_BASE" \
     --sources 1 --subscribers "$verified" --duration "$DURATION" --bitrate "$BITRATE" \
     --max-loss 1 --max-p99-ms none --json --server-pid "$SERVER" "${extra[@]}" \
     >"$LOGS/$name.loadgen.json" 2>"$LOGS/$name.loadgen.log"
@@ -216,6 +228,13 @@ run_probe() {
 
 RIGS=loopback
 [ "$RIG" = 1 ] && RIGS="loopback sendonly"
+# Placing the shard and the load generator apart needs a core for each.
+APART=0
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  APART=1
+else
+  log "fewer than 2 cores (or no taskset): no runs with the shard and load generator apart"
+fi
 for r in $(seq "$REPEAT"); do
   for rig in $RIGS; do
     run_probe "$rig" "$RESULTS/probe-$rig.r$r.json"
@@ -224,6 +243,10 @@ for r in $(seq "$REPEAT"); do
     [ "$HAVE_GST" = 1 ] && run_gst "$rig" "$RESULTS/gstreamer-$rig.r$r.json"
     if [ "$rig" = loopback ]; then
       run_corecast loopback on "$RESULTS/webrtc-gso-loopback.r$r.json" whep
+      if [ "$APART" = 1 ]; then
+        run_corecast loopback on "$RESULTS/corecast-gso-apart-loopback.r$r.json" rtp apart
+        run_corecast loopback on "$RESULTS/webrtc-gso-apart-loopback.r$r.json" whep apart
+      fi
     fi
   done
 done

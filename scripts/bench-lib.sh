@@ -211,8 +211,9 @@ PY
 SERVER=""
 HTTP_PORT=""
 RECV_BASE=""
-# `corecast serve` with one unpinned shard, media on $RTP_IP (default 127.0.0.1): $1 log name,
-# $2 subscriber ports the load generator will bind, then any more `serve` flags.
+# `corecast serve` with one shard, unpinned unless $SHARD_CORE names its core, media on $RTP_IP
+# (default 127.0.0.1): $1 log name, $2 subscriber ports the load generator will bind, then any
+# more `serve` flags.
 start_corecast() {
   local name=$1 ports=$2 lo
   shift 2
@@ -220,8 +221,11 @@ start_corecast() {
   # Ingest ports (16) and, right after them, the subscribers' ports, all checked free and quiet.
   lo=$(free_udp_range $((16 + ports)))
   RECV_BASE=$((lo + 16))
+  # `--cores` names the shards' cores, one shard each: one core is one shard.
+  local placement=(--shards 1 --no-pin)
+  [ -n "${SHARD_CORE:-}" ] && placement=(--cores "$SHARD_CORE")
   "${PRIO[@]}" "$CORECAST" serve --http "127.0.0.1:$HTTP_PORT" --rtp-ip "${RTP_IP:-127.0.0.1}" \
-    --rtp-ports "$lo-$((lo + 15))" --shards 1 --no-pin "$@" >"$LOGS/$name.serve.log" 2>&1 &
+    --rtp-ports "$lo-$((lo + 15))" "${placement[@]}" "$@" >"$LOGS/$name.serve.log" 2>&1 &
   SERVER=$!
   PIDS+=("$SERVER")
   for _ in $(seq 100); do
