@@ -169,9 +169,10 @@ run_corecast() {
   sleep 0.5
   start_sampler "$SERVER" "$LOGS/$name.sample.json"
   set +e
-  "${place[@]}" "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" --recv-base-port "$RECV_BASE" \
-    --sources 1 --subscribers "$verified" --duration "$DURATION" --bitrate "$BITRATE" \
-    --max-loss 1 --max-p99-ms none --json --server-pid "$SERVER" "${extra[@]}" \
+  "${place[@]}" "${PRIO[@]}" "$CORECAST" loadgen --server "127.0.0.1:$HTTP_PORT" \
+    --recv-base-port "$RECV_BASE" --sources 1 --subscribers "$verified" --duration "$DURATION" \
+    --bitrate "$BITRATE" --max-loss 1 --max-p99-ms none --json --server-pid "$SERVER" \
+    "${extra[@]}" \
     >"$LOGS/$name.loadgen.json" 2>"$LOGS/$name.loadgen.log"
   rc=$?
   set -e

@@ -9,7 +9,7 @@
 # Two figures per mode:
 # - average: (steady - idle) / N at the largest count. It includes what the node touches once
 #   for the first subscriber of a kind (for viewers: the WebRTC and crypto code's pages, the
-#   seal slots, the handshake thread's arena), spread over N;
+#   seal arena, the handshake thread's arena), spread over N;
 # - marginal: what one more subscriber costs, the slope of steady RssAnon between the smallest
 #   and the largest count (file-backed pages, the binary's code, are not per subscriber).
 # Usage: scripts/viewer-memory.sh [COUNTS="500 1500"] [D=15] [PAIRS=2]   (needs a release build)

@@ -49,7 +49,7 @@ pub use viewers::{ViewerIo, ViewerKeys};
 const PACKETS_PER_TURN: usize = 256;
 /// Copies sealed for viewers per `sendmmsg` at most (a batch of more goes in chunks): 768 KiB
 /// of seal arena reserved per shard for the largest copies, of which a batch of 1,200-byte
-/// copies touches 320 KiB.
+/// copies touches 304 KiB.
 const SEAL_SLOTS: usize = 256;
 const RTCP_BATCH: usize = 16;
 const RTCP_BUF: usize = 1500;

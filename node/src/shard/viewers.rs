@@ -4,9 +4,10 @@
 //! A viewer's tracks are ordinary tracks of the engine's flat slice, spliced like any other;
 //! only the last step differs: each copy is encrypted with the viewer's outbound context straight
 //! into memory this module owns (an arena allocated once, a batch's copies one after the other),
-//! and the datagram is that one buffer instead of the iovecs into the shared payload. STUN checks are answered here, on
-//! the shard, because they must come from the socket the media comes from; DTLS handshakes are
-//! not (they cost milliseconds of CPU each), so their datagrams go to the handshake thread.
+//! and the datagram is that one buffer instead of the iovecs into the shared payload. STUN
+//! checks are answered here, on the shard, because they must come from the socket the media
+//! comes from; DTLS handshakes are not (they cost milliseconds of CPU each), so their datagrams
+//! go to the handshake thread.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
