@@ -77,6 +77,31 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// An SRTP protection profile, as `--srtp-profiles` names it (RFC 5764 and RFC 7714's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SrtpProfileName {
+    /// AEAD_AES_128_GCM: AES-128-GCM, a 16-octet tag.
+    #[value(name = "aead-aes-128-gcm")]
+    AeadAes128Gcm,
+    /// AEAD_AES_256_GCM: AES-256-GCM, a 16-octet tag.
+    #[value(name = "aead-aes-256-gcm")]
+    AeadAes256Gcm,
+    /// SRTP_AES128_CM_HMAC_SHA1_80: AES-128 counter mode, an 80-bit HMAC-SHA1 tag.
+    #[value(name = "aes-cm-128-hmac-sha1-80")]
+    Aes128CmHmacSha1_80,
+}
+
+impl SrtpProfileName {
+    /// The profile this names.
+    pub fn profile(self) -> corecast_srtp::Profile {
+        match self {
+            SrtpProfileName::AeadAes128Gcm => corecast_srtp::Profile::AeadAes128Gcm,
+            SrtpProfileName::AeadAes256Gcm => corecast_srtp::Profile::AeadAes256Gcm,
+            SrtpProfileName::Aes128CmHmacSha1_80 => corecast_srtp::Profile::Aes128CmHmacSha1_80,
+        }
+    }
+}
+
 /// Whether shards send a subscriber's copies of a run as one UDP GSO message (`--gso`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GsoMode {
@@ -155,6 +180,17 @@ pub struct ServeArgs {
     /// (`--rtp-ip`) is not one they can reach (behind NAT, or bound to every address).
     #[arg(long, env = "CORECAST_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
+    /// SRTP protection profiles WebRTC viewers may get, most preferred first: the node's DTLS
+    /// server picks the first one the viewer offers (browsers offer all three). AES-128-GCM
+    /// costs the shard least per copy; leave out `aes-cm-128-hmac-sha1-80` to refuse viewers
+    /// that offer nothing better.
+    #[arg(
+        long,
+        env = "CORECAST_SRTP_PROFILES",
+        value_delimiter = ',',
+        default_value = "aead-aes-128-gcm,aead-aes-256-gcm,aes-cm-128-hmac-sha1-80"
+    )]
+    pub srtp_profiles: Vec<SrtpProfileName>,
     /// A WebRTC viewer whose STUN consent checks stop for this many milliseconds is removed
     /// (RFC 7675 says 30 s); one that never passes a check in that time too.
     #[arg(long, env = "CORECAST_CONSENT_TIMEOUT", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]

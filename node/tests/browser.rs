@@ -107,7 +107,16 @@ fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     // As an operator runs it: an admin token for the API, a viewer token for the page (which
     // then switches its own viewer with the key its Location carries).
-    let (node, _) = start(&["--token", ADMIN_TOKEN, "--viewer-token", VIEWER_TOKEN]);
+    let events = events_file(&format!("browser-{codec}"));
+    let events_arg = events.display().to_string();
+    let (node, _) = start(&[
+        "--token",
+        ADMIN_TOKEN,
+        "--viewer-token",
+        VIEWER_TOKEN,
+        "--events-jsonl",
+        &events_arg,
+    ]);
     let client = Client::new(&node.http_addr().to_string(), Some(ADMIN_TOKEN.into()));
     let feedback = [free_udp_port(), free_udp_port()];
     let cam_a = source_with_feedback(&client, &format!("{codec}-a"), codec, feedback[0]);
@@ -247,6 +256,23 @@ fn watch_and_switch(codec: &str, mime: &str, video: fn(u32, u32, &str) -> String
             c.keyframes
         );
     }
+    // Chromium offers every SRTP profile; the node's default preference gives it AES-128-GCM.
+    let mut profiles = Vec::new();
+    until("the page's viewer.connected event", || {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        profiles = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["type"] == "viewer.connected")
+            .map(|e| e["data"]["profile"].clone())
+            .collect();
+        !profiles.is_empty()
+    });
+    assert_eq!(
+        profiles,
+        ["AeadAes128Gcm"],
+        "the page's viewer.connected events"
+    );
 }
 
 fn forwarded(client: &Client, source: u32) -> u64 {

@@ -1,10 +1,10 @@
 //! WHEP against a running node, without a browser: what an offer gets (the answer's shape, the
 //! viewer as a subscriber), what a bad one gets (a 4xx naming what is wrong), the viewer's
 //! resource (`PATCH`, `DELETE` twice), a full node (503 with Retry-After), a viewer that
-//! never connects (removed at `--consent-timeout`), and a connected viewer that moves to a new
-//! address (its media follows it). The offers are the fixtures of corecast-webrtc (Chrome's,
-//! Firefox's, aiortc's recvonly offers), or the load generator's viewer for the one that
-//! connects.
+//! never connects (removed at `--consent-timeout`), a connected viewer that moves to a new
+//! address (its media follows it), and which SRTP profile a viewer gets (`--srtp-profiles`).
+//! The offers are the fixtures of corecast-webrtc (Chrome's, Firefox's, aiortc's recvonly
+//! offers), or the load generator's viewer for the ones that connect.
 
 mod common;
 
@@ -420,4 +420,63 @@ fn a_connected_viewer_that_moves_to_a_new_address_gets_its_media_there() {
             .is_ok_and(|v| v.dest == moved_to)
     });
     http.delete(&created.location).expect("the viewer ends");
+}
+
+/// The `data.profile` of the node's first `viewer.connected` event, once written.
+fn connected_profile(events: &std::path::Path) -> String {
+    let mut profile = String::new();
+    until("a viewer.connected event", || {
+        let text = std::fs::read_to_string(events).unwrap_or_default();
+        let connected = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["type"] == "viewer.connected");
+        match connected {
+            Some(e) => {
+                profile = e["data"]["profile"].as_str().unwrap_or("").to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    profile
+}
+
+/// A viewer that offers every SRTP profile, as browsers do, gets the first of
+/// `--srtp-profiles`: AES-128-GCM by default.
+#[test]
+fn srtp_profiles_decides_what_a_viewer_that_offers_all_gets() {
+    let cases = [
+        (None, "AeadAes128Gcm"),
+        (Some("aead-aes-256-gcm,aead-aes-128-gcm"), "AeadAes256Gcm"),
+    ];
+    for (i, (profiles, expected)) in cases.into_iter().enumerate() {
+        let events = events_file(&format!("whep-profile-{i}"));
+        let path = events.to_str().unwrap().to_string();
+        let mut args = vec!["--events-jsonl", &path];
+        args.extend(profiles.iter().flat_map(|p| ["--srtp-profiles", p]));
+        let (_node, client) = start(&args);
+        let cam = source(&client, "cam", "vp8");
+        let ch = channel(&client, "main", Some(cam.id), None);
+        let certificate = Certificate::generate().expect("a certificate");
+        let ice = ViewerIce::random();
+        let http = WhepHttp::new(client.base(), None, DEADLINE);
+        let offer = build_offer(Codec::Vp8, &ice, &certificate.fingerprint());
+        let created = http.offer(ch, &offer).expect("the offer is answered");
+        let answer = parse_answer(&created.answer).expect("a usable answer");
+        let socket = receiver();
+        socket.connect(answer.candidate).unwrap();
+        let to_join = [ToJoin {
+            socket: &socket,
+            ice: &ice,
+            answer: &answer,
+        }];
+        let joined = join(&to_join, &certificate, Instant::now() + DEADLINE, None).unwrap();
+        assert!(joined.inbound[0].is_ok(), "the viewer connected");
+        assert_eq!(
+            connected_profile(&events),
+            expected,
+            "--srtp-profiles {profiles:?}"
+        );
+    }
 }

@@ -7,10 +7,10 @@
 //! into the caller's buffer; nothing allocates per packet, nothing does I/O or reads a clock.
 //!
 //! A context is one direction of one peer, built from the keying material DTLS-SRTP exports
-//! (RFC 5764 §4.2) for one of three [`Profile`]s: AEAD_AES_256_GCM (what browsers pick),
-//! AEAD_AES_128_GCM, and AES_CM_128_HMAC_SHA1_80. It keeps, per SSRC, the rollover counter
-//! (RFC 3711 §3.3.1), a 128-packet replay window for SRTP and SRTCP (§3.3.2), and the SRTCP
-//! index it sends.
+//! (RFC 5764 §4.2) for one of three [`Profile`]s: AEAD_AES_128_GCM (what browsers get from
+//! the node by default), AEAD_AES_256_GCM, and AES_CM_128_HMAC_SHA1_80. It keeps, per SSRC,
+//! the rollover counter (RFC 3711 §3.3.1), a 128-packet replay window for SRTP and SRTCP
+//! (§3.3.2), and the SRTCP index it sends.
 //!
 //! Crypto: AES-GCM from `ring` (about 0.3 µs per 1,200-octet packet on the target machine,
 //! against about 0.45 µs for aws-lc-rs and 1.3 µs for RustCrypto `aes-gcm`; it builds with only

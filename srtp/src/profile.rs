@@ -9,15 +9,19 @@ pub enum Profile {
     /// `SRTP_AEAD_AES_128_GCM` (RFC 7714, id 0x0007): AES-128-GCM with a 16-octet tag.
     AeadAes128Gcm,
     /// `SRTP_AEAD_AES_256_GCM` (RFC 7714, id 0x0008): AES-256-GCM with a 16-octet tag. What
-    /// Chrome and Firefox settle on with a DTLS 1.2 server that prefers it.
+    /// Chrome and Firefox settle on with a DTLS 1.2 server that prefers it (dimpl's own
+    /// order).
     AeadAes256Gcm,
 }
 
 impl Profile {
-    /// Every profile, in the order a server should prefer them (strongest and fastest first).
+    /// Every profile, in corecast's default order of preference as a DTLS server. AES-128-GCM
+    /// first: sealing a 1,200-octet copy takes 254 ns against AES-256-GCM's 357 ns
+    /// (BENCHMARKS.md), for 128-bit security, as TLS 1.3's mandatory suite has. HMAC-SHA1 last: its tag costs
+    /// four times what GCM's does.
     pub const ALL: [Profile; 3] = [
-        Profile::AeadAes256Gcm,
         Profile::AeadAes128Gcm,
+        Profile::AeadAes256Gcm,
         Profile::Aes128CmHmacSha1_80,
     ];
 

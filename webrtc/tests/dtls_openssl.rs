@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use corecast_srtp::{Profile, SrtpContext};
 use corecast_webrtc::dtls::{
-    Certificate, DtlsError, Fingerprint, Handshake, HandshakeEvent, SrtpKeys, EXPORTER_LABEL,
+    Certificate, DtlsError, Fingerprint, Handshake, HandshakeEvent, ServerConfig, SrtpKeys,
+    EXPORTER_LABEL,
 };
 
 /// Every run of a case is bounded by this, openssl included (it is killed after).
@@ -85,6 +86,16 @@ struct Outcome {
 /// Run one handshake of our server (on a loopback socket) against `openssl s_client` with
 /// `client_args` added.
 fn run_case(name: &str, expect: Option<Fingerprint>, client_args: &[&str]) -> Outcome {
+    run_case_with(&ServerConfig::default(), name, expect, client_args)
+}
+
+/// [`run_case`] with a server that accepts the SRTP profiles `config` does.
+fn run_case_with(
+    config: &ServerConfig,
+    name: &str,
+    expect: Option<Fingerprint>,
+    client_args: &[&str],
+) -> Outcome {
     let (dir, fingerprint) = client_certificate(name);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
@@ -117,7 +128,7 @@ fn run_case(name: &str, expect: Option<Fingerprint>, client_args: &[&str]) -> Ou
 
     let cert = Certificate::generate().unwrap();
     let start = Instant::now();
-    let mut hs = Handshake::new(&cert, expect.unwrap_or(fingerprint), start);
+    let mut hs = Handshake::with_config(config, &cert, expect.unwrap_or(fingerprint), start);
     let mut peer: Option<SocketAddr> = None;
     let mut event = None;
     let mut openssl_profile = None;
@@ -275,6 +286,45 @@ fn openssl_without_a_certificate_fails() {
 #[test]
 fn openssl_without_use_srtp_fails() {
     let outcome = run_case("nosrtp", None, &["-cert", "c.pem", "-key", "k.pem"]);
+    assert_eq!(
+        outcome.event,
+        HandshakeEvent::Failed(DtlsError::NoSrtpProfile)
+    );
+}
+
+/// The server's preference decides, not the order the client lists its profiles in.
+#[test]
+fn the_server_picks_aes_128_gcm_from_a_client_that_lists_sha1_first() {
+    let offer = "SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM";
+    let certificate = ["-cert", "c.pem", "-key", "k.pem"];
+    let outcome = run_case(
+        "order",
+        None,
+        &[&["-use_srtp", offer][..], &certificate].concat(),
+    );
+    match outcome.event {
+        HandshakeEvent::Connected(keys) => assert_eq!(keys.profile(), Profile::AeadAes128Gcm),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        outcome.openssl_profile.as_deref(),
+        Some("SRTP_AEAD_AES_128_GCM")
+    );
+}
+
+/// A client that offers only a profile the server leaves out gets no keys.
+#[test]
+fn a_client_offering_only_a_profile_the_server_refuses_fails() {
+    let config = ServerConfig::new(&[Profile::AeadAes128Gcm, Profile::AeadAes256Gcm]).unwrap();
+    let args = [
+        "-use_srtp",
+        "SRTP_AES128_CM_SHA1_80",
+        "-cert",
+        "c.pem",
+        "-key",
+        "k.pem",
+    ];
+    let outcome = run_case_with(&config, "refused", None, &args);
     assert_eq!(
         outcome.event,
         HandshakeEvent::Failed(DtlsError::NoSrtpProfile)

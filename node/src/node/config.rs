@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub public_ip: Option<IpAddr>,
     /// A viewer without consent checks this long is removed (`--consent-timeout`).
     pub consent_timeout: Duration,
+    /// The SRTP profiles viewers may get, most preferred first (`--srtp-profiles`).
+    pub dtls: corecast_webrtc::dtls::ServerConfig,
     /// Name of this node in events and SDPs (`--node-name`).
     pub node_name: String,
     /// Address media is received and sent on (`--rtp-ip`).
@@ -95,6 +97,11 @@ impl NodeConfig {
             viewer_token: args.viewer_token.clone(),
             public_ip: args.public_ip,
             consent_timeout: ms(args.consent_timeout),
+            dtls: {
+                let profiles: Vec<_> = args.srtp_profiles.iter().map(|p| p.profile()).collect();
+                corecast_webrtc::dtls::ServerConfig::new(&profiles)
+                    .map_err(|e| ConfigError::SrtpProfiles(e.to_string()))?
+            },
             node_name: args.node_name.clone(),
             rtp_ip: args.rtp_ip,
             rtp_ports: args.rtp_ports,
@@ -165,6 +172,8 @@ pub enum ConfigError {
     TooManyShards(usize),
     /// `--join replay` with `--history-ms 0`: nothing to replay from.
     ReplayWithoutHistory,
+    /// `--srtp-profiles` lists none, or one twice (the reason).
+    SrtpProfiles(String),
     /// An event handler's description (`flag value`) does not parse.
     EventHandler {
         flag: &'static str,
@@ -190,6 +199,7 @@ impl fmt::Display for ConfigError {
             ConfigError::TooManyShards(n) => {
                 write!(f, "{n} shards requested; at most 64 are supported")
             }
+            ConfigError::SrtpProfiles(reason) => write!(f, "--srtp-profiles: {reason}"),
             ConfigError::EventHandler { flag, value, error } => {
                 write!(f, "{flag} {value}: {error}")
             }
@@ -302,6 +312,16 @@ mod tests {
         assert_eq!(config.queue_depth, 64);
         assert_eq!(config.placement.cores, [None, None, None]);
         assert_eq!(config.event_handlers.len(), 1);
+        use corecast_srtp::Profile;
+        assert_eq!(config.dtls.profiles(), &Profile::ALL);
+        let config = NodeConfig::from_args(&args(&[
+            "--no-pin",
+            "--srtp-profiles",
+            "aead-aes-256-gcm,aes-cm-128-hmac-sha1-80",
+        ]))
+        .unwrap();
+        let order = [Profile::AeadAes256Gcm, Profile::Aes128CmHmacSha1_80];
+        assert_eq!(config.dtls.profiles(), &order);
     }
 
     #[test]
@@ -320,5 +340,13 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().starts_with("--webhook ftp://x: "), "{e}");
+        let twice = "aead-aes-128-gcm,aead-aes-256-gcm,aead-aes-128-gcm";
+        let e = NodeConfig::from_args(&args(&["--no-pin", "--srtp-profiles", twice])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--srtp-profiles: SRTP profile AeadAes128Gcm is listed twice"
+        );
+        let unknown = parse_serve(&["--srtp-profiles".into(), "aes-256-ctr".into()]);
+        assert!(unknown.is_err(), "an unknown profile name is refused");
     }
 }

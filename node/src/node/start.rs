@@ -462,6 +462,7 @@ impl Builder {
             rx,
             sockets,
             self.certificate.clone(),
+            self.config.dtls.clone(),
             control,
             self.handshake_counters.clone(),
             stop.clone(),

@@ -20,7 +20,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corecast_webrtc::dtls::{self, Certificate, FinalFlight, Handshake, HandshakeEvent, SrtpKeys};
+use corecast_webrtc::dtls::{
+    self, Certificate, FinalFlight, Handshake, HandshakeEvent, ServerConfig, SrtpKeys,
+};
 use corecast_webrtc::ice::ViewerKey;
 use corecast_webrtc::sdp::Fingerprint;
 
@@ -102,6 +104,8 @@ pub struct HandshakeThread {
     /// A clone of each shard's socket, by shard index.
     sockets: Vec<UdpSocket>,
     certificate: Certificate,
+    /// The SRTP profiles viewers may get (`--srtp-profiles`).
+    dtls: ServerConfig,
     control: ControlHandle,
     viewers: HashMap<ViewerKey, Viewer>,
     counters: Arc<HandshakeCounters>,
@@ -114,6 +118,7 @@ impl HandshakeThread {
         rx: HandshakeRx,
         sockets: Vec<UdpSocket>,
         certificate: Certificate,
+        dtls: ServerConfig,
         control: ControlHandle,
         counters: Arc<HandshakeCounters>,
         stop: Arc<AtomicBool>,
@@ -122,6 +127,7 @@ impl HandshakeThread {
             rx: rx.0,
             sockets,
             certificate,
+            dtls,
             control,
             viewers: HashMap::new(),
             counters,
@@ -230,8 +236,8 @@ impl HandshakeThread {
         };
         if matches!(v.stage, Stage::Waiting) {
             self.counters.started.fetch_add(1, Ordering::Relaxed);
-            v.stage =
-                Stage::InProgress(Box::new(Handshake::new(&self.certificate, remote, started)));
+            let handshake = Handshake::with_config(&self.dtls, &self.certificate, remote, started);
+            v.stage = Stage::InProgress(Box::new(handshake));
         }
         let Stage::InProgress(handshake) = &mut v.stage else {
             return;

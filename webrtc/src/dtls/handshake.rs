@@ -1,7 +1,6 @@
 //! One viewer's DTLS-SRTP handshake, server side, driven by datagrams and virtual time.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use corecast_srtp::Profile;
@@ -10,6 +9,7 @@ use super::certificate::{Certificate, Fingerprint};
 use super::final_flight::FinalFlight;
 use super::framing::check_datagram;
 use super::keys::SrtpKeys;
+use super::server_config::ServerConfig;
 use super::DtlsError;
 
 /// How long a handshake may take from [`Handshake::new`] before it fails with
@@ -64,32 +64,25 @@ pub struct Handshake {
     events: VecDeque<HandshakeEvent>,
 }
 
-/// dimpl's server configuration is the same for every handshake: built once.
-fn server_config() -> Arc<dimpl::Config> {
-    static CONFIG: OnceLock<Arc<dimpl::Config>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let config = dimpl::Config::builder()
-                .require_client_certificate(true)
-                .handshake_timeout(HANDSHAKE_TIMEOUT)
-                .build()
-                // These settings are valid; were a dimpl release to refuse them, its default
-                // (which also requires a client certificate) still holds, and our own deadline
-                // still applies.
-                .unwrap_or_default();
-            Arc::new(config)
-        })
-        .clone()
-}
-
 impl Handshake {
     /// A server handshake with the node's certificate, expecting the peer's certificate to
-    /// have `remote` (from `a=fingerprint` in its offer). It fails at `now` +
-    /// [`HANDSHAKE_TIMEOUT`] unless connected by then.
+    /// have `remote` (from `a=fingerprint` in its offer), accepting every SRTP profile in the
+    /// default order ([`ServerConfig::default`]). It fails at `now` + [`HANDSHAKE_TIMEOUT`]
+    /// unless connected by then.
     pub fn new(certificate: &Certificate, remote: Fingerprint, now: Instant) -> Handshake {
+        Handshake::with_config(&ServerConfig::default(), certificate, remote, now)
+    }
+
+    /// [`new`](Self::new), with the SRTP profiles `config` accepts.
+    pub fn with_config(
+        config: &ServerConfig,
+        certificate: &Certificate,
+        remote: Fingerprint,
+        now: Instant,
+    ) -> Handshake {
         let mut handshake = Handshake {
             dtls: dimpl::Dtls::new_auto(
-                server_config(),
+                config.dimpl(),
                 certificate.dimpl_certificate().clone(),
                 now,
             ),

@@ -48,6 +48,7 @@ mod final_flight;
 mod framing;
 mod handshake;
 mod keys;
+mod server_config;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +56,7 @@ pub use certificate::{Certificate, Fingerprint};
 pub use final_flight::{FinalFlight, MIN_RESEND_GAP};
 pub use handshake::{Handshake, HandshakeEvent, HANDSHAKE_TIMEOUT};
 pub use keys::{SrtpKeys, EXPORTER_LABEL};
+pub use server_config::{ProfilesError, ServerConfig};
 
 /// Why a datagram was dropped or a handshake failed. [`DtlsError::reason`] names each for
 /// counters.

@@ -7,7 +7,7 @@ use corecast_srtp::{Profile, SrtpContext};
 
 use super::*;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Version {
     V12,
     V13,
@@ -96,6 +96,10 @@ impl Pair {
     }
 
     fn with_expected(version: Version, expected: Option<Fingerprint>) -> Pair {
+        Pair::with_config(version, expected, &ServerConfig::default())
+    }
+
+    fn with_config(version: Version, expected: Option<Fingerprint>, config: &ServerConfig) -> Pair {
         let now = Instant::now();
         let client = Client::new(version, now);
         let server_cert = Certificate::generate().unwrap();
@@ -103,7 +107,7 @@ impl Pair {
         Pair {
             now,
             start: now,
-            server: Handshake::new(&server_cert, remote, now),
+            server: Handshake::with_config(config, &server_cert, remote, now),
             client,
             server_cert,
             server_events: Vec::new(),
@@ -235,8 +239,9 @@ fn completes_and_agrees(version: Version) {
     let server_keys = pair.server_keys();
     assert!(pair.server.is_connected());
     let client_keys = pair.client.keys.clone().expect("client has keys");
-    // dimpl offers all three profiles and prefers AES-256-GCM, as browsers end up with.
-    assert_eq!(server_keys.profile(), Profile::AeadAes256Gcm);
+    // dimpl's client offers all three profiles, as browsers do: the server's default
+    // preference picks AES-128-GCM.
+    assert_eq!(server_keys.profile(), Profile::AeadAes128Gcm);
     assert_srtp_agrees(&server_keys, &client_keys);
     assert_eq!(
         pair.client.server_fingerprint,
@@ -247,6 +252,46 @@ fn completes_and_agrees(version: Version) {
         pair.now < pair.start + Duration::from_secs(1),
         "no timer was needed"
     );
+}
+
+/// The server's configured order decides among the profiles the client offers (all three),
+/// over DTLS 1.2 and 1.3, and both sides derive the same keys for it.
+#[test]
+fn the_server_picks_the_first_configured_profile_the_client_offers() {
+    let orders: [&[Profile]; 4] = [
+        &[Profile::AeadAes256Gcm, Profile::AeadAes128Gcm],
+        &[Profile::AeadAes128Gcm],
+        &[Profile::Aes128CmHmacSha1_80, Profile::AeadAes256Gcm],
+        &[Profile::AeadAes256Gcm],
+    ];
+    for version in [Version::V12, Version::V13] {
+        for order in orders {
+            let config = ServerConfig::new(order).unwrap();
+            let mut pair = Pair::with_config(version, None, &config);
+            pair.run();
+            let server_keys = pair.server_keys();
+            assert_eq!(server_keys.profile(), order[0], "{version:?} {order:?}");
+            assert_srtp_agrees(
+                &server_keys,
+                &pair.client.keys.clone().expect("client keys"),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_preference_must_list_each_profile_once() {
+    assert_eq!(ServerConfig::new(&[]).unwrap_err(), ProfilesError::Empty);
+    let twice = [
+        Profile::AeadAes128Gcm,
+        Profile::AeadAes256Gcm,
+        Profile::AeadAes128Gcm,
+    ];
+    assert_eq!(
+        ServerConfig::new(&twice).unwrap_err(),
+        ProfilesError::Repeated(Profile::AeadAes128Gcm)
+    );
+    assert_eq!(ServerConfig::default().profiles(), &Profile::ALL);
 }
 
 #[test]
