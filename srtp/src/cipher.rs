@@ -1,12 +1,16 @@
 //! One direction's session cipher (RTP or RTCP half), applied to a packet already laid out in
-//! the buffer it is sent from. AES-GCM comes from `ring` (fastest measured, see the crate
-//! docs); AES-CM and HMAC-SHA1 from RustCrypto, since ring offers neither AES-CTR nor a fast
-//! SHA-1. SRTP keys are expanded once, and per packet only the IV is built; SRTCP keys are kept
-//! as derived and expanded per packet ([`SessionKeys`]), which for AES-CM allocates its key box.
+//! the buffer it is sent from. SRTP keys are expanded once, and per packet only the IV is built;
+//! SRTCP keys are kept as derived and expanded per packet ([`SessionKeys`]), which for AES-CM
+//! allocates its key box.
+//!
+//! AES-GCM has two backends ([`GcmKey`]), picked by measurement (BENCHMARKS.md): aws-lc-rs for
+//! SRTP, the per-copy cost, as its VAES/AVX-512 code is the fastest here; `ring` for SRTCP,
+//! whose key is expanded per packet, as ring's key lives inline and aws-lc-rs's on the heap (an
+//! allocation per SRTCP packet). AES-CM and HMAC-SHA1 come from RustCrypto, since neither
+//! library exposes AES-CTR with a fast SHA-1 HMAC that can be cloned per packet.
 
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use hmac::{Hmac, Mac};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use sha1::Sha1;
 
 use crate::kdf::{derive, label};
@@ -21,16 +25,14 @@ pub(crate) const E_FLAG: u32 = 0x8000_0000;
 
 /// The session keys of one half (SRTP or SRTCP) of a context.
 ///
-/// Four per viewer, so their size is memory per viewer: ring's GCM key is 544 octets, while the
-/// `aes` crate's AES-128 (both its AES-NI and its bitsliced key schedules) is 704. Inline, the
-/// AES-CM keys would make every half 864 octets, GCM ones included (the profile browsers pick);
-/// boxed, they cost AES-CM one pointer chase per packet, small beside its HMAC-SHA1.
-// GCM's key stays inline: it is the profile browsers pick, and boxing it too would add a
-// pointer chase per copy for no saving (every half of a context has the same profile).
+/// The `aes` crate's AES-128 (both its AES-NI and its bitsliced key schedules) is 704 octets;
+/// inline, it would make every cipher that large, GCM ones included (the profile browsers
+/// pick); boxed, it costs AES-CM one pointer chase per packet, small beside its HMAC-SHA1.
+// ring's GCM key stays inline: it is what SRTCP expands per packet, on the stack.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum SessionCipher {
     /// RFC 7714.
-    Gcm { key: LessSafeKey, salt: [u8; 12] },
+    Gcm { key: GcmKey, salt: [u8; 12] },
     /// RFC 3711 AES-CM with HMAC-SHA1_80.
     Cm {
         aes: Box<aes::Aes128>,
@@ -111,14 +113,16 @@ impl SessionKeys {
         keys
     }
 
-    /// The expanded cipher.
+    /// The expanded cipher, for one SRTCP packet: GCM with ring's inline key, so expanding it
+    /// allocates nothing.
     pub(crate) fn cipher(&self) -> SessionCipher {
         let p = self.profile;
-        SessionCipher::from_session_keys(
+        SessionCipher::with_backend(
             p,
             &self.key[..p.key_len()],
             &self.salt[..p.salt_len()],
             &self.auth,
+            Backend::Inline,
         )
     }
 
@@ -140,27 +144,42 @@ impl SessionCipher {
         master_salt: &[u8],
         half: Half,
     ) -> Self {
-        SessionKeys::derive(profile, master_key, master_salt, half).cipher()
+        let p = profile;
+        let keys = SessionKeys::derive(p, master_key, master_salt, half);
+        Self::from_session_keys(
+            p,
+            &keys.key[..p.key_len()],
+            &keys.salt[..p.salt_len()],
+            &keys.auth,
+        )
     }
 
-    /// Build from session keys directly (the RFC 7714 vectors are stated this way).
+    /// Build a long-lived (SRTP) cipher from session keys directly (the RFC 7714 vectors are
+    /// stated this way): GCM with the faster backend, its key on the heap.
     pub(crate) fn from_session_keys(
         profile: Profile,
         key: &[u8],
         salt: &[u8],
         auth_key: &[u8],
     ) -> Self {
+        Self::with_backend(profile, key, salt, auth_key, Backend::Fast)
+    }
+
+    fn with_backend(
+        profile: Profile,
+        key: &[u8],
+        salt: &[u8],
+        auth_key: &[u8],
+        backend: Backend,
+    ) -> Self {
         match profile {
             Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => {
-                let algorithm = if profile == Profile::AeadAes128Gcm {
-                    &AES_128_GCM
-                } else {
-                    &AES_256_GCM
+                let key = match backend {
+                    Backend::Fast => GcmKey::fast(key),
+                    Backend::Inline => GcmKey::inline(key),
                 };
-                let key = UnboundKey::new(algorithm, key)
-                    .expect("key length checked against the profile");
                 SessionCipher::Gcm {
-                    key: LessSafeKey::new(key),
+                    key,
                     salt: salt
                         .try_into()
                         .expect("salt length checked against the profile"),
@@ -192,14 +211,8 @@ impl SessionCipher {
             SessionCipher::Gcm { key, salt } => {
                 let nonce = gcm_rtp_nonce(salt, ssrc, index);
                 let (header, rest) = buf.split_at_mut(header_len);
-                let tag = key
-                    .seal_in_place_separate_tag(
-                        nonce,
-                        Aad::from(&*header),
-                        &mut rest[..payload_len],
-                    )
-                    .expect("an RTP payload is far below GCM's length limit");
-                rest[payload_len..payload_len + GCM_TAG].copy_from_slice(tag.as_ref());
+                let tag = key.seal(nonce, header, &mut rest[..payload_len]);
+                rest[payload_len..payload_len + GCM_TAG].copy_from_slice(&tag);
                 end + GCM_TAG
             }
             SessionCipher::Cm { aes, salt, mac } => {
@@ -230,10 +243,8 @@ impl SessionCipher {
                 }
                 let nonce = gcm_rtp_nonce(salt, ssrc, index);
                 let (header, rest) = buf.split_at_mut(header_len);
-                let plain = key
-                    .open_in_place(nonce, Aad::from(&*header), rest)
-                    .map_err(|_| Error::BadTag)?;
-                Ok(header_len + plain.len())
+                let plain = key.open(nonce, header, rest)?;
+                Ok(header_len + plain)
             }
             SessionCipher::Cm { aes, salt, mac } => {
                 if buf.len() < header_len + CM_TAG {
@@ -263,10 +274,8 @@ impl SessionCipher {
                 let mut aad = [0u8; 12];
                 aad[..8].copy_from_slice(&buf[..8]);
                 aad[8..].copy_from_slice(&trailer);
-                let tag = key
-                    .seal_in_place_separate_tag(nonce, Aad::from(&aad), &mut buf[8..len])
-                    .expect("an RTCP packet is far below GCM's length limit");
-                buf[len..len + GCM_TAG].copy_from_slice(tag.as_ref());
+                let tag = key.seal(nonce, &aad, &mut buf[8..len]);
+                buf[len..len + GCM_TAG].copy_from_slice(&tag);
                 buf[len + GCM_TAG..len + GCM_TAG + 4].copy_from_slice(&trailer);
                 len + GCM_TAG + 4
             }
@@ -299,16 +308,14 @@ impl SessionCipher {
                     let mut aad = [0u8; 12];
                     aad[..8].copy_from_slice(&buf[..8]);
                     aad[8..].copy_from_slice(&buf[len - 4..]);
-                    key.open_in_place(nonce, Aad::from(&aad), &mut buf[8..len - 4])
-                        .map_err(|_| Error::BadTag)?;
+                    key.open(nonce, &aad, &mut buf[8..len - 4])?;
                 } else {
                     let mut tag = [0u8; GCM_TAG];
                     tag.copy_from_slice(&buf[end..end + GCM_TAG]);
                     buf.copy_within(len - 4..len, end);
                     buf[len - GCM_TAG..].copy_from_slice(&tag);
                     let (aad, tag) = buf.split_at_mut(len - GCM_TAG);
-                    key.open_in_place(nonce, Aad::from(&*aad), tag)
-                        .map_err(|_| Error::BadTag)?;
+                    key.open(nonce, aad, tag)?;
                 }
                 Ok(end)
             }
@@ -329,19 +336,109 @@ impl SessionCipher {
 }
 
 /// RFC 7714 §8.1: `00 00 || SSRC || ROC || SEQ`, XOR the session salt.
-fn gcm_rtp_nonce(salt: &[u8; 12], ssrc: u32, index: u64) -> Nonce {
+fn gcm_rtp_nonce(salt: &[u8; 12], ssrc: u32, index: u64) -> [u8; 12] {
     let mut iv = *salt;
     xor(&mut iv[2..6], &ssrc.to_be_bytes());
     xor(&mut iv[6..12], &index.to_be_bytes()[2..]);
-    Nonce::assume_unique_for_key(iv)
+    iv
 }
 
 /// RFC 7714 §9.1: `00 00 || SSRC || 00 00 || 0 || SRTCP index`, XOR the session salt.
-fn gcm_rtcp_nonce(salt: &[u8; 12], ssrc: u32, index: u32) -> Nonce {
+fn gcm_rtcp_nonce(salt: &[u8; 12], ssrc: u32, index: u32) -> [u8; 12] {
     let mut iv = *salt;
     xor(&mut iv[2..6], &ssrc.to_be_bytes());
     xor(&mut iv[8..12], &index.to_be_bytes());
-    Nonce::assume_unique_for_key(iv)
+    iv
+}
+
+/// Which AES-GCM implementation a cipher is built on.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// aws-lc-rs: the fastest here, its expanded key on the heap.
+    Fast,
+    /// ring: the key inline, so a cipher built per packet allocates nothing.
+    Inline,
+}
+
+/// An expanded AES-GCM key (128 or 256 bits, by the key's length) from either backend.
+// ring's key stays inline: boxing it would put SRTCP's per-packet expansion on the heap.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum GcmKey {
+    Fast(aws_lc_rs::aead::LessSafeKey),
+    Inline(ring::aead::LessSafeKey),
+}
+
+impl GcmKey {
+    fn fast(key: &[u8]) -> Self {
+        use aws_lc_rs::aead::{LessSafeKey, UnboundKey, AES_128_GCM, AES_256_GCM};
+        let algorithm = if key.len() == 16 {
+            &AES_128_GCM
+        } else {
+            &AES_256_GCM
+        };
+        let key = UnboundKey::new(algorithm, key).expect("key length checked against the profile");
+        GcmKey::Fast(LessSafeKey::new(key))
+    }
+
+    fn inline(key: &[u8]) -> Self {
+        use ring::aead::{LessSafeKey, UnboundKey, AES_128_GCM, AES_256_GCM};
+        let algorithm = if key.len() == 16 {
+            &AES_128_GCM
+        } else {
+            &AES_256_GCM
+        };
+        let key = UnboundKey::new(algorithm, key).expect("key length checked against the profile");
+        GcmKey::Inline(LessSafeKey::new(key))
+    }
+
+    /// Encrypt `in_out` in place, authenticating `aad` with it; returns the tag.
+    fn seal(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; GCM_TAG] {
+        const LIMIT: &str = "an SRTP or SRTCP packet is far below GCM's length limit";
+        let mut tag = [0u8; GCM_TAG];
+        match self {
+            GcmKey::Fast(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                let t = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        in_out,
+                    )
+                    .expect(LIMIT);
+                tag.copy_from_slice(t.as_ref());
+            }
+            GcmKey::Inline(key) => {
+                use ring::aead::{Aad, Nonce};
+                let t = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        in_out,
+                    )
+                    .expect(LIMIT);
+                tag.copy_from_slice(t.as_ref());
+            }
+        }
+        tag
+    }
+
+    /// Verify and decrypt `in_out` (ciphertext then tag) in place; returns the plaintext length.
+    fn open(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> Result<usize, Error> {
+        match self {
+            GcmKey::Fast(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+                    .map(|p| p.len())
+                    .map_err(|_| Error::BadTag)
+            }
+            GcmKey::Inline(key) => {
+                use ring::aead::{Aad, Nonce};
+                key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+                    .map(|p| p.len())
+                    .map_err(|_| Error::BadTag)
+            }
+        }
+    }
 }
 
 /// RFC 3711 §4.1.1: `(salt << 16) XOR (SSRC << 64) XOR (index << 16)`, block counter 0.

@@ -12,13 +12,12 @@
 //! the rollover counter (RFC 3711 §3.3.1), a 128-packet replay window for SRTP and SRTCP
 //! (§3.3.2), and the SRTCP index it sends.
 //!
-//! Crypto: AES-GCM from `ring` (about 0.3 µs per 1,200-octet packet when it was chosen,
-//! against about 0.45 µs for aws-lc-rs and 1.3 µs for RustCrypto `aes-gcm`; it builds with only
-//! a C compiler). A later timing on a CPU with VAES and AVX-512 put aws-lc-rs 1.19 ahead (157
-//! against 197 ns for AES-128-GCM, BENCHMARKS.md); it is not adopted, as its key lives on the
-//! heap and SRTCP expands a key per packet. `ring` has no public AES-CTR and a slow SHA-1, so
-//! AES-CM uses RustCrypto `aes` + `ctr` and HMAC-SHA1 uses RustCrypto `hmac` + `sha1` (pure
-//! Rust).
+//! Crypto, picked by measurement (BENCHMARKS.md): SRTP's AES-GCM, the per-copy cost, from
+//! aws-lc-rs (169 ns per 1,200-octet AEAD_AES_128_GCM seal on a CPU with VAES and AVX-512,
+//! against 218 ns for `ring` in the same sitting); its key lives on the heap, expanded once per
+//! context. SRTCP's AES-GCM from `ring`, whose key is inline: SRTCP expands its key per packet,
+//! and with aws-lc-rs that would allocate. AES-CM uses RustCrypto `aes` + `ctr` and HMAC-SHA1
+//! uses RustCrypto `hmac` + `sha1` (pure Rust).
 //!
 //! Measured per copy (1,200 octets, `cargo bench -p corecast-srtp --bench protect`):
 //! AEAD_AES_256_GCM 0.31 µs, AEAD_AES_128_GCM 0.24 µs, AES_CM_128_HMAC_SHA1_80 0.87 µs;
