@@ -148,9 +148,10 @@ impl SrtpContext {
         }
     }
 
-    /// Start loading what [`SrtpContext::protect_rtp`] reads (the SRTP cipher's keys and the
-    /// streams' state) into the cache, for a caller that knows it will protect with this
-    /// context soon: a hint, with no effect on what any call computes.
+    /// Start loading what [`SrtpContext::protect_rtp`] reads (the SRTP cipher and the streams'
+    /// state) into the cache, for a caller that knows it will protect with this context soon: a
+    /// hint, with no effect on what any call computes. With GCM the expanded key itself sits
+    /// behind aws-lc-rs's own heap pointer, which this cannot reach.
     pub fn prefetch_rtp(&self) {
         if let Some(cipher) = &self.rtp {
             crate::prefetch::prefetch(&**cipher);
