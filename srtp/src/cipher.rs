@@ -23,23 +23,33 @@ const GCM_TAG: usize = 16;
 /// The E flag of the SRTCP trailer word: the packet is encrypted.
 pub(crate) const E_FLAG: u32 = 0x8000_0000;
 
-/// The session keys of one half (SRTP or SRTCP) of a context.
+/// The expanded session keys of one half (SRTP or SRTCP) of a context, its AES-GCM key from
+/// backend `K` ([`RtpCipher`], [`RtcpCipher`]).
 ///
-/// The `aes` crate's AES-128 (both its AES-NI and its bitsliced key schedules) is 704 octets;
-/// inline, it would make every cipher that large, GCM ones included (the profile browsers
-/// pick); boxed, it costs AES-CM one pointer chase per packet, small beside its HMAC-SHA1.
-// ring's GCM key stays inline: it is what SRTCP expands per packet, on the stack.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum SessionCipher {
+/// AES-CM's keys are boxed: the `aes` crate's AES-128 alone (both its AES-NI and its bitsliced
+/// key schedules) is 704 octets, and inline it would make every cipher that large, GCM ones
+/// included (the profile browsers pick); boxed, it costs AES-CM one pointer chase per packet,
+/// small beside its HMAC-SHA1.
+pub(crate) enum SessionCipher<K> {
     /// RFC 7714.
-    Gcm { key: GcmKey, salt: [u8; 12] },
+    Gcm { key: K, salt: [u8; 12] },
     /// RFC 3711 AES-CM with HMAC-SHA1_80.
-    Cm {
-        aes: Box<aes::Aes128>,
-        salt: [u8; 14],
-        /// Keyed once; cloned per packet (a copy of the inner and outer hash states).
-        mac: Hmac<Sha1>,
-    },
+    Cm(Box<CmKeys>),
+}
+
+/// The SRTP half, kept expanded for the context's life: GCM from aws-lc-rs, whose key is a
+/// pointer to its own heap context, so this is a few words inline.
+pub(crate) type RtpCipher = SessionCipher<aws_lc_rs::aead::LessSafeKey>;
+
+/// The SRTCP half, expanded per packet on the stack: GCM from ring, whose key lives inline, so
+/// expanding it allocates nothing.
+pub(crate) type RtcpCipher = SessionCipher<ring::aead::LessSafeKey>;
+
+pub(crate) struct CmKeys {
+    aes: aes::Aes128,
+    salt: [u8; 14],
+    /// Keyed once; cloned per packet (a copy of the inner and outer hash states).
+    mac: Hmac<Sha1>,
 }
 
 /// Which half of the context, for the key derivation labels.
@@ -49,7 +59,7 @@ pub(crate) enum Half {
     Rtcp,
 }
 
-/// One half's session keys as derived, not expanded: 70 octets where a [`SessionCipher`] is
+/// One half's session keys as derived, not expanded: 70 octets where an [`RtcpCipher`] is
 /// 560. The SRTCP half is kept this way and expanded for each packet (a viewer's RTCP is a few
 /// packets a second; the expansion is a fraction of a microsecond), which saves a cipher's
 /// worth of memory per context, two per viewer.
@@ -113,16 +123,14 @@ impl SessionKeys {
         keys
     }
 
-    /// The expanded cipher, for one SRTCP packet: GCM with ring's inline key, so expanding it
-    /// allocates nothing.
-    pub(crate) fn cipher(&self) -> SessionCipher {
+    /// The expanded cipher, for one SRTCP packet.
+    pub(crate) fn cipher(&self) -> RtcpCipher {
         let p = self.profile;
-        SessionCipher::with_backend(
+        RtcpCipher::new(
             p,
             &self.key[..p.key_len()],
             &self.salt[..p.salt_len()],
             &self.auth,
-            Backend::Inline,
         )
     }
 
@@ -136,7 +144,7 @@ impl SessionKeys {
     }
 }
 
-impl SessionCipher {
+impl<K: GcmKey> SessionCipher<K> {
     /// Derive this half's session keys and expand them.
     pub(crate) fn derive(
         profile: Profile,
@@ -146,7 +154,7 @@ impl SessionCipher {
     ) -> Self {
         let p = profile;
         let keys = SessionKeys::derive(p, master_key, master_salt, half);
-        Self::from_session_keys(
+        Self::new(
             p,
             &keys.key[..p.key_len()],
             &keys.salt[..p.salt_len()],
@@ -154,45 +162,21 @@ impl SessionCipher {
         )
     }
 
-    /// Build a long-lived (SRTP) cipher from session keys directly (the RFC 7714 vectors are
-    /// stated this way): GCM with the faster backend, its key on the heap.
-    pub(crate) fn from_session_keys(
-        profile: Profile,
-        key: &[u8],
-        salt: &[u8],
-        auth_key: &[u8],
-    ) -> Self {
-        Self::with_backend(profile, key, salt, auth_key, Backend::Fast)
-    }
-
-    fn with_backend(
-        profile: Profile,
-        key: &[u8],
-        salt: &[u8],
-        auth_key: &[u8],
-        backend: Backend,
-    ) -> Self {
+    /// Expand session keys given directly (the RFC 7714 vectors are stated this way); lengths
+    /// checked by the caller against the profile.
+    pub(crate) fn new(profile: Profile, key: &[u8], salt: &[u8], auth_key: &[u8]) -> Self {
+        const SALT: &str = "salt length checked against the profile";
         match profile {
-            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => {
-                let key = match backend {
-                    Backend::Fast => GcmKey::fast(key),
-                    Backend::Inline => GcmKey::inline(key),
-                };
-                SessionCipher::Gcm {
-                    key,
-                    salt: salt
-                        .try_into()
-                        .expect("salt length checked against the profile"),
-                }
-            }
-            Profile::Aes128CmHmacSha1_80 => SessionCipher::Cm {
-                aes: Box::new(aes::Aes128::new(key.into())),
-                salt: salt
-                    .try_into()
-                    .expect("salt length checked against the profile"),
+            Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => SessionCipher::Gcm {
+                key: K::expand(key),
+                salt: salt.try_into().expect(SALT),
+            },
+            Profile::Aes128CmHmacSha1_80 => SessionCipher::Cm(Box::new(CmKeys {
+                aes: aes::Aes128::new(key.into()),
+                salt: salt.try_into().expect(SALT),
                 mac: <Hmac<Sha1> as Mac>::new_from_slice(auth_key)
                     .expect("HMAC takes any key length"),
-            },
+            })),
         }
     }
 
@@ -215,10 +199,10 @@ impl SessionCipher {
                 rest[payload_len..payload_len + GCM_TAG].copy_from_slice(&tag);
                 end + GCM_TAG
             }
-            SessionCipher::Cm { aes, salt, mac } => {
-                cm_keystream(aes, &cm_iv(salt, ssrc, index))
+            SessionCipher::Cm(cm) => {
+                cm_keystream(&cm.aes, &cm_iv(&cm.salt, ssrc, index))
                     .apply_keystream(&mut buf[header_len..end]);
-                let mut mac = mac.clone();
+                let mut mac = cm.mac.clone();
                 mac.update(&buf[..end]);
                 mac.update(&((index >> 16) as u32).to_be_bytes());
                 let tag = mac.finalize().into_bytes();
@@ -246,17 +230,17 @@ impl SessionCipher {
                 let plain = key.open(nonce, header, rest)?;
                 Ok(header_len + plain)
             }
-            SessionCipher::Cm { aes, salt, mac } => {
+            SessionCipher::Cm(cm) => {
                 if buf.len() < header_len + CM_TAG {
                     return Err(Error::TooShort);
                 }
                 let end = buf.len() - CM_TAG;
-                let mut mac = mac.clone();
+                let mut mac = cm.mac.clone();
                 mac.update(&buf[..end]);
                 mac.update(&((index >> 16) as u32).to_be_bytes());
                 mac.verify_truncated_left(&buf[end..])
                     .map_err(|_| Error::BadTag)?;
-                cm_keystream(aes, &cm_iv(salt, ssrc, index))
+                cm_keystream(&cm.aes, &cm_iv(&cm.salt, ssrc, index))
                     .apply_keystream(&mut buf[header_len..end]);
                 Ok(end)
             }
@@ -279,11 +263,11 @@ impl SessionCipher {
                 buf[len + GCM_TAG..len + GCM_TAG + 4].copy_from_slice(&trailer);
                 len + GCM_TAG + 4
             }
-            SessionCipher::Cm { aes, salt, mac } => {
-                cm_keystream(aes, &cm_iv(salt, ssrc, u64::from(index)))
+            SessionCipher::Cm(cm) => {
+                cm_keystream(&cm.aes, &cm_iv(&cm.salt, ssrc, u64::from(index)))
                     .apply_keystream(&mut buf[8..len]);
                 buf[len..len + 4].copy_from_slice(&trailer);
-                let mut mac = mac.clone();
+                let mut mac = cm.mac.clone();
                 mac.update(&buf[..len + 4]);
                 let tag = mac.finalize().into_bytes();
                 buf[len + 4..len + 4 + CM_TAG].copy_from_slice(&tag[..CM_TAG]);
@@ -319,14 +303,14 @@ impl SessionCipher {
                 }
                 Ok(end)
             }
-            SessionCipher::Cm { aes, salt, mac } => {
+            SessionCipher::Cm(cm) => {
                 let end = len - 4 - CM_TAG;
-                let mut mac = mac.clone();
+                let mut mac = cm.mac.clone();
                 mac.update(&buf[..len - CM_TAG]);
                 mac.verify_truncated_left(&buf[len - CM_TAG..])
                     .map_err(|_| Error::BadTag)?;
                 if encrypted {
-                    cm_keystream(aes, &cm_iv(salt, ssrc, u64::from(index)))
+                    cm_keystream(&cm.aes, &cm_iv(&cm.salt, ssrc, u64::from(index)))
                         .apply_keystream(&mut buf[8..end]);
                 }
                 Ok(end)
@@ -351,95 +335,57 @@ fn gcm_rtcp_nonce(salt: &[u8; 12], ssrc: u32, index: u32) -> [u8; 12] {
     iv
 }
 
-/// Which AES-GCM implementation a cipher is built on.
-#[derive(Clone, Copy)]
-enum Backend {
-    /// aws-lc-rs: the fastest here, its expanded key on the heap.
-    Fast,
-    /// ring: the key inline, so a cipher built per packet allocates nothing.
-    Inline,
-}
-
-/// An expanded AES-GCM key (128 or 256 bits, by the key's length) from either backend.
-// ring's key stays inline: boxing it would put SRTCP's per-packet expansion on the heap.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum GcmKey {
-    Fast(aws_lc_rs::aead::LessSafeKey),
-    Inline(ring::aead::LessSafeKey),
-}
-
-impl GcmKey {
-    fn fast(key: &[u8]) -> Self {
-        use aws_lc_rs::aead::{LessSafeKey, UnboundKey, AES_128_GCM, AES_256_GCM};
-        let algorithm = if key.len() == 16 {
-            &AES_128_GCM
-        } else {
-            &AES_256_GCM
-        };
-        let key = UnboundKey::new(algorithm, key).expect("key length checked against the profile");
-        GcmKey::Fast(LessSafeKey::new(key))
-    }
-
-    fn inline(key: &[u8]) -> Self {
-        use ring::aead::{LessSafeKey, UnboundKey, AES_128_GCM, AES_256_GCM};
-        let algorithm = if key.len() == 16 {
-            &AES_128_GCM
-        } else {
-            &AES_256_GCM
-        };
-        let key = UnboundKey::new(algorithm, key).expect("key length checked against the profile");
-        GcmKey::Inline(LessSafeKey::new(key))
-    }
-
+/// An expanded AES-GCM key (128 or 256 bits, by the key's length) from one library.
+pub(crate) trait GcmKey: Sized {
+    fn expand(key: &[u8]) -> Self;
     /// Encrypt `in_out` in place, authenticating `aad` with it; returns the tag.
-    fn seal(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; GCM_TAG] {
-        const LIMIT: &str = "an SRTP or SRTCP packet is far below GCM's length limit";
-        let mut tag = [0u8; GCM_TAG];
-        match self {
-            GcmKey::Fast(key) => {
-                use aws_lc_rs::aead::{Aad, Nonce};
-                let t = key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(aad),
-                        in_out,
-                    )
-                    .expect(LIMIT);
-                tag.copy_from_slice(t.as_ref());
-            }
-            GcmKey::Inline(key) => {
-                use ring::aead::{Aad, Nonce};
-                let t = key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(aad),
-                        in_out,
-                    )
-                    .expect(LIMIT);
-                tag.copy_from_slice(t.as_ref());
-            }
-        }
-        tag
-    }
-
+    fn seal(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; GCM_TAG];
     /// Verify and decrypt `in_out` (ciphertext then tag) in place; returns the plaintext length.
-    fn open(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> Result<usize, Error> {
-        match self {
-            GcmKey::Fast(key) => {
-                use aws_lc_rs::aead::{Aad, Nonce};
-                key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
-                    .map(|p| p.len())
-                    .map_err(|_| Error::BadTag)
+    fn open(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> Result<usize, Error>;
+}
+
+/// aws-lc-rs mirrors ring's AEAD API, so one body serves both; only the types differ.
+macro_rules! gcm_key_of {
+    ($lib:ident) => {
+        impl GcmKey for $lib::aead::LessSafeKey {
+            fn expand(key: &[u8]) -> Self {
+                use $lib::aead::{UnboundKey, AES_128_GCM, AES_256_GCM};
+                let algorithm = if key.len() == 16 {
+                    &AES_128_GCM
+                } else {
+                    &AES_256_GCM
+                };
+                let key = UnboundKey::new(algorithm, key)
+                    .expect("key length checked against the profile");
+                Self::new(key)
             }
-            GcmKey::Inline(key) => {
-                use ring::aead::{Aad, Nonce};
-                key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
+
+            fn seal(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; GCM_TAG] {
+                use $lib::aead::{Aad, Nonce};
+                let t = self
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        in_out,
+                    )
+                    .expect("an SRTP or SRTCP packet is far below GCM's length limit");
+                let mut tag = [0u8; GCM_TAG];
+                tag.copy_from_slice(t.as_ref());
+                tag
+            }
+
+            fn open(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> Result<usize, Error> {
+                use $lib::aead::{Aad, Nonce};
+                self.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
                     .map(|p| p.len())
                     .map_err(|_| Error::BadTag)
             }
         }
-    }
+    };
 }
+
+gcm_key_of!(aws_lc_rs);
+gcm_key_of!(ring);
 
 /// RFC 3711 §4.1.1: `(salt << 16) XOR (SSRC << 64) XOR (index << 16)`, block counter 0.
 fn cm_iv(salt: &[u8; 14], ssrc: u32, index: u64) -> [u8; 16] {
@@ -472,7 +418,7 @@ mod tests {
     /// SSRC 0, index 0, as the ciphertext of an all-zero payload, blocks 0-2 and FEFF-FF01.
     #[test]
     fn rfc_3711_b2_aes_cm_keystream() {
-        let cipher = SessionCipher::from_session_keys(
+        let cipher = RtpCipher::new(
             Profile::Aes128CmHmacSha1_80,
             &unhex("2B7E151628AED2A6ABF7158809CF4F3C"),
             &unhex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD"),

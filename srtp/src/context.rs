@@ -1,7 +1,7 @@
 //! [`SrtpContext`]: one direction of one viewer's SRTP/SRTCP, with per-SSRC rollover counters,
 //! SRTCP indices and replay windows in a table sized once, at construction.
 
-use crate::cipher::{Half, SessionCipher, SessionKeys, E_FLAG};
+use crate::cipher::{Half, RtpCipher, SessionKeys, E_FLAG};
 use crate::replay::ReplayWindow;
 use crate::{Error, Profile};
 
@@ -43,9 +43,9 @@ impl Stream {
 /// map at that size.
 pub struct SrtpContext {
     profile: Profile,
-    /// `None` for a context made with [`SrtpContext::new_rtcp_only`]. Boxed so that such a
-    /// context is a pointer smaller instead of a whole cipher (one pointer chase per packet).
-    rtp: Option<Box<SessionCipher>>,
+    /// `None` for a context made with [`SrtpContext::new_rtcp_only`]. A few words inline: the
+    /// GCM key is aws-lc-rs's pointer to its own heap context, AES-CM's keys are boxed.
+    rtp: Option<RtpCipher>,
     /// Expanded per SRTCP packet: a context's RTCP is a few packets a second, and a cipher
     /// kept expanded would be 560 octets per context.
     rtcp: SessionKeys,
@@ -77,12 +77,12 @@ impl SrtpContext {
         check_len(profile.salt_len(), master_salt.len())?;
         Ok(Self::with_ciphers(
             profile,
-            Some(Box::new(SessionCipher::derive(
+            Some(RtpCipher::derive(
                 profile,
                 master_key,
                 master_salt,
                 Half::Rtp,
-            ))),
+            )),
             SessionKeys::derive(profile, master_key, master_salt, Half::Rtcp),
             max_ssrcs,
         ))
@@ -90,8 +90,8 @@ impl SrtpContext {
 
     /// Like [`SrtpContext::new`] but for SRTCP alone: the SRTP session keys are not derived,
     /// and SRTP through it fails with [`Error::NoRtpKeys`]. For a direction that carries no
-    /// media, such as what a WebRTC viewer sends: this saves one session cipher (about 560
-    /// octets) per viewer.
+    /// media, such as what a WebRTC viewer sends: this saves one SRTP cipher per viewer (for
+    /// GCM, aws-lc-rs's key context: about 600 octets of heap).
     pub fn new_rtcp_only(
         profile: Profile,
         master_key: &[u8],
@@ -125,9 +125,7 @@ impl SrtpContext {
         }
         Ok(Self::with_ciphers(
             profile,
-            Some(Box::new(SessionCipher::from_session_keys(
-                profile, key, salt, auth_key,
-            ))),
+            Some(RtpCipher::new(profile, key, salt, auth_key)),
             SessionKeys::given(profile, key, salt, auth_key),
             max_ssrcs,
         ))
@@ -135,7 +133,7 @@ impl SrtpContext {
 
     fn with_ciphers(
         profile: Profile,
-        rtp: Option<Box<SessionCipher>>,
+        rtp: Option<RtpCipher>,
         rtcp: SessionKeys,
         max_ssrcs: usize,
     ) -> Self {
@@ -154,7 +152,7 @@ impl SrtpContext {
     /// behind aws-lc-rs's own heap pointer, which this cannot reach.
     pub fn prefetch_rtp(&self) {
         if let Some(cipher) = &self.rtp {
-            crate::prefetch::prefetch(&**cipher);
+            crate::prefetch::prefetch(cipher);
         }
         crate::prefetch::prefetch(self.streams.as_slice());
     }
@@ -438,8 +436,8 @@ mod tests {
     #[test]
     fn a_context_stays_small_for_every_profile() {
         // Two per viewer, so this is memory per viewer (issue 13: at most 4 KiB beyond a plain
-        // subscriber in all). The SRTP half is boxed so that an SRTCP-only context (a viewer's
-        // inbound) saves it; the SRTCP half is its session keys, expanded per packet.
+        // subscriber in all). The SRTP half is a few words (aws-lc-rs keeps the GCM key on its
+        // own heap, once per context); the SRTCP half is its session keys, expanded per packet.
         let size = std::mem::size_of::<SrtpContext>();
         assert!(size <= 160, "SrtpContext is {size} octets inline");
         assert!(std::mem::size_of::<Stream>() <= 80);

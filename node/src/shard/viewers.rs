@@ -114,8 +114,8 @@ impl<'a> Sealed<'a> {
 
 pub struct Viewers {
     ice: IceLite,
-    /// Boxed: a viewer's SRTP contexts are 1.2 KiB inline (and the SRTP cipher's box), and a
-    /// map's spare capacity (up to half its buckets after growing) would hold that much per
+    /// Boxed: a viewer's SRTP contexts are about 300 octets inline (and aws-lc-rs's key on its
+    /// own heap), and a map's spare capacity (up to half its buckets after growing) would hold that much per
     /// empty bucket.
     secured: HashMap<ViewerKey, Box<Secured>>,
     /// The viewer each secured track belongs to: looked up per copy, only while there are any.
@@ -407,7 +407,7 @@ mod tests {
         // The maps hold a pointer per viewer, so their spare buckets cost octets, not keys.
         assert!(std::mem::size_of::<(ViewerKey, Box<Secured>)>() <= 16);
         // Two contexts whose SRTCP keys are kept unexpanded (70 octets, not a 560-octet
-        // cipher each), the outbound one's SRTP cipher boxed.
+        // cipher each), the outbound one's SRTP cipher a few words (its GCM key on the heap).
         let secured = std::mem::size_of::<Secured>();
         assert!(secured <= 2 * 160 + 32, "Secured is {secured} octets");
     }
