@@ -180,26 +180,28 @@ impl<K: GcmKey> SessionCipher<K> {
         }
     }
 
-    /// Encrypt and tag the RTP packet in `buf[..header_len + payload_len]`, writing the tag after
-    /// it; returns the protected length. `buf` is checked to be long enough by the caller.
+    /// Encrypt and tag the RTP packet whose header and first payload octets are in
+    /// `buf[..split]` and whose remaining payload is `tail` (not yet in `buf`: it goes to
+    /// `buf[split..]` encrypted, the tag after it); returns the protected length. `buf` is
+    /// checked to be long enough by the caller.
     pub(crate) fn seal_rtp(
         &self,
         buf: &mut [u8],
         header_len: usize,
-        payload_len: usize,
+        split: usize,
+        tail: &[u8],
         ssrc: u32,
         index: u64,
     ) -> usize {
-        let end = header_len + payload_len;
+        let end = split + tail.len();
         match self {
             SessionCipher::Gcm { key, salt } => {
                 let nonce = gcm_rtp_nonce(salt, ssrc, index);
-                let (header, rest) = buf.split_at_mut(header_len);
-                let tag = key.seal(nonce, header, &mut rest[..payload_len]);
-                rest[payload_len..payload_len + GCM_TAG].copy_from_slice(&tag);
+                key.seal_with_tail(nonce, &mut buf[..end + GCM_TAG], header_len, split, tail);
                 end + GCM_TAG
             }
             SessionCipher::Cm(cm) => {
+                buf[split..end].copy_from_slice(tail);
                 cm_keystream(&cm.aes, &cm_iv(&cm.salt, ssrc, index))
                     .apply_keystream(&mut buf[header_len..end]);
                 let mut mac = cm.mac.clone();
@@ -342,12 +344,33 @@ pub(crate) trait GcmKey: Sized {
     fn seal(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> [u8; GCM_TAG];
     /// Verify and decrypt `in_out` (ciphertext then tag) in place; returns the plaintext length.
     fn open(&self, nonce: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> Result<usize, Error>;
+
+    /// Seal a packet whose associated data is `buf[..aad]`, whose plaintext is `buf[aad..split]`
+    /// followed by `tail`, into `buf` (ciphertext from `aad`, then the tag, to the end of
+    /// `buf`). This way copies `tail` in and encrypts it in place: two passes over it.
+    fn seal_with_tail(
+        &self,
+        nonce: [u8; 12],
+        buf: &mut [u8],
+        aad: usize,
+        split: usize,
+        tail: &[u8],
+    ) {
+        let end = split + tail.len();
+        buf[split..end].copy_from_slice(tail);
+        let (aad, rest) = buf.split_at_mut(aad);
+        let (in_out, tag) = rest.split_at_mut(end - aad.len());
+        tag.copy_from_slice(&self.seal(nonce, aad, in_out));
+    }
 }
 
-/// aws-lc-rs mirrors ring's AEAD API, so one body serves both; only the types differ.
+/// aws-lc-rs mirrors ring's AEAD API, so one body serves both; only the types differ. Items
+/// after the library's name go into its impl.
 macro_rules! gcm_key_of {
-    ($lib:ident) => {
+    ($lib:ident $(, $($extra:tt)*)?) => {
         impl GcmKey for $lib::aead::LessSafeKey {
+            $($($extra)*)?
+
             fn expand(key: &[u8]) -> Self {
                 use $lib::aead::{UnboundKey, AES_128_GCM, AES_256_GCM};
                 let algorithm = if key.len() == 16 {
@@ -384,7 +407,31 @@ macro_rules! gcm_key_of {
     };
 }
 
-gcm_key_of!(aws_lc_rs);
+// aws-lc-rs encrypts the tail from where it lies straight into `buf` (one pass over it, not
+// a copy then an in-place pass): the shared payload is read once per copy, never written.
+gcm_key_of!(
+    aws_lc_rs,
+    fn seal_with_tail(
+        &self,
+        nonce: [u8; 12],
+        buf: &mut [u8],
+        aad: usize,
+        split: usize,
+        tail: &[u8],
+    ) {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        let (aad, rest) = buf.split_at_mut(aad);
+        let (in_out, tail_out) = rest.split_at_mut(split - aad.len());
+        self.seal_in_place_scatter(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            in_out,
+            tail,
+            tail_out,
+        )
+        .expect("an SRTP packet is far below GCM's length limit");
+    }
+);
 gcm_key_of!(ring);
 
 /// RFC 3711 §4.1.1: `(salt << 16) XOR (SSRC << 64) XOR (index << 16)`, block counter 0.
@@ -428,7 +475,7 @@ mod tests {
         let blocks = 0xff02;
         let mut buf = vec![0u8; 12 + 16 * blocks + CM_TAG];
         buf[..12].copy_from_slice(&header);
-        let len = cipher.seal_rtp(&mut buf, 12, 16 * blocks, 0, 0);
+        let len = cipher.seal_rtp(&mut buf, 12, 12 + 16 * blocks, &[], 0, 0);
         assert_eq!(len, 12 + 16 * blocks + CM_TAG);
         let block = |n: usize| buf[12 + 16 * n..12 + 16 * (n + 1)].to_vec();
         assert_eq!(block(0), unhex("E03EAD0935C95E80E166B16DD92B4EB4"));

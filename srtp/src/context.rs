@@ -146,14 +146,18 @@ impl SrtpContext {
         }
     }
 
-    /// Start loading what [`SrtpContext::protect_rtp`] reads (the SRTP cipher and the streams'
-    /// state) into the cache, for a caller that knows it will protect with this context soon: a
-    /// hint, with no effect on what any call computes. With GCM the expanded key itself sits
-    /// behind aws-lc-rs's own heap pointer, which this cannot reach.
+    /// Start loading this context's own cache lines (its SRTP cipher among them), reading
+    /// nothing from it: a loop over many contexts issues every miss without waiting on any. A
+    /// hint, with no effect on what any call computes.
+    pub fn prefetch_context(&self) {
+        crate::prefetch::prefetch(self);
+    }
+
+    /// Start loading the per-SSRC state [`SrtpContext::protect_rtp`] reads. This reads the
+    /// context to find it, so it waits for the context's line: call it a few contexts after
+    /// [`SrtpContext::prefetch_context`]. With GCM the expanded key itself sits behind
+    /// aws-lc-rs's own heap pointer, which neither can reach.
     pub fn prefetch_rtp(&self) {
-        if let Some(cipher) = &self.rtp {
-            crate::prefetch::prefetch(cipher);
-        }
         crate::prefetch::prefetch(self.streams.as_slice());
     }
 
@@ -173,7 +177,8 @@ impl SrtpContext {
         if self.rtp.is_none() {
             return Err(Error::NoRtpKeys);
         }
-        let (len, header_len, ssrc, seq) = gather_rtp(parts, out, self.profile.rtp_overhead())?;
+        let packet = lay_out_rtp(parts, out, self.profile.rtp_overhead())?;
+        let (ssrc, seq) = (packet.ssrc, packet.seq);
         let at = self.stream(ssrc)?;
         let index = match self.streams[at].rtp.highest() {
             Some(highest) => estimate_index(highest, seq),
@@ -184,7 +189,7 @@ impl SrtpContext {
         }
         self.streams[at].rtp.accept(index);
         match &self.rtp {
-            Some(rtp) => Ok(rtp.seal_rtp(out, header_len, len - header_len, ssrc, index)),
+            Some(rtp) => Ok(packet.seal(rtp, out, index)),
             None => Err(Error::NoRtpKeys),
         }
     }
@@ -201,7 +206,8 @@ impl SrtpContext {
         if self.rtp.is_none() {
             return Err(Error::NoRtpKeys);
         }
-        let (len, header_len, ssrc, seq) = gather_rtp(parts, out, self.profile.rtp_overhead())?;
+        let packet = lay_out_rtp(parts, out, self.profile.rtp_overhead())?;
+        let (ssrc, seq) = (packet.ssrc, packet.seq);
         if index > MAX_INDEX {
             return Err(Error::IndexExhausted);
         }
@@ -211,7 +217,7 @@ impl SrtpContext {
         let at = self.stream(ssrc)?;
         self.streams[at].rtp.accept(index);
         match &self.rtp {
-            Some(rtp) => Ok(rtp.seal_rtp(out, header_len, len - header_len, ssrc, index)),
+            Some(rtp) => Ok(packet.seal(rtp, out, index)),
             None => Err(Error::NoRtpKeys),
         }
     }
@@ -373,17 +379,65 @@ fn gather(parts: &[&[u8]], out: &mut [u8], overhead: usize) -> Result<usize, Err
     Ok(len)
 }
 
-/// Gather an RTP packet into `out`; returns (length, header length, SSRC, sequence number).
-fn gather_rtp(
-    parts: &[&[u8]],
+/// An RTP packet laid out in the output buffer up to `split`, the rest of its payload still
+/// where the caller holds it.
+struct LaidOut<'a> {
+    header_len: usize,
+    split: usize,
+    tail: &'a [u8],
+    ssrc: u32,
+    seq: u16,
+}
+
+impl LaidOut<'_> {
+    fn seal(&self, cipher: &RtpCipher, out: &mut [u8], index: u64) -> usize {
+        cipher.seal_rtp(
+            out,
+            self.header_len,
+            self.split,
+            self.tail,
+            self.ssrc,
+            index,
+        )
+    }
+}
+
+/// Copy `parts` into `out`, all but the last when the last is payload only (the shard's shared
+/// payload: the cipher then reads it from where it lies, and writes it to `out` once, encrypted),
+/// leaving room for the packet and `overhead` octets after it.
+fn lay_out_rtp<'a>(
+    parts: &[&'a [u8]],
     out: &mut [u8],
     overhead: usize,
-) -> Result<(usize, usize, u32, u16), Error> {
-    let len = gather(parts, out, overhead)?;
-    let header_len = rtp_header_len(&out[..len])?;
-    let ssrc = u32::from_be_bytes([out[8], out[9], out[10], out[11]]);
-    let seq = u16::from_be_bytes([out[2], out[3]]);
-    Ok((len, header_len, ssrc, seq))
+) -> Result<LaidOut<'a>, Error> {
+    let (tail, head) = match parts.split_last() {
+        Some((tail, head)) => (*tail, head),
+        None => (&[][..], parts),
+    };
+    let split = gather(head, out, overhead + tail.len())?;
+    let header_len = match rtp_header_len(&out[..split]) {
+        Ok(len) => len,
+        // The header runs into the last part: gather that too.
+        Err(_) => {
+            out[split..split + tail.len()].copy_from_slice(tail);
+            let len = split + tail.len();
+            let header_len = rtp_header_len(&out[..len])?;
+            return Ok(LaidOut {
+                header_len,
+                split: len,
+                tail: &[],
+                ssrc: u32::from_be_bytes([out[8], out[9], out[10], out[11]]),
+                seq: u16::from_be_bytes([out[2], out[3]]),
+            });
+        }
+    };
+    Ok(LaidOut {
+        header_len,
+        split,
+        tail,
+        ssrc: u32::from_be_bytes([out[8], out[9], out[10], out[11]]),
+        seq: u16::from_be_bytes([out[2], out[3]]),
+    })
 }
 
 /// Length of the RTP header at the start of `packet`: fixed part, CSRCs and extension. SRTP

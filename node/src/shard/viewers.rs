@@ -26,6 +26,9 @@ const SEALED_SLOT: usize = SLOT_BYTES + 32;
 const SEAL_ALIGN: usize = 64;
 /// What the arena reserves per copy it can take: the largest sealed copy, rounded up to a line.
 const SEALED_STRIDE: usize = SEALED_SLOT.div_ceil(SEAL_ALIGN) * SEAL_ALIGN;
+/// How many viewers' contexts are asked for ahead of their per-SSRC state: about a cache miss
+/// (100 ns or so) of the lookups in between.
+const PREFETCH_LAG: usize = 4;
 
 /// What kind of datagram arrived on the shard's socket (RFC 7983 §7, by its first byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,21 +281,32 @@ impl Viewers {
         // First each run's viewer, looked up once (a subscriber's copies of a run are
         // consecutive), with its keys asked for: a viewer's keys were last used a frame ago and
         // are long out of the cache, and asking for all of the batch's at once lets their misses
-        // overlap, where sealing straight away would wait on each viewer's in turn.
+        // overlap, where sealing straight away would wait on each viewer's in turn. The context
+        // is asked for first; its per-SSRC state, which takes a read of the context to find,
+        // PREFETCH_LAG viewers later, when that line has had time to arrive.
         let mut previous: Option<(TrackId, Option<ViewerKey>)> = None;
+        let mut asked: [Option<&Secured>; PREFETCH_LAG] = [None; PREFETCH_LAG];
+        let mut runs = 0;
         for (i, t) in batch.iter().enumerate() {
             let viewer = match previous {
                 Some((track, viewer)) if track == t.track => viewer,
                 _ => {
                     let viewer = self.track_viewer.get(&t.track).copied();
                     if let Some(s) = viewer.and_then(|v| self.secured.get(&v)) {
-                        s.keys.outbound.prefetch_rtp();
+                        s.keys.outbound.prefetch_context();
+                        if let Some(earlier) = asked[runs % PREFETCH_LAG].replace(s) {
+                            earlier.keys.outbound.prefetch_rtp();
+                        }
+                        runs += 1;
                     }
                     previous = Some((t.track, viewer));
                     viewer
                 }
             };
             self.viewer_of[i] = viewer;
+        }
+        for s in asked.iter().flatten() {
+            s.keys.outbound.prefetch_rtp();
         }
         let Viewers {
             secured,
