@@ -315,14 +315,25 @@ def report(args):
           "load generator), each repetition right after the plain run of the same size. "
           "LiveKit publishes 38k packets out per vCPU (560,962 packets/s on 16 vCPU at 92%).")
         w("")
-        w("| sources × subscribers | WebRTC ÷ plain, packets out per CPU-s | target | WebRTC ÷ LiveKit's 38k per vCPU | target |")
-        w("|---|---:|---|---:|---|")
+        w("The ratio is of the two medians; the pairs are each repetition's WebRTC run over the "
+          "plain run just before it, so a machine that drifts between repetitions moves both "
+          "halves of a pair alike. The target counts as met only if both the ratio and the "
+          "median of the pairs reach it.")
+        w("")
+        w("| sources × subscribers | WebRTC ÷ plain, packets out per CPU-s | each pair | target | WebRTC ÷ LiveKit's 38k per vCPU | target |")
+        w("|---|---:|---:|---|---:|---|")
         for key in webrtc:
-            ratio = rows[key]["rate"] / rows[("corecast", key[1], key[2])]["rate"] \
-                if rows[key]["rate"] and rows[("corecast", key[1], key[2])]["rate"] else None
+            plain_key = ("corecast", key[1], key[2])
+            ratio = rows[key]["rate"] / rows[plain_key]["rate"] \
+                if rows[key]["rate"] and rows[plain_key]["rate"] else None
+            pairs = [cpu_rate(v) / cpu_rate(p) for v, p in zip(rs[key], rs[plain_key])
+                     if cpu_rate(v) and cpu_rate(p)]
+            paired = median(pairs)
+            met = ratio is not None and ratio >= 0.75 and paired is not None and paired >= 0.75
             vs_livekit = rows[key]["rate"] / 38_000 if rows[key]["rate"] else None
-            w(f"| {config_name(key[1], key[2])} | {fmt_ratio(ratio)} | ≥ 0.75×: "
-              f"{verdict(ratio is not None and ratio >= 0.75)} | {fmt_ratio(vs_livekit)} | "
+            w(f"| {config_name(key[1], key[2])} | {fmt_ratio(ratio)} | "
+              f"{', '.join(fmt_ratio(x) for x in pairs) or '–'} | ≥ 0.75×: {verdict(met)} | "
+              f"{fmt_ratio(vs_livekit)} | "
               f"≥ 5×: {verdict(vs_livekit is not None and vs_livekit >= 5)} |")
         w("")
 
