@@ -387,4 +387,5 @@ mod resend;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use resend::extend_before;
 pub use resend::{Mapping, MappingLog, Resend, LOGGED_MAPPINGS, RESOLVABLE_SPAN};

@@ -12,9 +12,10 @@
 //! What is refused, and counted by reason ([`RepairCounters`]): numbers the track never sent
 //! or no longer knows (`unknown`), packets the history no longer holds (`missing`), a packet
 //! resent [`RepairConfig::max_resends`] times already or less than [`RepairConfig::spacing`]
-//! ago (`too_often`), and resends beyond the budget (`over_budget`): a share of what the track
-//! forwarded ([`RepairConfig::budget_permille`]) plus a burst, so a subscriber on a bad link
-//! cannot make the node send more than that share again. Budget and retries are reckoned when
+//! ago, or one more packet when the track resent 32 others within the spacing (`too_often`),
+//! and resends beyond the budget (`over_budget`): a share of what the track forwarded
+//! ([`RepairConfig::budget_permille`]) plus a burst, so a subscriber on a bad link cannot make
+//! the node send more than that share again. Budget and retries are reckoned when
 //! the NACK comes, not per forwarded packet: the fan-out's loop pays nothing for them.
 
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use crate::history::{HistoryConfig, PacketHistory};
 use crate::rtcp::NackPairs;
 use crate::rtp::FIXED_HEADER_LEN;
 use crate::source::RxPacket;
-use crate::splicer::{MappingLog, OutHead, Resend, LOGGED_MAPPINGS};
+use crate::splicer::{extend_before, MappingLog, OutHead, Resend, LOGGED_MAPPINGS};
 use crate::transmit::Transmit;
 use crate::types::{Nanos, Ssrc, TrackId};
 use crate::ControlError;
@@ -71,7 +72,8 @@ pub struct RepairCounters {
     pub unknown: u64,
     /// Packets no longer in the source's history (or never in it: lost before the node).
     pub missing: u64,
-    /// Resends refused: the packet was resent too many times, or too recently.
+    /// Resends refused: the packet was resent too many times, or too recently, or the track
+    /// resent as many other packets as it remembers within the spacing.
     pub too_often: u64,
     /// Resends refused: the track's budget was spent.
     pub over_budget: u64,
@@ -352,16 +354,27 @@ impl<H> Shard<H> {
             };
             let out = splicer
                 .last_seq()
-                .map_or(0, |last| extend_wire(last.0, wire.0));
+                .map_or(0, |last| extend_before(last.0, wire));
             let recent = repair
                 .recent
-                .iter_mut()
-                .find(|r| r.times > 0 && r.out == out);
-            if let Some(r) = &recent {
-                if r.times >= config.max_resends || now.saturating_since(r.at) < config.spacing {
-                    repair.counters.too_often += 1;
-                    continue;
+                .iter()
+                .position(|r| r.times > 0 && r.out == out);
+            let refused = match recent {
+                Some(i) => {
+                    let r = &repair.recent[i];
+                    r.times >= config.max_resends || now.saturating_since(r.at) < config.spacing
                 }
+                // Making room would forget a packet still inside its spacing, and a NACK
+                // repeating it would then be answered twice: a track resends at most `RECENT`
+                // packets per spacing.
+                None => {
+                    let oldest = &repair.recent[repair.next_recent];
+                    oldest.times > 0 && now.saturating_since(oldest.at) < config.spacing
+                }
+            };
+            if refused {
+                repair.counters.too_often += 1;
+                continue;
             }
             if repair.tokens < len {
                 repair.counters.over_budget += 1;
@@ -373,7 +386,8 @@ impl<H> Shard<H> {
             }
             repair.tokens -= len;
             match recent {
-                Some(r) => {
+                Some(i) => {
+                    let r = &mut repair.recent[i];
                     r.times += 1;
                     r.at = now;
                 }
@@ -454,16 +468,6 @@ pub struct Resent<'a, H> {
     pub pkt: &'a RxPacket,
     /// What holds its bytes.
     pub handle: &'a H,
-}
-
-/// The extended number with low bits `wire` at or below `newest`.
-fn extend_wire(newest: u64, wire: u16) -> u64 {
-    let candidate = (newest & !0xffff) | u64::from(wire);
-    if candidate > newest {
-        candidate.wrapping_sub(1 << 16)
-    } else {
-        candidate
-    }
 }
 
 #[cfg(test)]

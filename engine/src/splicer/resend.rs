@@ -212,7 +212,7 @@ impl MappingLog {
 }
 
 /// The extended number whose low 16 bits are `wire`, at or below `newest` and nearest to it.
-fn extend_before(newest: u64, wire: SeqNo) -> u64 {
+pub(crate) fn extend_before(newest: u64, wire: SeqNo) -> u64 {
     let candidate = (newest & !0xffff) | u64::from(wire.0);
     if candidate > newest {
         candidate.wrapping_sub(1 << 16)

@@ -291,6 +291,43 @@ fn a_packet_is_resent_at_most_three_times_and_not_twice_within_the_spacing() {
 }
 
 #[test]
+fn a_nack_naming_more_packets_than_are_remembered_answers_none_twice_within_the_spacing() {
+    let mut rig = Rig::new(100);
+    rig.shard.set_repair_config(RepairConfig {
+        burst_bytes: 1_000_000,
+        ..RepairConfig::default()
+    });
+    // Turned on again, the track starts with the larger burst: the budget is not what limits.
+    rig.shard.set_repair(TRACK, false).unwrap();
+    rig.shard.set_repair(TRACK, true).unwrap();
+    // 40 in a row lost: more than the 32 recent resends a track remembers.
+    for _ in 0..60 {
+        rig.step(|seq| (110..150).contains(&seq));
+    }
+    let lost = rig.numbers(true);
+    assert_eq!(lost.len(), 40);
+    rig.nack(dest(), &lost);
+    let first: Vec<u16> = rig.resends().iter().map(|(s, _)| *s).collect();
+    assert_eq!(first, lost[..32], "the first 32 are answered, in order");
+    // The receiver repeats its NACK at once: nothing goes out twice.
+    rig.nack(dest(), &lost);
+    assert!(rig.resends().is_empty());
+    let c = rig.shard.track_repair(TRACK).unwrap();
+    assert_eq!((c.requested, c.resent, c.too_often), (80, 32, 48));
+    // Past the spacing the remembered ones may go again; the 8 beyond them wait until the
+    // track has room, and every request is counted one way or the other.
+    rig.now = rig.now.saturating_add(Nanos::from_millis(25));
+    rig.nack(dest(), &lost);
+    let again: Vec<u16> = rig.resends().iter().map(|(s, _)| *s).collect();
+    assert_eq!(again, lost[..32]);
+    let c = rig.shard.track_repair(TRACK).unwrap();
+    assert_eq!(
+        c.requested,
+        c.resent + c.too_often + c.unknown + c.missing + c.over_budget
+    );
+}
+
+#[test]
 fn resends_stay_within_the_budget_a_share_of_what_the_track_forwarded() {
     let mut rig = Rig::new(100);
     rig.shard.set_repair_config(RepairConfig {
