@@ -278,9 +278,13 @@ profile_shard() {
   forget_pid "$lg"
   stop_server
 }
-if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
-  [ "$RIG" = 1 ] && profile_shard sendonly rtp perf-corecast-gso-sendonly
-  profile_shard loopback whep perf-webrtc-gso-loopback
+if [ "$PERF" = 1 ]; then
+  if command -v perf >/dev/null; then
+    [ "$RIG" = 1 ] && profile_shard sendonly rtp perf-corecast-gso-sendonly
+    profile_shard loopback whep perf-webrtc-gso-loopback
+  else
+    log "WARNING: --perf asked for, but perf is not installed (Debian: linux-perf): no profiles"
+  fi
 fi
 
 python3 - "$RESULTS/meta.json" "$COMMAND" "$DURATION" "$BITRATE" "$BUSY" "$REPEAT" "$M" \
