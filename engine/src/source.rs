@@ -31,23 +31,19 @@ use crate::types::{Codec, ExtSeq, ExtTime, Nanos, SourceId, Ssrc};
 use keyframe::KeyframeRequests;
 use latch::Latch;
 use probation::{Candidate, Hold, Membership};
+use stream::{Placed, Stream, MAX_DROPOUT, MAX_MISORDER, WINDOW_WORDS};
 
 mod keyframe;
 mod latch;
 mod probation;
+mod stream;
 pub mod upstream;
 
 pub use keyframe::KeyframeRequest;
 pub use probation::HOLD_SLOT;
 
-/// How far ahead of the newest packet a sequence number may jump and still be the same stream
-/// (RFC 3550 A.1's MAX_DROPOUT). Beyond it the packet belongs to another stream (on probation).
-const MAX_DROPOUT: i32 = 3000;
 /// How far behind the newest packet a packet may arrive and still be placed (duplicate-checked).
 pub const REORDER_WINDOW: u64 = 1024;
-/// Behind the window but within this, a packet is a straggler (dropped as too old); further back,
-/// it belongs to another stream (on probation).
-const MAX_MISORDER: i32 = 3000;
 /// How long the stream a source left behind is remembered, so its stragglers are dropped as
 /// `stale_after_restart` rather than taken for a new stream. Bounded, so a sender that returns
 /// to its old SSRC (failover A to B and back to A) is a new stream like any other after it.
@@ -59,8 +55,6 @@ const SEQ_BASE: u64 = 1 << 32;
 /// reach zero, so extended timestamps keep their order; the arithmetic wraps rather than
 /// overflow even beyond.
 const TS_BASE: u64 = 1 << 62;
-
-const WINDOW_WORDS: usize = (REORDER_WINDOW / 64) as usize;
 
 /// One accepted packet's metadata: everything the shards need, found once. The bytes stay in the
 /// caller's buffer; `header` holds the offsets into it.
@@ -205,39 +199,12 @@ impl Default for IngressConfig {
     }
 }
 
-/// Sequencing state of the current stream of a source.
-#[derive(Clone, Copy, Debug)]
-struct Stream {
-    ssrc: Ssrc,
-    /// The payload type of its first packet.
-    payload_type: u8,
-    epoch: u32,
-    highest_seq: u64,
-    /// Timestamp of the packet with the highest sequence number: the reference for unwrapping.
-    highest_ts: u64,
-    highest_marker: bool,
-    /// A packet of the current access unit (in order) carried a keyframe NAL (H.264/H.265).
-    key_in_frame: bool,
-    /// When its last packet was accepted.
-    last_at: Nanos,
-    /// Bit `s % REORDER_WINDOW` is set when extended sequence `s` (within the window) was seen.
-    seen: [u64; WINDOW_WORDS],
-}
-
 /// The stream a source left behind at its last restart.
 #[derive(Clone, Copy, Debug)]
 struct Previous {
     ssrc: Ssrc,
     highest_seq: u16,
     until: Nanos,
-}
-
-/// Where a packet of the current stream's SSRC falls.
-enum Placed {
-    /// In the stream: epoch, extended sequence number and timestamp.
-    In(u32, u64, u64),
-    /// Too far from the stream's sequence: another stream.
-    Outside,
 }
 
 /// Ingress state of one source. Owned by the thread that receives the source's packets.
@@ -732,90 +699,6 @@ impl SourceIngress {
         stream.mark_seen(seq);
         self.stream = Some(stream);
         (epoch, seq, ts)
-    }
-}
-
-impl Stream {
-    /// Place a packet of this stream's SSRC: extend its sequence number and timestamp, drop
-    /// duplicates and stragglers; a sequence number too far off is another stream.
-    fn place(
-        &mut self,
-        codec: Codec,
-        header: &RtpHeader,
-        payload: &mut PayloadInfo,
-        now: Nanos,
-    ) -> Result<Placed, DropReason> {
-        let seq = header.seq.0;
-        let delta = seq.wrapping_sub(self.highest_seq as u16) as i16 as i32;
-        let ts_delta = header.timestamp.0.wrapping_sub(self.highest_ts as u32) as i32 as i64;
-        // Timestamps are modular: whatever a sender does, the extension wraps, never overflows.
-        let timestamp = self.highest_ts.wrapping_add_signed(ts_delta);
-
-        if delta > 0 && delta <= MAX_DROPOUT {
-            let ext = self.highest_seq + delta as u64;
-            // A packet continuing an unfinished frame cannot start one, whatever its payload
-            // looks like (e.g. a repeated H.264 SPS before a picture's second slice). One
-            // exception: H.264/H.265 encoders may open an access unit with an AUD or SEI packet
-            // that is not key; then the first packet carrying a parameter set or IDR is where a
-            // decoder can start (it needs no AUD), and only later ones continue the frame.
-            let continues = delta == 1 && timestamp == self.highest_ts && !self.highest_marker;
-            if continues {
-                let opens_key =
-                    codec.parameter_sets_in_band() && payload.keyframe && !self.key_in_frame;
-                if !opens_key {
-                    payload.frame_start = false;
-                }
-                self.key_in_frame |= payload.keyframe;
-            } else {
-                self.key_in_frame = payload.keyframe;
-            }
-            self.advance_window(ext);
-            self.highest_seq = ext;
-            self.highest_ts = timestamp;
-            self.highest_marker = header.marker;
-            self.last_at = now;
-            return Ok(Placed::In(self.epoch, ext, timestamp));
-        }
-        if delta == 0 {
-            return Err(DropReason::Duplicate);
-        }
-        if delta < 0 && (-delta as u64) < REORDER_WINDOW {
-            let ext = self.highest_seq - (-delta) as u64;
-            if !self.mark_seen(ext) {
-                return Err(DropReason::Duplicate);
-            }
-            self.last_at = now;
-            return Ok(Placed::In(self.epoch, ext, timestamp));
-        }
-        if delta < 0 && -delta <= MAX_MISORDER {
-            return Err(DropReason::TooOld);
-        }
-        Ok(Placed::Outside)
-    }
-
-    /// Mark `ext` seen; false if it already was.
-    fn mark_seen(&mut self, ext: u64) -> bool {
-        let bit = ext % REORDER_WINDOW;
-        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
-        let fresh = self.seen[word] & mask == 0;
-        self.seen[word] |= mask;
-        fresh
-    }
-
-    /// Move the window's head to `ext`, forgetting the slots it reuses.
-    fn advance_window(&mut self, ext: u64) {
-        let gap = ext - self.highest_seq;
-        if gap >= REORDER_WINDOW {
-            self.seen = [0; WINDOW_WORDS];
-        } else {
-            for s in self.highest_seq + 1..ext {
-                let bit = s % REORDER_WINDOW;
-                self.seen[(bit / 64) as usize] &= !(1u64 << (bit % 64));
-            }
-            let bit = ext % REORDER_WINDOW;
-            self.seen[(bit / 64) as usize] &= !(1u64 << (bit % 64));
-        }
-        self.mark_seen(ext);
     }
 }
 
