@@ -84,15 +84,8 @@ fn source_with_feedback(client: &Client, name: &str, codec: &str, feedback: u16)
         .create_source(&CreateSource {
             name: name.into(),
             codec: codec.into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
             feedback: Some(format!("127.0.0.1:{feedback}")),
-            parameter_sets: None,
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
-            fallback: None,
+            ..Default::default()
         })
         .expect("source created")
 }

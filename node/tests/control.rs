@@ -46,30 +46,15 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
     let (status, code, message) = api_error(client.create_source(&CreateSource {
         name: "vp8".into(),
         codec: "vp8".into(),
-        clock_rate: None,
-        port: None,
-        latch: None,
-        feedback: None,
-        parameter_sets: None,
-        payload_type: None,
-        rtx_payload_type: None,
-        join: None,
-        fallback: None,
+        ..Default::default()
     }));
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
 
     let (status, _, message) = api_error(client.create_source(&CreateSource {
         name: "again".into(),
         codec: "vp8".into(),
-        clock_rate: None,
         port: Some(vp8.ingest.port),
-        latch: None,
-        feedback: None,
-        parameter_sets: None,
-        payload_type: None,
-        rtx_payload_type: None,
-        join: None,
-        fallback: None,
+        ..Default::default()
     }));
     assert_eq!(status, 409, "port in use: {message}");
     assert!(message.contains(&vp8.ingest.port.to_string()), "{message}");
@@ -77,15 +62,7 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
     let (status, _, message) = api_error(client.create_source(&CreateSource {
         name: "x".into(),
         codec: "mpeg2".into(),
-        clock_rate: None,
-        port: None,
-        latch: None,
-        feedback: None,
-        parameter_sets: None,
-        payload_type: None,
-        rtx_payload_type: None,
-        join: None,
-        fallback: None,
+        ..Default::default()
     }));
     assert_eq!(status, 400);
     assert!(message.contains("mpeg2"), "{message}");
@@ -94,15 +71,8 @@ fn the_node_refuses_what_it_cannot_do_with_the_right_status() {
     let with_sets = |codec: &str, sets: &str| CreateSource {
         name: format!("sets-{codec}-{}", sets.len()),
         codec: codec.into(),
-        clock_rate: None,
-        port: None,
-        latch: None,
-        feedback: None,
         parameter_sets: Some(sets.into()),
-        payload_type: None,
-        rtx_payload_type: None,
-        join: None,
-        fallback: None,
+        ..Default::default()
     };
     let (sps, pps) = ("Z0LACw==", "aM48gA==");
     for (codec, sets, says) in [
@@ -458,15 +428,8 @@ fn an_unlatched_source_takes_packets_from_any_sender() {
         .create_source(&CreateSource {
             name: "open".into(),
             codec: "vp8".into(),
-            clock_rate: None,
-            port: None,
             latch: Some(false),
-            feedback: None,
-            parameter_sets: None,
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
-            fallback: None,
+            ..Default::default()
         })
         .unwrap();
     assert!(!src.latch);
@@ -519,15 +482,7 @@ fn a_source_beyond_max_sources_is_refused_and_a_deleted_one_frees_its_place() {
     let third = CreateSource {
         name: "c".into(),
         codec: "vp8".into(),
-        clock_rate: None,
-        port: None,
-        latch: None,
-        feedback: None,
-        parameter_sets: None,
-        payload_type: None,
-        rtx_payload_type: None,
-        join: None,
-        fallback: None,
+        ..Default::default()
     };
     let (status, code, message) = api_error(client.create_source(&third));
     assert_eq!((status, code.as_str()), (429, "limit_reached"), "{message}");

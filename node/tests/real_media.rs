@@ -177,15 +177,8 @@ fn switch_between_live_encoders(media: Media, switches: usize) {
             .create_source(&corecast_signaling::api::CreateSource {
                 name: name.into(),
                 codec: codec.into(),
-                clock_rate: None,
-                port: None,
-                latch: None,
-                feedback: None,
                 parameter_sets: Some(sprop_parameter_sets(&media, variant)),
-                payload_type: None,
-                rtx_payload_type: None,
-                join: None,
-                fallback: None,
+                ..Default::default()
             })
             .unwrap()
     };
@@ -311,15 +304,8 @@ fn plays_a_fetched_sdp_from_the_first_picture(media: Media) {
         .create_source(&corecast_signaling::api::CreateSource {
             name: "cam".into(),
             codec: codec.into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
-            feedback: None,
             parameter_sets: (media.sets == Sets::SdpOnly).then(|| sprop_parameter_sets(&media, 0)),
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
-            fallback: None,
+            ..Default::default()
         })
         .unwrap();
     let _sender = sender(&media, cam.ingest.port, 0);
@@ -469,15 +455,8 @@ fn a_switch_to_a_long_gop_source_completes_fast_because_the_node_asks_for_a_keyf
         .create_source(&corecast_signaling::api::CreateSource {
             name: "long-gop".into(),
             codec: "vp8".into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
             feedback: Some(format!("127.0.0.1:{rtcp_port}")),
-            parameter_sets: None,
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
-            fallback: None,
+            ..Default::default()
         })
         .unwrap();
     let port = free_port_pair();

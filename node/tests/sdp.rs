@@ -31,15 +31,8 @@ fn h264_source(client: &Client, name: &str, parameter_sets: Option<&str>) -> u32
         .create_source(&CreateSource {
             name: name.into(),
             codec: "h264".into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
-            feedback: None,
             parameter_sets: parameter_sets.map(str::to_string),
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
-            fallback: None,
+            ..Default::default()
         })
         .unwrap()
         .id

@@ -49,15 +49,7 @@ pub fn source(client: &Client, name: &str, codec: &str) -> SourceView {
         .create_source(&CreateSource {
             name: name.into(),
             codec: codec.into(),
-            clock_rate: None,
-            port: None,
-            latch: None,
-            feedback: None,
-            parameter_sets: None,
-            payload_type: None,
-            rtx_payload_type: None,
-            join: None,
-            fallback: None,
+            ..Default::default()
         })
         .expect("source created")
 }
