@@ -198,6 +198,10 @@ struct Harness {
     replayed: ReplayCounters,
     /// Replayed copies (preludes not counted) polled less those reported failed, and bytes.
     replay_sent: (u64, u64),
+    /// The repair config's spacing, and when each track last resent each output number (while
+    /// its repair stays on): no number goes to a track twice within the spacing.
+    spacing: Nanos,
+    resent_at: HashMap<(TrackId, u16), Nanos>,
 }
 
 fuzz_target!(|input: Input| {
@@ -261,6 +265,12 @@ fuzz_target!(|input: Input| {
         shard_repair: RepairCounters::default(),
         replayed: ReplayCounters::default(),
         replay_sent: (0, 0),
+        spacing: input
+            .repair_config
+            .map_or(RepairConfig::default().spacing, |(_, _, _, ms)| {
+                Nanos::from_millis(u64::from(ms))
+            }),
+        resent_at: HashMap::new(),
     };
     for step in &input.steps {
         h.step(step);
@@ -357,6 +367,7 @@ impl Harness {
                 if self.shard.remove_track(track_id(t)).is_ok() {
                     self.copies.remove(&track_id(t));
                     self.repair.remove(&track_id(t));
+                    self.resent_at.retain(|(id, _), _| *id != track_id(t));
                 }
             }
             Step::Switch { track, source } => {
@@ -491,6 +502,7 @@ impl Harness {
             (false, _) => {
                 assert_eq!(self.shard.track_repair(id), None);
                 self.repair.remove(&id);
+                self.resent_at.retain(|(t, _), _| *t != id);
             }
         }
     }
@@ -717,6 +729,15 @@ impl Harness {
                 "resent to its subscriber"
             );
             check_resend(&self.copies[&id], &named, t, key, bytes);
+            let seq = u16::from_be_bytes([bytes[2], bytes[3]]);
+            if let Some(last) = self.resent_at.insert((id, seq), self.now) {
+                assert!(
+                    self.now.saturating_since(last) >= self.spacing,
+                    "{id} resent {seq} again {:?} after, within the spacing {:?}",
+                    self.now.saturating_since(last),
+                    self.spacing
+                );
+            }
         }
     }
 
