@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use corecast_engine::Codec;
 use corecast_udp::{Received, RecvBatch};
 use hdrhistogram::Histogram;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::verify::Verifier;
@@ -59,6 +61,11 @@ pub struct RecvOutcome {
     pub webrtc: WebrtcCounts,
 }
 
+/// One subscriber as a receiving thread takes it: its index, its socket (shared: a viewer's
+/// consent checks go out on it from another thread), and for a WebRTC viewer what unprotects
+/// its SRTP.
+pub type SubscriberSocket = (usize, Arc<UdpSocket>, Option<ViewerMedia>);
+
 /// A running receiving thread.
 pub struct Receiver {
     pub progress: Arc<RecvProgress>,
@@ -68,11 +75,10 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Start a thread receiving on `sockets` (subscriber index, non-blocking socket, and for a
-    /// WebRTC viewer what unprotects its SRTP).
+    /// Start a thread receiving on `sockets` (non-blocking).
     pub fn spawn(
         name: String,
-        sockets: Vec<(usize, UdpSocket, Option<ViewerMedia>)>,
+        sockets: Vec<SubscriberSocket>,
         codec: Codec,
         sources: u32,
         origin: Instant,
@@ -81,9 +87,13 @@ impl Receiver {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut subs = Vec::with_capacity(sockets.len());
         for (k, (index, socket, media)) in sockets.into_iter().enumerate() {
-            let mut socket = mio::net::UdpSocket::from_std(socket);
-            poll.registry()
-                .register(&mut socket, Token(k), Interest::READABLE)?;
+            // Registered by descriptor: mio's own socket type would take ownership, and a
+            // duplicate descriptor per viewer would halve how many fit under `ulimit -n`.
+            poll.registry().register(
+                &mut SourceFd(&socket.as_raw_fd()),
+                Token(k),
+                Interest::READABLE,
+            )?;
             subs.push(Sub {
                 index,
                 socket,
@@ -151,7 +161,7 @@ impl Receiver {
 
 struct Sub {
     index: usize,
-    socket: mio::net::UdpSocket,
+    socket: Arc<UdpSocket>,
     verifier: Verifier,
     media: Option<ViewerMedia>,
 }
@@ -257,7 +267,7 @@ impl Worker {
         };
         let mut count = 0;
         loop {
-            let n = batch.recv(&sub.socket, bufs, got)?;
+            let n = batch.recv(&*sub.socket, bufs, got)?;
             if n == 0 {
                 return Ok(count);
             }

@@ -2,6 +2,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corecast_engine::{Codec, Ssrc};
@@ -11,7 +12,7 @@ use corecast_udp::Buffer;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::api::{self, SwitchCounters, Topology};
-use super::recv::{latency_histogram, Receiver};
+use super::recv::{latency_histogram, Receiver, SubscriberSocket};
 use super::report::{process_cpu_s, Latency, Report};
 use super::send::{self, SendProgress, SourceSender};
 use super::stream::{SourceStream, StreamShape};
@@ -309,6 +310,7 @@ fn measure(
         });
     }
     let threads = cfg.recv_threads.clamp(1, subs.len());
+    let subs: Vec<Arc<UdpSocket>> = subs.into_iter().map(Arc::new).collect();
     // WebRTC viewers: sockets for the consent checks, each viewer's SRTP, and what the join
     // found.
     let mut consent_sockets = Vec::new();
@@ -317,12 +319,7 @@ fn measure(
     let mut join_failures = Vec::new();
     let mut offered = None;
     if let Some((joined, o)) = webrtc {
-        for s in &subs {
-            consent_sockets.push(
-                s.try_clone()
-                    .map_err(|e| format!("cannot clone a viewer socket: {e}"))?,
-            );
-        }
+        consent_sockets = subs.clone();
         for (j, (inbound, answer)) in joined.inbound.into_iter().zip(&o.answers).enumerate() {
             match inbound {
                 Ok(ctx) => media.push(Some(ViewerMedia::new(ctx, answer.ssrc))),
@@ -338,8 +335,7 @@ fn measure(
         offered = Some(o);
     }
     media.resize_with(subs.len(), || None);
-    let mut groups: Vec<Vec<(usize, UdpSocket, Option<ViewerMedia>)>> =
-        (0..threads).map(|_| Vec::new()).collect();
+    let mut groups: Vec<Vec<SubscriberSocket>> = (0..threads).map(|_| Vec::new()).collect();
     for (j, (s, m)) in subs.into_iter().zip(media).enumerate() {
         groups[j % threads].push((j, s, m));
     }

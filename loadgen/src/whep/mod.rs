@@ -24,7 +24,7 @@ pub mod offer;
 pub mod stun;
 
 use std::net::UdpSocket;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use corecast_signaling::api::CreateChannel;
@@ -131,7 +131,7 @@ pub fn create(
 /// overflow the node's socket buffers (measured: 256 of 1,000 answered). `sockets` are clones
 /// of the viewer sockets (the receiving threads read the answers and count them). Returns the
 /// checks sent.
-pub fn consent(sockets: &[UdpSocket], offered: &Offered, stop: &Stop) -> u64 {
+pub fn consent(sockets: &[Arc<UdpSocket>], offered: &Offered, stop: &Stop) -> u64 {
     let n = sockets
         .len()
         .min(offered.ice.len())
