@@ -13,7 +13,7 @@ use corecast_engine::{DropReason, RxPacket, Transmit, MAX_RUN};
 use corecast_udp::{Datagram, Refusal, SendBatch, SendOutcome};
 
 use super::viewers::Viewers;
-use super::{HeldSlot, ShardIo, ShardWorker, State, PACKETS_PER_TURN};
+use super::{HeldSlot, ShardIo, ShardWorker, State, COPIES_PER_TURN, PACKETS_PER_TURN};
 
 /// The packets a batch's transmits copy.
 #[derive(Clone, Copy)]
@@ -48,10 +48,19 @@ impl<'a> Copied<'a> {
 }
 
 impl ShardWorker {
-    /// Fan out up to a turn's worth of packets; true if any.
+    /// Fan out up to a turn's worth of packets (`PACKETS_PER_TURN` taken, or `COPIES_PER_TURN`
+    /// copies sent, whichever comes first); true if any. A turn cut short by copies leaves the
+    /// rest of its packets in `carry` for the next turn, so what a shard's socket brings in
+    /// (viewers' consent checks above all) is read between bursts however many tracks share
+    /// a source.
     pub(super) fn forward(&self, s: &mut State) -> bool {
         let mut taken = 0;
+        let mut forwarded = false;
+        let copies_before = s.io.copies_sent;
         loop {
+            if s.io.copies_sent - copies_before >= COPIES_PER_TURN {
+                return true;
+            }
             while s.carry.len() < s.run_max && taken < PACKETS_PER_TURN {
                 let Some(slot) = self.link.packets.pop() else {
                     break;
@@ -65,9 +74,10 @@ impl ShardWorker {
                 s.carry.pop_front();
             }
             if s.carry.is_empty() {
-                return taken > 0;
+                return taken > 0 || forwarded;
             }
             self.forward_run(s);
+            forwarded = true;
         }
     }
 
