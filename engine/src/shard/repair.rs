@@ -181,8 +181,9 @@ impl<H> Shard<H> {
         }
     }
 
-    /// Answer NACKs for `track` from now on (or stop). Mappings before now are not known, so
-    /// only what the track sends from its current mapping on can be resent.
+    /// Answer NACKs for `track` from now on (or stop). What the track sent before is not
+    /// known (how its replays timed it, which mappings it had), so only what it sends from now
+    /// on can be resent: a NACK for an earlier number is counted `unknown`.
     pub fn set_repair(&mut self, track: TrackId, on: bool) -> Result<(), ControlError> {
         let slot = self
             .table

@@ -144,15 +144,19 @@ impl MappingLog {
     }
 
     /// Record `splicer`'s current mapping, if any, as the newest (when repair is turned on for
-    /// a track that is already sending).
+    /// a track that is already sending), for the numbers the track sends from now on only:
+    /// those it already sent under the mapping may have gone out otherwise than the mapping
+    /// now writes them (a replay's compressed timestamps, before the mapping was retimed to
+    /// live), and nothing kept says how.
     pub fn observe_current(&mut self, splicer: &Splicer) {
         if let Some(anchor) = splicer.anchor {
             let mapping = Mapping(anchor);
+            let next = splicer.last_seq().map_or(0, |s| s.0 + 1);
             *self = MappingLog::default();
             self.logged[0] = Some(Logged {
                 mapping,
                 until: None,
-                start: mapping.first_out(),
+                start: mapping.first_out().max(next),
                 prelude: false,
             });
             self.len = 1;

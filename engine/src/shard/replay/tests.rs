@@ -341,6 +341,41 @@ fn a_resend_of_a_replayed_packet_is_what_was_sent() {
     assert_eq!(resent, want);
 }
 
+/// Found by the `shard` fuzz target: repair turned on after a join's replay had ended resent a
+/// replayed packet with the timestamp of the mapping retimed to live, one frame off what the
+/// replay sent. What a track sent before its repair was on is now not resent at all.
+#[test]
+fn repair_turned_on_after_a_replay_resends_only_what_follows() {
+    let mut rig = Rig::new(Nanos::from_millis(2_000));
+    let t = TrackId(1);
+    rig.add(TrackId(9), B);
+    rig.run(1_700);
+    rig.add(t, B);
+    rig.run(1_000);
+    let before = rig.got(t).len();
+    let replayed = rig.got(t).iter().filter(|g| g.replayed).count();
+    assert!(
+        replayed > 0 && before > replayed,
+        "the join replayed, then went live"
+    );
+    rig.shard.set_repair(t, true).unwrap();
+    rig.run(200);
+    let got = rig.got(t).to_vec();
+    let asked = [
+        got[1].clone(),
+        got[before - 1].clone(),
+        got[before + 3].clone(),
+    ];
+    let resent = rig.nack(t, &asked);
+    assert_eq!(
+        resent,
+        [asked[2].bytes.clone()],
+        "only what followed repair-on"
+    );
+    let repair = rig.shard.track_repair(t).unwrap();
+    assert_eq!((repair.requested, repair.unknown), (3, 2));
+}
+
 #[test]
 fn without_a_keyframe_in_the_history_a_join_waits_for_the_next() {
     // 300 ms of history: at 1.5 s, B's keyframe of 1 s is gone.
