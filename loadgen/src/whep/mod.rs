@@ -128,8 +128,8 @@ pub fn create(
 
 /// Send every viewer's consent check every [`CONSENT_EVERY`] until `stop`, viewer `k` of `n`
 /// at its own phase `k / n` of the interval: a burst of thousands of checks at once would
-/// overflow the node's socket buffers (measured: 256 of 1,000 answered). `sockets` are clones
-/// of the viewer sockets (the receiving threads read the answers and count them). Returns the
+/// overflow the node's socket buffers (measured: 256 of 1,000 answered). `sockets` are the
+/// viewer sockets, shared with the receiving threads (which read the answers and count them). Returns the
 /// checks sent.
 pub fn consent(sockets: &[Arc<UdpSocket>], offered: &Offered, stop: &Stop) -> u64 {
     let n = sockets
